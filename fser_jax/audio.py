@@ -1,0 +1,98 @@
+"""Stage 1 of the data's way: audio files in, clean mono waveforms out.
+
+Every entry point of the library (dataset builds, own-data manifests,
+`--mode predict`) reads audio through `load_audio`, so a bad file gets the same
+clear message everywhere: `AudioError` names the file and says what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+
+
+class AudioError(ValueError):
+  """An audio file that cannot be used; the message names the file and the fault."""
+
+  def __init__(self, path, problem: str):
+    self.path = os.fspath(path)
+    self.problem = problem
+    super().__init__(f"{self.path}: {problem}")
+
+
+def load_audio(path, sample_rate: int, *, min_samples: int = 1,
+               max_seconds: float | None = None) -> np.ndarray:
+  """Reads any file libsndfile/audioread reads as mono float32 at `sample_rate`.
+
+  Args:
+    path: the audio file.
+    sample_rate: the rate to resample to.
+    min_samples: clips shorter than this (after resampling) are refused; the
+      front-end needs at least one FFT window.
+    max_seconds: longer files are refused (guards against feeding an hour-long
+      recording to a dataset build by mistake); None for no limit.
+
+  Returns:
+    float32 array of shape [num_samples], values in [-1, 1].
+
+  Raises:
+    AudioError: the file is missing, a directory, empty, unreadable, silent,
+      holds NaN/Inf samples, or is too short / too long.
+  """
+  import librosa  # Heavy import, kept local so `import fser_jax` stays fast.
+  import soundfile as sf
+
+  path = os.fspath(path)
+  if os.path.isdir(path):
+    raise AudioError(path, "is a directory, expected an audio file")
+  if not os.path.exists(path):
+    raise AudioError(path, "no such file")
+  if os.path.getsize(path) == 0:
+    raise AudioError(path, "file is empty (0 bytes)")
+  if max_seconds is not None:
+    try:
+      info = sf.info(path)
+      if info.duration > max_seconds:
+        raise AudioError(
+            path, f"is {info.duration:.0f} s long, over the {max_seconds:.0f} s "
+            "limit; cut it into clips first (or use --mode predict, which "
+            "windows long recordings)")
+    except sf.LibsndfileError:
+      pass  # Not a libsndfile format (mp3 via audioread): checked after load.
+  try:
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore")  # audioread fallback warnings
+      wav, _ = librosa.load(path, sr=sample_rate, mono=True, res_type="soxr_hq")
+  except Exception as e:  # librosa raises many types for corrupt files.
+    raise AudioError(
+        path, f"cannot be decoded as audio ({type(e).__name__}: {e}); "
+        "check that it is a complete, uncorrupted audio file") from None
+  if wav.size == 0:
+    raise AudioError(path, "decodes to zero samples (header without data?)")
+  if not np.all(np.isfinite(wav)):
+    raise AudioError(path, "contains NaN or Inf samples")
+  if max_seconds is not None and wav.size > max_seconds * sample_rate:
+    raise AudioError(path, f"is longer than the {max_seconds:.0f} s limit")
+  if wav.size < min_samples:
+    raise AudioError(
+        path, f"is too short: {wav.size} samples at {sample_rate} Hz, the "
+        f"front-end needs at least {min_samples} (one FFT window)")
+  if not np.any(wav):
+    raise AudioError(path, "is silent (all samples are zero)")
+  return wav.astype(np.float32)
+
+
+def frame_windows(wav: np.ndarray, window: int, hop: int) -> list[np.ndarray]:
+  """Cuts a long waveform into windows of `window` samples every `hop` samples.
+
+  A waveform no longer than one window is returned whole; the last window is
+  aligned to the end so that no tail is lost.
+  """
+  if wav.size <= window:
+    return [wav]
+  starts = list(range(0, wav.size - window + 1, hop))
+  if starts[-1] + window < wav.size:
+    starts.append(wav.size - window)
+  return [wav[s:s + window] for s in starts]

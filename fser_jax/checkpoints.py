@@ -1,0 +1,72 @@
+"""Stage 6: checkpoints with orbax's CheckpointManager.
+
+Two managers in the workdir:
+  checkpoints/  the latest `max_checkpoints` states, for resuming;
+  best/         the single best state by validation accuracy, for reports and
+                predictions.
+Orbax writes each checkpoint to a temporary folder and renames it when
+complete, so a run killed mid-write restores from the last complete one.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class Checkpoints:
+
+  def __init__(self, workdir: str, max_to_keep: int = 2):
+    workdir = os.path.abspath(workdir)
+    self.latest = ocp.CheckpointManager(
+        os.path.join(workdir, "checkpoints"),
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
+                                             create=True))
+    self.best = ocp.CheckpointManager(
+        os.path.join(workdir, "best"),
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=1, create=True, best_fn=lambda m: m["val_accuracy"],
+            best_mode="max", keep_checkpoints_without_metrics=False))
+
+  def save_latest(self, step: int, state) -> None:
+    self.latest.save(step, args=ocp.args.StandardSave(state))
+
+  def save_best(self, step: int, state, val_accuracy: float) -> None:
+    """Saves `state` as the best so far (a step already there is kept)."""
+    if step not in self.best.all_steps():
+      self.best.save(step, args=ocp.args.StandardSave(state),
+                     metrics={"val_accuracy": float(val_accuracy)})
+
+  def latest_step(self) -> int | None:
+    return self.latest.latest_step()
+
+  def best_step(self) -> int | None:
+    return self.best.best_step()
+
+  def restore(self, abstract_state, *, best: bool = False, step=None):
+    """Restores onto the shardings of `abstract_state` (so a GPU run restores
+    on a CPU machine, or 8 devices onto 1)."""
+    mngr = self.best if best else self.latest
+    step = step if step is not None else (
+        mngr.best_step() if best else mngr.latest_step())
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {mngr.directory}")
+    return mngr.restore(step, args=ocp.args.StandardRestore(abstract_state))
+
+  def wait(self) -> None:
+    self.latest.wait_until_finished()
+    self.best.wait_until_finished()
+
+  def close(self) -> None:
+    self.latest.close()
+    self.best.close()
+
+
+def abstract_like(state, sharding=None):
+  """ShapeDtypeStructs of `state`, on `sharding` (default: the arrays' own)."""
+  def leaf(x):
+    return jax.ShapeDtypeStruct(x.shape, x.dtype,
+                                sharding=sharding or getattr(x, "sharding", None))
+  return jax.tree.map(leaf, state)

@@ -1,0 +1,118 @@
+"""The configuration every run starts from, and its checks.
+
+Config files in configs/ call `base()` and change what their recipe needs;
+`python launch.py --config configs/X.py --config.train.num_epochs=3` overrides
+any key (ml_collections refuses unknown keys and wrong types, naming them).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+class ConfigError(ValueError):
+  """A config value no run can use; the message names the key."""
+
+
+def base() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # model init, dropout and augmentation (not the split)
+
+  c.data = ml_collections.ConfigDict()
+  c.data.dataset = "fser/synthetic"  # 'fser/<config>' or 'own'
+  c.data.data_dir = ""  # TFDS data dir ('' = ~/tensorflow_datasets)
+  c.data.manual_dir = ""  # corpora folder, to build a dataset on first use
+  c.data.own_path = ""  # own data: folder of label subfolders or CSV manifest
+  c.data.sample_rate = 16000
+  c.data.protocol = "paper"  # 'paper' | 'speaker' | 'corpus'
+  c.data.fold = 0
+  c.data.num_folds = 0  # speaker folds; 0 = LOSO up to 6 speakers, else 6
+  c.data.split_seed = 0
+  c.data.test_fraction = 0.2
+  c.data.val_fraction = 0.2
+
+  c.features = ml_collections.ConfigDict()
+  c.features.kind = "rgb"  # 'rgb' (paper: coolwarm image) | 'logmel'
+  c.features.n_fft = 512
+  c.features.hop_length = 512
+  c.features.n_mels = 128
+  c.features.top_db = 80.0
+  c.features.image_size = 64
+  c.features.colormap = "coolwarm"
+
+  c.augment = ml_collections.ConfigDict()
+  c.augment.width_shift = 0.1
+  c.augment.height_shift = 0.1
+  c.augment.zoom = 0.1
+  c.augment.horizontal_flip = True
+  c.augment.offline_copies = 0  # >0: the paper's Algorithm 1 (fixed copies)
+
+  c.model = ml_collections.ConfigDict()
+  c.model.filters = (32, 64, 128, 256)
+  c.model.kernel_size = 3
+  c.model.conv_dropout = 0.25
+  c.model.dense = (512, 256)
+  c.model.dense_dropout = 0.5
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 64
+  c.train.num_epochs = 400
+  c.train.optimizer = "sgd"  # 'sgd' | 'adam'
+  c.train.learning_rate = 1e-3
+  c.train.momentum = 0.0
+  c.train.nesterov = False
+  c.train.schedule = "constant"  # 'constant' | 'cosine'
+  c.train.warmup_epochs = 0
+  c.train.weight_decay = 0.0
+  c.train.precision = "float32"  # 'float32' | 'bfloat16' (compute)
+  c.train.eval_every_epochs = 1
+  c.train.log_every_steps = 50
+  c.train.steps_per_dispatch = 8  # train steps fused into one jitted scan
+  c.train.checkpoint_every_epochs = 5
+  c.train.max_checkpoints = 2
+
+  c.predict = ml_collections.ConfigDict()
+  c.predict.window_seconds = 4.0
+  c.predict.hop_seconds = 2.0
+
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.num_devices = 0  # data-parallel devices; 0 = every local device
+  c.mesh.distributed = False  # call jax.distributed.initialize() (multi-host)
+  return c
+
+
+CHOICES = {
+    "data.protocol": ("paper", "speaker", "corpus"),
+    "features.kind": ("rgb", "logmel"),
+    "train.optimizer": ("sgd", "adam"),
+    "train.schedule": ("constant", "cosine"),
+    "train.precision": ("float32", "bfloat16"),
+}
+
+
+def validate(c: ml_collections.ConfigDict) -> None:
+  """Refuses values no run can use, naming the key."""
+  for key, allowed in CHOICES.items():
+    section, name = key.split(".")
+    value = c[section][name]
+    if value not in allowed:
+      raise ConfigError(f"config {key}={value!r}: expected one of {allowed}")
+  positive = ["train.batch_size", "train.num_epochs", "train.learning_rate",
+              "train.eval_every_epochs", "train.steps_per_dispatch",
+              "features.n_fft", "features.hop_length", "features.n_mels",
+              "features.image_size", "data.sample_rate",
+              "train.checkpoint_every_epochs", "train.max_checkpoints"]
+  for key in positive:
+    section, name = key.split(".")
+    if not c[section][name] > 0:
+      raise ConfigError(f"config {key}={c[section][name]!r} must be positive")
+  if c.features.image_size % (2 ** len(c.model.filters)):
+    raise ConfigError(f"config features.image_size={c.features.image_size} must "
+                     f"be divisible by 2**len(model.filters)")
+  for key in ("augment.width_shift", "augment.height_shift", "augment.zoom",
+              "model.conv_dropout", "model.dense_dropout"):
+    section, name = key.split(".")
+    if not 0 <= c[section][name] < 1:
+      raise ConfigError(f"config {key}={c[section][name]!r} must be in [0, 1)")
+  if c.augment.offline_copies < 0:
+    raise ConfigError("config augment.offline_copies must be >= 0")

@@ -1,0 +1,332 @@
+"""The `fser` TFDS builder: the four FSER corpora, their union, the embedded
+synthetic corpus and the user's own recordings.
+
+Configs:
+  emodb, emovo, savee, ravdess  one corpus, native labels
+  all                           every corpus present, the 8 FSER classes
+  synthetic                     the embedded procedural corpus (no download)
+  own                           the user's folder or CSV manifest (see below)
+
+One split, `train`, holds every clip; evaluation protocols (random, speaker-
+independent, leave-one-corpus-out) are computed by `fser_jax.splits` from the
+metadata each example carries.
+
+Build with the TFDS CLI:
+  tfds build fser --imports fser_jax.datasets --config all \\
+      --manual_dir M --data_dir D
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import dataclasses
+import hashlib
+import os
+import sys
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from fser_jax import audio as audio_lib
+from fser_jax.datasets import corpora
+from fser_jax.datasets import synthetic
+
+CORPORA = ("emodb", "emovo", "savee", "ravdess")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aiff", ".aif",
+                    ".au", ".opus")
+# Longer clips are refused by dataset builds (a 4-corpus clip lasts 1-9 s).
+MAX_CLIP_SECONDS = 60.0
+MIN_SAMPLES = 512  # one FFT window of the paper's front-end
+
+
+@dataclasses.dataclass
+class FserConfig(tfds.core.BuilderConfig):
+  """A `fser` variant.
+
+  Attributes:
+    corpora: corpus folders read from the manual dir (real corpora only).
+    fser_labels: map native labels to the 8 FSER classes.
+    sample_rate: every clip is resampled to this rate.
+    labels: the label set of an `own` dataset (found by `own_config`).
+    path: the `own` dataset's folder or CSV manifest.
+    synthetic_seed, synthetic_utterances: the embedded corpus's generator.
+  """
+  corpora: tuple[str, ...] = ()
+  fser_labels: bool = False
+  sample_rate: int = 16000
+  labels: tuple[str, ...] = ()
+  path: str = ""
+  synthetic_seed: int = 0
+  synthetic_utterances: int = 8
+
+
+MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+The corpora cannot be downloaded automatically (licences and registration
+differ). Put one folder per corpus in the manual dir, each holding either the
+archive as its site serves it or its extracted contents:
+
+  M/emodb/download.zip                    or  M/emodb/wav/03a01Wa.wav ...
+  M/emovo/<EMOVO zip>                     or  M/emovo/EMOVO/f1/dis-f1-b1.wav ...
+  M/savee/AudioData.zip                   or  M/savee/AudioData/DC/a01.wav ...
+                                          or  M/savee/DC_a01.wav ... (flat)
+  M/ravdess/Audio_Speech_Actors_01-24.zip or  M/ravdess/Actor_01/03-01-05-01-01-01-01.wav
+
+EmoDB: http://emodb.bilderbar.info  EMOVO: http://voice.fub.it/activities/corpora/emovo
+SAVEE: http://kahlan.eps.surrey.ac.uk/savee (registration)  RAVDESS: https://zenodo.org/record/1188976
+`all` uses every corpus present and logs which are missing. Nothing in the
+manual dir is modified: archives are extracted into TFDS's download dir.
+
+For `own` data, the manual dir is your data: one subfolder per label
+(M/happy/x.wav ...) or a CSV manifest with columns path,label[,speaker,...].
+"""
+
+
+def _stderr(msg: str) -> None:
+  print(msg, file=sys.stderr, flush=True)
+
+
+class Fser(tfds.core.GeneratorBasedBuilder):
+  """FSER's speech emotion corpora as one TFDS dataset."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Four corpora, synthetic corpus, own data."}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+  BUILDER_CONFIGS = [
+      *[FserConfig(name=c, description=f"{c} with its native labels.",
+                   corpora=(c,)) for c in CORPORA],
+      FserConfig(name="all", corpora=CORPORA, fser_labels=True,
+                 description="Every corpus present, mapped to the 8 FSER "
+                 "classes (fear -> anxiety, EmoDB boredom -> calm)."),
+      FserConfig(name="synthetic", fser_labels=True,
+                 description="Embedded procedural emotional-speech corpus: "
+                 "8 classes, 12 speakers, 2 languages; no download."),
+  ]
+
+  def _labels(self) -> tuple[str, ...]:
+    cfg = self.builder_config
+    if cfg.fser_labels:
+      return corpora.FSER_CLASSES
+    if cfg.labels:
+      return tuple(cfg.labels)
+    if len(cfg.corpora) == 1:
+      return corpora.NATIVE_CLASSES[cfg.corpora[0]]
+    raise ValueError(f"fser config {cfg.name!r} has no label set")
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    cfg = self.builder_config
+    return self.dataset_info_from_configs(
+        features=tfds.features.FeaturesDict({
+            "audio": tfds.features.Audio(shape=(None,), dtype=np.int16,
+                                         sample_rate=cfg.sample_rate),
+            "label": tfds.features.ClassLabel(names=self._labels()),
+            "speaker": tfds.features.Text(),
+            "gender": tfds.features.Text(),
+            "corpus": tfds.features.Text(),
+            "language": tfds.features.Text(),
+            "filename": tfds.features.Text(),
+            "text_id": tfds.features.Text(),
+            "intensity": tfds.features.Text(),
+        }),
+        supervised_keys=("audio", "label"),
+        homepage="https://github.com/fser-jax/fser_jax",
+        citation="Dossou & Gbenou, FSER: Deep Convolutional Neural Networks "
+        "for Speech Emotion Recognition, ICCV Workshops 2021.",
+    )
+
+  def _split_generators(self, dl_manager):
+    cfg = self.builder_config
+    if cfg.name == "synthetic":
+      return {"train": self._generate_examples("synthetic", None)}
+    if cfg.path:
+      return {"train": self._generate_examples("own", cfg.path)}
+    manual = os.fspath(dl_manager.manual_dir)
+    found, missing = {}, []
+    for corpus in cfg.corpora:
+      root = os.path.join(manual, corpus)
+      if os.path.isdir(root) and os.listdir(root):
+        found[corpus] = _extracted_roots(root, dl_manager)
+      else:
+        missing.append(corpus)
+    if not found:
+      raise FileNotFoundError(
+          f"no corpus folder found in the manual dir {manual} (looked for "
+          f"{', '.join(c + '/' for c in cfg.corpora)}).\n"
+          + MANUAL_DOWNLOAD_INSTRUCTIONS)
+    if missing:
+      _stderr(f"fser/{cfg.name}: corpora missing from {manual}: "
+              f"{', '.join(missing)}; building from {', '.join(found)}.")
+    return {"train": self._generate_examples("corpora", found)}
+
+  def _generate_examples(self, source: str, arg):
+    return {"corpora": self._generate_corpora, "own": self._generate_own,
+            "synthetic": lambda _: self._generate_synthetic()}[source](arg)
+
+  # --- the four corpora --------------------------------------------------------
+  def _generate_corpora(self, found: dict[str, list[str]]):
+    cfg = self.builder_config
+    skipped = []
+    for corpus, roots in found.items():
+      clips = []
+      for root in roots:
+        for rel in _walk_audio(root):
+          name = corpora.corpus_relative(corpus, rel)
+          if name is None:
+            continue
+          try:
+            clips.append((corpora.PARSERS[corpus](name), os.path.join(root, rel)))
+          except corpora.FilenameError as e:
+            skipped.append(f"{corpus}/{rel}: {e}")
+      if not clips:
+        raise ValueError(
+            f"{corpus}: no recognisable {corpus} clip under {roots[0]} "
+            f"(expected e.g. {_EXAMPLE[corpus]}); see the manual instructions:\n"
+            + MANUAL_DOWNLOAD_INSTRUCTIONS)
+      for clip, path in sorted(clips, key=lambda c: c[0].filename):
+        try:
+          wav = audio_lib.load_audio(path, cfg.sample_rate,
+                                     min_samples=MIN_SAMPLES,
+                                     max_seconds=MAX_CLIP_SECONDS)
+        except audio_lib.AudioError as e:
+          skipped.append(f"{corpus}/{clip.filename}: {e.problem}")
+          continue
+        label = corpora.to_fser(clip.label) if cfg.fser_labels else clip.label
+        yield f"{corpus}/{clip.filename}", _example(
+            wav, label=label, speaker=clip.speaker, gender=clip.gender,
+            corpus=corpus, language=clip.language, filename=clip.filename,
+            text_id=clip.text_id, intensity=clip.intensity)
+    _report_skipped(f"fser/{cfg.name}", skipped)
+
+  # --- the embedded corpus -----------------------------------------------------
+  def _generate_synthetic(self):
+    cfg = self.builder_config
+    for key, meta, wav in synthetic.generate(cfg.synthetic_seed,
+                                             cfg.synthetic_utterances,
+                                             cfg.sample_rate):
+      yield key, _example(wav, **meta)
+
+  # --- the user's own data -----------------------------------------------------
+  def _generate_own(self, path: str):
+    entries, problems = scan_own(path)
+    skipped = list(problems)
+    for e in entries:
+      try:
+        wav = audio_lib.load_audio(e["abspath"], self.builder_config.sample_rate,
+                                   min_samples=MIN_SAMPLES,
+                                   max_seconds=MAX_CLIP_SECONDS)
+      except audio_lib.AudioError as err:
+        skipped.append(f"{e['filename']}: {err.problem}")
+        continue
+      yield e["filename"], _example(
+          wav, label=e["label"], speaker=e["speaker"], gender=e["gender"],
+          corpus=e["corpus"], language=e["language"], filename=e["filename"],
+          text_id="", intensity="")
+    _report_skipped(f"fser/{self.builder_config.name}", skipped)
+
+
+_EXAMPLE = {"emodb": "wav/03a01Wa.wav", "emovo": "EMOVO/f1/dis-f1-b1.wav",
+            "savee": "AudioData/DC/a01.wav or DC_a01.wav",
+            "ravdess": "Actor_01/03-01-05-01-01-01-01.wav"}
+
+
+def _example(wav: np.ndarray, **meta) -> dict:
+  pcm = np.clip(np.round(wav * 32767.0), -32768, 32767).astype(np.int16)
+  return {"audio": pcm, **meta}
+
+
+def _report_skipped(name: str, skipped: list[str]) -> None:
+  if skipped:
+    _stderr(f"{name}: skipped {len(skipped)} file(s):\n  "
+            + "\n  ".join(skipped))
+
+
+def _walk_audio(root: str):
+  """Relative '/'-paths of audio files under root, sorted."""
+  out = []
+  for dirpath, dirnames, filenames in os.walk(root):
+    dirnames.sort()
+    for f in filenames:
+      if f.lower().endswith(AUDIO_EXTENSIONS) and not f.startswith("._"):
+        rel = os.path.relpath(os.path.join(dirpath, f), root)
+        out.append(rel.replace(os.sep, "/"))
+  return sorted(out)
+
+
+def _extracted_roots(root: str, dl_manager) -> list[str]:
+  """The corpus folder itself and, for each archive in it, its extraction
+  (into TFDS's extraction dir: the manual dir stays untouched)."""
+  archives = sorted(f for f in os.listdir(root)
+                    if f.lower().endswith((".zip", ".tar", ".tar.gz", ".tgz")))
+  if not archives or _walk_audio(root):
+    return [root]  # extracted contents present: archives are not read again
+  return [os.fspath(dl_manager.extract(os.path.join(root, a))) for a in archives]
+
+
+# --- own data -------------------------------------------------------------------
+def scan_own(path: str) -> tuple[list[dict], list[str]]:
+  """Entries of an own dataset: a folder with one subfolder per label, or a CSV
+  manifest with columns path,label and optional speaker, gender, corpus,
+  language (relative paths are relative to the manifest).
+
+  Returns:
+    (entries sorted by filename, problems found while scanning).
+  """
+  path = os.path.abspath(os.path.expanduser(path))
+  problems, entries = [], []
+  if os.path.isfile(path) and path.lower().endswith(".csv"):
+    base = os.path.dirname(path)
+    with open(path, newline="") as f:
+      reader = csv.DictReader(f)
+      cols = set(reader.fieldnames or [])
+      if not {"path", "label"} <= cols:
+        raise ValueError(f"{path}: a manifest needs the columns path,label "
+                         f"(found {sorted(cols)})")
+      for i, row in enumerate(reader, start=2):
+        rel, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
+        if not rel or not label:
+          problems.append(f"{path} line {i}: empty path or label")
+          continue
+        abspath = rel if os.path.isabs(rel) else os.path.join(base, rel)
+        entries.append(dict(
+            abspath=abspath, filename=rel.replace(os.sep, "/"), label=label,
+            speaker=(row.get("speaker") or "").strip(),
+            gender=(row.get("gender") or "").strip(),
+            corpus=(row.get("corpus") or "own").strip(),
+            language=(row.get("language") or "").strip()))
+  elif os.path.isdir(path):
+    labels = sorted(d for d in os.listdir(path)
+                    if os.path.isdir(os.path.join(path, d)) and not d.startswith("."))
+    for label in labels:
+      for rel in _walk_audio(os.path.join(path, label)):
+        entries.append(dict(
+            abspath=os.path.join(path, label, rel), filename=f"{label}/{rel}",
+            label=label, speaker="", gender="", corpus="own", language=""))
+  else:
+    raise FileNotFoundError(
+        f"{path}: own data must be a folder with one subfolder per label or a "
+        ".csv manifest with columns path,label[,speaker]")
+  if not entries:
+    raise ValueError(f"{path}: no audio files found (extensions "
+                     f"{', '.join(AUDIO_EXTENSIONS)})")
+  counts = collections.Counter(e["label"] for e in entries)
+  if len(counts) < 2:
+    raise ValueError(f"{path}: found only the label(s) {sorted(counts)}; "
+                     "classification needs at least two")
+  entries.sort(key=lambda e: e["filename"])
+  return entries, problems
+
+
+def own_config(path: str, sample_rate: int = 16000) -> FserConfig:
+  """A builder config for the user's data at `path` (folder or manifest).
+
+  Its name carries a digest of the absolute path and label set, so different
+  datasets never share a TFDS directory.
+  """
+  entries, _ = scan_own(path)
+  labels = tuple(sorted({e["label"] for e in entries}))
+  abspath = os.path.abspath(os.path.expanduser(path))
+  digest = hashlib.sha1(
+      f"{abspath}|{','.join(labels)}|{sample_rate}".encode()).hexdigest()[:10]
+  return FserConfig(name=f"own_{digest}", labels=labels, path=abspath,
+                    sample_rate=sample_rate,
+                    description=f"Own data from {abspath}")

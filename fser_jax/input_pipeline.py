@@ -1,0 +1,162 @@
+"""From a TFDS dataset to device-ready arrays: clips, splits, images.
+
+`load(config)` reads the `fser` dataset named by `config.data` (building it on
+first use), assigns every clip to train/validation/test by the protocol, and
+runs the front-end (features.py) on the accelerator. The result is small: the
+whole dataset's images live on the device, where augmentation and batching
+happen inside the jitted epoch (train.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+from absl import logging
+
+from fser_jax import features as features_lib
+from fser_jax.config import ConfigError
+from fser_jax import splits as splits_lib
+
+META_KEYS = ("speaker", "gender", "corpus", "language", "filename", "text_id",
+             "intensity")
+
+
+class DatasetNotBuiltError(RuntimeError):
+  pass
+
+
+@dataclasses.dataclass
+class Data:
+  """Every clip of a run: images, labels, metadata and split."""
+  images: np.ndarray  # [N, S, S, C] float32 (normalised for 'logmel')
+  labels: np.ndarray  # [N] int32
+  classes: tuple[str, ...]
+  meta: dict[str, np.ndarray]  # META_KEYS -> [N] str
+  split: np.ndarray  # [N] 'train' | 'validation' | 'test'
+  norm: tuple[float, float] = (0.0, 1.0)  # logmel standardisation (mean, std)
+
+  def subset(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+    m = self.split == name
+    return self.images[m], self.labels[m]
+
+  def meta_of(self, name: str) -> dict[str, np.ndarray]:
+    m = self.split == name
+    return {k: v[m] for k, v in self.meta.items()}
+
+
+def default_data_dir(data_cfg) -> str:
+  return os.path.expanduser(data_cfg.data_dir or "~/tensorflow_datasets")
+
+
+def get_builder(data_cfg):
+  """The TFDS builder for `data.dataset` ('fser/<config>' or 'own')."""
+  import tensorflow_datasets as tfds
+  from fser_jax import datasets  # registers `fser`
+  data_dir = default_data_dir(data_cfg)
+  if data_cfg.dataset == "own":
+    if not data_cfg.own_path:
+      raise ConfigError("config data.dataset='own' needs data.own_path (a "
+                       "folder with one subfolder per label, or a CSV manifest)")
+    cfg = datasets.own_config(data_cfg.own_path, data_cfg.sample_rate)
+    return datasets.Fser(config=cfg, data_dir=data_dir)
+  name = data_cfg.dataset
+  if not name.startswith("fser/"):
+    raise ConfigError(f"config data.dataset={name!r}: expected 'fser/<config>' "
+                     "(synthetic, all, emodb, emovo, savee, ravdess) or 'own'")
+  known = [c.name for c in datasets.Fser.BUILDER_CONFIGS]
+  if name.split("/", 1)[1] not in known:
+    raise ConfigError(f"config data.dataset={name!r}: unknown fser config; "
+                     f"known: {', '.join(known)}, or 'own'")
+  return tfds.builder(name, data_dir=data_dir)
+
+
+def ensure_built(builder, data_cfg) -> None:
+  """Builds the dataset if needed (the synthetic corpus always can be)."""
+  import tensorflow_datasets as tfds
+  if builder.is_prepared():
+    return
+  name = builder.builder_config.name
+  needs_manual = name not in ("synthetic",) and not builder.builder_config.path
+  if needs_manual and not data_cfg.manual_dir:
+    raise DatasetNotBuiltError(
+        f"dataset fser/{name} is not built in {builder.data_dir_root}. Build it "
+        f"with\n  tfds build fser --imports fser_jax.datasets --config {name} "
+        f"--manual_dir M --data_dir {builder.data_dir_root}\nor set "
+        f"--config.data.manual_dir=M to build it now.\n"
+        + builder.MANUAL_DOWNLOAD_INSTRUCTIONS)
+  logging.info("Building fser/%s into %s (first use).", name,
+               builder.data_dir_root)
+  dl_config = tfds.download.DownloadConfig(
+      manual_dir=os.path.expanduser(data_cfg.manual_dir) or None)
+  builder.download_and_prepare(download_config=dl_config)
+
+
+def load_clips(data_cfg):
+  """(waveforms list, labels, class names, metadata) of the whole dataset."""
+  import tensorflow_datasets as tfds
+  builder = get_builder(data_cfg)
+  ensure_built(builder, data_cfg)
+  info = builder.info
+  classes = tuple(info.features["label"].names)
+  sr = info.features["audio"].sample_rate
+  if sr != data_cfg.sample_rate:
+    raise ValueError(f"dataset {data_cfg.dataset} holds {sr} Hz audio but "
+                     f"config data.sample_rate={data_cfg.sample_rate}")
+  ds = builder.as_dataset(split="train", shuffle_files=False)
+  waveforms, labels, meta = [], [], {k: [] for k in META_KEYS}
+  for ex in tfds.as_numpy(ds):
+    waveforms.append(ex["audio"].astype(np.float32) / 32768.0)
+    labels.append(int(ex["label"]))
+    for k in META_KEYS:
+      meta[k].append(ex[k].decode())
+  # TFDS' read order is a hash of the keys: sort by file name so every
+  # consumer sees one order.
+  order = np.argsort(np.array(meta["filename"]), kind="stable")
+  meta = {k: np.array(v, dtype=object)[order] for k, v in meta.items()}
+  return ([waveforms[i] for i in order], np.array(labels, np.int32)[order],
+          classes, meta)
+
+
+def load(config, *, progress: bool = True) -> Data:
+  """Loads, splits and featurises the dataset of `config`."""
+  d = config.data
+  waveforms, labels, classes, meta = load_clips(d)
+  if not waveforms:
+    raise ValueError(f"dataset {d.dataset} has no clips")
+  split = splits_lib.assign(
+      d.protocol, {**meta, "label": labels}, fold=d.fold, folds=d.num_folds,
+      seed=d.split_seed, test_fraction=d.test_fraction,
+      val_fraction=d.val_fraction)
+  for s in (splits_lib.TRAIN, splits_lib.TEST):
+    if not np.any(split == s):
+      raise ValueError(f"protocol {d.protocol!r} fold {d.fold} leaves the "
+                       f"{s} split empty")
+  logging.info("fser data %s: %d clips, %d classes; protocol %s fold %d: "
+               "train %d, validation %d, test %d", d.dataset, len(waveforms),
+               len(classes), d.protocol, d.fold, np.sum(split == "train"),
+               np.sum(split == "validation"), np.sum(split == "test"))
+  images = features_lib.compute_images(waveforms, config.features,
+                                       d.sample_rate, progress=progress)
+  data = Data(images, labels, classes, meta, split)
+  if config.features.kind == "logmel":
+    # Standardise with training-set statistics only (no test leakage); one
+    # global mean/std keeps the loudness differences between clips.
+    train = images[split == "train"]
+    data.norm = (float(train.mean()), float(train.std() + 1e-6))
+    data.images = (images - data.norm[0]) / data.norm[1]
+  return data
+
+
+def write_splits_csv(path: str, data: Data) -> None:
+  import csv
+  with open(path, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["filename", "corpus", "speaker", "gender", "language", "label",
+                "split"])
+    for i in range(data.labels.size):
+      w.writerow([data.meta["filename"][i], data.meta["corpus"][i],
+                  data.meta["speaker"][i], data.meta["gender"][i],
+                  data.meta["language"][i], data.classes[data.labels[i]],
+                  data.split[i]])

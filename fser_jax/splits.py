@@ -1,0 +1,129 @@
+"""Evaluation protocols: which clip is train, validation or test.
+
+  paper    stratified random 80/20 train/test, then 20% of train as validation
+           (FSER's protocol: speakers and sentences cross the split).
+  speaker  speaker-independent folds: leave-one-speaker-out when there are at
+           most `max_loso_speakers` speakers, else `num_folds` speaker groups
+           balanced by corpus and gender; validation = the next fold's speakers.
+  corpus   leave-one-corpus-out: test on corpus[fold], train on the others,
+           validation speakers drawn from the training speakers.
+
+Splits depend only on the metadata and `split_seed`, never on the model seed.
+Augmented copies are made from training clips after splitting, so they never
+cross it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TRAIN, VAL, TEST = "train", "validation", "test"
+
+
+class SplitError(ValueError):
+  pass
+
+
+def _stratified_take(idx: np.ndarray, labels: np.ndarray, fraction: float,
+                     rng: np.random.Generator) -> np.ndarray:
+  """A stratified random `fraction` of `idx` (at least one per class with 2+)."""
+  take = []
+  for c in np.unique(labels[idx]):
+    members = idx[labels[idx] == c]
+    members = members[rng.permutation(members.size)]
+    k = int(round(fraction * members.size))
+    if members.size >= 2:
+      k = min(max(k, 1), members.size - 1)
+    take.append(members[:k])
+  return np.sort(np.concatenate(take)) if take else np.array([], int)
+
+
+def speaker_folds(speakers: np.ndarray, corpora: np.ndarray,
+                  genders: np.ndarray, *, num_folds: int = 0,
+                  max_loso_speakers: int = 6) -> list[list[str]]:
+  """Speaker groups, one per fold. Leave-one-speaker-out up to
+  `max_loso_speakers` speakers; beyond, `num_folds` (default 6) groups dealt
+  round-robin from speakers sorted by (corpus, gender, id), so each group mixes
+  corpora and genders."""
+  uniq = sorted(set(speakers.tolist()),
+                key=lambda s: (corpora[speakers == s][0],
+                               genders[speakers == s][0], s))
+  if not uniq or uniq == [""]:
+    raise SplitError("the speaker protocol needs speaker ids; this dataset has "
+                     "none (own data: add a 'speaker' column to the manifest)")
+  n = num_folds or (len(uniq) if len(uniq) <= max_loso_speakers else 6)
+  if n < 2 or n > len(uniq):
+    raise SplitError(f"data.num_folds={n} does not fit {len(uniq)} speakers")
+  return [uniq[i::n] for i in range(n)]
+
+
+def num_folds(protocol: str, meta: dict[str, np.ndarray], *,
+              folds: int = 0) -> int:
+  if protocol == "paper":
+    return 1
+  if protocol == "speaker":
+    return len(speaker_folds(meta["speaker"], meta["corpus"], meta["gender"],
+                             num_folds=folds))
+  if protocol == "corpus":
+    return len(set(meta["corpus"].tolist()))
+  raise SplitError(f"unknown data.protocol {protocol!r}: use 'paper', "
+                   "'speaker' or 'corpus'")
+
+
+def assign(protocol: str, meta: dict[str, np.ndarray], *, fold: int = 0,
+           folds: int = 0, seed: int = 0, test_fraction: float = 0.2,
+           val_fraction: float = 0.2) -> np.ndarray:
+  """The split ('train' | 'validation' | 'test') of every clip.
+
+  Args:
+    protocol: 'paper', 'speaker' or 'corpus'.
+    meta: arrays 'label', 'speaker', 'corpus', 'gender' (one entry per clip).
+    fold: which fold is the test set.
+    folds: number of speaker folds (0: automatic).
+    seed: the split seed.
+  """
+  labels = np.asarray(meta["label"])
+  n = labels.size
+  split = np.full(n, TRAIN, dtype=object)
+  rng = np.random.default_rng(seed)
+  total = num_folds(protocol, meta, folds=folds)
+  if not 0 <= fold < total:
+    raise SplitError(f"data.fold={fold} does not exist: protocol "
+                     f"{protocol!r} has {total} fold(s) here (0..{total - 1})")
+  if protocol == "paper":
+    test = _stratified_take(np.arange(n), labels, test_fraction, rng)
+    split[test] = TEST
+    rest = np.flatnonzero(split == TRAIN)
+    split[_stratified_take(rest, labels, val_fraction, rng)] = VAL
+    return split
+  speakers = np.asarray(meta["speaker"])
+  if protocol == "speaker":
+    groups = speaker_folds(speakers, np.asarray(meta["corpus"]),
+                           np.asarray(meta["gender"]), num_folds=folds)
+    split[np.isin(speakers, groups[fold])] = TEST
+    split[np.isin(speakers, groups[(fold + 1) % len(groups)])] = VAL
+    return split
+  # corpus
+  names = sorted(set(np.asarray(meta["corpus"]).tolist()))
+  split[np.asarray(meta["corpus"]) == names[fold]] = TEST
+  pool = np.flatnonzero(split == TRAIN)
+  train_speakers = sorted(set(speakers[pool].tolist()) - {""})
+  if len(train_speakers) >= 3:
+    k = max(1, int(round(val_fraction * len(train_speakers))))
+    val_spk = rng.choice(train_speakers, size=k, replace=False)
+    split[pool[np.isin(speakers[pool], val_spk)]] = VAL
+  else:
+    split[_stratified_take(pool, labels, val_fraction, rng)] = VAL
+  return split
+
+
+def fold_name(protocol: str, meta: dict[str, np.ndarray], fold: int, *,
+              folds: int = 0) -> str:
+  """A readable name of a fold's test set: 'random', 'emodb', 'spk:a+b'."""
+  if protocol == "paper":
+    return "random"
+  if protocol == "corpus":
+    return sorted(set(np.asarray(meta["corpus"]).tolist()))[fold]
+  groups = speaker_folds(np.asarray(meta["speaker"]), np.asarray(meta["corpus"]),
+                         np.asarray(meta["gender"]), num_folds=folds)
+  return "+".join(groups[fold])
