@@ -78,7 +78,7 @@ def ensure_built(builder, data_cfg) -> None:
   if builder.is_prepared():
     return
   name = builder.builder_config.name
-  needs_manual = name not in ("synthetic",) and not builder.builder_config.path
+  needs_manual = not name.startswith("synthetic") and not builder.builder_config.path
   if needs_manual and not data_cfg.manual_dir:
     raise DatasetNotBuiltError(
         f"dataset fser/{name} is not built in {builder.data_dir_root}. Build it "

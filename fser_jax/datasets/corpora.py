@@ -47,6 +47,7 @@ class FilenameError(ValueError):
 
   def __init__(self, filename: str, problem: str):
     self.filename = filename
+    self.problem = problem
     super().__init__(f"{filename}: {problem}")
 
 

