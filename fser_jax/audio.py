@@ -84,15 +84,14 @@ def load_audio(path, sample_rate: int, *, min_samples: int = 1,
   return wav.astype(np.float32)
 
 
-def frame_windows(wav: np.ndarray, window: int, hop: int) -> list[np.ndarray]:
-  """Cuts a long waveform into windows of `window` samples every `hop` samples.
-
-  A waveform no longer than one window is returned whole; the last window is
-  aligned to the end so that no tail is lost.
-  """
+def frame_windows(wav: np.ndarray, window: int,
+                  hop: int) -> list[tuple[int, np.ndarray]]:
+  """Cuts a long waveform into (start, samples) windows of `window` samples
+  every `hop`. A waveform no longer than one window is returned whole; the
+  last window is aligned to the end so that no tail is lost."""
   if wav.size <= window:
-    return [wav]
+    return [(0, wav)]
   starts = list(range(0, wav.size - window + 1, hop))
   if starts[-1] + window < wav.size:
     starts.append(wav.size - window)
-  return [wav[s:s + window] for s in starts]
+  return [(s, wav[s:s + window]) for s in starts]

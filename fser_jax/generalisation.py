@@ -1,0 +1,148 @@
+"""Does it generalise? One config under the three protocols, side by side.
+
+  python launch.py --mode generalisation --config configs/synthetic.py --workdir DIR
+
+Each fold is an ordinary run in DIR/<protocol>/fold_<k> (so an interrupted
+experiment resumes where it stopped: finished folds are read back from their
+report.json, the unfinished one resumes from its checkpoint). Writes
+DIR/generalisation.json, DIR/generalisation.md and DIR/generalisation.png:
+WA, UA and macro-F1 per protocol (mean, std and per fold), the drop from the
+random split (`paper`) to the others, and per held-out corpus (language).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+
+import numpy as np
+from absl import logging
+
+from fser_jax import input_pipeline
+from fser_jax import plots
+from fser_jax import run as run_lib
+from fser_jax import splits as splits_lib
+
+KEYS = ("accuracy", "unweighted_accuracy", "macro_f1")
+
+
+def fold_configs(config, protocol: str) -> list:
+  """The config of every fold of `protocol` on this dataset."""
+  n = splits_lib.num_folds(protocol, _metadata(config),
+                           folds=config.data.num_folds)
+  out = []
+  for k in range(n):
+    c = copy.deepcopy(config)
+    with c.unlocked():
+      c.data.protocol = protocol
+      c.data.fold = k
+    out.append(c)
+  return out
+
+
+def _metadata(config) -> dict:
+  """Labels and metadata of the dataset, without decoding audio twice."""
+  import tensorflow_datasets as tfds
+  builder = input_pipeline.get_builder(config.data)
+  input_pipeline.ensure_built(builder, config.data)
+  ds = builder.as_dataset(split="train").map(
+      lambda ex: {k: ex[k] for k in ("label", "speaker", "gender", "corpus")})
+  meta = {k: [] for k in ("label", "speaker", "gender", "corpus")}
+  for ex in tfds.as_numpy(ds):
+    for k in meta:
+      v = ex[k]
+      meta[k].append(v.decode() if isinstance(v, bytes) else v)
+  return {k: np.array(v, dtype=object if k != "label" else np.int32)
+          for k, v in meta.items()}
+
+
+def _stats(values: list[float]) -> dict:
+  a = np.asarray(values, np.float64)
+  return {"mean": float(a.mean()), "std": float(a.std()), "n": int(a.size)}
+
+
+def run_all(config, workdir: str, protocols=("paper", "speaker", "corpus"),
+            *, overwrite: bool = False) -> dict:
+  os.makedirs(workdir, exist_ok=True)
+  meta = _metadata(config)
+  corpora = sorted(set(meta["corpus"].tolist()))
+  results = {}
+  for protocol in protocols:
+    if protocol == "corpus" and len(corpora) < 2:
+      logging.warning("Skipping the corpus protocol: one corpus only (%s).",
+                      corpora)
+      continue
+    if protocol == "speaker" and len(set(meta["speaker"].tolist()) - {""}) < 2:
+      logging.warning("Skipping the speaker protocol: no speaker ids.")
+      continue
+    folds, cfgs = [], fold_configs(config, protocol)
+    for c in cfgs:
+      fdir = os.path.join(workdir, protocol, f"fold_{c.data.fold}")
+      name = splits_lib.fold_name(protocol, meta, c.data.fold,
+                                  folds=c.data.num_folds)
+      report_path = os.path.join(fdir, "report.json")
+      if os.path.exists(report_path):
+        run_lib.prepare_workdir(c, fdir, overwrite)  # refuses a changed config
+        with open(report_path) as f:
+          rep = json.load(f)
+        logging.info("%s fold %d (%s): done, read back.", protocol,
+                     c.data.fold, name)
+      else:
+        logging.info("=== %s fold %d/%d: test on %s ===", protocol,
+                     c.data.fold + 1, len(cfgs), name)
+        rep = run_lib.train_and_evaluate(c, fdir, overwrite=overwrite)
+      folds.append({"fold": c.data.fold, "test": name, "n_test": rep["n_test"],
+                    **{k: rep[k] for k in KEYS},
+                    "by_corpus": rep.get("by_corpus", {}),
+                    "by_gender": rep.get("by_gender", {})})
+    results[protocol] = {
+        "folds": folds, **{k: _stats([f[k] for f in folds]) for k in KEYS}}
+  summary = {p: {k: results[p][k] for k in KEYS} for p in results}
+  out = {"dataset": config.data.dataset, "protocols": results,
+         "drop_from_paper": {}}
+  if "paper" in results:
+    for p in results:
+      if p != "paper":
+        out["drop_from_paper"][p] = {
+            k: results["paper"][k]["mean"] - results[p][k]["mean"] for k in KEYS}
+  if "corpus" in results:
+    out["per_held_out_corpus"] = {
+        f["test"]: {k: f[k] for k in KEYS} for f in results["corpus"]["folds"]}
+  with open(os.path.join(workdir, "generalisation.json"), "w") as f:
+    json.dump(out, f, indent=2)
+  with open(os.path.join(workdir, "generalisation.md"), "w") as f:
+    f.write(to_markdown(out))
+  plots.generalisation_bars(summary, os.path.join(workdir,
+                                                  "generalisation.png"))
+  print(to_markdown(out))
+  return out
+
+
+def _pm(s: dict) -> str:
+  return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
+
+
+def to_markdown(out: dict) -> str:
+  res = out["protocols"]
+  lines = [f"# Generalisation report: `{out['dataset']}`", "",
+           "| protocol | folds | WA % | UA % | macro-F1 % | WA drop vs paper |",
+           "|---|---|---|---|---|---|"]
+  for p, r in res.items():
+    drop = out["drop_from_paper"].get(p)
+    lines.append(f"| {p} | {r['accuracy']['n']} | {_pm(r['accuracy'])} | "
+                 f"{_pm(r['unweighted_accuracy'])} | {_pm(r['macro_f1'])} | "
+                 + (f"{100 * drop['accuracy']:.1f} pts" if drop else "-") + " |")
+  lines += ["", "`paper`: random split (speakers and sentences in train and "
+            "test); `speaker`: test speakers never heard in training; "
+            "`corpus`: the test corpus (language) never heard in training.", ""]
+  for p, r in res.items():
+    lines += [f"## {p}: per fold", "", "| fold | test set | clips | WA % | UA % "
+              "| macro-F1 % |", "|---|---|---|---|---|---|"]
+    for f in r["folds"]:
+      lines.append(f"| {f['fold']} | {f['test']} | {f['n_test']} | "
+                   f"{100 * f['accuracy']:.1f} | "
+                   f"{100 * f['unweighted_accuracy']:.1f} | "
+                   f"{100 * f['macro_f1']:.1f} |")
+    lines.append("")
+  return "\n".join(lines)

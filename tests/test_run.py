@@ -1,0 +1,193 @@
+"""End to end: a tiny run writes every output, resumes, refuses a changed
+config, names bad keys and files; predictions; the generalisation mode."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from fser_jax import audio
+from fser_jax import generalisation
+from fser_jax import predict
+from fser_jax import run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def trained(tfds_dir, tmp_path_factory):
+  """A tiny run on fser/synthetic_small (2 epochs)."""
+  from conftest import tiny_config
+  workdir = str(tmp_path_factory.mktemp("run"))
+  c = tiny_config(tfds_dir)
+  rep = run.train_and_evaluate(c, workdir)
+  return workdir, c, rep
+
+
+def test_run_writes_every_output(trained):
+  workdir, c, rep = trained
+  for name in ("config.json", "splits.csv", "metrics.jsonl", "report.json",
+               "report.md", "plots/confusion_matrix.png", "plots/roc.png",
+               "plots/training_curves.png"):
+    assert os.path.exists(os.path.join(workdir, name)), name
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints")))
+  assert os.listdir(os.path.join(workdir, "tensorboard"))
+  with open(os.path.join(workdir, "report.json")) as f:
+    saved = json.load(f)
+  for k in ("classes", "n_test", "accuracy", "unweighted_accuracy",
+            "macro_f1", "weighted_f1", "per_class", "confusion_matrix",
+            "by_corpus", "by_gender"):
+    assert k in saved, k
+  assert len(saved["classes"]) == 8
+  cm = np.asarray(saved["confusion_matrix"])
+  np.testing.assert_allclose(cm.sum(1), 1.0, atol=1e-9)
+  for k in ("accuracy", "unweighted_accuracy", "macro_f1", "weighted_f1"):
+    assert 0.0 <= saved[k] <= 1.0
+  # Accuracy equals the confusion matrix's diagonal weighted by support.
+  support = np.array([saved["per_class"][n]["support"] for n in saved["classes"]])
+  assert saved["n_test"] == support.sum() == 48  # 3 of 12 speakers x 16 clips
+  np.testing.assert_allclose(saved["accuracy"],
+                             (np.diag(cm) * support).sum() / support.sum())
+  assert set(saved["by_corpus"]) == {"synth_alpha", "synth_beta"}
+  lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
+  train_lines = [x for x in lines if "train_loss" in x]
+  assert train_lines[-1]["step"] == 2 * (96 // 16)  # 2 epochs of 96 clips
+
+
+def test_splits_csv_is_speaker_independent(trained):
+  workdir, _, _ = trained
+  with open(os.path.join(workdir, "splits.csv")) as f:
+    rows = list(csv.DictReader(f))
+  assert len(rows) == 192
+  spk = {s: {r["speaker"] for r in rows if r["split"] == s}
+         for s in ("train", "validation", "test")}
+  assert spk["train"] and spk["test"] and spk["validation"]
+  assert not spk["train"] & spk["test"]
+  assert not spk["train"] & spk["validation"]
+  assert not spk["validation"] & spk["test"]
+
+
+def test_resume_continues_from_the_saved_step(trained, tmp_path):
+  workdir, c, _ = trained
+  c2 = c.copy_and_resolve_references()
+  with c2.unlocked():
+    c2.train.num_epochs = 3
+  run.train_and_evaluate(c2, workdir)
+  lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
+  steps = [x["step"] for x in lines if "train_loss" in x]
+  # Steps 1..12 from the first run, then 13..18: no step trained twice.
+  assert steps == sorted(set(steps)) and steps[-1] == 18
+  assert 16 in steps and 12 in steps
+
+
+def test_changed_config_is_refused_naming_the_key(trained):
+  workdir, c, _ = trained
+  c2 = c.copy_and_resolve_references()
+  with c2.unlocked():
+    c2.train.learning_rate = 0.5
+  with pytest.raises(run.WorkdirConflict, match="train.learning_rate"):
+    run.train_and_evaluate(c2, workdir)
+
+
+def test_unknown_config_key_is_named(tmp_path):
+  r = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "launch.py"), "--config",
+       os.path.join(ROOT, "configs/synthetic.py"), "--config.train.bogus_key=3",
+       "--workdir", str(tmp_path / "w")], capture_output=True, text=True,
+      timeout=300)
+  assert r.returncode != 0
+  assert "bogus_key" in r.stderr
+
+
+def test_unreadable_audio_is_named(tmp_path):
+  bad = tmp_path / "broken.wav"
+  bad.write_bytes(b"RIFF....WAVEfmt nonsense")
+  with pytest.raises(audio.AudioError, match="broken.wav.*cannot be decoded"):
+    audio.load_audio(bad, 16000)
+  with pytest.raises(audio.AudioError, match="is a directory"):
+    audio.load_audio(tmp_path, 16000)
+  (tmp_path / "empty.wav").write_bytes(b"")
+  with pytest.raises(audio.AudioError, match="empty.wav.*0 bytes"):
+    audio.load_audio(tmp_path / "empty.wav", 16000)
+  sf.write(tmp_path / "silent.wav", np.zeros(8000, np.float32), 8000)
+  with pytest.raises(audio.AudioError, match="silent"):
+    audio.load_audio(tmp_path / "silent.wav", 16000)
+  sf.write(tmp_path / "short.wav", np.ones(100, np.float32) * 0.1, 16000)
+  with pytest.raises(audio.AudioError, match="too short"):
+    audio.load_audio(tmp_path / "short.wav", 16000, min_samples=512)
+
+
+def _tone(path, sr, seconds, channels=1):
+  t = np.arange(int(sr * seconds)) / sr
+  x = 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+  if channels > 1:
+    x = np.stack([x * (0.5 + 0.5 * k) for k in range(channels)], -1)
+  sf.write(path, x.astype(np.float32), sr)
+
+
+def test_predict_on_own_files(trained, tmp_path, capsys):
+  workdir, _, _ = trained
+  _tone(tmp_path / "mono8k.wav", 8000, 1.5)
+  _tone(tmp_path / "stereo48k.wav", 48000, 2.0, channels=2)
+  _tone(tmp_path / "long.flac", 22050, 11.0)  # > 4 s windows every 2 s
+  (tmp_path / "bad.wav").write_bytes(b"garbage")
+  out = tmp_path / "pred.csv"
+  rows = predict.main(workdir, [str(tmp_path / "*.wav"),
+                                str(tmp_path / "long.flac")], output=str(out))
+  by_file = {}
+  for r in rows:
+    by_file.setdefault(os.path.basename(r["file"]), []).append(r)
+  assert set(by_file) == {"mono8k.wav", "stereo48k.wav", "long.flac", "bad.wav"}
+  assert "cannot be decoded" in by_file["bad.wav"][0]["error"]
+  classes = [k for k in rows[0] if k not in (
+      "file", "window", "start_s", "end_s", "prediction", "error")] or \
+      [k for r in rows for k in r if k not in (
+          "file", "window", "start_s", "end_s", "prediction", "error")]
+  classes = sorted(set(classes))
+  assert len(classes) == 8
+  for name in ("mono8k.wav", "stereo48k.wav", "long.flac"):
+    for r in by_file[name]:
+      np.testing.assert_allclose(sum(r[c] for c in classes), 1.0, atol=1e-5)
+  assert [r["window"] for r in by_file["mono8k.wav"]] == ["all"]
+  long_rows = by_file["long.flac"]
+  # 11 s, windows of 4 s every 2 s: starts 0,2,4,6 and 7 (end-aligned) + 'all'.
+  assert [r["window"] for r in long_rows] == ["0", "1", "2", "3", "4", "all"]
+  assert long_rows[-2]["end_s"] == "11.00"
+  with open(out) as f:
+    assert len(list(csv.DictReader(f))) == len(rows)
+  assert "long.flac" in capsys.readouterr().out
+
+
+def test_predict_without_checkpoint_is_a_clear_error(tmp_path):
+  from fser_jax.errors import CheckpointError
+  with pytest.raises(CheckpointError, match="no config.json"):
+    predict.Predictor(str(tmp_path))
+
+
+def test_generalisation_mode(tfds_dir, tmp_path):
+  from conftest import tiny_config
+  c = tiny_config(tfds_dir, **{"data.num_folds": 3, "train.num_epochs": 1})
+  out = generalisation.run_all(c, str(tmp_path))
+  assert set(out["protocols"]) == {"paper", "speaker", "corpus"}
+  assert len(out["protocols"]["speaker"]["folds"]) == 3
+  assert set(out["per_held_out_corpus"]) == {"synth_alpha", "synth_beta"}
+  for p, res in out["protocols"].items():
+    accs = []
+    for f in res["folds"]:
+      with open(tmp_path / p / f"fold_{f['fold']}" / "report.json") as fh:
+        rep = json.load(fh)
+      for k in ("accuracy", "unweighted_accuracy", "macro_f1"):
+        assert f[k] == rep[k]
+      accs.append(rep["accuracy"])
+    assert res["accuracy"]["mean"] == pytest.approx(np.mean(accs))
+    assert res["accuracy"]["std"] == pytest.approx(np.std(accs))
+  for name in ("generalisation.json", "generalisation.md", "generalisation.png"):
+    assert (tmp_path / name).exists()
+  # Running it again reads the finished folds back instead of retraining.
+  again = generalisation.run_all(c, str(tmp_path))
+  assert again["protocols"] == out["protocols"]
