@@ -1,0 +1,77 @@
+"""Shared timing helpers: warm-up first, `block_until_ready`, several timed
+windows, median/min/max; device name; peak FLOP/s from a large matmul."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def device_name() -> str:
+  import jax
+  d = jax.devices()[0]
+  if d.platform == "cpu":
+    cpu = platform.processor() or "cpu"
+    try:
+      with open("/proc/cpuinfo") as f:
+        for line in f:
+          if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    except OSError:
+      pass
+    return f"{cpu} ({os.cpu_count()} cores, {len(jax.devices())} XLA device(s))"
+  return f"{d.device_kind} x{len(jax.devices())}"
+
+
+def windows(fn, *, warmup: int = 2, repeats: int = 5, min_seconds: float = 1.0):
+  """Times `fn()` (which must block) over `repeats` windows of >= min_seconds.
+
+  Returns a list of (seconds, calls) per window.
+  """
+  for _ in range(warmup):
+    fn()
+  out = []
+  for _ in range(repeats):
+    calls, t0 = 0, time.perf_counter()
+    while True:
+      fn()
+      calls += 1
+      dt = time.perf_counter() - t0
+      if dt >= min_seconds:
+        break
+    out.append((dt, calls))
+  return out
+
+
+def rate_stats(wins, items_per_call: float) -> dict:
+  rates = [calls * items_per_call / dt for dt, calls in wins]
+  return {"median": statistics.median(rates), "min": min(rates),
+          "max": max(rates)}
+
+
+def peak_flops(n: int = 2048, dtype: str = "float32") -> float:
+  """FLOP/s of an n x n matmul on the default device (the measured peak)."""
+  import jax
+  import jax.numpy as jnp
+  a = jnp.ones((n, n), dtype)
+  b = jnp.ones((n, n), dtype)
+  f = jax.jit(lambda a, b: a @ b)
+  wins = windows(lambda: f(a, b).block_until_ready(), repeats=3,
+                 min_seconds=0.5)
+  return rate_stats(wins, 2 * n ** 3)["median"]
+
+
+def write_json(path: str | None, result: dict) -> None:
+  text = json.dumps(result, indent=2)
+  if path:
+    with open(path, "w") as f:
+      f.write(text + "\n")
+  print(text)

@@ -1,0 +1,54 @@
+"""Every shipped config loads and validates; bad values are named."""
+
+import glob
+import importlib.util
+import os
+
+import pytest
+
+from fser_jax import config as config_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _load(path):
+  spec = importlib.util.spec_from_file_location("cfg", path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "*.py"))))
+def test_configs_validate_and_document_their_command(path):
+  mod = _load(path)
+  config_lib.validate(mod.get_config())
+  assert "python launch.py" in mod.__doc__
+
+
+def test_paper_config_is_the_papers_recipe():
+  c = _load(os.path.join(ROOT, "configs", "fser_paper.py")).get_config()
+  assert c.data.dataset == "fser/all" and c.data.protocol == "paper"
+  assert (c.train.learning_rate, c.train.batch_size, c.train.num_epochs) == (1e-3, 64, 400)
+  assert c.train.optimizer == "sgd" and c.train.momentum == 0.0
+  assert (c.features.n_fft, c.features.hop_length, c.features.image_size) == (512, 512, 64)
+  assert c.augment.offline_copies == 20
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("data.protocol", "random", "data.protocol"),
+    ("train.precision", "fp16", "train.precision"),
+    ("train.batch_size", 0, "train.batch_size"),
+    ("augment.zoom", 1.5, "augment.zoom"),
+])
+def test_bad_values_are_named(key, value, match):
+  c = config_lib.base()
+  section, name = key.split(".")
+  c[section][name] = value
+  with pytest.raises(config_lib.ConfigError, match=match):
+    config_lib.validate(c)
+
+
+def test_wrong_type_is_refused_by_ml_collections():
+  c = config_lib.base()
+  with pytest.raises(TypeError):
+    c.train.batch_size = "sixty-four"
