@@ -11,7 +11,7 @@ and labels) on first use; unreadable files are skipped and listed.
 
 Protocol: speaker-independent when the manifest has a speaker column
 (--config.data.protocol=speaker), else a stratified random split (paper).
-Recipe: configs/fser_fast.py's (log-mel, momentum, cosine).
+Recipe: configs/fser_fast.py's (paper front-end, momentum, cosine).
 """
 
 from fser_jax import config as config_lib
@@ -22,7 +22,7 @@ def get_config(path: str = ""):
   c.data.dataset = "own"
   c.data.own_path = path
   c.data.protocol = "paper"
-  c.features.kind = "logmel"
+  c.features.kind = "rgb"
   c.train.num_epochs = 60
   c.train.learning_rate = 0.02
   c.train.momentum = 0.9
