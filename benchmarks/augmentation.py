@@ -32,7 +32,10 @@ def main(argv=None) -> dict:
   try:
     import os
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    from keras.preprocessing.image import ImageDataGenerator
+    try:
+      from keras.preprocessing.image import ImageDataGenerator
+    except ImportError:  # Keras 3 keeps Keras 2's generator under legacy/
+      from keras.src.legacy.preprocessing.image import ImageDataGenerator
     gen = ImageDataGenerator(width_shift_range=cfg.width_shift,
                              height_shift_range=cfg.height_shift,
                              zoom_range=cfg.zoom,

@@ -64,7 +64,7 @@ def load_audio(path, sample_rate: int, *, min_samples: int = 1,
   try:
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")  # audioread fallback warnings
-      wav, _ = librosa.load(path, sr=sample_rate, mono=True, res_type="soxr_hq")
+      wav, native_rate = librosa.load(path, sr=None, mono=False)
   except Exception as e:  # librosa raises many types for corrupt files.
     raise AudioError(
         path, f"cannot be decoded as audio ({type(e).__name__}: {e}); "
@@ -73,6 +73,10 @@ def load_audio(path, sample_rate: int, *, min_samples: int = 1,
     raise AudioError(path, "decodes to zero samples (header without data?)")
   if not np.all(np.isfinite(wav)):
     raise AudioError(path, "contains NaN or Inf samples")
+  wav = librosa.to_mono(wav)  # the mean of the channels
+  if native_rate != sample_rate:
+    wav = librosa.resample(wav, orig_sr=native_rate, target_sr=sample_rate,
+                           res_type="soxr_hq")
   if max_seconds is not None and wav.size > max_seconds * sample_rate:
     raise AudioError(path, f"is longer than the {max_seconds:.0f} s limit")
   if wav.size < min_samples:

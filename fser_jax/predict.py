@@ -70,6 +70,7 @@ class Predictor:
     ckpts = ckpt_lib.Checkpoints(workdir)
     use_best = ckpts.best_step() is not None
     if not use_best and ckpts.latest_step() is None:
+      ckpts.close()
       raise CheckpointError(f"{workdir}: no checkpoint to predict with (train "
                             "first, or point --workdir at a trained run)")
     full = ckpt_lib.abstract_like(state, sharding)
@@ -80,7 +81,8 @@ class Predictor:
       raise CheckpointError(
           f"{workdir}: the checkpoint does not fit the model of its config "
           f"({type(e).__name__}: {str(e)[:300]})") from None
-    ckpts.close()
+    finally:
+      ckpts.close()
     self.params = restored["params"]
     self.step = int(restored["step"])
     self.eval_fn = train_lib.make_eval_fn(graphdef)

@@ -36,8 +36,11 @@ def tiny_config(data_dir: str, **overrides):
   c.train.steps_per_dispatch = 4
   c.train.checkpoint_every_epochs = 1
   for k, v in overrides.items():
-    section, name = k.split(".")
-    c[section][name] = v
+    if "." in k:
+      section, name = k.split(".")
+      c[section][name] = v
+    else:
+      c[k] = v
   return c
 
 

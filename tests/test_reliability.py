@@ -1,0 +1,249 @@
+"""Interrupted runs lose nothing and resume exactly; bad input everywhere gets
+a clear message; results are reproducible from the seed."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+import soundfile as sf
+
+from fser_jax import audio
+from fser_jax import checkpoints
+from fser_jax import input_pipeline
+from fser_jax import run
+from fser_jax import splits
+from fser_jax import train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.dirname(os.path.abspath(__file__))
+
+
+def _config_file(tmp_path, data_dir, **overrides):
+  """A config file for launch.py subprocesses (the tiny test config)."""
+  path = tmp_path / "tiny_cfg.py"
+  path.write_text(
+      "import sys\n"
+      f"sys.path.insert(0, {TESTS!r})\n"
+      "from conftest import tiny_config\n"
+      f"def get_config():\n  return tiny_config({data_dir!r}, **{overrides!r})\n")
+  return str(path)
+
+
+def _launch(cfg, workdir):
+  env = dict(os.environ, PYTHONUNBUFFERED="1")
+  return subprocess.Popen(
+      [sys.executable, os.path.join(ROOT, "launch.py"), "--config", cfg,
+       "--workdir", str(workdir)], stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def _final_params(workdir, cfg_overrides, data_dir):
+  from conftest import tiny_config
+  c = tiny_config(data_dir, **cfg_overrides)
+  _, state, _ = train.create(c, 8, 3, steps_per_epoch=6)
+  ck = checkpoints.Checkpoints(str(workdir))
+  restored = ck.restore(checkpoints.abstract_like(state))
+  ck.close()
+  return int(restored["step"]), jax.tree.map(np.asarray, restored["params"])
+
+
+def _wait_for_step(workdir, step, proc, timeout=240):
+  path = os.path.join(workdir, "metrics.jsonl")
+  t0 = time.time()
+  while time.time() - t0 < timeout:
+    if proc.poll() is not None:
+      raise AssertionError("run ended early:\n" + proc.stdout.read()[-3000:])
+    if os.path.exists(path):
+      with open(path) as f:
+        steps = [json.loads(l)["step"] for l in f if l.strip()]
+      if steps and max(steps) >= step:
+        return
+    time.sleep(0.2)
+  raise AssertionError("no progress")
+
+
+OVR = {"train.num_epochs": 12, "train.steps_per_dispatch": 2,
+       "train.checkpoint_every_epochs": 2}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tfds_dir, tmp_path_factory):
+  tmp = tmp_path_factory.mktemp("ref")
+  proc = _launch(_config_file(tmp, tfds_dir, **OVR), tmp / "run")
+  out, _ = proc.communicate(timeout=600)
+  assert proc.returncode == 0, out[-3000:]
+  return _final_params(tmp / "run", OVR, tfds_dir)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_run_resumes_to_the_same_parameters(sig, tfds_dir, tmp_path,
+                                                   uninterrupted):
+  cfg = _config_file(tmp_path, tfds_dir, **OVR)
+  workdir = tmp_path / "run"
+  proc = _launch(cfg, workdir)
+  _wait_for_step(str(workdir), 30, proc)
+  proc.send_signal(sig)
+  out, _ = proc.communicate(timeout=120)
+  if sig == signal.SIGTERM:
+    assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]
+    assert "Run the same command to resume" in out
+    # The checkpoint is at the step where it stopped, not an epoch boundary.
+    ck = checkpoints.Checkpoints(str(workdir))
+    stopped = ck.latest_step()
+    ck.close()
+    lines = [json.loads(l) for l in open(workdir / "metrics.jsonl")]
+    assert stopped == max(l["step"] for l in lines) >= 30
+  else:
+    assert proc.returncode == -signal.SIGKILL
+  assert not (workdir / "report.json").exists()
+  proc = _launch(cfg, workdir)
+  out, _ = proc.communicate(timeout=600)
+  assert proc.returncode == 0, out[-3000:]
+  assert "Resuming from the checkpoint at step" in out
+  step, params = _final_params(workdir, OVR, tfds_dir)
+  ref_step, ref = uninterrupted
+  assert step == ref_step == 72
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ref)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  lines = [json.loads(l) for l in open(workdir / "metrics.jsonl")]
+  steps = [l["step"] for l in lines if "train_loss" in l]
+  assert steps == sorted(set(steps))  # no step logged twice after resuming
+
+
+def test_same_seed_same_results_other_seed_same_splits(tiny, tmp_path):
+  a = run.train_and_evaluate(tiny(), str(tmp_path / "a"))
+  b = run.train_and_evaluate(tiny(), str(tmp_path / "b"))
+  c = run.train_and_evaluate(tiny(seed=1), str(tmp_path / "c"))
+  read = lambda d, f: open(tmp_path / d / f).read()
+  assert read("a", "report.json") == read("b", "report.json")
+  assert read("a", "splits.csv") == read("b", "splits.csv")
+  assert read("a", "splits.csv") == read("c", "splits.csv")
+  _, pa, _ = train.create(tiny(), 8, 3, 1)
+  _, pc, _ = train.create(tiny(seed=1), 8, 3, 1)
+  assert any(not np.allclose(x, y) for x, y in zip(
+      jax.tree.leaves(pa["params"]), jax.tree.leaves(pc["params"])))
+  d = run.train_and_evaluate(tiny(**{"data.split_seed": 1,
+                                     "data.protocol": "paper"}),
+                             str(tmp_path / "d"))
+  e = run.train_and_evaluate(tiny(**{"data.protocol": "paper"}),
+                             str(tmp_path / "e"))
+  assert read("d", "splits.csv") != read("e", "splits.csv")
+  assert a["accuracy"] == b["accuracy"]
+  del c, d, e
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_good_checkpoint(tiny,
+                                                                      tmp_path):
+  c = tiny(**{"train.learning_rate": 1e12, "train.momentum": 0.0,
+              "train.num_epochs": 6})
+  with pytest.raises(train.TrainingDiverged, match=r"at step \d+"):
+    run.train_and_evaluate(c, str(tmp_path))
+  ck = checkpoints.Checkpoints(str(tmp_path))
+  steps = ck.latest.all_steps()
+  ck.close()
+  if steps:  # every checkpoint kept holds finite parameters
+    _, state, _ = train.create(c, 8, 3, 6)
+    ck = checkpoints.Checkpoints(str(tmp_path))
+    r = ck.restore(checkpoints.abstract_like(state))
+    ck.close()
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(r["params"]))
+
+
+# --- bad audio --------------------------------------------------------------------
+def test_bad_audio_files(tmp_path):
+  sr = 16000
+  t = np.arange(sr) / sr
+  tone = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+  sf.write(tmp_path / "ok.wav", tone, sr)
+  raw = (tmp_path / "ok.wav").read_bytes()
+  (tmp_path / "header.wav").write_bytes(b"RIFX" + raw[4:])  # corrupt header
+  (tmp_path / "truncated.wav").write_bytes(raw[:30])  # cut inside the header
+  (tmp_path / "zero.wav").write_bytes(b"")
+  sf.write(tmp_path / "zeros.wav", np.zeros(sr, np.float32), sr)
+  nan = tone.copy()
+  nan[100:200] = np.nan
+  sf.write(tmp_path / "nan.wav", nan, sr, subtype="FLOAT")
+  cases = {"header.wav": "cannot be decoded", "truncated.wav": "cannot be decoded",
+           "zero.wav": "0 bytes", "zeros.wav": "silent", "nan.wav": "NaN"}
+  for name, why in cases.items():
+    with pytest.raises(audio.AudioError) as e:
+      audio.load_audio(tmp_path / name, sr)
+    assert name in str(e.value) and why in str(e.value), str(e.value)
+  with pytest.raises(audio.AudioError, match="is a directory"):
+    audio.load_audio(tmp_path, sr)
+  long = np.tile(tone, 70)  # 70 s
+  sf.write(tmp_path / "long.wav", long, sr)
+  with pytest.raises(audio.AudioError, match="long.wav: is 70 s long"):
+    audio.load_audio(tmp_path / "long.wav", sr, max_seconds=60)
+
+
+@pytest.mark.parametrize("channels,rate", [(1, 8000), (6, 96000), (2, 44100)])
+def test_channels_and_rates_are_mixed_and_resampled(tmp_path, channels, rate):
+  t = np.arange(rate // 2) / rate
+  x = np.stack([0.2 * np.sin(2 * np.pi * 300 * t)] * channels, -1)
+  sf.write(tmp_path / "x.wav", x.astype(np.float32), rate)
+  y = audio.load_audio(tmp_path / "x.wav", 16000)
+  assert y.ndim == 1 and y.size == 8000
+  assert 0.15 < np.abs(y).max() < 0.25  # mono mix, not a sum
+
+
+# --- bad config ---------------------------------------------------------------------
+def test_batch_larger_than_data_is_named(tiny, tmp_path):
+  from fser_jax.config import ConfigError
+  with pytest.raises(ConfigError, match="train.batch_size=512"):
+    run.train_and_evaluate(tiny(**{"train.batch_size": 512}), str(tmp_path))
+
+
+def test_fold_that_does_not_exist(tiny, tmp_path):
+  with pytest.raises(splits.SplitError, match="data.fold=7"):
+    run.train_and_evaluate(tiny(**{"data.fold": 7}), str(tmp_path))
+
+
+def test_dataset_not_built_says_how_to_build(tiny, tmp_path):
+  c = tiny(**{"data.dataset": "fser/emodb", "data.data_dir": str(tmp_path)})
+  with pytest.raises(input_pipeline.DatasetNotBuiltError,
+                     match="tfds build fser --imports fser_jax.datasets --config emodb"):
+    run.train_and_evaluate(c, str(tmp_path / "w"))
+
+
+def test_launch_prints_a_clear_error_not_a_traceback(tfds_dir, tmp_path):
+  cfg = _config_file(tmp_path, tfds_dir, **{"data.fold": 9})
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "launch.py"),
+                      "--config", cfg, "--workdir", str(tmp_path / "w")],
+                     capture_output=True, text=True, timeout=300)
+  assert r.returncode == 2
+  assert "error: data.fold=9 does not exist" in r.stderr
+  assert "Traceback" not in r.stderr
+
+
+# --- bad checkpoints ------------------------------------------------------------------
+def test_predict_with_a_config_but_no_checkpoint(tmp_path, tiny):
+  from fser_jax import predict
+  from fser_jax.errors import CheckpointError
+  run.prepare_workdir(tiny(), str(tmp_path))
+  (tmp_path / "normalisation.json").write_text(
+      json.dumps({"mean": 0, "std": 1, "classes": list("abcdefgh")}))
+  with pytest.raises(CheckpointError, match="no checkpoint"):
+    predict.Predictor(str(tmp_path))
+
+
+def test_checkpoint_of_another_model_shape(tmp_path, tiny):
+  from fser_jax import predict
+  from fser_jax.errors import CheckpointError
+  c = tiny()
+  run.prepare_workdir(c, str(tmp_path))
+  (tmp_path / "normalisation.json").write_text(
+      json.dumps({"mean": 0, "std": 1, "classes": list("abcdefgh")}))
+  other = tiny(**{"model.dense": (64, 16)})
+  _, state, _ = train.create(other, 8, 3, 1)
+  ck = checkpoints.Checkpoints(str(tmp_path))
+  ck.save_latest(1, state)
+  ck.close()
+  with pytest.raises(CheckpointError, match="does not fit the model"):
+    predict.Predictor(str(tmp_path))
