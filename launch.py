@@ -28,9 +28,17 @@ flags.DEFINE_list("protocols", ["paper", "speaker", "corpus"],
                   "generalisation: the protocols to run.")
 
 
+class _QuietLibraries:
+  """Keeps orbax's per-save INFO lines out of the progress log."""
+
+  def filter(self, record):
+    return record.levelno >= 30 or "/orbax/" not in record.pathname  # WARNING
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   # Keep TensorFlow (used by TFDS for reading data) off the GPUs.
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU")

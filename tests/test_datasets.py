@@ -269,3 +269,17 @@ def test_own_manifest_with_speakers(tmp_path):
   (tmp_path / "bad.csv").write_text("file,emotion\nx.wav,sad\n")
   with pytest.raises(ValueError, match="bad.csv: a manifest needs the columns"):
     datasets.scan_own(str(tmp_path / "bad.csv"))
+
+
+def test_tfds_cli_builds_and_loads(tmp_path):
+  """`tfds build fser --imports fser_jax.datasets ...` right after install."""
+  import subprocess
+  import sys
+  exe = os.path.join(os.path.dirname(sys.executable), "tfds")
+  r = subprocess.run([exe, "build", "fser", "--imports", "fser_jax.datasets",
+                      "--config", "ravdess", "--manual_dir", DUMMY,
+                      "--data_dir", str(tmp_path)], capture_output=True,
+                     text=True, timeout=300)
+  assert r.returncode == 0, r.stderr[-3000:]
+  ds = tfds.load("fser/ravdess", data_dir=str(tmp_path), split="all")
+  assert len(list(ds)) == 3

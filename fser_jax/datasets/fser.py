@@ -129,9 +129,8 @@ class Fser(tfds.core.GeneratorBasedBuilder):
             "intensity": tfds.features.Text(),
         }),
         supervised_keys=("audio", "label"),
-        homepage="https://github.com/fser-jax/fser_jax",
         citation="Dossou & Gbenou, FSER: Deep Convolutional Neural Networks "
-        "for Speech Emotion Recognition, ICCV Workshops 2021.",
+        "for Speech Emotion Recognition, 2021.",
     )
 
   def _split_generators(self, dl_manager):
