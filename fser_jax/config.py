@@ -53,6 +53,7 @@ def base() -> ml_collections.ConfigDict:
   c.model.conv_dropout = 0.25
   c.model.dense = (512, 256)
   c.model.dense_dropout = 0.5
+  c.model.conv_impl = "xla"  # 'xla' (lax.conv) | 'im2col' (one matmul)
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 64
@@ -87,6 +88,7 @@ CHOICES = {
     "train.optimizer": ("sgd", "adam"),
     "train.schedule": ("constant", "cosine"),
     "train.precision": ("float32", "bfloat16"),
+    "model.conv_impl": ("xla", "im2col"),
 }
 
 

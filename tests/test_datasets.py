@@ -283,3 +283,15 @@ def test_tfds_cli_builds_and_loads(tmp_path):
   assert r.returncode == 0, r.stderr[-3000:]
   ds = tfds.load("fser/ravdess", data_dir=str(tmp_path), split="all")
   assert len(list(ds)) == 3
+
+
+def test_training_input_builds_a_missing_dataset_on_first_use(tmp_path):
+  from fser_jax import config as config_lib
+  from fser_jax import input_pipeline
+  d = config_lib.base().data
+  d.dataset = "fser/savee"
+  d.data_dir = str(tmp_path)
+  d.manual_dir = DUMMY
+  wavs, labels, classes, meta = input_pipeline.load_clips(d)
+  assert len(wavs) == 4 and classes == corpora.NATIVE_CLASSES["savee"]
+  assert sorted(meta["speaker"]) == ["savee_DC", "savee_JE", "savee_JK", "savee_KL"]

@@ -107,3 +107,43 @@ def test_bfloat16_compute_keeps_float32_parameters():
   state, m = chunk(state, x, y, jnp.tile(jnp.arange(16)[None], (2, 1)),
                    jax.random.key(0))
   assert np.all(np.isfinite(m["loss"]))
+
+
+def test_offline_augmentation_is_the_papers_algorithm_1():
+  c = _small_config()
+  x, y = _batch(8)
+  aug = augment.from_config(c.augment)
+  xs, ys = train.offline_augment(jax.random.key(0), np.asarray(x),
+                                 np.asarray(y), 20, aug, batch=4)
+  assert xs.shape == (8 * 21, 64, 64, 3) and ys.shape == (8 * 21,)
+  np.testing.assert_array_equal(xs[:8], np.asarray(x))  # originals first
+  np.testing.assert_array_equal(ys, np.tile(np.asarray(y), 21))
+  # Every copy is a different transform of its original, drawn once.
+  copies = xs[8:].reshape(20, 8, 64, 64, 3)
+  assert all(not np.allclose(copies[k, 0], x[0]) for k in range(20))
+  assert not np.allclose(copies[0, 0], copies[1, 0])
+  again, _ = train.offline_augment(jax.random.key(0), np.asarray(x),
+                                   np.asarray(y), 20, aug, batch=4)
+  np.testing.assert_array_equal(xs, again)
+
+
+def test_max_pool_gradient_routes_to_the_maximum():
+  x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 4, 6, 3)),
+                  jnp.float32)
+  g = jax.grad(lambda x: jnp.sum(model_lib.max_pool_2x2(x) * 2.0))(x)
+  r = np.asarray(x).reshape(2, 2, 2, 3, 2, 3)
+  is_max = r == r.max(axis=(2, 4), keepdims=True)
+  np.testing.assert_array_equal(np.asarray(g).reshape(r.shape), 2.0 * is_max)
+  # Odd sizes: the dropped last row gets no gradient.
+  x5 = jnp.ones((1, 5, 4, 1)) * jnp.arange(20.0).reshape(1, 5, 4, 1)
+  g5 = jax.grad(lambda x: model_lib.max_pool_2x2(x).sum())(x5)
+  assert g5.shape == x5.shape and float(g5[0, 4].sum()) == 0.0
+
+
+def test_im2col_convolution_equals_lax_conv():
+  from flax import nnx
+  conv = nnx.Conv(5, 7, (3, 3), padding="SAME", rngs=nnx.Rngs(0))
+  x = jnp.asarray(np.random.default_rng(1).random((2, 8, 6, 5)), jnp.float32)
+  np.testing.assert_allclose(
+      model_lib.im2col_conv(x, conv.kernel[...], conv.bias[...]), conv(x),
+      atol=1e-5)
