@@ -4,7 +4,7 @@
 layers and Dropouts interposed between them. The output of the four CLs is
 flattened and fed into a series of three fully-connected layers, which is
 finally fed into a softmax". The paper gives no filter counts, kernel sizes,
-dropout rates or widths; ours (config `model`, defaults in configs/default.py):
+dropout rates or widths; ours (config `model`, defaults in fser_jax/config.py):
 filters 32/64/128/256, 3x3 kernels with SAME padding, 2x2 max-pooling, dropout
 0.25 after each block, dense 512 -> 256 -> classes with dropout 0.5 between.
 The model returns logits; the softmax lives in the loss and in predictions.
@@ -75,6 +75,25 @@ def im2col_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
       bias.astype(x.dtype)
 
 
+def dropout(x: jax.Array, rate: float, key: jax.Array) -> jax.Array:
+  """Inverted dropout drawing one random byte per value.
+
+  `jax.random.bernoulli` runs the counter-based generator once per value; here
+  one 32-bit draw gives four bytes (about 6x faster on CPU, where dropout's
+  random bits were a fifth of the step). The rate is applied in steps of
+  1/256 (0.25 and 0.5 exactly) and the kept values are scaled by the exact
+  inverse of the keep probability, so the expectation is unchanged.
+  """
+  if rate <= 0.0:
+    return x
+  threshold = int(round(rate * 256))
+  n = x.size
+  words = jax.random.bits(key, (-(-n // 4),), jnp.uint32)
+  u8 = jax.lax.bitcast_convert_type(words, jnp.uint8).reshape(-1)[:n]
+  keep = u8.reshape(x.shape) >= threshold
+  return jnp.where(keep, x * (256.0 / (256 - threshold)), 0).astype(x.dtype)
+
+
 class FSER(nnx.Module):
   """The FSER CNN: images [B, H, W, C] -> logits [B, num_classes]."""
 
@@ -94,12 +113,12 @@ class FSER(nnx.Module):
                             dtype=dtype, param_dtype=jnp.float32, rngs=rngs))
       cin, size = f, size // 2
     self.convs = nnx.List(convs)
-    self.conv_dropout = nnx.Dropout(conv_dropout)
+    self.conv_dropout = conv_dropout
     widths = [size * size * cin, *dense, num_classes]
     self.dense = nnx.List([
         nnx.Linear(a, b, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
         for a, b in zip(widths[:-1], widths[1:])])
-    self.dense_dropout = nnx.Dropout(dense_dropout)
+    self.dense_dropout = dense_dropout
 
   def __call__(self, x: jax.Array, *, train: bool = False,
                rngs: nnx.Rngs | None = None) -> jax.Array:
@@ -111,11 +130,13 @@ class FSER(nnx.Module):
         y = conv(x)
       # relu(pool(y)) == pool(relu(y)) (both monotone), on 4x fewer values.
       x = nnx.relu(max_pool_2x2(y))
-      x = self.conv_dropout(x, deterministic=not train, rngs=rngs)
+      if train:
+        x = dropout(x, self.conv_dropout, rngs.dropout())
     x = x.reshape(x.shape[0], -1)
     for layer in self.dense[:-1]:
       x = nnx.relu(layer(x))
-      x = self.dense_dropout(x, deterministic=not train, rngs=rngs)
+      if train:
+        x = dropout(x, self.dense_dropout, rngs.dropout())
     return self.dense[-1](x).astype(jnp.float32)
 
 
