@@ -23,12 +23,5 @@ def get_config(path: str = ""):
   c.data.own_path = path
   c.data.protocol = "paper"
   c.features.kind = "rgb"
-  c.train.num_epochs = 60
-  c.train.learning_rate = 0.02
-  c.train.momentum = 0.9
-  c.train.nesterov = True
-  c.train.schedule = "cosine"
-  c.train.warmup_epochs = 2
-  c.train.eval_every_epochs = 2
-  c.train.checkpoint_every_epochs = 2
+  config_lib.fast_recipe(c, num_epochs=60, eval_every_epochs=2)
   return c

@@ -22,12 +22,5 @@ def get_config():
   c.data.dataset = "fser/synthetic"
   c.data.protocol = "speaker"
   c.data.num_folds = 4
-  c.train.num_epochs = 120
-  c.train.learning_rate = 0.02
-  c.train.momentum = 0.9
-  c.train.nesterov = True
-  c.train.schedule = "cosine"
-  c.train.warmup_epochs = 2
-  c.train.eval_every_epochs = 4
-  c.train.checkpoint_every_epochs = 4
+  config_lib.fast_recipe(c, num_epochs=120, eval_every_epochs=4)
   return c
