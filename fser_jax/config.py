@@ -67,7 +67,6 @@ def base() -> ml_collections.ConfigDict:
   c.train.weight_decay = 0.0
   c.train.precision = "float32"  # 'float32' | 'bfloat16' (compute)
   c.train.eval_every_epochs = 1
-  c.train.log_every_steps = 50
   c.train.steps_per_dispatch = 8  # train steps fused into one jitted scan
   c.train.checkpoint_every_epochs = 5
   c.train.max_checkpoints = 2

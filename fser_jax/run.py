@@ -27,7 +27,7 @@ from fser_jax import train as train_lib
 
 # Keys that may change between invocations on one workdir without changing
 # the run: extending training, logging and checkpoint cadence, devices.
-RESUMABLE_KEYS = {"train.num_epochs", "train.log_every_steps",
+RESUMABLE_KEYS = {"train.num_epochs",
                   "train.eval_every_epochs", "train.checkpoint_every_epochs",
                   "train.steps_per_dispatch", "train.max_checkpoints",
                   "mesh.num_devices", "mesh.distributed",

@@ -325,7 +325,7 @@ def fit(config, data, workdir: str) -> dict:
                steps_per_epoch, tcfg.batch_size, n_dev, jax.default_backend(),
                start)
   step = start
-  t_start, steps_timed = time.perf_counter(), 0
+  t_timed, steps_timed = None, 0
   try:
     with _StopFlag() as stop:
       while step < total_steps:
@@ -345,13 +345,13 @@ def fit(config, data, workdir: str) -> dict:
               f"step {ckpts.latest_step()} in {workdir}/checkpoints. Lower "
               "train.learning_rate or check the data.")
         step += k
-        if step > start + k:  # the first dispatch includes compilation
-          steps_timed += k
+        # Throughput since the end of the first dispatch (which compiles).
+        if t_timed is None:
+          t_timed, steps_timed = time.perf_counter(), 0
         else:
-          t_start = time.perf_counter()
-        rate = steps_timed * tcfg.batch_size / max(
-            time.perf_counter() - t_start, 1e-9) if steps_timed else \
-            k * tcfg.batch_size / dt
+          steps_timed += k
+        rate = (steps_timed * tcfg.batch_size / (time.perf_counter() - t_timed)
+                if steps_timed else k * tcfg.batch_size / dt)
         log({"step": step, "epoch": step / steps_per_epoch,
              "train_loss": float(m["loss"].mean()),
              "train_accuracy": float(m["accuracy"].mean()),
@@ -366,13 +366,13 @@ def fit(config, data, workdir: str) -> dict:
             or step == total_steps or stop.signum:
           ckpts.save_latest(step, state)
         if epoch_done or step == total_steps:
-          eta = (total_steps - step) * tcfg.batch_size / max(rate, 1e-9)
+          eta = (_fmt_time((total_steps - step) * tcfg.batch_size / rate)
+                 if steps_timed else "after the first dispatch")
           logging.info(
               "epoch %d/%d step %d/%d | loss %.4f acc %.3f%s | %.0f ex/s | "
               "ETA %s", ep, tcfg.num_epochs, step, total_steps,
               float(m["loss"].mean()), float(m["accuracy"].mean()),
-              "" if val is None else f" | val acc {val:.3f}", rate,
-              _fmt_time(eta))
+              "" if val is None else f" | val acc {val:.3f}", rate, eta)
         if stop.signum:
           ckpts.wait()
           raise Interrupted(
