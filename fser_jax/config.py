@@ -39,6 +39,10 @@ def base() -> ml_collections.ConfigDict:
   c.features.top_db = 80.0
   c.features.image_size = 64
   c.features.colormap = "coolwarm"
+  # Standardise inputs per channel with training-set mean/std (one affine map
+  # for every clip: keeps loudness). Without it the RGB image's [0, 1] values
+  # leave SGD at chance for tens of epochs (configs/fser_fast.py).
+  c.features.standardize = True
 
   c.augment = ml_collections.ConfigDict()
   c.augment.width_shift = 0.1

@@ -30,12 +30,17 @@ class DatasetNotBuiltError(RuntimeError):
 @dataclasses.dataclass
 class Data:
   """Every clip of a run: images, labels, metadata and split."""
-  images: np.ndarray  # [N, S, S, C] float32 (normalised for 'logmel')
+  images: np.ndarray  # [N, S, S, C] float32, standardised if configured
   labels: np.ndarray  # [N] int32
   classes: tuple[str, ...]
   meta: dict[str, np.ndarray]  # META_KEYS -> [N] str
   split: np.ndarray  # [N] 'train' | 'validation' | 'test'
-  norm: tuple[float, float] = (0.0, 1.0)  # logmel standardisation (mean, std)
+  # Per-channel standardisation applied to `images`: (mean [C], std [C]).
+  norm: tuple[list[float], list[float]] = ([0.0], [1.0])
+
+  def raw_images(self) -> np.ndarray:
+    """The images before standardisation (for pictures of them)."""
+    return self.images * np.float32(self.norm[1]) + np.float32(self.norm[0])
 
   def subset(self, name: str) -> tuple[np.ndarray, np.ndarray]:
     m = self.split == name
@@ -140,13 +145,23 @@ def load(config, *, progress: bool = True) -> Data:
   images = features_lib.compute_images(waveforms, config.features,
                                        d.sample_rate, progress=progress)
   data = Data(images, labels, classes, meta, split)
-  if config.features.kind == "logmel":
-    # Standardise with training-set statistics only (no test leakage); one
-    # global mean/std keeps the loudness differences between clips.
-    train = images[split == "train"]
-    data.norm = (float(train.mean()), float(train.std() + 1e-6))
-    data.images = (images - data.norm[0]) / data.norm[1]
+  channels = images.shape[-1]
+  data.norm = ([0.0] * channels, [1.0] * channels)
+  if standardize(config.features):
+    # Training-set statistics only (no test leakage); one affine map per
+    # channel for every clip, so loudness and colour differences between
+    # clips survive (per-image scaling would erase them).
+    train = images[split == "train"].reshape(-1, channels)
+    mean = train.mean(0, dtype=np.float64)  # float64: 10^6+ values per channel
+    std = train.std(0, dtype=np.float64) + 1e-6
+    data.norm = (mean.tolist(), std.tolist())
+    data.images = (images - mean.astype(np.float32)) / std.astype(np.float32)
   return data
+
+
+def standardize(features_cfg) -> bool:
+  """Whether images are standardised (configs saved before the key: logmel)."""
+  return bool(features_cfg.get("standardize", features_cfg.kind == "logmel"))
 
 
 def write_splits_csv(path: str, data: Data) -> None:

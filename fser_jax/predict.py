@@ -60,7 +60,9 @@ class Predictor:
     with open(os.path.join(workdir, "normalisation.json")) as f:
       norm = json.load(f)
     self.classes = list(norm["classes"])
-    self.norm = (norm["mean"], norm["std"])
+    # Per-channel lists (a scalar from a one-channel run broadcasts too).
+    self.norm = (np.asarray(norm["mean"], np.float32),
+                 np.asarray(norm["std"], np.float32))
     c = self.config
     graphdef, state, _ = train_lib.create(
         c, len(self.classes), features_lib.num_channels(c.features.kind), 1)
@@ -91,8 +93,7 @@ class Predictor:
   def probabilities(self, waveforms: list[np.ndarray]) -> np.ndarray:
     images = features_lib.compute_images(waveforms, self.config.features,
                                          self.sample_rate, batch_size=16)
-    if self.config.features.kind == "logmel":
-      images = (images - self.norm[0]) / self.norm[1]
+    images = (images - self.norm[0]) / self.norm[1]
     logits = train_lib.predict_logits(self.eval_fn, self.params, images, 16)
     return metrics_lib.softmax(logits)
 

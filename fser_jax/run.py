@@ -118,8 +118,7 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False) -> dict
   data = input_pipeline.load(config)
   input_pipeline.write_splits_csv(os.path.join(workdir, "splits.csv"), data)
   pdir = plots.ensure_dir(workdir)
-  plots.example_images(data.images if config.features.kind == "rgb"
-                       else data.images, data.labels, data.classes,
+  plots.example_images(data.raw_images(), data.labels, data.classes,
                        os.path.join(pdir, "inputs.png"))
   with open(os.path.join(workdir, "normalisation.json"), "w") as f:
     json.dump({"mean": data.norm[0], "std": data.norm[1],

@@ -163,6 +163,51 @@ def test_predict_on_own_files(trained, tmp_path, capsys):
   assert "long.flac" in capsys.readouterr().out
 
 
+def test_inputs_are_standardised_with_training_statistics_only(trained):
+  from fser_jax import input_pipeline
+  _, c, _ = trained
+  data = input_pipeline.load(c, progress=False)
+  train, _ = data.subset("train")
+  # Per channel (RGB: 3), zero mean and unit variance over the training split.
+  np.testing.assert_allclose(train.mean((0, 1, 2), dtype=np.float64), 0.0,
+                             atol=1e-5)
+  np.testing.assert_allclose(train.std((0, 1, 2), dtype=np.float64), 1.0,
+                             atol=1e-4)
+  assert len(data.norm[0]) == 3
+  raw = data.raw_images()
+  assert raw.min() >= -1e-5 and raw.max() <= 1 + 1e-5  # the [0, 1] image
+  # Test clips played no part: their statistics differ from the training ones.
+  test_raw = raw[data.split == "test"]
+  assert not np.allclose(test_raw.mean((0, 1, 2), dtype=np.float64),
+                         data.norm[0], atol=1e-6)
+  plain = input_pipeline.load(_with(c, standardize=False), progress=False)
+  np.testing.assert_allclose(plain.images, raw, atol=1e-5)
+
+
+def test_predict_matches_evaluation_on_the_same_clips(trained):
+  """No train/serve skew: the predictor, from waveforms, gives the same
+  probabilities as the run's model on the run's (standardised) test images."""
+  from fser_jax import input_pipeline
+  from fser_jax import metrics
+  from fser_jax import train
+  workdir, c, _ = trained
+  waveforms, _, _, _ = input_pipeline.load_clips(c.data)
+  data = input_pipeline.load(c, progress=False)
+  test = np.flatnonzero(data.split == "test")[:8]
+  p = predict.Predictor(workdir)
+  served = p.probabilities([waveforms[i] for i in test])
+  direct = metrics.softmax(train.predict_logits(
+      p.eval_fn, p.params, data.images[test], 16))
+  np.testing.assert_allclose(served, direct, atol=1e-5)
+
+
+def _with(c, **features):
+  c = c.copy_and_resolve_references()
+  for k, v in features.items():
+    c.features[k] = v
+  return c
+
+
 def test_predict_without_checkpoint_is_a_clear_error(tmp_path):
   from fser_jax.errors import CheckpointError
   with pytest.raises(CheckpointError, match="no config.json"):
