@@ -265,3 +265,44 @@ def test_own_data_trains_end_to_end(tmp_path):
   assert rep["n_test"] == 6  # 20% of 24, stratified
   with open(tmp_path / "run" / "splits.csv") as f:
     assert len(list(csv.DictReader(f))) == 24
+
+
+def test_generalisation_on_own_manifest_with_speakers(tmp_path):
+  """A CSV manifest with a speaker column: the speaker protocol runs one fold
+  per speaker (leave-one-speaker-out) and the corpus protocol is skipped."""
+  rng = np.random.default_rng(1)
+  rows = []
+  (tmp_path / "clips").mkdir()
+  for spk in ("ann", "bob", "cyd", "dan"):
+    for li, lab in enumerate(("angry", "calm")):
+      for k in range(4):
+        sr = 16000
+        t = np.arange(int(sr * 0.5)) / sr
+        f0 = (110 if spk in ("bob", "dan") else 200) * (1 + 0.6 * li)
+        wav = 0.3 * np.sin(2 * np.pi * f0 * t * (1 + 0.05 * k))
+        name = f"clips/{spk}_{lab}_{k}.wav"
+        sf.write(tmp_path / name,
+                 (wav + 0.01 * rng.standard_normal(t.size)).astype(np.float32), sr)
+        rows.append(f"{name},{lab},{spk}")
+  (tmp_path / "m.csv").write_text("path,label,speaker\n" + "\n".join(rows) + "\n")
+  from fser_jax import config as config_lib
+  c = config_lib.base()
+  c.data.dataset = "own"
+  c.data.own_path = str(tmp_path / "m.csv")
+  c.data.data_dir = str(tmp_path / "tfds")
+  c.model.filters = (8, 8, 16, 16)
+  c.model.dense = (16, 8)
+  c.train.batch_size = 8
+  c.train.num_epochs = 1
+  out = generalisation.run_all(c, str(tmp_path / "gen"))
+  res = out["protocols"]
+  assert set(res) == {"paper", "speaker"}  # one corpus: no corpus protocol
+  folds = res["speaker"]["folds"]
+  assert sorted(f["test"].split("_")[-1] for f in folds) == ["ann", "bob", "cyd", "dan"]
+  assert all(f["n_test"] == 8 for f in folds)
+  for f in folds:
+    with open(tmp_path / "gen" / "speaker" / f"fold_{f['fold']}" / "splits.csv") as fh:
+      split = list(csv.DictReader(fh))
+    test_spk = {r["speaker"] for r in split if r["split"] == "test"}
+    train_spk = {r["speaker"] for r in split if r["split"] == "train"}
+    assert len(test_spk) == 1 and not test_spk & train_spk
