@@ -21,7 +21,7 @@ config_flags.DEFINE_config_file(
     "config", None, "A configs/*.py file (not needed for --mode predict).",
     lock_config=True)
 flags.DEFINE_bool("overwrite", False,
-                  "Delete a run with another config in --workdir.")
+                  "Delete the run in --workdir (any config) and start anew.")
 flags.DEFINE_multi_string("audio", [], "predict: files, folders or globs.")
 flags.DEFINE_string("output", None, "predict: write the table to this CSV.")
 flags.DEFINE_list("protocols", ["paper", "speaker", "corpus"],

@@ -82,8 +82,8 @@ def run_all(config, workdir: str, protocols=("paper", "speaker", "corpus"),
       name = splits_lib.fold_name(protocol, meta, c.data.fold,
                                   folds=c.data.num_folds)
       report_path = os.path.join(fdir, "report.json")
-      if os.path.exists(report_path):
-        run_lib.prepare_workdir(c, fdir, overwrite)  # refuses a changed config
+      if os.path.exists(report_path) and not overwrite:
+        run_lib.prepare_workdir(c, fdir)  # refuses a changed config
         with open(report_path) as f:
           rep = json.load(f)
         logging.info("%s fold %d (%s): done, read back.", protocol,

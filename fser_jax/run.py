@@ -33,7 +33,7 @@ RESUMABLE_KEYS = {"train.num_epochs",
                   "mesh.num_devices", "mesh.distributed",
                   "data.data_dir", "data.manual_dir"}
 RUN_FILES = ("config.json", "splits.csv", "metrics.jsonl", "report.json",
-             "report.md")
+             "report.md", "normalisation.json")
 RUN_DIRS = ("checkpoints", "best", "tensorboard", "plots")
 
 
@@ -71,7 +71,7 @@ def prepare_workdir(config, workdir: str, overwrite: bool = False) -> None:
       raise WorkdirConflict(
           f"{workdir} holds a run with another config ({shown}). Use another "
           "--workdir, or pass --overwrite to delete that run and start anew.")
-    if diff:
+    if overwrite:  # a fresh start, whether or not the config changed
       logging.warning("--overwrite: deleting the run in %s.", workdir)
       for name in RUN_FILES:
         if os.path.exists(os.path.join(workdir, name)):

@@ -306,3 +306,18 @@ def test_generalisation_on_own_manifest_with_speakers(tmp_path):
     test_spk = {r["speaker"] for r in split if r["split"] == "test"}
     train_spk = {r["speaker"] for r in split if r["split"] == "train"}
     assert len(test_spk) == 1 and not test_spk & train_spk
+
+
+def test_overwrite_starts_anew_even_with_the_same_config(tiny, tmp_path):
+  c = tiny()
+  run.prepare_workdir(c, str(tmp_path))
+  for d in run.RUN_DIRS:
+    (tmp_path / d).mkdir()
+  for f in run.RUN_FILES[1:]:  # all but config.json
+    (tmp_path / f).write_text("old")
+  run.prepare_workdir(c, str(tmp_path))  # same config: kept, to resume
+  assert all((tmp_path / d).exists() for d in run.RUN_DIRS)
+  run.prepare_workdir(c, str(tmp_path), overwrite=True)
+  assert not any((tmp_path / d).exists() for d in run.RUN_DIRS)
+  assert [f for f in run.RUN_FILES if (tmp_path / f).exists()] == ["config.json"]
+  assert json.loads((tmp_path / "config.json").read_text()) == run.config_dict(c)
