@@ -2,7 +2,7 @@
 
   python launch.py --config configs/synthetic.py --workdir runs/demo
   python launch.py --config configs/synthetic.py --workdir runs/gen --mode generalisation
-  python launch.py --mode predict --workdir runs/demo --audio my_clips/*.wav
+  python launch.py --mode predict --workdir runs/demo --audio my_clips/*.wav other.mp3
 """
 
 import os
@@ -22,7 +22,8 @@ config_flags.DEFINE_config_file(
     lock_config=True)
 flags.DEFINE_bool("overwrite", False,
                   "Delete the run in --workdir (any config) and start anew.")
-flags.DEFINE_multi_string("audio", [], "predict: files, folders or globs.")
+flags.DEFINE_multi_string("audio", [], "predict: files, folders or globs "
+                          "(--audio a.wav b.wav 'dir/*.mp3').")
 flags.DEFINE_string("output", None, "predict: write the table to this CSV.")
 flags.DEFINE_list("protocols", ["paper", "speaker", "corpus"],
                   "generalisation: the protocols to run.")
@@ -36,8 +37,9 @@ class _QuietLibraries:
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  extra = argv[1:]
+  if extra and FLAGS.mode != "predict":
+    raise app.UsageError(f"Unexpected arguments: {' '.join(extra)}")
   logging.get_absl_handler().addFilter(_QuietLibraries())
   # Keep TensorFlow (used by TFDS for reading data) off the GPUs.
   import tensorflow as tf
@@ -46,7 +48,9 @@ def main(argv):
   from fser_jax import run
   if FLAGS.mode == "predict":
     from fser_jax import predict
-    predict.main(FLAGS.workdir, FLAGS.audio, output=FLAGS.output)
+    # `--audio a.wav b.wav` (what a shell glob expands to): the paths after
+    # the first arrive as positional arguments.
+    predict.main(FLAGS.workdir, FLAGS.audio + extra, output=FLAGS.output)
     return
   if FLAGS.config is None:
     raise app.UsageError("--config is required for --mode "

@@ -321,3 +321,27 @@ def test_overwrite_starts_anew_even_with_the_same_config(tiny, tmp_path):
   assert not any((tmp_path / d).exists() for d in run.RUN_DIRS)
   assert [f for f in run.RUN_FILES if (tmp_path / f).exists()] == ["config.json"]
   assert json.loads((tmp_path / "config.json").read_text()) == run.config_dict(c)
+
+
+def test_launch_predict_takes_several_paths_after_one_audio_flag(trained,
+                                                                 tmp_path):
+  """`--audio a.wav b.wav` is what a shell glob expands to."""
+  workdir, _, _ = trained
+  _tone(tmp_path / "a.wav", 16000, 1.0)
+  _tone(tmp_path / "b.wav", 22050, 1.2)
+  out = tmp_path / "p.csv"
+  r = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "launch.py"), "--mode", "predict",
+       "--workdir", workdir, "--audio", str(tmp_path / "a.wav"),
+       str(tmp_path / "b.wav"), "--output", str(out)],
+      capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0, r.stderr[-2000:]
+  with open(out) as f:
+    files = [os.path.basename(row["file"]) for row in csv.DictReader(f)]
+  assert files == ["a.wav", "b.wav"]
+  r = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "launch.py"), "--config",
+       os.path.join(ROOT, "configs/synthetic.py"), "--workdir",
+       str(tmp_path / "w"), "stray.wav"], capture_output=True, text=True,
+      timeout=300)
+  assert r.returncode != 0 and "Unexpected arguments: stray.wav" in r.stderr
