@@ -92,8 +92,12 @@ def run_all(config, workdir: str, protocols=("paper", "speaker", "corpus"),
         logging.info("=== %s fold %d/%d: test on %s ===", protocol,
                      c.data.fold + 1, len(cfgs), name)
         rep = run_lib.train_and_evaluate(c, fdir, overwrite=overwrite)
+      fam = rep.get("familiarity", {})
       folds.append({"fold": c.data.fold, "test": name, "n_test": rep["n_test"],
                     **{k: rep[k] for k in KEYS},
+                    "unfamiliar": fam.get("test_unfamiliar_fraction"),
+                    "accuracy_familiar": fam.get("accuracy_familiar"),
+                    "accuracy_unfamiliar": fam.get("accuracy_unfamiliar"),
                     "by_corpus": rep.get("by_corpus", {}),
                     "by_gender": rep.get("by_gender", {})})
     results[protocol] = {
@@ -119,6 +123,10 @@ def run_all(config, workdir: str, protocols=("paper", "speaker", "corpus"),
   return out
 
 
+def _pct(x) -> str:
+  return "-" if x is None else f"{100 * x:.1f}"
+
+
 def _pm(s: dict) -> str:
   return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
 
@@ -126,23 +134,33 @@ def _pm(s: dict) -> str:
 def to_markdown(out: dict) -> str:
   res = out["protocols"]
   lines = [f"# Generalisation report: `{out['dataset']}`", "",
-           "| protocol | folds | WA % | UA % | macro-F1 % | WA drop vs paper |",
-           "|---|---|---|---|---|---|"]
+           "| protocol | folds | WA % | UA % | macro-F1 % | WA drop vs paper "
+           "| unfamiliar % |",
+           "|---|---|---|---|---|---|---|"]
   for p, r in res.items():
     drop = out["drop_from_paper"].get(p)
+    unf = [f["unfamiliar"] for f in r["folds"] if f.get("unfamiliar") is not None]
     lines.append(f"| {p} | {r['accuracy']['n']} | {_pm(r['accuracy'])} | "
                  f"{_pm(r['unweighted_accuracy'])} | {_pm(r['macro_f1'])} | "
-                 + (f"{100 * drop['accuracy']:.1f} pts" if drop else "-") + " |")
+                 + (f"{100 * drop['accuracy']:.1f} pts" if drop else "-")
+                 + f" | {_pct(np.mean(unf)) if unf else '-'} |")
   lines += ["", "`paper`: random split (speakers and sentences in train and "
             "test); `speaker`: test speakers never heard in training; "
-            "`corpus`: the test corpus (language) never heard in training.", ""]
+            "`corpus`: the test corpus (language) never heard in training. "
+            "`unfamiliar`: test clips farther from the training data than 99% "
+            "of the validation clips (fser_jax/familiarity.py); per fold, the "
+            "accuracy on the familiar and on the unfamiliar test clips.", ""]
   for p, r in res.items():
     lines += [f"## {p}: per fold", "", "| fold | test set | clips | WA % | UA % "
-              "| macro-F1 % |", "|---|---|---|---|---|---|"]
+              "| macro-F1 % | unfamiliar % | WA familiar / unfamiliar % |",
+              "|---|---|---|---|---|---|---|---|"]
     for f in r["folds"]:
       lines.append(f"| {f['fold']} | {f['test']} | {f['n_test']} | "
                    f"{100 * f['accuracy']:.1f} | "
                    f"{100 * f['unweighted_accuracy']:.1f} | "
-                   f"{100 * f['macro_f1']:.1f} |")
+                   f"{100 * f['macro_f1']:.1f} | "
+                   f"{_pct(f.get('unfamiliar'))} | "
+                   f"{_pct(f.get('accuracy_familiar'))} / "
+                   f"{_pct(f.get('accuracy_unfamiliar'))} |")
     lines.append("")
   return "\n".join(lines)

@@ -122,6 +122,12 @@ class FSER(nnx.Module):
 
   def __call__(self, x: jax.Array, *, train: bool = False,
                rngs: nnx.Rngs | None = None) -> jax.Array:
+    return self.dense[-1](self.embed(x, train=train, rngs=rngs)).astype(
+        jnp.float32)
+
+  def embed(self, x: jax.Array, *, train: bool = False,
+            rngs: nnx.Rngs | None = None) -> jax.Array:
+    """The last hidden layer's activations [B, dense[-1]] (before softmax)."""
     x = x.astype(self.dtype)
     for conv in self.convs:
       if self.conv_impl == "im2col":
@@ -137,7 +143,7 @@ class FSER(nnx.Module):
       x = nnx.relu(layer(x))
       if train:
         x = dropout(x, self.dense_dropout, rngs.dropout())
-    return self.dense[-1](x).astype(jnp.float32)
+    return x
 
 
 def compute_dtype(precision: str):

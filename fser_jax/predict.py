@@ -24,6 +24,7 @@ import numpy as np
 
 from fser_jax import audio as audio_lib
 from fser_jax import checkpoints as ckpt_lib
+from fser_jax import familiarity
 from fser_jax import features as features_lib
 from fser_jax import metrics as metrics_lib
 from fser_jax import train as train_lib
@@ -88,14 +89,31 @@ class Predictor:
     self.params = restored["params"]
     self.step = int(restored["step"])
     self.eval_fn = train_lib.make_eval_fn(graphdef)
+    self.embed_fn = train_lib.make_embed_fn(graphdef)
+    fam_path = os.path.join(workdir, familiarity.FILENAME)
+    self.familiarity = (familiarity.load(fam_path)
+                        if os.path.exists(fam_path) else None)
     self.sample_rate = c.data.sample_rate
 
-  def probabilities(self, waveforms: list[np.ndarray]) -> np.ndarray:
+  def images(self, waveforms: list[np.ndarray]) -> np.ndarray:
+    """The model's inputs, exactly as in training (standardised)."""
     images = features_lib.compute_images(waveforms, self.config.features,
                                          self.sample_rate, batch_size=16)
-    images = (images - self.norm[0]) / self.norm[1]
+    return (images - self.norm[0]) / self.norm[1]
+
+  def probabilities(self, waveforms: list[np.ndarray]) -> np.ndarray:
+    return self._probabilities(self.images(waveforms))
+
+  def _probabilities(self, images: np.ndarray) -> np.ndarray:
     logits = train_lib.predict_logits(self.eval_fn, self.params, images, 16)
     return metrics_lib.softmax(logits)
+
+  def distances(self, images: np.ndarray) -> np.ndarray | None:
+    """fser_jax.familiarity distances (None for a run saved without one)."""
+    if self.familiarity is None:
+      return None
+    emb = train_lib.predict_logits(self.embed_fn, self.params, images, 16)
+    return familiarity.distance(self.familiarity, emb)
 
   def predict_files(self, files: list[str]) -> list[dict]:
     """One row per window and one aggregated row per file (window 'all')."""
@@ -112,19 +130,27 @@ class Predictor:
                      "prediction": "", "error": e.problem})
         continue
       windows = audio_lib.frame_windows(wav, window, hop)
-      probs = self.probabilities([w for _, w in windows])
+      images = self.images([w for _, w in windows])
+      probs = self._probabilities(images)
+      dist = self.distances(images)
+      if dist is None:
+        dist = np.full(len(windows), np.nan)
       if len(windows) > 1:
-        for i, ((start, w), pr) in enumerate(zip(windows, probs)):
-          rows.append(self._row(path, str(i), start, start + w.size, pr))
-      rows.append(self._row(path, "all", 0, wav.size, probs.mean(0)))
+        for i, ((start, w), pr, d) in enumerate(zip(windows, probs, dist)):
+          rows.append(self._row(path, str(i), start, start + w.size, pr, d))
+      rows.append(self._row(path, "all", 0, wav.size, probs.mean(0),
+                            dist.mean()))
     return rows
 
-  def _row(self, path, window, start, end, probs) -> dict:
+  def _row(self, path, window, start, end, probs, dist) -> dict:
     row = {"file": path, "window": window,
            "start_s": f"{start / self.sample_rate:.2f}",
            "end_s": f"{end / self.sample_rate:.2f}",
            "prediction": self.classes[int(np.argmax(probs))], "error": ""}
     row.update({c: float(p) for c, p in zip(self.classes, probs)})
+    if not np.isnan(dist):
+      row["distance"] = float(dist)
+      row["familiar"] = "yes" if dist <= self.familiarity["threshold"] else "no"
     return row
 
 
@@ -135,11 +161,13 @@ def main(workdir: str, audio: list[str], output: str | None = None) -> list[dict
   pred = Predictor(workdir)
   rows = pred.predict_files(files)
   cols = ["file", "window", "start_s", "end_s", "prediction", *pred.classes,
-          "error"]
+          "distance", "familiar", "error"]
   out = sys.stdout
   widths = {"file": max(12, min(48, max(len(r["file"]) for r in rows)))}
   header = (f"{'file':<{widths['file']}} {'window':>6} {'start':>6} {'end':>6} "
-            f"{'prediction':<11}" + "".join(f" {c[:9]:>9}" for c in pred.classes))
+            f"{'prediction':<11}" + "".join(f" {c[:9]:>9}" for c in pred.classes)
+            + (f" {'distance':>8} {'familiar':>8}" if pred.familiarity
+               is not None else ""))
   print(f"run {workdir}, checkpoint step {pred.step}", file=out)
   print(header, file=out)
   for r in rows:
@@ -150,7 +178,17 @@ def main(workdir: str, audio: list[str], output: str | None = None) -> list[dict
       continue
     print(f"{name:<{widths['file']}} {r['window']:>6} {r['start_s']:>6} "
           f"{r['end_s']:>6} {r['prediction']:<11}"
-          + "".join(f" {r[c]:>9.3f}" for c in pred.classes), file=out)
+          + "".join(f" {r[c]:>9.3f}" for c in pred.classes)
+          + (f" {r['distance']:>8.1f} {r['familiar']:>8}" if "distance" in r
+             else ""), file=out)
+  files_all = [r for r in rows if r["window"] == "all" and not r["error"]]
+  unfamiliar = sum(r.get("familiar") == "no" for r in files_all)
+  if pred.familiarity is not None and files_all:
+    print(f"{unfamiliar} of {len(files_all)} file(s) lie farther from the "
+          f"run's training data than {100 * pred.familiarity['quantile']:.0f}% "
+          f"of its validation clips (distance > "
+          f"{pred.familiarity['threshold']:.1f}): treat their predictions with "
+          "caution, and see README 'Does it generalise?'.", file=out)
   if output:
     with open(output, "w", newline="") as f:
       w = csv.DictWriter(f, fieldnames=cols)

@@ -20,6 +20,7 @@ import numpy as np
 from absl import logging
 
 from fser_jax import config as config_lib
+from fser_jax import familiarity
 from fser_jax import input_pipeline
 from fser_jax import metrics as metrics_lib
 from fser_jax import plots
@@ -33,7 +34,7 @@ RESUMABLE_KEYS = {"train.num_epochs",
                   "mesh.num_devices", "mesh.distributed",
                   "data.data_dir", "data.manual_dir"}
 RUN_FILES = ("config.json", "splits.csv", "metrics.jsonl", "report.json",
-             "report.md", "normalisation.json")
+             "report.md", "normalisation.json", "familiarity.npz")
 RUN_DIRS = ("checkpoints", "best", "tensorboard", "plots")
 
 
@@ -82,6 +83,33 @@ def prepare_workdir(config, workdir: str, overwrite: bool = False) -> None:
     json.dump(new, f, indent=2, sort_keys=True)
 
 
+def fit_familiarity(data, result: dict, workdir: str, x_test,
+                    correct: np.ndarray) -> dict:
+  """Fits fser_jax.familiarity on the best checkpoint, saves it for predict,
+  and returns its summary on the test clips."""
+  embed = train_lib.make_embed_fn(result["graphdef"])
+  params = result["state"]["params"]
+  emb = lambda x: train_lib.predict_logits(embed, params, x)
+  x_train, y_train = data.subset("train")
+  fam = familiarity.fit(emb(x_train), y_train,
+                        emb(data.subset("validation")[0]))
+  familiarity.save(os.path.join(workdir, familiarity.FILENAME), fam)
+  return familiarity.summary(fam, familiarity.distance(fam, emb(x_test)),
+                             correct)
+
+
+def familiarity_line(fam: dict) -> str:
+  acc = lambda k: "-" if fam.get(k) is None else f"{100 * fam[k]:.1f}%"
+  return (f"Familiarity (fser_jax/familiarity.py): {fam['n_unfamiliar']} of "
+          f"{fam['n_familiar'] + fam['n_unfamiliar']} test clips "
+          f"({100 * fam['test_unfamiliar_fraction']:.1f}%) lie farther from the "
+          f"training data than {100 * fam['quantile']:.0f}% of the validation "
+          f"clips (last hidden layer, Mahalanobis distance > "
+          f"{fam['threshold']:.1f}). Accuracy on the familiar clips "
+          f"{acc('accuracy_familiar')}, on the unfamiliar ones "
+          f"{acc('accuracy_unfamiliar')}.")
+
+
 def evaluate_and_report(config, data, result: dict, workdir: str) -> dict:
   x_test, y_test = data.subset("test")
   logits = train_lib.predict_logits(result["eval_fn"], result["state"]["params"],
@@ -93,6 +121,8 @@ def evaluate_and_report(config, data, result: dict, workdir: str) -> dict:
       "fold": config.data.fold, "best_step": int(result["best_step"]),
       "n_train": int(np.sum(data.split == "train")),
       "n_validation": int(np.sum(data.split == "validation")),
+      "familiarity": fit_familiarity(data, result, workdir, x_test,
+                                     probs.argmax(1) == y_test),
   })
   with open(os.path.join(workdir, "report.json"), "w") as f:
     json.dump(rep, f, indent=2)
@@ -101,6 +131,7 @@ def evaluate_and_report(config, data, result: dict, workdir: str) -> dict:
            f"fold {config.data.fold}; train {rep['n_train']}, validation "
            f"{rep['n_validation']} clips; best checkpoint by validation "
            f"accuracy: step {rep['best_step']}.")
+  extra += "\n\n" + familiarity_line(rep["familiarity"])
   with open(os.path.join(workdir, "report.md"), "w") as f:
     f.write(metrics_lib.to_markdown(rep, paper=paper, extra=extra))
   pdir = plots.ensure_dir(workdir)

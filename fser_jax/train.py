@@ -142,9 +142,18 @@ def make_eval_fn(graphdef):
   return eval_fn
 
 
+def make_embed_fn(graphdef):
+  """Jitted last-hidden-layer activations (fser_jax.familiarity)."""
+  @jax.jit
+  def embed_fn(params, images):
+    return nnx.merge(graphdef, params).embed(images).astype(jnp.float32)
+  return embed_fn
+
+
 def predict_logits(eval_fn, params, images: np.ndarray,
                    batch_size: int = 256) -> np.ndarray:
-  """Logits of every image, in fixed-size padded batches (one compilation)."""
+  """Logits (or any per-image output of `eval_fn`) of every image, in
+  fixed-size padded batches (one compilation)."""
   n = images.shape[0]
   if n == 0:
     return np.zeros((0,), np.float32)

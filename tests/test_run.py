@@ -54,6 +54,10 @@ def test_run_writes_every_output(trained):
   np.testing.assert_allclose(saved["accuracy"],
                              (np.diag(cm) * support).sum() / support.sum())
   assert set(saved["by_corpus"]) == {"synth_alpha", "synth_beta"}
+  fam = saved["familiarity"]
+  assert os.path.exists(os.path.join(workdir, "familiarity.npz"))
+  assert 0.0 <= fam["test_unfamiliar_fraction"] <= 1.0 and fam["quantile"] == 0.99
+  assert fam["threshold"] > 0
   lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
   train_lines = [x for x in lines if "train_loss" in x]
   assert train_lines[-1]["step"] == 2 * (96 // 16)  # 2 epochs of 96 clips
@@ -144,16 +148,19 @@ def test_predict_on_own_files(trained, tmp_path, capsys):
     by_file.setdefault(os.path.basename(r["file"]), []).append(r)
   assert set(by_file) == {"mono8k.wav", "stereo48k.wav", "long.flac", "bad.wav"}
   assert "cannot be decoded" in by_file["bad.wav"][0]["error"]
-  classes = [k for k in rows[0] if k not in (
-      "file", "window", "start_s", "end_s", "prediction", "error")] or \
-      [k for r in rows for k in r if k not in (
-          "file", "window", "start_s", "end_s", "prediction", "error")]
-  classes = sorted(set(classes))
+  other = ("file", "window", "start_s", "end_s", "prediction", "error",
+           "distance", "familiar")
+  classes = sorted({k for r in rows for k in r if k not in other})
   assert len(classes) == 8
   for name in ("mono8k.wav", "stereo48k.wav", "long.flac"):
     for r in by_file[name]:
       np.testing.assert_allclose(sum(r[c] for c in classes), 1.0, atol=1e-5)
   assert [r["window"] for r in by_file["mono8k.wav"]] == ["all"]
+  for r in by_file["long.flac"][:-1]:
+    assert r["distance"] > 0 and r["familiar"] in ("yes", "no")
+  np.testing.assert_allclose(  # the file's distance: its windows' mean
+      by_file["long.flac"][-1]["distance"],
+      np.mean([r["distance"] for r in by_file["long.flac"][:-1]]))
   long_rows = by_file["long.flac"]
   # 11 s, windows of 4 s every 2 s: starts 0,2,4,6 and 7 (end-aligned) + 'all'.
   assert [r["window"] for r in long_rows] == ["0", "1", "2", "3", "4", "all"]
@@ -199,6 +206,23 @@ def test_predict_matches_evaluation_on_the_same_clips(trained):
   direct = metrics.softmax(train.predict_logits(
       p.eval_fn, p.params, data.images[test], 16))
   np.testing.assert_allclose(served, direct, atol=1e-5)
+  # Familiarity: the same distances from waveforms as from the run's images,
+  # and the report's share of unfamiliar test clips is recomputed exactly.
+  served_d = p.distances(p.images([waveforms[i] for i in test]))
+  np.testing.assert_allclose(served_d, p.distances(data.images[test]),
+                             rtol=1e-4)
+  all_test = data.images[data.split == "test"]
+  with open(os.path.join(workdir, "report.json")) as f:
+    fam = json.load(f)["familiarity"]
+  d = p.distances(all_test)
+  assert fam["test_unfamiliar_fraction"] == pytest.approx(
+      np.mean(d > fam["threshold"]))
+  assert fam["test_median_distance"] == pytest.approx(np.median(d), rel=1e-4)
+  _, y_test = data.subset("test")
+  right = p._probabilities(all_test).argmax(1) == y_test
+  unf = d > fam["threshold"]
+  if (~unf).any():
+    assert fam["accuracy_familiar"] == pytest.approx(right[~unf].mean())
 
 
 def _with(c, **features):
@@ -228,6 +252,8 @@ def test_generalisation_mode(tfds_dir, tmp_path):
         rep = json.load(fh)
       for k in ("accuracy", "unweighted_accuracy", "macro_f1"):
         assert f[k] == rep[k]
+      assert f["unfamiliar"] == rep["familiarity"]["test_unfamiliar_fraction"]
+      assert f["accuracy_familiar"] == rep["familiarity"]["accuracy_familiar"]
       accs.append(rep["accuracy"])
     assert res["accuracy"]["mean"] == pytest.approx(np.mean(accs))
     assert res["accuracy"]["std"] == pytest.approx(np.std(accs))
