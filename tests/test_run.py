@@ -264,6 +264,16 @@ def test_generalisation_mode(tfds_dir, tmp_path):
   assert again["protocols"] == out["protocols"]
 
 
+def _small(c, tmp_path, epochs: int):
+  """An own-data config shrunk for tests, its dataset built under tmp_path."""
+  c.data.data_dir = str(tmp_path / "tfds")
+  c.model.filters = (8, 8, 16, 16)
+  c.model.dense = (32, 16)
+  c.train.batch_size = 8
+  c.train.num_epochs = epochs
+  return c
+
+
 def test_own_data_trains_end_to_end(tmp_path):
   """A generated folder with 3 labels through configs/own_data.py."""
   import importlib.util
@@ -280,12 +290,7 @@ def test_own_data_trains_end_to_end(tmp_path):
       "own", os.path.join(ROOT, "configs", "own_data.py"))
   mod = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(mod)
-  c = mod.get_config(str(tmp_path / "data"))
-  c.data.data_dir = str(tmp_path / "tfds")
-  c.model.filters = (8, 8, 16, 16)
-  c.model.dense = (32, 16)
-  c.train.batch_size = 8
-  c.train.num_epochs = 2
+  c = _small(mod.get_config(str(tmp_path / "data")), tmp_path, epochs=2)
   rep = run.train_and_evaluate(c, str(tmp_path / "run"))
   assert rep["classes"] == ["angry", "calm", "happy"]
   assert rep["n_test"] == 6  # 20% of 24, stratified
@@ -315,11 +320,7 @@ def test_generalisation_on_own_manifest_with_speakers(tmp_path):
   c = config_lib.base()
   c.data.dataset = "own"
   c.data.own_path = str(tmp_path / "m.csv")
-  c.data.data_dir = str(tmp_path / "tfds")
-  c.model.filters = (8, 8, 16, 16)
-  c.model.dense = (16, 8)
-  c.train.batch_size = 8
-  c.train.num_epochs = 1
+  c = _small(c, tmp_path, epochs=1)
   out = generalisation.run_all(c, str(tmp_path / "gen"))
   res = out["protocols"]
   assert set(res) == {"paper", "speaker"}  # one corpus: no corpus protocol
