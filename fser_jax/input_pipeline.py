@@ -155,8 +155,14 @@ def load(config, *, progress: bool = True) -> Data:
     mean = train.mean(0, dtype=np.float64)  # float64: 10^6+ values per channel
     std = train.std(0, dtype=np.float64) + 1e-6
     data.norm = (mean.tolist(), std.tolist())
-    data.images = (images - mean.astype(np.float32)) / std.astype(np.float32)
+    data.images = standardise(images, data.norm)
   return data
+
+
+def standardise(images: np.ndarray, norm) -> np.ndarray:
+  """(images - mean) / std per channel: the one map training and predict use."""
+  return ((images - np.asarray(norm[0], np.float32))
+          / np.asarray(norm[1], np.float32))
 
 
 def standardize(features_cfg) -> bool:

@@ -26,6 +26,7 @@ from fser_jax import audio as audio_lib
 from fser_jax import checkpoints as ckpt_lib
 from fser_jax import familiarity
 from fser_jax import features as features_lib
+from fser_jax import input_pipeline
 from fser_jax import metrics as metrics_lib
 from fser_jax import train as train_lib
 from fser_jax.datasets.files import AUDIO_EXTENSIONS
@@ -62,8 +63,7 @@ class Predictor:
       norm = json.load(f)
     self.classes = list(norm["classes"])
     # Per-channel lists (a scalar from a one-channel run broadcasts too).
-    self.norm = (np.asarray(norm["mean"], np.float32),
-                 np.asarray(norm["std"], np.float32))
+    self.norm = (norm["mean"], norm["std"])
     c = self.config
     graphdef, state, _ = train_lib.create(
         c, len(self.classes), features_lib.num_channels(c.features.kind), 1)
@@ -99,7 +99,7 @@ class Predictor:
     """The model's inputs, exactly as in training (standardised)."""
     images = features_lib.compute_images(waveforms, self.config.features,
                                          self.sample_rate, batch_size=16)
-    return (images - self.norm[0]) / self.norm[1]
+    return input_pipeline.standardise(images, self.norm)
 
   def probabilities(self, waveforms: list[np.ndarray]) -> np.ndarray:
     return self._probabilities(self.images(waveforms))
@@ -133,22 +133,21 @@ class Predictor:
       images = self.images([w for _, w in windows])
       probs = self._probabilities(images)
       dist = self.distances(images)
-      if dist is None:
-        dist = np.full(len(windows), np.nan)
       if len(windows) > 1:
-        for i, ((start, w), pr, d) in enumerate(zip(windows, probs, dist)):
-          rows.append(self._row(path, str(i), start, start + w.size, pr, d))
+        for i, ((start, w), pr) in enumerate(zip(windows, probs)):
+          rows.append(self._row(path, str(i), start, start + w.size, pr,
+                                None if dist is None else dist[i]))
       rows.append(self._row(path, "all", 0, wav.size, probs.mean(0),
-                            dist.mean()))
+                            None if dist is None else dist.mean()))
     return rows
 
-  def _row(self, path, window, start, end, probs, dist) -> dict:
+  def _row(self, path, window, start, end, probs, dist: float | None) -> dict:
     row = {"file": path, "window": window,
            "start_s": f"{start / self.sample_rate:.2f}",
            "end_s": f"{end / self.sample_rate:.2f}",
            "prediction": self.classes[int(np.argmax(probs))], "error": ""}
     row.update({c: float(p) for c, p in zip(self.classes, probs)})
-    if not np.isnan(dist):
+    if dist is not None:
       row["distance"] = float(dist)
       row["familiar"] = "yes" if dist <= self.familiarity["threshold"] else "no"
     return row

@@ -34,7 +34,7 @@ RESUMABLE_KEYS = {"train.num_epochs",
                   "mesh.num_devices", "mesh.distributed",
                   "data.data_dir", "data.manual_dir"}
 RUN_FILES = ("config.json", "splits.csv", "metrics.jsonl", "report.json",
-             "report.md", "normalisation.json", "familiarity.npz")
+             "report.md", "normalisation.json", familiarity.FILENAME)
 RUN_DIRS = ("checkpoints", "best", "tensorboard", "plots")
 
 
