@@ -3,6 +3,9 @@
   python launch.py --config configs/synthetic.py --workdir runs/demo
   python launch.py --config configs/synthetic.py --workdir runs/gen --mode generalisation
   python launch.py --mode predict --workdir runs/demo --audio my_clips/*.wav other.mp3
+  python launch.py --mode evaluate --workdir runs/demo --data my_clips/ --output_dir runs/demo_on_mine
+  python launch.py --mode learning_curve --config configs/own_data.py:my_clips/ \
+      --config.train.init_from=runs/demo --workdir runs/curve
 """
 
 import os
@@ -14,19 +17,33 @@ from absl import logging
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Directory of the run.", required=True)
-flags.DEFINE_enum("mode", "train", ["train", "generalisation", "predict"],
+flags.DEFINE_string("workdir", None, "Directory of the run (train, "
+                    "generalisation, learning_curve: where it goes; predict, "
+                    "evaluate: the trained run to use).", required=True)
+flags.DEFINE_enum("mode", "train", ["train", "generalisation", "predict",
+                                    "evaluate", "learning_curve"],
                   "What to do.")
 config_flags.DEFINE_config_file(
-    "config", None, "A configs/*.py file (not needed for --mode predict).",
+    "config", None, "A configs/*.py file (not needed for predict / evaluate).",
     lock_config=True)
 flags.DEFINE_bool("overwrite", False,
                   "Delete the run in --workdir (any config) and start anew.")
 flags.DEFINE_multi_string("audio", [], "predict: files, folders or globs "
                           "(--audio a.wav b.wav 'dir/*.mp3').")
 flags.DEFINE_string("output", None, "predict: write the table to this CSV.")
+flags.DEFINE_string("abstain_below", None, "predict: 'coverage=0.8' (abstain "
+                    "below the confidence that kept 80% of the run's "
+                    "validation clips) or 'prob=0.5' (a calibrated "
+                    "probability); unfamiliar clips abstain too.")
 flags.DEFINE_list("protocols", ["paper", "speaker", "corpus"],
                   "generalisation: the protocols to run.")
+flags.DEFINE_string("data", None, "evaluate: a folder with one subfolder per "
+                    "label, a CSV manifest, or a built TFDS name (fser/emodb).")
+flags.DEFINE_string("data_dir", "", "evaluate: TFDS data dir for --data "
+                    "fser/... ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets).")
+flags.DEFINE_string("output_dir", None, "evaluate: where the report goes.")
+flags.DEFINE_string("label_map", "", "evaluate: 'data_label=run_class,...' or "
+                    "a JSON file; 'label=' marks a label with no counterpart.")
 
 
 class _QuietLibraries:
@@ -45,34 +62,47 @@ def main(argv):
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU")
 
-  from fser_jax import run
+  from fser_jax import xla_cpu
+  logging.info("XLA:CPU backend: %s", xla_cpu.CHOICE)
   if FLAGS.mode == "predict":
-    from fser_jax import predict
+    from fser_jax.experiments import predict
     # `--audio a.wav b.wav` (what a shell glob expands to): the paths after
     # the first arrive as positional arguments.
-    predict.main(FLAGS.workdir, FLAGS.audio + extra, output=FLAGS.output)
+    predict.main(FLAGS.workdir, FLAGS.audio + extra, output=FLAGS.output,
+                 abstain_below=FLAGS.abstain_below)
+    return
+  if FLAGS.mode == "evaluate":
+    from fser_jax.experiments import evaluate
+    evaluate.main(FLAGS.workdir, FLAGS.data, FLAGS.output_dir,
+                  label_map=FLAGS.label_map, data_dir=FLAGS.data_dir)
     return
   if FLAGS.config is None:
     raise app.UsageError("--config is required for --mode "
                          f"{FLAGS.mode} (e.g. configs/synthetic.py)")
   if FLAGS.mode == "train":
+    from fser_jax import run
     run.train_and_evaluate(FLAGS.config, FLAGS.workdir,
                            overwrite=FLAGS.overwrite)
+  elif FLAGS.mode == "learning_curve":
+    from fser_jax.experiments import learning_curve
+    learning_curve.run_curve(FLAGS.config, FLAGS.workdir,
+                             overwrite=FLAGS.overwrite)
   else:
-    from fser_jax import generalisation
+    from fser_jax.experiments import generalisation
     generalisation.run_all(FLAGS.config, FLAGS.workdir, FLAGS.protocols,
                            overwrite=FLAGS.overwrite)
 
 
 def _run():
-  import signal
+  import fser_jax  # noqa: F401  (chooses the XLA:CPU backend before JAX runs)
   from fser_jax import errors
   try:
     app.run(main)
   except errors.Interrupted as e:  # SIGTERM / Ctrl-C: checkpoint saved
+    import signal
     print(e.args[0], file=sys.stderr)
     sys.exit(128 + (e.args[1] if len(e.args) > 1 else signal.SIGTERM))
-  except errors.USER_ERRORS as e:  # a clear message, not a traceback
+  except errors.UserError as e:  # a clear message, not a traceback
     logging.error("%s", e)
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

@@ -12,6 +12,15 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import fser_jax  # noqa: E402,F401  (picks the XLA:CPU backend before JAX starts)
+from fser_jax import xla_cpu  # noqa: E402
+
+
+def isa() -> str:
+  """The CPU's widest vector ISA among AVX-512 / AVX2 (every figure names it)."""
+  flags = xla_cpu.cpu_flags()
+  return ("AVX-512" + (" + AMX" if "amx_tile" in flags else "")
+          if "avx512f" in flags else "AVX2" if "avx2" in flags else "other")
 
 
 def device_name() -> str:
@@ -27,7 +36,8 @@ def device_name() -> str:
             break
     except OSError:
       pass
-    return f"{cpu} ({os.cpu_count()} cores, {len(jax.devices())} XLA device(s))"
+    return (f"{cpu}, {isa()} ({os.cpu_count()} cores, {len(jax.devices())} "
+            f"XLA device(s); {xla_cpu.CHOICE})")
   return f"{d.device_kind} x{len(jax.devices())}"
 
 

@@ -6,3 +6,9 @@ predict and generalisation read its results).
 """
 
 __version__ = "0.1.0"
+
+# Choose XLA:CPU's convolution backend for this CPU before JAX reads
+# XLA_FLAGS (fser_jax/xla_cpu.py; a flag the user set wins).
+from fser_jax import xla_cpu as _xla_cpu  # noqa: E402
+
+_xla_cpu.configure()

@@ -12,8 +12,10 @@ import warnings
 
 import numpy as np
 
+from fser_jax.errors import UserError
 
-class AudioError(ValueError):
+
+class AudioError(UserError, ValueError):
   """An audio file that cannot be used; the message names the file and the fault."""
 
   def __init__(self, path, problem: str):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import ml_collections
 
+from fser_jax.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
   """A config value no run can use; the message names the key."""
 
 
@@ -24,7 +26,8 @@ def base() -> ml_collections.ConfigDict:
   c.data.manual_dir = ""  # corpora folder, to build a dataset on first use
   c.data.own_path = ""  # own data: folder of label subfolders or CSV manifest
   c.data.sample_rate = 16000
-  c.data.protocol = "paper"  # 'paper' | 'speaker' | 'corpus'
+  c.data.protocol = "paper"  # 'paper' | 'speaker' | 'corpus' | 'file'
+  c.data.split_file = ""  # protocol 'file': CSV filename,split
   c.data.fold = 0
   c.data.num_folds = 0  # speaker folds; 0 = LOSO up to 6 speakers, else 6
   c.data.split_seed = 0
@@ -74,10 +77,26 @@ def base() -> ml_collections.ConfigDict:
   c.train.steps_per_dispatch = 8  # train steps fused into one jitted scan
   c.train.checkpoint_every_epochs = 5
   c.train.max_checkpoints = 2
+  c.train.num_steps = 0  # > 0: train this many steps (epochs follow from it)
+  # Start from a trained run (fser_jax/transfer.py): its best checkpoint's
+  # parameters; the output layer is re-initialised when the labels differ.
+  c.train.init_from = ""
+  c.train.init_from_norm = False  # keep the run's input statistics
+  c.train.init_label_map = ""  # 'new=old,...' for the output layer's rows
+  c.train.freeze = "none"  # 'none' | 'convs' | 'trunk' (all but the output)
 
   c.predict = ml_collections.ConfigDict()
   c.predict.window_seconds = 4.0
   c.predict.hop_seconds = 2.0
+
+  # --mode learning_curve (fser_jax/experiments/learning_curve.py).
+  c.learning_curve = ml_collections.ConfigDict()
+  c.learning_curve.shots = (5, 10, 20, 50, -1)  # clips per class; -1: all
+  c.learning_curve.repeats = 3  # draws per k (nested across k)
+  c.learning_curve.steps = 240  # train steps per cell, whatever k is
+  c.learning_curve.batch_size = 32  # or fewer: the cell's clip count
+  c.learning_curve.test_fraction = 0.25  # without speakers: stratified
+  c.learning_curve.label_map = ""  # zero-shot arm: data label -> run class
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.num_devices = 0  # data-parallel devices; 0 = every local device
@@ -102,7 +121,8 @@ def fast_recipe(c: ml_collections.ConfigDict, num_epochs: int,
 
 
 CHOICES = {
-    "data.protocol": ("paper", "speaker", "corpus"),
+    "data.protocol": ("paper", "speaker", "corpus", "file"),
+    "train.freeze": ("none", "convs", "trunk"),
     "features.kind": ("rgb", "logmel"),
     "train.optimizer": ("sgd", "adam"),
     "train.schedule": ("constant", "cosine"),
@@ -135,5 +155,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
     section, name = key.split(".")
     if not 0 <= c[section][name] < 1:
       raise ConfigError(f"config {key}={c[section][name]!r} must be in [0, 1)")
+  if c.train.freeze != "none" and not c.train.init_from:
+    raise ConfigError(f"config train.freeze={c.train.freeze!r} needs "
+                      "train.init_from (frozen random layers learn nothing)")
   if c.augment.offline_copies < 0:
     raise ConfigError("config augment.offline_copies must be >= 0")

@@ -18,12 +18,13 @@ from absl import logging
 from fser_jax import features as features_lib
 from fser_jax.config import ConfigError
 from fser_jax import splits as splits_lib
+from fser_jax.errors import DataError, UserError
 
 META_KEYS = ("speaker", "gender", "corpus", "language", "filename", "text_id",
              "intensity")
 
 
-class DatasetNotBuiltError(RuntimeError):
+class DatasetNotBuiltError(UserError, RuntimeError):
   pass
 
 
@@ -52,7 +53,11 @@ class Data:
 
 
 def default_data_dir(data_cfg) -> str:
-  return os.path.expanduser(data_cfg.data_dir or "~/tensorflow_datasets")
+  """data.data_dir, else $TFDS_DATA_DIR (as TFDS itself), else
+  ~/tensorflow_datasets."""
+  return os.path.expanduser(data_cfg.data_dir
+                            or os.environ.get("TFDS_DATA_DIR", "")
+                            or "~/tensorflow_datasets")
 
 
 def get_builder(data_cfg):
@@ -107,8 +112,9 @@ def load_clips(data_cfg):
   classes = tuple(info.features["label"].names)
   sr = info.features["audio"].sample_rate
   if sr != data_cfg.sample_rate:
-    raise ValueError(f"dataset {data_cfg.dataset} holds {sr} Hz audio but "
-                     f"config data.sample_rate={data_cfg.sample_rate}")
+    raise DataError(f"dataset {data_cfg.dataset} holds {sr} Hz audio but "
+                    f"config data.sample_rate={data_cfg.sample_rate}; set "
+                    f"--config.data.sample_rate={sr}")
   ds = builder.as_dataset(split="train", shuffle_files=False)
   waveforms, labels, meta = [], [], {k: [] for k in META_KEYS}
   for ex in tfds.as_numpy(ds):
@@ -124,20 +130,37 @@ def load_clips(data_cfg):
           classes, meta)
 
 
-def load(config, *, progress: bool = True) -> Data:
-  """Loads, splits and featurises the dataset of `config`."""
+def load(config, *, progress: bool = True, norm=None) -> Data:
+  """Loads, splits and featurises the dataset of `config`.
+
+  Args:
+    norm: (mean, std) per channel to standardise with instead of the
+      training split's (train.init_from_norm: the source run's).
+  """
   d = config.data
   waveforms, labels, classes, meta = load_clips(d)
   if not waveforms:
-    raise ValueError(f"dataset {d.dataset} has no clips")
-  split = splits_lib.assign(
-      d.protocol, {**meta, "label": labels}, fold=d.fold, folds=d.num_folds,
-      seed=d.split_seed, test_fraction=d.test_fraction,
-      val_fraction=d.val_fraction)
+    raise DataError(f"dataset {d.dataset} has no clips")
+  if d.protocol == "file":
+    split = splits_lib.from_file(os.path.expanduser(d.get("split_file", "")),
+                                 meta["filename"])
+  else:
+    split = splits_lib.assign(
+        d.protocol, {**meta, "label": labels}, fold=d.fold, folds=d.num_folds,
+        seed=d.split_seed, test_fraction=d.test_fraction,
+        val_fraction=d.val_fraction)
+  used = split != splits_lib.UNUSED
+  if not used.all():  # protocol 'file': clips the split file leaves out
+    waveforms = [w for w, u in zip(waveforms, used) if u]
+    labels, split = labels[used], split[used]
+    meta = {k: v[used] for k, v in meta.items()}
   for s in (splits_lib.TRAIN, splits_lib.TEST):
     if not np.any(split == s):
-      raise ValueError(f"protocol {d.protocol!r} fold {d.fold} leaves the "
-                       f"{s} split empty")
+      raise DataError(
+          f"protocol {d.protocol!r} fold {d.fold} leaves the {s} split empty "
+          f"({len(labels)} clips, "
+          f"{len(set(meta['speaker'].tolist()) - {''})} speakers); use another "
+          "data.protocol or more data")
   logging.info("fser data %s: %d clips, %d classes; protocol %s fold %d: "
                "train %d, validation %d, test %d", d.dataset, len(waveforms),
                len(classes), d.protocol, d.fold, np.sum(split == "train"),
@@ -147,7 +170,10 @@ def load(config, *, progress: bool = True) -> Data:
   data = Data(images, labels, classes, meta, split)
   channels = images.shape[-1]
   data.norm = ([0.0] * channels, [1.0] * channels)
-  if standardize(config.features):
+  if norm is not None:
+    data.norm = (list(norm[0]), list(norm[1]))
+    data.images = standardise(images, data.norm)
+  elif uses_standardisation(config.features):
     # Training-set statistics only (no test leakage); one affine map per
     # channel for every clip, so loudness and colour differences between
     # clips survive (per-image scaling would erase them).
@@ -165,7 +191,7 @@ def standardise(images: np.ndarray, norm) -> np.ndarray:
           / np.asarray(norm[1], np.float32))
 
 
-def standardize(features_cfg) -> bool:
+def uses_standardisation(features_cfg) -> bool:
   """Whether images are standardised (configs saved before the key: logmel)."""
   return bool(features_cfg.get("standardize", features_cfg.kind == "logmel"))
 

@@ -32,6 +32,28 @@ def confusion_matrix(rep: dict, path: str) -> None:
   plt.close(fig)
 
 
+def confusion_counts(rows, cols, counts, path: str, *, title: str = "") -> None:
+  """A rectangular confusion matrix (e.g. a dataset's labels x a run's
+  classes), each row normalised to % with its counts written in."""
+  counts = np.asarray(counts, float)
+  pct = 100 * counts / np.maximum(counts.sum(1, keepdims=True), 1)
+  fig, ax = plt.subplots(figsize=(1.5 + 0.8 * len(cols), 1 + 0.6 * len(rows)))
+  im = ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
+  ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
+  ax.set_yticks(range(len(rows)), rows)
+  ax.set_xlabel("predicted (run class)")
+  ax.set_ylabel("data label")
+  for i in range(len(rows)):
+    for j in range(len(cols)):
+      ax.text(j, i, f"{counts[i, j]:.0f}", ha="center", va="center",
+              fontsize=8, color="white" if pct[i, j] > 60 else "black")
+  fig.colorbar(im, ax=ax, label="% of the row")
+  ax.set_title(title)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
 def roc_curves(y_true: np.ndarray, probs: np.ndarray, classes, path: str) -> None:
   fig, ax = plt.subplots(figsize=(6, 5))
   for c, name in enumerate(classes):
@@ -111,6 +133,74 @@ def generalisation_bars(summary: dict, path: str) -> None:
   ax.set_ylabel("fraction")
   ax.set_title("Same model, three protocols: does it generalise?")
   ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def learning_curve(out: dict, path: str) -> None:
+  """UA against labelled clips per class (log x): mean and spread per arm,
+  zero-shot as a horizontal line."""
+  fig, ax = plt.subplots(figsize=(6.5, 4.5))
+  n_classes = len(out["classes"])
+  for arm, style in (("scratch", "o-"), ("finetune", "s-")):
+    rows = out["arms"].get(arm) or []
+    if not rows:
+      continue
+    x = np.array([r["n_train"] / n_classes for r in rows])
+    m = np.array([r["ua_mean"] for r in rows])
+    s = np.array([r["ua_std"] for r in rows])
+    ax.plot(x, m, style, label=arm)
+    ax.fill_between(x, m - s, m + s, alpha=0.2)
+  z = out["arms"].get("zero_shot")
+  if z:
+    ax.axhline(z["ua"], color="gray", ls="--",
+               label=f"zero-shot ({len(z['mapped_classes'])} mapped classes)")
+  ax.axhline(1 / n_classes, color="k", lw=0.6, ls=":", label="chance")
+  ax.set_xscale("log")
+  ax.set_xlabel("labelled training clips per class (log)")
+  ax.set_ylabel("unweighted accuracy (test)")
+  ax.set_ylim(0, 1)
+  ax.set_title(f"How many clips to label? ({out['test_clips']} test clips)")
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def reliability(before: dict, after: dict, path: str) -> None:
+  """Reliability diagram: accuracy per confidence bin, before and after
+  temperature scaling (fser_jax/calibration.py)."""
+  fig, ax = plt.subplots(figsize=(5.5, 5))
+  edges = np.asarray(before["edges"])
+  centres = (edges[:-1] + edges[1:]) / 2
+  w = (edges[1] - edges[0]) * 0.45
+  for off, rel, name in ((-w / 2, before, "before"), (w / 2, after,
+                                                      "after (temperature)")):
+    acc = np.array([np.nan if a is None else a for a in rel["accuracy"]])
+    ax.bar(centres + off, np.nan_to_num(acc), w, label=name, alpha=0.8)
+  ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="perfect calibration")
+  ax.set_xlabel("confidence (max probability)")
+  ax.set_ylabel("accuracy in the bin")
+  ax.set_title("Reliability diagram (test split)")
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def risk_coverage(scores: dict, correct: np.ndarray, path: str) -> None:
+  """Accuracy of the kept clips against the share kept, one line a score."""
+  from fser_jax import calibration
+  fig, ax = plt.subplots(figsize=(6, 4.5))
+  for name, s in scores.items():
+    cov, acc = calibration.risk_coverage(s, correct)
+    ax.plot(cov, acc, label=f"{name} (AURC {calibration.aurc(s, correct):.3f})")
+  ax.set_xlabel("coverage (share of clips kept)")
+  ax.set_ylabel("accuracy of the kept clips")
+  ax.set_xlim(0, 1)
+  ax.set_title("Selective prediction (test split)")
+  ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)

@@ -19,12 +19,15 @@ import shutil
 import numpy as np
 from absl import logging
 
+from fser_jax import calibration as calibration_lib
 from fser_jax import config as config_lib
 from fser_jax import familiarity
 from fser_jax import input_pipeline
 from fser_jax import metrics as metrics_lib
 from fser_jax import plots
 from fser_jax import train as train_lib
+from fser_jax import transfer
+from fser_jax.errors import UserError
 
 # Keys that may change between invocations on one workdir without changing
 # the run: extending training, logging and checkpoint cadence, devices.
@@ -34,11 +37,12 @@ RESUMABLE_KEYS = {"train.num_epochs",
                   "mesh.num_devices", "mesh.distributed",
                   "data.data_dir", "data.manual_dir"}
 RUN_FILES = ("config.json", "splits.csv", "metrics.jsonl", "report.json",
-             "report.md", "normalisation.json", familiarity.FILENAME)
+             "report.md", "normalisation.json", familiarity.FILENAME,
+             calibration_lib.FILENAME)
 RUN_DIRS = ("checkpoints", "best", "tensorboard", "plots")
 
 
-class WorkdirConflict(RuntimeError):
+class WorkdirConflict(UserError, RuntimeError):
   pass
 
 
@@ -67,6 +71,17 @@ def prepare_workdir(config, workdir: str, overwrite: bool = False) -> None:
     a, b = _flatten(old), _flatten(new)
     diff = sorted(k for k in set(a) | set(b)
                   if a.get(k) != b.get(k) and k not in RESUMABLE_KEYS)
+    if (a.get("train.num_epochs") != b.get("train.num_epochs")
+        and b.get("train.schedule") != "constant" and not overwrite):
+      # A decaying schedule's shape is fixed by its length: extending it
+      # would give a learning rate that matches neither the original run nor
+      # a fresh longer one. Only constant-rate runs can be extended.
+      raise WorkdirConflict(
+          f"{workdir}: train.num_epochs {a.get('train.num_epochs')} -> "
+          f"{b.get('train.num_epochs')} under train.schedule="
+          f"{b.get('train.schedule')!r}: the schedule's length would change "
+          "mid-run. Start a new --workdir (or --overwrite); only "
+          "train.schedule='constant' runs can be extended.")
     if diff and not overwrite:
       shown = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in diff[:8])
       raise WorkdirConflict(
@@ -83,19 +98,37 @@ def prepare_workdir(config, workdir: str, overwrite: bool = False) -> None:
     json.dump(new, f, indent=2, sort_keys=True)
 
 
-def fit_familiarity(data, result: dict, workdir: str, x_test,
-                    correct: np.ndarray) -> dict:
-  """Fits fser_jax.familiarity on the best checkpoint, saves it for predict,
-  and returns its summary on the test clips."""
-  embed = train_lib.make_embed_fn(result["graphdef"])
-  params = result["state"]["params"]
-  emb = lambda x: train_lib.predict_logits(embed, params, x)
-  x_train, y_train = data.subset("train")
-  fam = familiarity.fit(emb(x_train), y_train,
-                        emb(data.subset("validation")[0]))
-  familiarity.save(os.path.join(workdir, familiarity.FILENAME), fam)
-  return familiarity.summary(fam, familiarity.distance(fam, emb(x_test)),
-                             correct)
+def model_outputs(result: dict, images: np.ndarray, num_classes: int):
+  """(logits, last hidden layer) of the best checkpoint on `images`: the
+  trunk runs once for both."""
+  if len(images) == 0:
+    return (np.zeros((0, num_classes), np.float32),
+            np.zeros((0, 1), np.float32))
+  infer = train_lib.make_infer_fn(result["graphdef"])
+  return train_lib.predict_logits(infer, result["state"]["params"], images)
+
+
+def calibration_md(rep: dict) -> str:
+  c, sel = rep["calibration"], rep["selective"]
+  lines = [f"Calibration (fser_jax/calibration.py; temperature fitted on the "
+           f"validation split): T = {c['temperature']:.3f}; ECE "
+           f"({c['bins']} {c['binning']} bins) {100 * c['ece_before']:.2f}% -> "
+           f"{100 * c['ece_after']:.2f}%, NLL {c['nll_before']:.3f} -> "
+           f"{c['nll_after']:.3f}, Brier {c['brier']:.3f}. Accuracy is "
+           "unchanged (the argmax is).", "",
+           "Selective prediction on the test split (keep the clips a score "
+           "trusts most; AURC: lower is better; the last column keeps the "
+           "clips above the threshold that kept 80% of validation clips):", "",
+           "| score | AURC | acc @ 80% | acc @ 50% | val-80% threshold: test "
+           "coverage / acc |", "|---|---|---|---|---|"]
+  p = metrics_lib.pct
+  for name, v in sel.items():
+    t = v.get("val_threshold_80")
+    tt = (f"{p(t['test_coverage'])}% / {p(t['test_accuracy'])}%" if t
+          else "-")
+    lines.append(f"| {name} | {v['aurc']:.4f} | {p(v['acc_at_80'])} | "
+                 f"{p(v['acc_at_50'])} | {tt} |")
+  return "\n".join(lines)
 
 
 def familiarity_line(fam: dict) -> str:
@@ -110,19 +143,35 @@ def familiarity_line(fam: dict) -> str:
           f"{acc('accuracy_unfamiliar')}.")
 
 
-def evaluate_and_report(config, data, result: dict, workdir: str) -> dict:
-  x_test, y_test = data.subset("test")
-  logits = train_lib.predict_logits(result["eval_fn"], result["state"]["params"],
-                                    x_test)
+def evaluate_and_report(config, data, result: dict, workdir: str,
+                        init_info: dict | None = None) -> dict:
+  k = len(data.classes)
+  (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
+      data.subset("train"), data.subset("validation"), data.subset("test"))
+  logits, emb_test = model_outputs(result, x_test, k)
+  val_logits, emb_val = model_outputs(result, x_val, k)
+  _, emb_train = model_outputs(result, x_train, k)
   probs = metrics_lib.softmax(logits)
   rep = metrics_lib.report(y_test, probs, data.classes, data.meta_of("test"))
+  # Familiarity: fitted on the training clips, threshold from validation.
+  fam = familiarity.fit(emb_train, y_train, emb_val)
+  familiarity.save(os.path.join(workdir, familiarity.FILENAME), fam)
+  d_test = familiarity.distance(fam, emb_test)
+  d_val = familiarity.distance(fam, emb_val) if len(emb_val) else None
+  # Calibration: temperature and selective thresholds from validation only.
+  cal = calibration_lib.fit(val_logits, y_val, d_val)
+  calibration_lib.save(os.path.join(workdir, calibration_lib.FILENAME), cal)
+  calib, selective = calibration_lib.summarise(cal, logits, y_test, d_test,
+                                               val_logits, d_val)
   rep.update({
       "dataset": config.data.dataset, "protocol": config.data.protocol,
       "fold": config.data.fold, "best_step": int(result["best_step"]),
       "n_train": int(np.sum(data.split == "train")),
       "n_validation": int(np.sum(data.split == "validation")),
-      "familiarity": fit_familiarity(data, result, workdir, x_test,
-                                     probs.argmax(1) == y_test),
+      "familiarity": familiarity.summary(fam, d_test,
+                                         probs.argmax(1) == y_test),
+      "calibration": calib, "selective": selective,
+      "init_from": init_info,
   })
   with open(os.path.join(workdir, "report.json"), "w") as f:
     json.dump(rep, f, indent=2)
@@ -132,6 +181,16 @@ def evaluate_and_report(config, data, result: dict, workdir: str) -> dict:
            f"{rep['n_validation']} clips; best checkpoint by validation "
            f"accuracy: step {rep['best_step']}.")
   extra += "\n\n" + familiarity_line(rep["familiarity"])
+  extra += "\n\n" + calibration_md(rep)
+  if init_info:
+    extra += (f"\n\nInitialised from `{init_info['run']}` (step "
+              f"{init_info['checkpoint_step']}): transferred "
+              f"{', '.join(init_info['transferred'])}; output layer "
+              f"{init_info['head']}"
+              + (f" ({', '.join(f'{a} <- {b}' for a, b in init_info['head_rows_copied'].items())})"
+                 if init_info["head_rows_copied"] else "")
+              + f"; frozen: {init_info['freeze']}; input normalisation: "
+              f"{init_info['normalisation']}.")
   with open(os.path.join(workdir, "report.md"), "w") as f:
     f.write(metrics_lib.to_markdown(rep, paper=paper, extra=extra))
   pdir = plots.ensure_dir(workdir)
@@ -139,6 +198,15 @@ def evaluate_and_report(config, data, result: dict, workdir: str) -> dict:
   plots.roc_curves(y_test, probs, data.classes, os.path.join(pdir, "roc.png"))
   plots.training_curves(result["history"],
                         os.path.join(pdir, "training_curves.png"))
+  t = rep["calibration"]["temperature"]
+  plots.reliability(
+      calibration_lib.reliability(calibration_lib.softmax(logits), y_test),
+      calibration_lib.reliability(calibration_lib.softmax(logits, t), y_test),
+      os.path.join(pdir, "reliability.png"))
+  cal_probs = calibration_lib.softmax(logits, t)
+  plots.risk_coverage(
+      calibration_lib.scores(cal_probs, d_test, cal),
+      cal_probs.argmax(1) == y_test, os.path.join(pdir, "risk_coverage.png"))
   return rep
 
 
@@ -146,7 +214,7 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False) -> dict
   """Trains (resuming if the workdir holds a run) and writes the report."""
   config_lib.validate(config)
   prepare_workdir(config, workdir, overwrite)
-  data = input_pipeline.load(config)
+  data = input_pipeline.load(config, norm=transfer.source_norm(config))
   input_pipeline.write_splits_csv(os.path.join(workdir, "splits.csv"), data)
   pdir = plots.ensure_dir(workdir)
   plots.example_images(data.raw_images(), data.labels, data.classes,
@@ -154,8 +222,16 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False) -> dict
   with open(os.path.join(workdir, "normalisation.json"), "w") as f:
     json.dump({"mean": data.norm[0], "std": data.norm[1],
                "classes": list(data.classes)}, f)
-  result = train_lib.fit(config, data, workdir)
-  rep = evaluate_and_report(config, data, result, workdir)
+  init_params, init_info = None, None
+  if config.train.init_from:
+    init_params, init_info = transfer.load_init(config, data.classes,
+                                                data.images.shape[-1])
+    logging.info("Initialised from %s (step %d): %d tensors transferred, "
+                 "output layer %s; frozen: %s.", init_info["run"],
+                 init_info["checkpoint_step"], len(init_info["transferred"]),
+                 init_info["head"], init_info["freeze"])
+  result = train_lib.fit(config, data, workdir, init_params=init_params)
+  rep = evaluate_and_report(config, data, result, workdir, init_info)
   logging.info("Test (%s, fold %d, %d clips): accuracy %.4f, UA %.4f, "
                "macro-F1 %.4f. Report: %s", config.data.protocol,
                config.data.fold, rep["n_test"], rep["accuracy"],

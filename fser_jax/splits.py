@@ -7,6 +7,9 @@
            balanced by corpus and gender; validation = the next fold's speakers.
   corpus   leave-one-corpus-out: test on corpus[fold], train on the others,
            validation speakers drawn from the training speakers.
+  file     the split of each clip read from a CSV (`data.split_file`, columns
+           filename,split); clips it does not list are `unused`. The learning
+           curve's cells are runs of this protocol.
 
 Splits depend only on the metadata and `split_seed`, never on the model seed.
 Augmented copies are made from training clips after splitting, so they never
@@ -17,14 +20,17 @@ from __future__ import annotations
 
 import numpy as np
 
-TRAIN, VAL, TEST = "train", "validation", "test"
+from fser_jax.errors import UserError
+
+TRAIN, VAL, TEST, UNUSED = "train", "validation", "test", "unused"
+PROTOCOLS = ("paper", "speaker", "corpus", "file")
 
 
-class SplitError(ValueError):
+class SplitError(UserError, ValueError):
   pass
 
 
-def _stratified_take(idx: np.ndarray, labels: np.ndarray, fraction: float,
+def stratified_take(idx: np.ndarray, labels: np.ndarray, fraction: float,
                      rng: np.random.Generator) -> np.ndarray:
   """A stratified random `fraction` of `idx` (at least one per class with 2+)."""
   take = []
@@ -59,15 +65,15 @@ def speaker_folds(speakers: np.ndarray, corpora: np.ndarray,
 
 def num_folds(protocol: str, meta: dict[str, np.ndarray], *,
               folds: int = 0) -> int:
-  if protocol == "paper":
+  if protocol in ("paper", "file"):
     return 1
   if protocol == "speaker":
     return len(speaker_folds(meta["speaker"], meta["corpus"], meta["gender"],
                              num_folds=folds))
   if protocol == "corpus":
     return len(set(meta["corpus"].tolist()))
-  raise SplitError(f"unknown data.protocol {protocol!r}: use 'paper', "
-                   "'speaker' or 'corpus'")
+  raise SplitError(f"unknown data.protocol {protocol!r}: use one of "
+                   f"{', '.join(PROTOCOLS)}")
 
 
 def assign(protocol: str, meta: dict[str, np.ndarray], *, fold: int = 0,
@@ -91,17 +97,21 @@ def assign(protocol: str, meta: dict[str, np.ndarray], *, fold: int = 0,
     raise SplitError(f"data.fold={fold} does not exist: protocol "
                      f"{protocol!r} has {total} fold(s) here (0..{total - 1})")
   if protocol == "paper":
-    test = _stratified_take(np.arange(n), labels, test_fraction, rng)
+    test = stratified_take(np.arange(n), labels, test_fraction, rng)
     split[test] = TEST
     rest = np.flatnonzero(split == TRAIN)
-    split[_stratified_take(rest, labels, val_fraction, rng)] = VAL
+    split[stratified_take(rest, labels, val_fraction, rng)] = VAL
     return split
   speakers = np.asarray(meta["speaker"])
   if protocol == "speaker":
     groups = speaker_folds(speakers, np.asarray(meta["corpus"]),
                            np.asarray(meta["gender"]), num_folds=folds)
     split[np.isin(speakers, groups[fold])] = TEST
-    split[np.isin(speakers, groups[(fold + 1) % len(groups)])] = VAL
+    if len(groups) >= 3:
+      split[np.isin(speakers, groups[(fold + 1) % len(groups)])] = VAL
+    else:  # two speaker groups: validation from the training speakers' clips
+      pool = np.flatnonzero(split == TRAIN)
+      split[stratified_take(pool, labels, val_fraction, rng)] = VAL
     return split
   # corpus
   names = sorted(set(np.asarray(meta["corpus"]).tolist()))
@@ -113,7 +123,7 @@ def assign(protocol: str, meta: dict[str, np.ndarray], *, fold: int = 0,
     val_spk = rng.choice(train_speakers, size=k, replace=False)
     split[pool[np.isin(speakers[pool], val_spk)]] = VAL
   else:
-    split[_stratified_take(pool, labels, val_fraction, rng)] = VAL
+    split[stratified_take(pool, labels, val_fraction, rng)] = VAL
   return split
 
 
@@ -127,3 +137,28 @@ def fold_name(protocol: str, meta: dict[str, np.ndarray], fold: int, *,
   groups = speaker_folds(np.asarray(meta["speaker"]), np.asarray(meta["corpus"]),
                          np.asarray(meta["gender"]), num_folds=folds)
   return "+".join(groups[fold])
+
+
+def from_file(path: str, filenames) -> np.ndarray:
+  """The `file` protocol: each clip's split from a CSV with columns
+  filename,split (train | validation | test); clips not listed are unused."""
+  import csv
+  import os
+  if not path or not os.path.exists(path):
+    raise SplitError(f"data.protocol='file' needs data.split_file, a CSV with "
+                     f"columns filename,split (got {path!r})")
+  with open(path, newline="", encoding="utf-8-sig") as f:
+    rows = list(csv.DictReader(f))
+  if rows and not {"filename", "split"} <= set(rows[0]):
+    raise SplitError(f"{path}: needs the columns filename,split")
+  table = {r["filename"]: r["split"].strip() for r in rows}
+  bad = sorted({v for v in table.values()} - {TRAIN, VAL, TEST, UNUSED})
+  if bad:
+    raise SplitError(f"{path}: unknown split value(s) {bad}; use train, "
+                     "validation, test or unused")
+  names = [str(x) for x in filenames]
+  missing = sorted(set(table) - set(names))
+  if missing:
+    raise SplitError(f"{path}: {len(missing)} listed clip(s) are not in the "
+                     f"dataset, e.g. {missing[0]!r}")
+  return np.array([table.get(n, UNUSED) for n in names], dtype=object)

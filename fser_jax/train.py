@@ -35,11 +35,12 @@ from fser_jax.config import ConfigError
 from fser_jax import checkpoints as ckpt_lib
 from fser_jax import features as features_lib
 from fser_jax import model as model_lib
+from fser_jax.errors import Interrupted, UserError  # noqa: F401 (re-exported)
 
 State = dict[str, Any]  # {'step': int32[], 'params': nnx.State, 'opt_state'}
 
 
-class TrainingDiverged(FloatingPointError):
+class TrainingDiverged(UserError, FloatingPointError):
   pass
 
 
@@ -56,13 +57,21 @@ def make_mesh(mesh_cfg) -> Mesh:
 
 
 # --- state ----------------------------------------------------------------------
+def total_steps(tcfg, steps_per_epoch: int) -> int:
+  """train.num_steps when set, else num_epochs x steps_per_epoch."""
+  if tcfg.get("num_steps", 0):
+    return int(tcfg.num_steps)
+  return tcfg.num_epochs * steps_per_epoch
+
+
 def make_optimizer(tcfg, steps_per_epoch: int) -> optax.GradientTransformation:
-  total = max(1, tcfg.num_epochs * steps_per_epoch)
+  total = max(1, total_steps(tcfg, steps_per_epoch))
   lr = tcfg.learning_rate
   if tcfg.schedule == "cosine":
     warmup = min(tcfg.warmup_epochs * steps_per_epoch, total - 1)
-    lr = optax.warmup_cosine_decay_schedule(0.0 if warmup else lr, lr,
-                                            max(warmup, 1), total)
+    lr = optax.warmup_cosine_decay_schedule(
+        0.0 if warmup else lr, lr, max(warmup, 1),
+        max(total, max(warmup, 1) + 1))  # optax needs a cosine part
   if tcfg.optimizer == "sgd":
     tx = optax.sgd(lr, momentum=tcfg.momentum or None, nesterov=tcfg.nesterov)
   else:
@@ -72,11 +81,20 @@ def make_optimizer(tcfg, steps_per_epoch: int) -> optax.GradientTransformation:
   return tx
 
 
-def create(config, num_classes: int, in_channels: int, steps_per_epoch: int):
-  """(graphdef, initial state, optimizer)."""
+def create(config, num_classes: int, in_channels: int, steps_per_epoch: int,
+           params=None):
+  """(graphdef, initial state, optimizer).
+
+  Args:
+    params: initial parameters (train.init_from); None: random from the seed.
+  """
+  from fser_jax import transfer  # freeze masks
   model = model_lib.from_config(config, num_classes, in_channels, config.seed)
-  graphdef, params = nnx.split(model, nnx.Param)
-  tx = make_optimizer(config.train, steps_per_epoch)
+  graphdef, fresh = nnx.split(model, nnx.Param)
+  params = fresh if params is None else params
+  tx = transfer.with_freeze(make_optimizer(config.train, steps_per_epoch),
+                            config.train.get("freeze", "none"),
+                            len(config.model.dense) + 1)
   state = {"step": jnp.zeros((), jnp.int32), "params": params,
            "opt_state": tx.init(params)}
   return graphdef, state, tx
@@ -142,18 +160,22 @@ def make_eval_fn(graphdef):
   return eval_fn
 
 
-def make_embed_fn(graphdef):
-  """Jitted last-hidden-layer activations (fser_jax.familiarity)."""
+def make_infer_fn(graphdef):
+  """Jitted `(params, images) -> (logits, last hidden layer)`: the trunk runs
+  once for both (predictions and fser_jax.familiarity)."""
   @jax.jit
-  def embed_fn(params, images):
-    return nnx.merge(graphdef, params).embed(images).astype(jnp.float32)
-  return embed_fn
+  def infer_fn(params, images):
+    model = nnx.merge(graphdef, params)
+    emb = model.embed(images)
+    return (model.dense[-1](emb).astype(jnp.float32),
+            emb.astype(jnp.float32))
+  return infer_fn
 
 
 def predict_logits(eval_fn, params, images: np.ndarray,
-                   batch_size: int = 256) -> np.ndarray:
-  """Logits (or any per-image output of `eval_fn`) of every image, in
-  fixed-size padded batches (one compilation)."""
+                   batch_size: int = 256):
+  """Logits (or any per-image output of `eval_fn`, a pytree of arrays) of
+  every image, in fixed-size padded batches (one compilation)."""
   n = images.shape[0]
   if n == 0:
     return np.zeros((0,), np.float32)
@@ -165,8 +187,9 @@ def predict_logits(eval_fn, params, images: np.ndarray,
     if pad:
       chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:],
                                               chunk.dtype)])
-    out.append(np.asarray(eval_fn(params, jnp.asarray(chunk)))[:bs - pad])
-  return np.concatenate(out)
+    res = eval_fn(params, jnp.asarray(chunk))
+    out.append(jax.tree.map(lambda a: np.asarray(a)[:bs - pad], res))
+  return jax.tree.map(lambda *a: np.concatenate(a), *out)
 
 
 def epoch_indices(key, epoch: int, n: int, batch: int, steps: int):
@@ -216,10 +239,6 @@ class _StopFlag:
       signal.signal(s, h)
 
 
-class Interrupted(Exception):
-  """Training stopped by a signal after saving its checkpoint."""
-
-
 def _fmt_time(s: float) -> str:
   s = int(max(s, 0))
   return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else \
@@ -249,9 +268,11 @@ class _SummaryWriter:
     self._writer.flush()
 
 
-def fit(config, data, workdir: str) -> dict:
+def fit(config, data, workdir: str, init_params=None) -> dict:
   """Trains on `data` (input_pipeline.Data) in `workdir`, resuming from its
-  latest checkpoint. Returns {'graphdef', 'state' (best), 'history', ...}."""
+  latest checkpoint. `init_params` (train.init_from) replace the random
+  initial parameters of a fresh run. Returns {'graphdef', 'state' (best),
+  'history', ...}."""
   tcfg = config.train
   mesh = make_mesh(config.mesh)
   n_dev = mesh.devices.size
@@ -277,10 +298,12 @@ def fit(config, data, workdir: str) -> dict:
     raise ConfigError(f"config train.batch_size={tcfg.batch_size} is larger "
                      f"than the {n} training examples; lower it")
   steps_per_epoch = n // tcfg.batch_size
-  total_steps = steps_per_epoch * tcfg.num_epochs
+  n_steps = total_steps(tcfg, steps_per_epoch)
+  n_epochs = -(-n_steps // steps_per_epoch)
 
   graphdef, state, tx = create(config, len(data.classes),
-                               data.images.shape[-1], steps_per_epoch)
+                               data.images.shape[-1], steps_per_epoch,
+                               params=init_params)
   state = jax.device_put(state, replicated)
   ckpts = ckpt_lib.Checkpoints(workdir, tcfg.max_checkpoints)
   metrics_path = os.path.join(workdir, "metrics.jsonl")
@@ -330,16 +353,17 @@ def fit(config, data, workdir: str) -> dict:
     return acc
 
   logging.info("Training %d steps (%d epochs x %d steps of %d) on %d %s "
-               "device(s), from step %d.", total_steps, tcfg.num_epochs,
+               "device(s), from step %d.", n_steps, n_epochs,
                steps_per_epoch, tcfg.batch_size, n_dev, jax.default_backend(),
                start)
   step = start
   t_timed, steps_timed = None, 0
   try:
     with _StopFlag() as stop:
-      while step < total_steps:
+      while step < n_steps:
         epoch, offset = divmod(step, steps_per_epoch)
-        k = min(tcfg.steps_per_dispatch, steps_per_epoch - offset)
+        k = min(tcfg.steps_per_dispatch, steps_per_epoch - offset,
+                n_steps - step)
         idx = epoch_indices(k_data, epoch, n, tcfg.batch_size,
                             steps_per_epoch)[offset:offset + k]
         t0 = time.perf_counter()
@@ -350,9 +374,11 @@ def fit(config, data, workdir: str) -> dict:
           bad = step + int(np.argmin(np.isfinite(m["loss"]))) + 1
           raise TrainingDiverged(
               f"loss is {m['loss'][~np.isfinite(m['loss'])][0]} at step {bad} "
-              f"(epoch {epoch + 1}); stopped. The last good checkpoint is "
-              f"step {ckpts.latest_step()} in {workdir}/checkpoints. Lower "
-              "train.learning_rate or check the data.")
+              f"(epoch {epoch + 1}); stopped. "
+              + (f"The last good checkpoint is step {ckpts.latest_step()} in "
+                 f"{workdir}/checkpoints. " if ckpts.latest_step() is not None
+                 else "No checkpoint was saved before it. ")
+              + "Lower train.learning_rate or check the data.")
         step += k
         # Throughput since the end of the first dispatch (which compiles).
         if t_timed is None:
@@ -369,17 +395,17 @@ def fit(config, data, workdir: str) -> dict:
         ep = step // steps_per_epoch
         val = None
         if epoch_done and (ep % tcfg.eval_every_epochs == 0
-                           or step == total_steps):
+                           or step == n_steps):
           val = evaluate(step, ep)
         if (epoch_done and ep % tcfg.checkpoint_every_epochs == 0) \
-            or step == total_steps or stop.signum:
+            or step == n_steps or stop.signum:
           ckpts.save_latest(step, state)
-        if epoch_done or step == total_steps:
-          eta = (_fmt_time((total_steps - step) * tcfg.batch_size / rate)
+        if epoch_done or step == n_steps:
+          eta = (_fmt_time((n_steps - step) * tcfg.batch_size / rate)
                  if steps_timed else "after the first dispatch")
           logging.info(
               "epoch %d/%d step %d/%d | loss %.4f acc %.3f%s | %.0f ex/s | "
-              "ETA %s", ep, tcfg.num_epochs, step, total_steps,
+              "ETA %s", ep, n_epochs, step, n_steps,
               float(m["loss"].mean()), float(m["accuracy"].mean()),
               "" if val is None else f" | val acc {val:.3f}", rate, eta)
         if stop.signum:

@@ -224,17 +224,17 @@ def test_launch_prints_a_clear_error_not_a_traceback(tfds_dir, tmp_path):
 
 # --- bad checkpoints ------------------------------------------------------------------
 def test_predict_with_a_config_but_no_checkpoint(tmp_path, tiny):
-  from fser_jax import predict
+  from fser_jax.inference import TrainedRun
   from fser_jax.errors import CheckpointError
   run.prepare_workdir(tiny(), str(tmp_path))
   (tmp_path / "normalisation.json").write_text(
       json.dumps({"mean": 0, "std": 1, "classes": list("abcdefgh")}))
   with pytest.raises(CheckpointError, match="no checkpoint"):
-    predict.Predictor(str(tmp_path))
+    TrainedRun(str(tmp_path))
 
 
 def test_checkpoint_of_another_model_shape(tmp_path, tiny):
-  from fser_jax import predict
+  from fser_jax.inference import TrainedRun
   from fser_jax.errors import CheckpointError
   c = tiny()
   run.prepare_workdir(c, str(tmp_path))
@@ -246,4 +246,4 @@ def test_checkpoint_of_another_model_shape(tmp_path, tiny):
   ck.save_latest(1, state)
   ck.close()
   with pytest.raises(CheckpointError, match="does not fit the model"):
-    predict.Predictor(str(tmp_path))
+    TrainedRun(str(tmp_path))

@@ -12,8 +12,8 @@ import pytest
 import soundfile as sf
 
 from fser_jax import audio
-from fser_jax import generalisation
-from fser_jax import predict
+from fser_jax.experiments import generalisation
+from fser_jax.experiments import predict
 from fser_jax import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -192,34 +192,43 @@ def test_inputs_are_standardised_with_training_statistics_only(trained):
 
 
 def test_predict_matches_evaluation_on_the_same_clips(trained):
-  """No train/serve skew: the predictor, from waveforms, gives the same
-  probabilities as the run's model on the run's (standardised) test images."""
+  """No train/serve skew: the run loaded for inference, from waveforms, gives
+  the same probabilities as the run's model on the run's (standardised) test
+  images, which came from the TFDS int16 audio."""
+  from fser_jax import calibration
   from fser_jax import input_pipeline
   from fser_jax import metrics
   from fser_jax import train
+  from fser_jax.inference import TrainedRun
   workdir, c, _ = trained
   waveforms, _, _, _ = input_pipeline.load_clips(c.data)
   data = input_pipeline.load(c, progress=False)
   test = np.flatnonzero(data.split == "test")[:8]
-  p = predict.Predictor(workdir)
-  served = p.probabilities([waveforms[i] for i in test])
-  direct = metrics.softmax(train.predict_logits(
-      p.eval_fn, p.params, data.images[test], 16))
-  np.testing.assert_allclose(served, direct, atol=1e-5)
+  p = TrainedRun(workdir)
+  out = p.classify([waveforms[i] for i in test])
+  eval_fn = train.make_eval_fn(p.graphdef)
+  logits = train.predict_logits(eval_fn, p.params, data.images[test], 16)
+  # Served probabilities are calibrated: softmax(logits / T), T from
+  # the run's validation split.
+  direct = calibration.softmax(logits, p.temperature)
+  np.testing.assert_allclose(out.probs, direct, atol=1e-5)
+  assert np.array_equal(out.probs.argmax(1), metrics.softmax(logits).argmax(1))
+  # A clip's probabilities are its windows' mean (one window here).
+  for wp, pr in zip(out.window_probs, out.probs):
+    np.testing.assert_allclose(wp.mean(0), pr, atol=1e-7)
   # Familiarity: the same distances from waveforms as from the run's images,
   # and the report's share of unfamiliar test clips is recomputed exactly.
-  served_d = p.distances(p.images([waveforms[i] for i in test]))
-  np.testing.assert_allclose(served_d, p.distances(data.images[test]),
+  np.testing.assert_allclose(out.distance, p.forward(data.images[test])[1],
                              rtol=1e-4)
   all_test = data.images[data.split == "test"]
   with open(os.path.join(workdir, "report.json")) as f:
     fam = json.load(f)["familiarity"]
-  d = p.distances(all_test)
+  probs, d = p.forward(all_test)
   assert fam["test_unfamiliar_fraction"] == pytest.approx(
       np.mean(d > fam["threshold"]))
   assert fam["test_median_distance"] == pytest.approx(np.median(d), rel=1e-4)
   _, y_test = data.subset("test")
-  right = p._probabilities(all_test).argmax(1) == y_test
+  right = probs.argmax(1) == y_test
   unf = d > fam["threshold"]
   if (~unf).any():
     assert fam["accuracy_familiar"] == pytest.approx(right[~unf].mean())
@@ -234,8 +243,9 @@ def _with(c, **features):
 
 def test_predict_without_checkpoint_is_a_clear_error(tmp_path):
   from fser_jax.errors import CheckpointError
+  from fser_jax.inference import TrainedRun
   with pytest.raises(CheckpointError, match="no config.json"):
-    predict.Predictor(str(tmp_path))
+    TrainedRun(str(tmp_path))
 
 
 def test_generalisation_mode(tfds_dir, tmp_path):

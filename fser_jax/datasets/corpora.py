@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from fser_jax.errors import UserError
+
 # The 8 FSER classes (paper, section 2), in the paper's table order.
 FSER_CLASSES = ("anger", "anxiety", "calm", "disgust", "happiness", "neutral",
                 "sadness", "surprise")
@@ -42,7 +44,7 @@ def to_fser(label: str) -> str:
   return TO_FSER.get(label, label)
 
 
-class FilenameError(ValueError):
+class FilenameError(UserError, ValueError):
   """A file name that does not follow its corpus's convention."""
 
   def __init__(self, filename: str, problem: str):

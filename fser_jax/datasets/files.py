@@ -9,6 +9,8 @@ import csv
 import hashlib
 import os
 
+from fser_jax.errors import DataError
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aiff", ".aif",
                     ".au", ".opus")
 
@@ -56,7 +58,7 @@ def scan_own(path: str) -> tuple[list[dict], list[str]]:
       reader = csv.DictReader(f)
       cols = set(reader.fieldnames or [])
       if not {"path", "label"} <= cols:
-        raise ValueError(f"{path}: a manifest needs the columns path,label "
+        raise DataError(f"{path}: a manifest needs the columns path,label "
                          f"(found {sorted(cols)})")
       for i, row in enumerate(reader, start=2):
         rel, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
@@ -79,30 +81,50 @@ def scan_own(path: str) -> tuple[list[dict], list[str]]:
             abspath=os.path.join(path, label, rel), filename=f"{label}/{rel}",
             label=label, speaker="", gender="", corpus="own", language=""))
   else:
-    raise FileNotFoundError(
+    raise DataError(
         f"{path}: own data must be a folder with one subfolder per label or a "
         ".csv manifest with columns path,label[,speaker]")
   if not entries:
-    raise ValueError(f"{path}: no audio files found (extensions "
+    raise DataError(f"{path}: no audio files found (extensions "
                      f"{', '.join(AUDIO_EXTENSIONS)})")
   counts = collections.Counter(e["label"] for e in entries)
   if len(counts) < 2:
-    raise ValueError(f"{path}: found only the label(s) {sorted(counts)}; "
+    raise DataError(f"{path}: found only the label(s) {sorted(counts)}; "
                      "classification needs at least two")
   entries.sort(key=lambda e: e["filename"])
   return entries, problems
 
 
+def fingerprint(entries: list[dict]) -> str:
+  """A digest of what a build of `entries` depends on: each clip's metadata
+  (label, speaker, gender, corpus, language, file name) and its file's size
+  and modification time (a missing file counts as such)."""
+  h = hashlib.sha1()
+  for e in entries:
+    try:
+      st = os.stat(e["abspath"])
+      stamp = f"{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+      stamp = "missing"
+    h.update("|".join([e["filename"], e["label"], e["speaker"], e["gender"],
+                       e["corpus"], e["language"], stamp]).encode())
+    h.update(b"\n")
+  return h.hexdigest()
+
+
 def own_config_args(path: str, sample_rate: int = 16000) -> dict:
   """A builder config for the user's data at `path` (folder or manifest).
 
-  Its name carries a digest of the absolute path and label set, so different
-  datasets never share a TFDS directory.
+  Its name carries a digest of the absolute path, the label set, the rate and
+  `fingerprint(entries)` (every clip's metadata, size and modification time):
+  add, remove, relabel or touch a clip, or add a manifest column, and the name
+  changes, so the data is built anew instead of a stale build being reused.
   """
   entries, _ = scan_own(path)
   labels = tuple(sorted({e["label"] for e in entries}))
   abspath = os.path.abspath(os.path.expanduser(path))
   digest = hashlib.sha1(
-      f"{abspath}|{','.join(labels)}|{sample_rate}".encode()).hexdigest()[:10]
+      f"{abspath}|{','.join(labels)}|{sample_rate}|{fingerprint(entries)}"
+      .encode()).hexdigest()[:10]
   return dict(name=f"own_{digest}", labels=labels, path=abspath,
               sample_rate=sample_rate, description=f"Own data from {abspath}")

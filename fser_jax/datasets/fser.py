@@ -29,6 +29,7 @@ from fser_jax import audio as audio_lib
 from fser_jax.datasets import corpora
 from fser_jax.datasets import files
 from fser_jax.datasets import synthetic
+from fser_jax.errors import DataError
 
 CORPORA = ("emodb", "emovo", "savee", "ravdess")
 # Longer clips are refused by dataset builds (a 4-corpus clip lasts 1-9 s).
@@ -148,7 +149,7 @@ class Fser(tfds.core.GeneratorBasedBuilder):
       else:
         missing.append(corpus)
     if not found:
-      raise FileNotFoundError(
+      raise DataError(
           f"no corpus folder found in the manual dir {manual} (looked for "
           f"{', '.join(c + '/' for c in cfg.corpora)}).\n"
           + MANUAL_DOWNLOAD_INSTRUCTIONS)
@@ -177,7 +178,7 @@ class Fser(tfds.core.GeneratorBasedBuilder):
           except corpora.FilenameError as e:
             skipped.append(f"{corpus}/{rel}: {e.problem}")
       if not clips:
-        raise ValueError(
+        raise DataError(
             f"{corpus}: no recognisable {corpus} clip under {roots[0]} "
             f"(expected e.g. {_EXAMPLE[corpus]}); see the manual instructions:\n"
             + MANUAL_DOWNLOAD_INSTRUCTIONS)

@@ -56,6 +56,15 @@ EMOTIONS = {
 }
 assert set(EMOTIONS) == set(FSER_CLASSES)
 
+# The embedded "your recordings" set (`user_recordings`): a third language,
+# other speakers, a phone channel with noise, 5 of FSER's emotions under the
+# user's own names (fear for anxiety), and less acted (weaker) emotion.
+USER_LANGUAGE = ("gamma", [(700, 1220, 2600), (350, 2050, 2900),
+                           (420, 900, 2350), (580, 1500, 2550),
+                           (300, 1300, 2300)])
+USER_LABELS = {"anger": "angry", "happiness": "happy", "sadness": "sad",
+               "anxiety": "fear", "neutral": "neutral"}
+
 
 @dataclasses.dataclass(frozen=True)
 class Speaker:
@@ -68,10 +77,11 @@ class Speaker:
   loudness: float  # dB
 
 
-def speakers(seed: int = 0, per_language: int = 6) -> list[Speaker]:
+def speakers(seed: int = 0, per_language: int = 6,
+             languages=tuple(LANGUAGES)) -> list[Speaker]:
   rng = np.random.default_rng([seed, 1])
   out = []
-  for lang in LANGUAGES:
+  for lang in languages:
     for i in range(per_language):
       gender = "female" if i < per_language // 2 else "male"
       f0 = rng.uniform(185, 235) if gender == "female" else rng.uniform(100, 135)
@@ -82,10 +92,15 @@ def speakers(seed: int = 0, per_language: int = 6) -> list[Speaker]:
   return out
 
 
+def _vowels(language: str):
+  return USER_LANGUAGE[1] if language == USER_LANGUAGE[0] else \
+      LANGUAGES[language]
+
+
 def sentences(language: str, n: int = 8, seed: int = 0) -> list[list[int]]:
   """`n` fixed vowel sequences (the language's "texts")."""
   rng = np.random.default_rng([seed, 2, len(language), ord(language[0])])
-  n_vowels = len(LANGUAGES[language])
+  n_vowels = len(_vowels(language))
   lo, hi = (5, 8) if language == "alpha" else (6, 10)
   return [list(rng.integers(0, n_vowels, rng.integers(lo, hi)))
           for _ in range(n)]
@@ -99,10 +114,13 @@ def _contour(shape: str, t: np.ndarray) -> np.ndarray:
 
 
 def synthesize(spk: Speaker, emotion: str, text: list[int], seed,
-               sample_rate: int = 16000) -> np.ndarray:
-  """One utterance as float32 in [-1, 1]."""
+               sample_rate: int = 16000, strength: float = 1.0) -> np.ndarray:
+  """One utterance as float32 in [-1, 1]. `strength` < 1 moves every prosodic
+  parameter of the emotion toward neutral (less acted speech)."""
   rng = np.random.default_rng(seed)
-  e = EMOTIONS[emotion]
+  e = {k: (v if isinstance(v, str) else
+           EMOTIONS["neutral"][k] + strength * (v - EMOTIONS["neutral"][k]))
+       for k, v in EMOTIONS[emotion].items()}
   jitter = lambda s: 1.0 + rng.uniform(-s, s)
   syll = 0.22 / (e["rate"] * spk.rate * jitter(0.08))
   pause = 0.12
@@ -125,7 +143,7 @@ def synthesize(spk: Speaker, emotion: str, text: list[int], seed,
   phase = 2 * np.pi * np.cumsum(f0_t) / sample_rate
 
   # Formant tracks: each syllable's vowel, smoothly interpolated.
-  vowels = np.array([LANGUAGES[spk.language][v] for v in text], np.float64)
+  vowels = np.array([_vowels(spk.language)[v] for v in text], np.float64)
   centres = (np.arange(n_syll) + 0.5) / n_syll
   formants = np.stack([np.interp(u, centres, vowels[:, k]) for k in range(3)],
                       axis=-1) * spk.formant_scale  # [n, 3]
@@ -179,3 +197,55 @@ def generate(seed: int = 0, utterances: int = 8, sample_rate: int = 16000):
                           language=spk.language, filename=fname,
                           text_id=f"{spk.language}_s{text_id}",
                           intensity=""), wav
+
+
+def phone_channel(wav: np.ndarray, sample_rate: int, snr_db: float,
+                  rng: np.random.Generator) -> np.ndarray:
+  """A telephone line: band-pass 300-3400 Hz, 8 kHz, additive noise at
+  `snr_db`. Returns 8 kHz float32 samples."""
+  from scipy import signal
+  sos = signal.butter(4, [300, 3400], btype="bandpass", fs=sample_rate,
+                      output="sos")
+  x = signal.sosfiltfilt(sos, wav)
+  x = signal.resample_poly(x, 8000, sample_rate)
+  noise = rng.standard_normal(x.size)
+  p_sig = np.mean(x ** 2) + 1e-12
+  noise *= np.sqrt(p_sig / 10 ** (snr_db / 10) / np.mean(noise ** 2))
+  x = x + noise
+  return (x / max(1.0, np.max(np.abs(x)) / 0.99)).astype(np.float32)
+
+
+def write_user_recordings(out_dir: str, *, seed: int = 1, utterances: int = 20,
+                          strength: float = 0.7, snr_db=(12.0, 24.0)) -> str:
+  """Writes the embedded stand-in for a user's recordings, which look nothing
+  like the training corpora: 6 speakers of a third language ("gamma"), a
+  phone channel (300-3400 Hz, 8 kHz WAV files) with noise at 12-24 dB SNR,
+  weaker emotion (prosody 70% of the way from neutral), and 5 of FSER's
+  emotions under the user's own names (angry, happy, sad, fear, neutral).
+  600 clips by default, as OUT/<label>/<speaker>_<nn>.wav, plus
+  OUT/manifest.csv (path,label,speaker,gender). Returns the manifest path."""
+  import csv
+  import os
+  import soundfile as sf
+  os.makedirs(out_dir, exist_ok=True)
+  rows = []
+  spks = speakers(seed, languages=(USER_LANGUAGE[0],))
+  for si, spk in enumerate(spks):
+    texts = sentences(spk.language, seed=seed)
+    for ei, (emotion, label) in enumerate(USER_LABELS.items()):
+      os.makedirs(os.path.join(out_dir, label), exist_ok=True)
+      for k in range(utterances):
+        wav = synthesize(spk, emotion, texts[(k + ei) % len(texts)],
+                         [seed, 100 + si, ei, k], 16000, strength=strength)
+        rng = np.random.default_rng([seed, 200 + si, ei, k])
+        phone = phone_channel(wav, 16000, rng.uniform(*snr_db), rng)
+        rel = f"{label}/{spk.id}_{k:02d}.wav"
+        sf.write(os.path.join(out_dir, rel), phone, 8000, subtype="PCM_16")
+        rows.append((rel, label, spk.id, spk.gender))
+  path = os.path.join(out_dir, "manifest.csv")
+  with open(path, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["path", "label", "speaker", "gender"])
+    w.writerows(rows)
+  return path
+

@@ -57,6 +57,19 @@ def _metadata(config) -> dict:
           for k, v in meta.items()}
 
 
+def _trust(rep: dict) -> dict:
+  """Calibration and selective-prediction figures of a fold's report."""
+  cal, sel = rep.get("calibration"), rep.get("selective") or {}
+  if not cal:
+    return {}
+  return {"ece_before": cal["ece_before"], "ece_after": cal["ece_after"],
+          "aurc": {k: v["aurc"] for k, v in sel.items()},
+          "acc_at_val80": {k: (v.get("val_threshold_80") or {}).get(
+              "test_accuracy") for k, v in sel.items()},
+          "coverage_at_val80": {k: (v.get("val_threshold_80") or {}).get(
+              "test_coverage") for k, v in sel.items()}}
+
+
 def _stats(values: list[float]) -> dict:
   a = np.asarray(values, np.float64)
   return {"mean": float(a.mean()), "std": float(a.std()), "n": int(a.size)}
@@ -99,7 +112,8 @@ def run_all(config, workdir: str, protocols=("paper", "speaker", "corpus"),
                     "accuracy_familiar": fam.get("accuracy_familiar"),
                     "accuracy_unfamiliar": fam.get("accuracy_unfamiliar"),
                     "by_corpus": rep.get("by_corpus", {}),
-                    "by_gender": rep.get("by_gender", {})})
+                    "by_gender": rep.get("by_gender", {}),
+                    **_trust(rep)})
     results[protocol] = {
         "folds": folds, **{k: _stats([f[k] for f in folds]) for k in KEYS}}
   summary = {p: {k: results[p][k] for k in KEYS} for p in results}
@@ -150,6 +164,37 @@ def to_markdown(out: dict) -> str:
             "`unfamiliar`: test clips farther from the training data than 99% "
             "of the validation clips (fser_jax/familiarity.py); per fold, the "
             "accuracy on the familiar and on the unfamiliar test clips.", ""]
+  trust = [(p, r) for p, r in res.items()
+           if all("ece_before" in f for f in r["folds"])]
+  if trust:
+    scores = ("confidence", "entropy", "familiarity", "combined")
+    lines += ["## Trust: calibration and abstention (fser_jax/calibration.py)",
+              "", "Means over folds. ECE before -> after temperature scaling "
+              "(fitted on validation); AURC per score (lower is better); "
+              "WA / coverage of the test clips kept by the threshold that kept "
+              "80% of the validation clips (confidence; combined = "
+              "confidence + familiarity).", "",
+              "| protocol | WA % | ECE % | " + " | ".join(
+                  f"AURC {s}" for s in scores)
+              + " | WA @val-80% conf. (cov.) | WA @val-80% comb. (cov.) |",
+              "|---|---|---|" + "---|" * len(scores) + "---|---|"]
+    for p, r in trust:
+      fs = r["folds"]
+      m = lambda xs: (float(np.mean([x for x in xs if x is not None]))
+                      if any(x is not None for x in xs) else None)
+      aurc = [m([f["aurc"].get(s) for f in fs]) for s in scores]
+      cells = []
+      for s in ("confidence", "combined"):
+        a_, c_ = (m([f["acc_at_val80"].get(s) for f in fs]),
+                  m([f["coverage_at_val80"].get(s) for f in fs]))
+        cells.append("-" if a_ is None else f"{100 * a_:.1f} ({100 * c_:.0f}%)")
+      lines.append(
+          f"| {p} | {100 * r['accuracy']['mean']:.1f} | "
+          f"{100 * m([f['ece_before'] for f in fs]):.1f} -> "
+          f"{100 * m([f['ece_after'] for f in fs]):.1f} | "
+          + " | ".join("-" if a is None else f"{a:.3f}" for a in aurc)
+          + " | " + " | ".join(cells) + " |")
+    lines.append("")
   for p, r in res.items():
     lines += [f"## {p}: per fold", "", "| fold | test set | clips | WA % | UA % "
               "| macro-F1 % | unfamiliar % | WA familiar / unfamiliar % |",

@@ -1,0 +1,180 @@
+"""The one way from audio to probabilities for a trained run.
+
+Every mode that uses a trained run (predict, evaluate, the learning curve's
+zero-shot arm, fine-tuning's initial parameters) loads it with `TrainedRun`
+and classifies waveforms with `TrainedRun.classify`: the run's own saved
+front-end config, its normalisation statistics, its best checkpoint, and the
+same windowing (clips longer than `predict.window_seconds` are cut into
+windows every `predict.hop_seconds`; a clip's probabilities are its windows'
+mean). Windows of many clips are batched together, and the network's trunk
+runs once per window for both outputs (class probabilities and the
+familiarity embedding).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import jax
+import ml_collections
+import numpy as np
+
+from fser_jax import audio as audio_lib
+from fser_jax import calibration
+from fser_jax import checkpoints as ckpt_lib
+from fser_jax import familiarity
+from fser_jax import features as features_lib
+from fser_jax import input_pipeline
+from fser_jax import train as train_lib
+from fser_jax.errors import CheckpointError
+
+BATCH = 64  # windows per forward pass
+
+
+@dataclasses.dataclass
+class Outputs:
+  """Per-clip results of `TrainedRun.classify`."""
+  probs: np.ndarray  # [N, C] mean of the clip's windows' probabilities
+  distance: np.ndarray | None  # [N] mean of the windows' familiarity distances
+  window_probs: list[np.ndarray]  # N arrays [W_i, C]
+  window_distance: list[np.ndarray] | None  # N arrays [W_i]
+  window_starts: list[list[int]]  # N lists of start samples
+  window_lengths: list[list[int]]
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isdir(workdir):
+    raise CheckpointError(f"{workdir}: no such run folder; point --workdir (or "
+                          "train.init_from) at a folder written by "
+                          "launch.py --mode train")
+  if not os.path.exists(path):
+    raise CheckpointError(f"{workdir}: no config.json; is this a workdir "
+                          "written by launch.py --mode train?")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+class TrainedRun:
+  """A trained run (its config, classes, normalisation and best parameters)
+  ready to classify waveforms on this machine's first device."""
+
+  def __init__(self, workdir: str):
+    self.workdir = workdir
+    self.config = c = read_config(workdir)
+    norm_path = os.path.join(workdir, "normalisation.json")
+    if not os.path.exists(norm_path):
+      raise CheckpointError(f"{workdir}: no normalisation.json; the run did "
+                            "not finish loading its data (train it first)")
+    with open(norm_path) as f:
+      norm = json.load(f)
+    self.classes = list(norm["classes"])
+    self.norm = (norm["mean"], norm["std"])  # per channel
+    self.sample_rate = int(c.data.sample_rate)
+    graphdef, state, _ = train_lib.create(
+        c, len(self.classes), features_lib.num_channels(c.features.kind), 1)
+    self.params, self.step = restore_params(workdir, state)
+    self.graphdef = graphdef
+    self._infer = train_lib.make_infer_fn(graphdef)
+    fam_path = os.path.join(workdir, familiarity.FILENAME)
+    self.familiarity = (familiarity.load(fam_path)
+                        if os.path.exists(fam_path) else None)
+    # Temperature and selective thresholds (runs saved before it: T = 1).
+    self.calibration = calibration.load(workdir)
+    self.temperature = (self.calibration["temperature"] if self.calibration
+                        else 1.0)
+
+  # --- stages ------------------------------------------------------------------
+  def load_audio(self, path: str) -> np.ndarray:
+    """A file at the run's rate (AudioError names the file and the fault)."""
+    return audio_lib.load_audio(path, self.sample_rate,
+                                min_samples=self.config.features.n_fft)
+
+  def windows(self, wav: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    p = self.config.predict
+    return audio_lib.frame_windows(wav, int(p.window_seconds * self.sample_rate),
+                                   int(p.hop_seconds * self.sample_rate))
+
+  def images(self, waveforms: list[np.ndarray]) -> np.ndarray:
+    """The model's inputs, exactly as in training (standardised)."""
+    images = features_lib.compute_images(waveforms, self.config.features,
+                                         self.sample_rate, batch_size=BATCH)
+    return input_pipeline.standardise(images, self.norm)
+
+  def forward(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(calibrated probabilities [N, C], familiarity distances [N] or
+    None). Calibrated: softmax(logits / T), the run's fitted temperature."""
+    logits, emb = train_lib.predict_logits(self._infer, self.params, images,
+                                           BATCH)
+    dist = (None if self.familiarity is None
+            else familiarity.distance(self.familiarity, emb))
+    return calibration.softmax(logits, self.temperature).astype(
+        np.float32), dist
+
+  def confidence_threshold(self, coverage: float) -> float:
+    """The calibrated max probability that kept `coverage` of the run's
+    validation clips (fixed on validation, never on test)."""
+    if not self.calibration or not self.calibration.get("val_confidence"):
+      raise CheckpointError(f"{self.workdir}: no validation scores saved "
+                            "(calibration.json); use --abstain_below prob=P")
+    return calibration.threshold_for(self.calibration["val_confidence"],
+                                     coverage)
+
+  # --- the whole way -----------------------------------------------------------
+  def classify(self, waveforms: list[np.ndarray]) -> Outputs:
+    """Windows every clip, runs all windows through the front-end and the
+    network in shared batches, and averages each clip's windows."""
+    starts, lengths, flat, owner = [], [], [], []
+    for i, wav in enumerate(waveforms):
+      ws = self.windows(wav)
+      starts.append([s for s, _ in ws])
+      lengths.append([w.size for _, w in ws])
+      flat += [w for _, w in ws]
+      owner += [i] * len(ws)
+    owner = np.asarray(owner, np.int64)
+    k = len(self.classes)
+    if not flat:
+      return Outputs(np.zeros((0, k), np.float32), None, [], None, [], [])
+    probs, dist = self.forward(self.images(flat))
+    bounds = np.cumsum([0] + [len(s) for s in starts])
+    wp = [probs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    wd = (None if dist is None
+          else [dist[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+    return Outputs(
+        probs=np.stack([p.mean(0) for p in wp]),
+        distance=None if wd is None else np.array([d.mean() for d in wd]),
+        window_probs=wp, window_distance=wd, window_starts=starts,
+        window_lengths=lengths)
+
+
+def restore_params(workdir: str, like_state):
+  """The best (else latest) parameters of the run in `workdir`, restored onto
+  this machine's first device whatever the run trained on.
+
+  Args:
+    like_state: a state of the run's structure (`train.create` of its config).
+
+  Returns:
+    (params, step).
+  """
+  sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  ckpts = ckpt_lib.Checkpoints(workdir)
+  try:
+    use_best = ckpts.best_step() is not None
+    if not use_best and ckpts.latest_step() is None:
+      raise CheckpointError(f"{workdir}: no checkpoint to use (train first, or "
+                            "point at a trained run)")
+    step = ckpts.best_step() if use_best else ckpts.latest_step()
+    params = ckpts.restore(ckpt_lib.abstract_like(like_state, sharding),
+                           best=use_best)["params"]
+  except CheckpointError:
+    raise
+  except Exception as e:  # shape/structure mismatch from orbax
+    raise CheckpointError(
+        f"{workdir}: the checkpoint does not fit the model of its config "
+        f"({type(e).__name__}: {str(e)[:300]})") from None
+  finally:
+    ckpts.close()
+  return params, int(step)

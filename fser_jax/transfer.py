@@ -1,0 +1,183 @@
+"""Start a run from a trained run: `train.init_from`, `train.freeze`.
+
+`--config.train.init_from=RUN` on any training config: the new run's initial
+parameters come from RUN's best checkpoint (fser_jax.inference.restore_params).
+
+- Every layer but the output layer is copied. The output layer is copied
+  whole when the new label set equals RUN's classes (same names, same
+  order); otherwise it is re-initialised, and the rows (kernel columns and
+  bias entries) of new classes that map to one of RUN's classes through
+  fser_jax.labels (identical names, synonyms, `train.init_label_map`) are
+  copied from that class: a head that starts where RUN's knowledge is.
+- Front-end and architecture must agree: a RUN whose `features.*`,
+  `data.sample_rate` or `model.filters/kernel_size/dense` differ from the new
+  config is refused with one line naming the keys and RUN's values (set them,
+  or pick another run). We refuse rather than silently adopt RUN's front-end,
+  so the new config.json always says what the run did.
+- `train.freeze`: 'none'; 'convs' (the four convolution blocks); 'trunk'
+  (every layer but the output layer). Frozen parameters get exactly zero
+  updates (optax.multi_transform with optax.set_to_zero): bitwise unchanged.
+- Input normalisation: the new run's own training statistics by default;
+  `train.init_from_norm=True` keeps RUN's (input_pipeline reads them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import numpy as np
+import optax
+
+from fser_jax import labels as labels_lib
+from fser_jax.config import ConfigError
+
+FRONT_END_KEYS = ("data.sample_rate", "model.filters", "model.kernel_size",
+                  "model.dense")
+
+
+def param_name(path) -> str:
+  """'convs/0/kernel' from a pytree path of an nnx params State."""
+  parts = []
+  for k in path:
+    k = getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))
+    if str(k) != ".value" and str(k) != "value":
+      parts.append(str(k))
+  return "/".join(parts)
+
+
+def is_head(name: str, num_dense: int) -> bool:
+  return name.startswith(f"dense/{num_dense - 1}/")
+
+
+def freeze_labels(params, mode: str, num_dense: int):
+  """A pytree of 'train' / 'freeze' over `params` for optax.multi_transform."""
+  def label(path, _):
+    name = param_name(path)
+    if mode == "trunk":
+      return "train" if is_head(name, num_dense) else "freeze"
+    if mode == "convs":
+      return "freeze" if name.startswith("convs/") else "train"
+    return "train"
+  return jax.tree_util.tree_map_with_path(label, params)
+
+
+def with_freeze(tx, mode: str, num_dense: int):
+  """`tx` on the trainable parameters, exact zeros on the frozen ones."""
+  if mode in ("", "none"):
+    return tx
+  return optax.multi_transform(
+      {"train": tx, "freeze": optax.set_to_zero()},
+      lambda params: freeze_labels(params, mode, num_dense))
+
+
+def _flat(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = list(v) if isinstance(v, (tuple, list)) else v
+  return out
+
+
+def check_compatible(new_config, src_config, run: str) -> None:
+  """Refuses a RUN whose front-end or architecture differs, naming the keys."""
+  a = _flat(json.loads(new_config.to_json_best_effort()))
+  b = _flat(json.loads(src_config.to_json_best_effort()))
+  keys = sorted(k for k in set(a) | set(b)
+                if (k.startswith("features.") or k in FRONT_END_KEYS)
+                and a.get(k) != b.get(k))
+  if keys:
+    shown = ", ".join(f"{k}={b.get(k)!r} (this config: {a.get(k)!r})"
+                      for k in keys[:6])
+    raise ConfigError(
+        f"config train.init_from={run}: that run's front-end or architecture "
+        f"differs: {shown}. Set these keys to the run's values "
+        f"(--config.{keys[0]}=...) or start from another run.")
+
+
+def load_init(config, classes, in_channels: int):
+  """(initial params for the new run, info dict for its report).
+
+  Args:
+    config: the new run's config (train.init_from set).
+    classes: the new run's class names.
+    in_channels: input channels of the new run's images.
+  """
+  from fser_jax import inference  # loads runs; imports train
+  from fser_jax import train as train_lib
+  run = os.path.expanduser(config.train.init_from)
+  src_cfg = inference.read_config(run)
+  check_compatible(config, src_cfg, run)
+  with open(os.path.join(run, "normalisation.json")) as f:
+    src_classes = list(json.load(f)["classes"])
+  _, src_state, _ = train_lib.create(src_cfg, len(src_classes), in_channels, 1)
+  src_params, step = inference.restore_params(run, src_state)
+  _, new_state, _ = train_lib.create(config, len(classes), in_channels, 1)
+  new = new_state["params"].to_pure_dict()
+  src = jax.device_get(src_params.to_pure_dict())
+  num_dense = len(new["dense"])
+  same_head = list(classes) == src_classes
+  transferred, reinit = [], []
+
+  def walk(dst, s, prefix):
+    for k in dst:
+      name = f"{prefix}{k}"
+      if isinstance(dst[k], dict):
+        walk(dst[k], s[k], name + "/")
+      elif is_head(name, num_dense) and not same_head:
+        reinit.append(name)
+      else:
+        if np.shape(dst[k]) != np.shape(s[k]):
+          raise ConfigError(f"config train.init_from={run}: parameter {name} "
+                            f"has shape {np.shape(s[k])} there, "
+                            f"{np.shape(dst[k])} here")
+        dst[k] = np.asarray(s[k])
+        transferred.append(name)
+
+  walk(new, src, "")
+  copied = {}
+  if not same_head:
+    resolved = labels_lib.resolve(
+        classes, src_classes,
+        labels_lib.parse_user_map(config.train.get("init_label_map", "")))
+    head, src_head = new["dense"][num_dense - 1], src["dense"][num_dense - 1]
+    kernel = np.array(head["kernel"])
+    bias = np.array(head["bias"])
+    for i, c in enumerate(classes):
+      m = resolved["map"][c]
+      if m is not None:
+        j = src_classes.index(m)
+        kernel[:, i] = np.asarray(src_head["kernel"])[:, j]
+        bias[i] = np.asarray(src_head["bias"])[j]
+        copied[c] = m
+    head["kernel"], head["bias"] = kernel, bias
+  params = new_state["params"]
+  params.replace_by_pure_dict(jax.tree.map(np.asarray, new))
+  info = {"run": os.path.abspath(run), "checkpoint_step": step,
+          "source_classes": src_classes, "transferred": transferred,
+          "reinitialised": reinit,
+          "head": ("copied" if same_head else
+                   "rows copied for mapped classes" if copied else
+                   "re-initialised"),
+          "head_rows_copied": copied,
+          "freeze": config.train.get("freeze", "none"),
+          "normalisation": ("the run's (train.init_from_norm)"
+                            if config.train.get("init_from_norm") else
+                            "this run's training split")}
+  return params, info
+
+
+def source_norm(config):
+  """RUN's normalisation statistics (train.init_from_norm), or None."""
+  if not (config.train.get("init_from") and config.train.get("init_from_norm")):
+    return None
+  path = os.path.join(os.path.expanduser(config.train.init_from),
+                      "normalisation.json")
+  if not os.path.exists(path):
+    raise ConfigError(f"config train.init_from_norm=True: {path} is missing")
+  with open(path) as f:
+    n = json.load(f)
+  return (n["mean"], n["std"])

@@ -1,0 +1,136 @@
+"""Wrong results without a word, and user errors as one line: own data
+rebuilt when it changes, decaying schedules not silently stretched, two-speaker
+data, TFDS_DATA_DIR, every family of user error exiting 2."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from fser_jax import errors
+from fser_jax import run
+from fser_jax import splits
+from fser_jax.datasets import files
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _clip(path, f0=200.0, seconds=0.5, sr=16000):
+  t = np.arange(int(sr * seconds)) / sr
+  sf.write(path, (0.2 * np.sin(2 * np.pi * f0 * t)).astype(np.float32), sr)
+
+
+def _manifest(tmp_path, rows, extra_cols=()):
+  lines = ["path,label" + "".join("," + c for c in extra_cols)]
+  lines += [",".join(r) for r in rows]
+  p = tmp_path / "m.csv"
+  p.write_text("\n".join(lines) + "\n")
+  return str(p)
+
+
+def test_own_data_name_changes_with_its_content(tmp_path):
+  for i in range(4):
+    _clip(tmp_path / f"c{i}.wav", 150 + 30 * i)
+  rows = [("c0.wav", "a"), ("c1.wav", "a"), ("c2.wav", "b"), ("c3.wav", "b")]
+  name = lambda p: files.own_config_args(p)["name"]
+  base = name(_manifest(tmp_path, rows))
+  assert name(_manifest(tmp_path, rows)) == base  # same content, same build
+  _clip(tmp_path / "c4.wav")
+  assert name(_manifest(tmp_path, rows + [("c4.wav", "b")])) != base  # added
+  assert name(_manifest(tmp_path, rows[:3] + [("c4.wav", "b")])) != base
+  assert name(_manifest(tmp_path, rows[:3])) != base  # removed
+  relabelled = rows[:3] + [("c3.wav", "a")]
+  assert name(_manifest(tmp_path, relabelled)) != base  # relabelled
+  with_spk = [r + (f"s{i % 2}",) for i, r in enumerate(rows)]
+  assert name(_manifest(tmp_path, with_spk, ("speaker",))) != base  # column
+  p = _manifest(tmp_path, rows)
+  os.utime(tmp_path / "c0.wav", ns=(1, 1))  # a file replaced in place
+  assert name(p) != base
+
+
+def test_two_speakers_give_a_usable_speaker_split():
+  labels = np.repeat(np.arange(2), 10)
+  meta = {"label": labels, "speaker": np.array(["x", "y"] * 10, object),
+          "corpus": np.array(["c"] * 20, object),
+          "gender": np.array(["f"] * 20, object)}
+  split = splits.assign("speaker", meta, fold=0)
+  assert set(meta["speaker"][split == "test"]) == {"x"}
+  train_spk = set(meta["speaker"][split == "train"])
+  val_spk = set(meta["speaker"][split == "validation"])
+  assert train_spk == val_spk == {"y"}  # validation from training speakers
+  assert (split == "train").sum() > 0 and (split == "validation").sum() > 0
+
+
+def test_tfds_data_dir_is_honoured(monkeypatch, tmp_path):
+  from fser_jax import input_pipeline
+  from fser_jax import config
+  c = config.base()
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+  assert input_pipeline.default_data_dir(c.data) == str(tmp_path)
+  c.data.data_dir = "/elsewhere"
+  assert input_pipeline.default_data_dir(c.data) == "/elsewhere"
+
+
+def test_extending_a_cosine_run_is_refused(tiny, tmp_path):
+  c = tiny(**{"train.schedule": "cosine"})
+  run.prepare_workdir(c, str(tmp_path))
+  longer = tiny(**{"train.schedule": "cosine", "train.num_epochs": 5})
+  with pytest.raises(run.WorkdirConflict, match="schedule's length"):
+    run.prepare_workdir(longer, str(tmp_path))
+  const = tiny()
+  run.prepare_workdir(const, str(tmp_path / "const"))
+  run.prepare_workdir(tiny(**{"train.num_epochs": 5}), str(tmp_path / "const"))
+
+
+def test_every_user_error_derives_from_the_one_base():
+  from fser_jax import audio, config, input_pipeline, labels, train
+  from fser_jax.datasets import corpora
+  for cls in (audio.AudioError, config.ConfigError, corpora.FilenameError,
+              input_pipeline.DatasetNotBuiltError, run.WorkdirConflict,
+              splits.SplitError, train.TrainingDiverged, errors.DataError,
+              errors.CheckpointError, labels.LabelMapError):
+    assert issubclass(cls, errors.UserError), cls
+
+
+def _launch(*args, env=None):
+  return subprocess.run([sys.executable, os.path.join(ROOT, "launch.py"),
+                         *args], capture_output=True, text=True, timeout=300,
+                        env=env)
+
+
+@pytest.mark.parametrize("case", ["no_audio", "one_label", "bad_columns",
+                                  "two_speakers_corpus"])
+def test_own_data_faults_exit_2_naming_the_file(tmp_path, case):
+  d = tmp_path / "data"
+  d.mkdir()
+  if case == "no_audio":
+    (d / "a").mkdir()
+    (d / "b").mkdir()
+    (d / "a" / "notes.txt").write_text("x")
+    path, msg = str(d), "no audio files found"
+  elif case == "one_label":
+    (d / "a").mkdir()
+    _clip(d / "a" / "x.wav")
+    path, msg = str(d), "only the label"
+  elif case == "bad_columns":
+    _clip(d / "x.wav")
+    (d / "m.csv").write_text("file,emotion\nx.wav,a\n")
+    path, msg = str(d / "m.csv"), "needs the columns path,label"
+  else:  # the corpus protocol on one corpus: no fold 1
+    for i in range(4):
+      _clip(d / f"c{i}.wav", 150 + 20 * i)
+    (d / "m.csv").write_text("path,label,speaker\n" + "".join(
+        f"c{i}.wav,{'ab'[i % 2]},s{i // 2}\n" for i in range(4)))
+    path, msg = str(d / "m.csv"), "data.fold=1 does not exist"
+  args = ["--config", os.path.join(ROOT, f"configs/own_data.py:{path}"),
+          "--workdir", str(tmp_path / "w"),
+          f"--config.data.data_dir={tmp_path / 'tfds'}"]
+  if case == "two_speakers_corpus":
+    args += ["--config.data.protocol=corpus", "--config.data.fold=1"]
+  r = _launch(*args)
+  assert r.returncode == 2, r.stderr[-3000:]
+  assert msg in r.stderr and "Traceback" not in r.stderr
+  assert os.path.basename(path) in r.stderr or case == "two_speakers_corpus"

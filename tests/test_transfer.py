@@ -1,0 +1,267 @@
+"""Your recordings: label mapping, evaluate, fine-tuning (init_from, freeze,
+front-end checks) and the learning curve, on shrunk configs."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from fser_jax import labels
+from fser_jax import run
+from fser_jax import transfer
+from fser_jax.config import ConfigError
+from fser_jax.experiments import evaluate
+from fser_jax.experiments import learning_curve
+from fser_jax.inference import Outputs, TrainedRun
+
+from conftest import own_tiny_config, tiny_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FSER8 = ["anger", "anxiety", "calm", "disgust", "happiness", "neutral",
+         "sadness", "surprise"]
+
+
+# --- label mapping ----------------------------------------------------------------
+def test_synonyms_user_map_and_unmapped():
+  r = labels.resolve(["Angry ", "happy", "fear", "bored", "frustrated",
+                      "neutral", "whisper"], FSER8,
+                     labels.parse_user_map("frustrated=anger,whisper="))
+  m, how = r["map"], r["how"]
+  assert m["Angry "] == "anger" and how["Angry "] == "synonym"
+  assert m["happy"] == "happiness"
+  assert m["fear"] == "anxiety"  # FSER's merge
+  assert m["bored"] == "calm"  # EmoDB boredom -> calm, as FSER
+  assert m["frustrated"] == "anger" and how["frustrated"] == "user"
+  assert m["neutral"] == "neutral" and how["neutral"] == "identical"
+  assert m["whisper"] is None and how["whisper"] == "user"
+
+
+def test_label_map_naming_unknown_class_or_label_is_refused(tmp_path):
+  with pytest.raises(labels.LabelMapError, match="'rage2'.*not a class"):
+    labels.resolve(["angry"], FSER8, labels.parse_user_map("angry=rage2"))
+  with pytest.raises(labels.LabelMapError, match="'grumpy'.*does not have"):
+    labels.resolve(["angry"], FSER8, labels.parse_user_map("grumpy=anger"))
+  p = tmp_path / "map.json"
+  p.write_text(json.dumps({"angry": "sadness"}))
+  assert labels.resolve(["angry"], FSER8,
+                        labels.parse_user_map(str(p)))["map"] == {
+                            "angry": "sadness"}
+
+
+class _FakeRun:
+  """A run whose probabilities are given: evaluate's arithmetic by hand."""
+
+  def __init__(self, probs, classes):
+    self.probs, self.classes = np.asarray(probs, float), classes
+    self.workdir, self.step, self.familiarity = "fake", 0, None
+
+  def classify(self, waveforms):
+    return Outputs(self.probs[:len(waveforms)], None, [], None, [], [])
+
+
+def test_evaluate_rectangular_confusion_and_ua_over_present_classes():
+  classes = ["anger", "happiness", "sadness"]
+  # Data labels angry, happy (mapped), whisper (no counterpart); no 'sad'.
+  data = ["angry", "angry", "happy", "happy", "happy", "whisper"]
+  pred = [0, 1, 1, 1, 2, 2]  # argmax per clip
+  probs = np.full((6, 3), 0.1)
+  probs[np.arange(6), pred] = 0.8
+  rep, rows = evaluate.evaluate(_FakeRun(probs, classes), [np.zeros(1)] * 6,
+                                data)
+  # Mapped clips: angry -> anger (1 of 2 right), happy -> happiness (2 of 3).
+  assert rep["n_mapped"] == 5 and rep["unmapped"] == {"whisper": 1}
+  assert rep["accuracy"] == pytest.approx(3 / 5)
+  assert rep["unweighted_accuracy"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+  assert rep["classes_absent_from_data"] == ["sadness"]
+  assert rep["per_class"]["sadness"]["support"] == 0
+  assert not np.isnan(rep["unweighted_accuracy"])
+  rect = rep["confusion_data_x_model"]
+  assert rect["rows"] == ["angry", "happy", "whisper"]
+  assert rect["columns"] == classes
+  assert rect["counts"] == [[1, 1, 0], [0, 2, 1], [0, 0, 1]]
+  # Restricted to anger/happiness: the happy clip called sadness (0.8) now
+  # goes to the larger of its anger/happiness probabilities (a 0.1 tie ->
+  # the first, anger), so still wrong; the others unchanged.
+  assert rep["restricted"]["accuracy"] == pytest.approx(3 / 5)
+  assert [r["correct"] for r in rows] == ["yes", "no", "yes", "yes", "no", ""]
+
+
+def test_evaluate_run_on_user_folder(source_run, user_recordings, tmp_path):
+  """The real path: manifest -> TrainedRun's front-end -> report files."""
+  out = tmp_path / "eval"
+  rep = evaluate.main(source_run, user_recordings, str(out))
+  assert rep["n_clips"] == 60 and rep["n_mapped"] == 60
+  assert rep["label_map"] == {"angry": "anger", "fear": "anxiety",
+                              "happy": "happiness", "neutral": "neutral",
+                              "sad": "sadness"}
+  assert set(rep["classes_absent_from_data"]) == {"calm", "disgust",
+                                                  "surprise"}
+  for name in ("report.json", "report.md", "label_map.json",
+               "predictions.csv", "plots/confusion_matrix.png"):
+    assert (out / name).exists(), name
+  with open(out / "predictions.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert len(rows) == 60
+  right = np.mean([r["correct"] == "yes" for r in rows])
+  assert rep["accuracy"] == pytest.approx(right)
+  assert set(rep["by_gender"]) == {"female", "male"}
+  assert 0 <= rep["familiarity"]["all_clips_unfamiliar_fraction"] <= 1
+
+
+# --- fine-tuning ------------------------------------------------------------------
+def _pure(params):
+  return jax.device_get(params.to_pure_dict())
+
+
+def test_init_from_copies_trunk_and_maps_head_rows(source_run, tfds_dir,
+                                                   user_recordings):
+  c = own_tiny_config(tfds_dir, user_recordings,
+                      **{"train.init_from": source_run})
+  new_classes = ["angry", "fear", "happy", "neutral", "sad"]
+  params, info = transfer.load_init(c, new_classes, 3)
+  src = TrainedRun(source_run)
+  a, b = _pure(params), _pure(src.params)
+  for i in range(4):
+    for k in ("kernel", "bias"):
+      np.testing.assert_array_equal(a["convs"][i][k], b["convs"][i][k])
+  for i in range(2):
+    np.testing.assert_array_equal(a["dense"][i]["kernel"],
+                                  b["dense"][i]["kernel"])
+  head, src_head = a["dense"][2], b["dense"][2]
+  assert head["kernel"].shape == (16, 5)
+  for j, name in enumerate(new_classes):
+    s = src.classes.index(info["head_rows_copied"][name])
+    np.testing.assert_array_equal(head["kernel"][:, j], src_head["kernel"][:, s])
+  assert info["reinitialised"] == ["dense/2/bias", "dense/2/kernel"]
+  # No mappable class at all: the head stays as the seed initialised it.
+  c2 = own_tiny_config(tfds_dir, user_recordings,
+                       **{"train.init_from": source_run})
+  p2, info2 = transfer.load_init(c2, ["x", "y"], 3)
+  assert info2["head"] == "re-initialised" and not info2["head_rows_copied"]
+
+
+def test_front_end_mismatch_is_refused_naming_keys(source_run, tfds_dir,
+                                                   user_recordings):
+  c = own_tiny_config(tfds_dir, user_recordings,
+                      **{"train.init_from": source_run,
+                         "features.kind": "logmel"})
+  with pytest.raises(ConfigError, match="features.kind='rgb'"):
+    transfer.load_init(c, ["a", "b"], 1)
+
+
+@pytest.mark.parametrize("freeze", ["trunk", "convs"])
+def test_frozen_layers_are_bitwise_unchanged(source_run, tfds_dir,
+                                             user_recordings, tmp_path, freeze):
+  c = own_tiny_config(tfds_dir, user_recordings,
+                      **{"train.init_from": source_run, "train.freeze": freeze,
+                         "train.num_epochs": 1})
+  rep = run.train_and_evaluate(c, str(tmp_path))
+  assert rep["init_from"]["freeze"] == freeze
+  after = _pure(TrainedRun(str(tmp_path)).params)
+  before = _pure(TrainedRun(source_run).params)
+  for i in range(4):
+    np.testing.assert_array_equal(after["convs"][i]["kernel"],
+                                  before["convs"][i]["kernel"])
+  changed = not np.array_equal(after["dense"][0]["kernel"],
+                               before["dense"][0]["kernel"])
+  assert changed == (freeze == "convs")  # trunk freezes dense 0 too
+  assert after["dense"][2]["kernel"].shape == (16, 5)
+
+
+def test_init_from_norm_keeps_the_source_statistics(source_run, tfds_dir,
+                                                    user_recordings, tmp_path):
+  c = own_tiny_config(tfds_dir, user_recordings,
+                      **{"train.init_from": source_run,
+                         "train.init_from_norm": True, "train.num_epochs": 1})
+  run.train_and_evaluate(c, str(tmp_path))
+  with open(os.path.join(source_run, "normalisation.json")) as f:
+    src = json.load(f)
+  with open(tmp_path / "normalisation.json") as f:
+    new = json.load(f)
+  assert new["mean"] == src["mean"] and new["std"] == src["std"]
+  assert new["classes"] != src["classes"]
+
+
+# --- learning curve ---------------------------------------------------------------
+def test_draws_are_nested_and_per_class():
+  y = np.repeat(np.arange(3), 10)
+  pool = np.arange(30)
+  d = learning_curve.draws(y, pool, [2, 5, -1], repeats=2, seed=0)
+  for r in range(2):
+    assert set(d[(2, r)]) <= set(d[(5, r)]) <= set(d[(-1, r)])
+    assert np.bincount(y[d[(2, r)]]).tolist() == [2, 2, 2]
+    assert d[(-1, r)].size == 30
+  assert not np.array_equal(d[(2, 0)], d[(2, 1)])
+
+
+def test_learning_curve_end_to_end_and_resumes(source_run, tfds_dir,
+                                               user_recordings, tmp_path):
+  c = own_tiny_config(tfds_dir, user_recordings,
+                      **{"train.init_from": source_run})
+  with c.unlocked():
+    c.learning_curve.shots = (1, 2)
+    c.learning_curve.repeats = 1
+    c.learning_curve.steps = 3
+    c.learning_curve.batch_size = 8
+  out = learning_curve.run_curve(c, str(tmp_path))
+  assert set(out["arms"]) == {"scratch", "finetune", "zero_shot"}
+  # 6 speakers: leave-one-speaker-out fold 0, 10 test clips, never trained on.
+  assert out["test_clips"] == 10
+  assert [r["shots"] for r in out["arms"]["scratch"]] == [1, 2]
+  assert [r["n_train"] for r in out["arms"]["finetune"]] == [5, 10]
+  assert out["arms"]["zero_shot"]["mapped_classes"] == [
+      "anger", "anxiety", "happiness", "neutral", "sadness"]
+  with open(tmp_path / "finetune" / "k1_r0" / "split.csv") as f:
+    k1 = {r["filename"] for r in csv.DictReader(f) if r["split"] == "train"}
+  with open(tmp_path / "finetune" / "k2_r0" / "split.csv") as f:
+    rows = list(csv.DictReader(f))
+  k2 = {r["filename"] for r in rows if r["split"] == "train"}
+  test = {r["filename"] for r in rows if r["split"] == "test"}
+  assert k1 < k2 and not k2 & test
+  with open(tmp_path / "finetune" / "k1_r0" / "report.json") as f:
+    assert json.load(f)["init_from"]["head"] == "rows copied for mapped classes"
+  for name in ("learning_curve.json", "learning_curve.md",
+               "learning_curve.png", "test_set.csv"):
+    assert (tmp_path / name).exists()
+  stamp = os.path.getmtime(tmp_path / "scratch" / "k2_r0" / "report.json")
+  again = learning_curve.run_curve(c, str(tmp_path))  # read back, not retrained
+  assert os.path.getmtime(tmp_path / "scratch" / "k2_r0" /
+                          "report.json") == stamp
+  assert again["arms"]["scratch"] == out["arms"]["scratch"]
+
+
+# --- one line, exit 2 -------------------------------------------------------------
+def _launch(*args):
+  return subprocess.run([sys.executable, os.path.join(ROOT, "launch.py"),
+                         *args], capture_output=True, text=True, timeout=300)
+
+
+def test_bad_inputs_exit_2_with_one_line(source_run, user_recordings,
+                                        tmp_path):
+  notrun = tmp_path / "notrun"
+  notrun.mkdir()
+  one = tmp_path / "one_label" / "happy"
+  one.mkdir(parents=True)
+  import soundfile as sf
+  sf.write(one / "a.wav", 0.1 * np.sin(np.arange(8000) / 5.0), 16000)
+  cases = [
+      (["--mode", "evaluate", "--workdir", str(notrun), "--data",
+        str(tmp_path / "one_label"), "--output_dir", str(tmp_path / "o")],
+       "no config.json"),
+      (["--mode", "evaluate", "--workdir", source_run, "--data",
+        str(tmp_path / "one_label"), "--output_dir", str(tmp_path / "o")],
+       "only the label"),
+      (["--mode", "evaluate", "--workdir", source_run, "--data",
+        user_recordings, "--output_dir", str(tmp_path / "o"),
+        "--label_map", "angry=rage"], "'rage', which is not a class"),
+  ]
+  for args, msg in cases:
+    r = _launch(*args)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert msg in r.stderr and "Traceback" not in r.stderr
+    assert len([l for l in r.stderr.splitlines() if l.startswith("error:")]) == 1
