@@ -22,6 +22,7 @@ def main():
   import augmentation
   import epoch
   import frontend
+  import predict
   import train_step
   j = lambda name: os.path.join(a.out_dir, name)
   ts = train_step.main(["--precision", a.precision, "--json", j("train_step.json")])
@@ -29,6 +30,10 @@ def main():
   au = augmentation.main(["--json", j("augmentation.json")])
   ep = epoch.main(["--json", j("epoch.json")])
   sw = epoch.main(["--sweep", a.sweep, "--json", j("sweep.json")])
+  p2 = predict.main(["--files", "200", "--seconds", "2", "--legacy_files",
+                     "50", "--json", j("predict_2s.json")])
+  p60 = predict.main(["--files", "10", "--seconds", "60", "--json",
+                      j("predict_60s.json")])
   jx = ts["jax"]
   rows = [
       ("device", ts["device"], ""),
@@ -55,6 +60,11 @@ def main():
        f"steps x step time {ep['epoch']['steps_x_step_seconds']:.2f} s, "
        f"overhead {100 * ep['epoch']['overhead']:+.1f}%"),
   ]
+  for p_ in (p2, p60):
+    rows.append((f"predict, {p_['seconds_per_file']:.0f} s files",
+                 f"{p_['fser_jax_files_per_sec']:.1f} files/s",
+                 f"old per-file loop {p_['legacy_files_per_sec']:.1f} files/s, "
+                 f"x{p_['speedup']:.1f}"))
   for b, r in sw["batch_sweep_examples_per_sec"].items():
     rows.append((f"batch {b}", f"{r['median']:.0f} ex/s", ""))
   w = max(len(r[0]) for r in rows)

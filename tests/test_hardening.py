@@ -134,3 +134,52 @@ def test_own_data_faults_exit_2_naming_the_file(tmp_path, case):
   assert r.returncode == 2, r.stderr[-3000:]
   assert msg in r.stderr and "Traceback" not in r.stderr
   assert os.path.basename(path) in r.stderr or case == "two_speakers_corpus"
+
+
+def test_manifests_as_people_write_them(tmp_path):
+  """BOM + CRLF (Excel's CSV UTF-8), unicode names, absolute paths, blank and
+  duplicate rows, spaces around labels, a missing file, a one-clip class."""
+  (tmp_path / "ä").mkdir()
+  _clip(tmp_path / "ä" / "frö.wav")
+  _clip(tmp_path / "b.wav", 220)
+  _clip(tmp_path / "c.wav", 260)
+  absolute = str(tmp_path / "c.wav")
+  text = ("Path,Label,Speaker\r\n"
+          "ä/frö.wav, glücklich ,s1\r\n"
+          "\r\n"
+          "b.wav,wütend,s2\r\n"
+          "b.wav,wütend,s2\r\n"
+          f"{absolute},wütend,s1\r\n"
+          "gone.wav,wütend,s2\r\n")
+  p = tmp_path / "m.csv"
+  p.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+  entries, problems = files.scan_own(str(p))
+  assert [e["label"] for e in entries] == ["wütend", "glücklich", "wütend"] \
+      or sorted(e["label"] for e in entries) == ["glücklich", "wütend", "wütend"]
+  assert {e["speaker"] for e in entries} == {"s1", "s2"}
+  assert any("listed again" in x for x in problems)
+  assert any("gone.wav: no such file" in x for x in problems)
+  assert len(entries) == 3
+  # Conflicting duplicate and case-only label variants: one named line each.
+  p.write_text("path,label\nb.wav,a\nb.wav,b\nc.wav,a\n")
+  with pytest.raises(errors.DataError, match="listed twice with different"):
+    files.scan_own(str(p))
+  p.write_text("path,label\nb.wav,Happy\nc.wav,happy\n")
+  with pytest.raises(errors.DataError, match="differ only in case"):
+    files.scan_own(str(p))
+
+
+def test_report_values_by_hand():
+  from fser_jax import metrics
+  y = np.array([0, 0, 1, 1, 2, 2])
+  probs = np.array([[0.8, 0.1, 0.1], [0.3, 0.6, 0.1], [0.1, 0.8, 0.1],
+                    [0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.6, 0.1, 0.3]])
+  rep = metrics.report(y, probs, ["a", "b", "c"])
+  assert rep["accuracy"] == pytest.approx(4 / 6)
+  assert rep["unweighted_accuracy"] == pytest.approx((1 / 2 + 1 + 1 / 2) / 3)
+  # F1: a 2PR/(P+R) with P=1/2, R=1/2; b P=2/3, R=1; c P=1, R=1/2.
+  assert rep["macro_f1"] == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+  assert rep["confusion_counts"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+  # AUC of 'a': positives score 0.8, 0.3 against 0.1, 0.2, 0.1, 0.6: 7 of 8.
+  assert rep["per_class"]["a"]["auc"] == pytest.approx(7 / 8)
+  assert rep["per_class"]["b"]["precision"] == pytest.approx(2 / 3)

@@ -54,24 +54,44 @@ def scan_own(path: str) -> tuple[list[dict], list[str]]:
   problems, entries = [], []
   if os.path.isfile(path) and path.lower().endswith(".csv"):
     base = os.path.dirname(path)
-    with open(path, newline="") as f:
-      reader = csv.DictReader(f)
-      cols = set(reader.fieldnames or [])
-      if not {"path", "label"} <= cols:
-        raise DataError(f"{path}: a manifest needs the columns path,label "
-                         f"(found {sorted(cols)})")
-      for i, row in enumerate(reader, start=2):
-        rel, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
-        if not rel or not label:
-          problems.append(f"{path} line {i}: empty path or label")
-          continue
-        abspath = rel if os.path.isabs(rel) else os.path.join(base, rel)
-        entries.append(dict(
-            abspath=abspath, filename=rel.replace(os.sep, "/"), label=label,
-            speaker=(row.get("speaker") or "").strip(),
-            gender=(row.get("gender") or "").strip(),
-            corpus=(row.get("corpus") or "own").strip(),
-            language=(row.get("language") or "").strip()))
+    # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark; the csv
+    # module takes \r\n and \n alike.
+    try:
+      with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.reader(f))
+    except UnicodeDecodeError as e:
+      raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte "
+                      f"{e.start}); save the manifest as CSV UTF-8") from None
+    header = [h.strip().lower() for h in (rows[0] if rows else [])]
+    if not {"path", "label"} <= set(header):
+      raise DataError(f"{path}: a manifest needs the columns path,label "
+                      f"(found {header})")
+    seen = {}
+    for i, values in enumerate(rows[1:], start=2):
+      if not any(v.strip() for v in values):
+        continue  # blank line
+      row = dict(zip(header, values))
+      rel, label = (row.get("path") or "").strip(), (row.get("label") or "").strip()
+      if not rel or not label:
+        problems.append(f"{path} line {i}: empty path or label")
+        continue
+      if rel in seen:
+        if seen[rel] != label:
+          raise DataError(f"{path} line {i}: {rel} is listed twice with "
+                          f"different labels ({seen[rel]!r}, {label!r})")
+        problems.append(f"{path} line {i}: {rel} listed again (kept once)")
+        continue
+      seen[rel] = label
+      abspath = rel if os.path.isabs(rel) else os.path.join(base, rel)
+      if not os.path.exists(abspath):
+        problems.append(f"{path} line {i}: {rel}: no such file")
+        continue
+      entries.append(dict(
+          abspath=abspath, filename=rel.replace(os.sep, "/"), label=label,
+          speaker=(row.get("speaker") or "").strip(),
+          gender=(row.get("gender") or "").strip(),
+          corpus=(row.get("corpus") or "own").strip(),
+          language=(row.get("language") or "").strip()))
   elif os.path.isdir(path):
     labels = sorted(d for d in os.listdir(path)
                     if os.path.isdir(os.path.join(path, d)) and not d.startswith("."))
@@ -87,6 +107,14 @@ def scan_own(path: str) -> tuple[list[dict], list[str]]:
   if not entries:
     raise DataError(f"{path}: no audio files found (extensions "
                      f"{', '.join(AUDIO_EXTENSIONS)})")
+  spellings = collections.defaultdict(set)
+  for e in entries:
+    spellings[e["label"].lower()].add(e["label"])
+  clash = sorted(sorted(v) for v in spellings.values() if len(v) > 1)
+  if clash:
+    raise DataError(f"{path}: labels that differ only in case: "
+                    + "; ".join(" / ".join(repr(x) for x in c) for c in clash)
+                    + ". Spell each label one way.")
   counts = collections.Counter(e["label"] for e in entries)
   if len(counts) < 2:
     raise DataError(f"{path}: found only the label(s) {sorted(counts)}; "

@@ -1,0 +1,132 @@
+"""Per-layer profile of the FSER train step: where the milliseconds go.
+
+  python benchmarks/profile_step.py --batch_size 64 [--json OUT.json]
+  XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type= python benchmarks/profile_step.py
+
+For every layer of the default model at batch 64 and each direction
+(forward, input gradient, weight gradient; pooling forward/backward; dense;
+the optimizer update), the jitted piece is timed alone (warm-up, then the
+median of timed windows), its FLOPs read from XLA's cost analysis, and the
+backend that ran it read from the optimized HLO: a YNNPACK fusion
+(`__xnn_fusion`/`ynn` in the HLO), a oneDNN custom call, or XLA's own
+(Eigen) convolution/dot. The sum of the pieces is printed beside the whole
+step, so what the table leaves out (augmentation, dropout, layout copies,
+fusion across layers) shows as the difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import common  # noqa: F401  (sys.path, XLA:CPU backend)
+
+
+def _time(fn, *args, repeats: int = 5) -> float:
+  import jax
+  out = fn(*args)
+  jax.block_until_ready(out)
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    n = 0
+    while time.perf_counter() - t0 < 0.3:
+      jax.block_until_ready(fn(*args))
+      n += 1
+    times.append((time.perf_counter() - t0) / n)
+  return sorted(times)[len(times) // 2]
+
+
+def _backend(compiled_text: str) -> str:
+  t = compiled_text.lower()
+  kinds = []
+  if "ynn" in t or "xnn" in t:
+    kinds.append("YNNPACK fusion")
+  if "onednn" in t or "mkl" in t:
+    kinds.append("oneDNN custom call")
+  if "convolution(" in t or " convolution" in t:
+    kinds.append("XLA conv (Eigen)")
+  if " dot(" in t or "dot(" in t:
+    kinds.append("XLA dot")
+  return ", ".join(kinds) or "XLA elementwise"
+
+
+def profile(batch: int) -> list[dict]:
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from fser_jax import config as config_lib, model as model_lib, train
+  c = config_lib.base()
+  rows = []
+
+  def piece(name, fn, *args):
+    j = jax.jit(fn)
+    compiled = j.lower(*args).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    flops = float(cost.get("flops", 0.0)) if cost else 0.0
+    sec = _time(compiled, *args)
+    rows.append({"piece": name, "ms": 1e3 * sec, "gflops": flops / 1e9,
+                 "gflop_per_s": flops / sec / 1e9 if sec else 0.0,
+                 "backend": _backend(compiled.as_text())})
+
+  rng = np.random.default_rng(0)
+  size, cin = c.features.image_size, 3
+  for i, f in enumerate(c.model.filters):
+    x = jnp.asarray(rng.normal(size=(batch, size, size, cin)).astype(np.float32))
+    k = jnp.asarray(rng.normal(size=(3, 3, cin, f)).astype(np.float32) * 0.1)
+    conv = lambda x, k: jax.lax.conv_general_dilated(
+        x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = conv(x, k)
+    piece(f"conv{i + 1} {size}x{size} {cin}->{f} forward", conv, x, k)
+    if i > 0:  # the first layer's input is data: no input gradient needed
+      piece(f"conv{i + 1} input gradient",
+            lambda x, k, g: jax.vjp(lambda a: conv(a, k), x)[1](g)[0], x, k, y)
+    piece(f"conv{i + 1} weight gradient",
+          lambda x, k, g: jax.vjp(lambda b: conv(x, b), k)[1](g)[0], x, k, y)
+    piece(f"pool{i + 1} forward", model_lib.max_pool_2x2, y)
+    piece(f"pool{i + 1} backward",
+          lambda y: jax.grad(lambda a: jnp.sum(model_lib.max_pool_2x2(a)))(y), y)
+    size, cin = size // 2, f
+  widths = [size * size * cin, *c.model.dense, 8]
+  for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+    x = jnp.asarray(rng.normal(size=(batch, a)).astype(np.float32))
+    w = jnp.asarray(rng.normal(size=(a, b)).astype(np.float32) * 0.01)
+    piece(f"dense{i + 1} {a}->{b} forward+backward",
+          lambda x, w: jax.grad(lambda v: jnp.sum(jnp.tanh(x @ v)))(w), x, w)
+  graphdef, state, tx = train.create(c, 8, 3, 100)
+  grads = jax.tree.map(jnp.ones_like, state["params"])
+  piece("optimizer update (SGD)",
+        lambda g, s, p: tx.update(g, s, p)[0], grads, state["opt_state"],
+        state["params"])
+  return rows
+
+
+def main(argv=None):
+  ap = argparse.ArgumentParser()
+  ap.add_argument("--batch_size", type=int, default=64)
+  ap.add_argument("--json", default=None)
+  a = ap.parse_args(argv)
+  import train_step
+  rows = profile(a.batch_size)
+  whole = train_step.bench_jax(a.batch_size, "float32", 8, 3, None)
+  step_ms = 1e3 * a.batch_size / whole["examples_per_sec"]["median"]
+  total = sum(r["ms"] for r in rows)
+  print(f"device: {common.device_name()}")
+  print(f"| piece | ms | GFLOP | GFLOP/s | backend |\n|---|---|---|---|---|")
+  for r in rows:
+    print(f"| {r['piece']} | {r['ms']:.1f} | {r['gflops']:.2f} | "
+          f"{r['gflop_per_s']:.0f} | {r['backend']} |")
+  print(f"| sum of pieces | {total:.1f} | | | |")
+  print(f"| whole train step (benchmarks/train_step.py) | {step_ms:.1f} | | | |")
+  out = {"device": common.device_name(), "batch_size": a.batch_size,
+         "pieces": rows, "sum_ms": total, "step_ms": step_ms}
+  if a.json:
+    with open(a.json, "w") as f:
+      json.dump(out, f, indent=2)
+  return out
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,105 @@
+"""A guard against silent XLA:CPU miscompilation (jax issues 39103, 39257,
+40412 in jaxlib 0.10.2): one train step's loss and gradients under jaxlib's
+default backend (YNNPACK fusions) and with YNNPACK off (what fser_jax picks
+on CPUs without AVX-512) must agree, and every layer type's forward pass must
+match a float64 NumPy reference. A jaxlib regression then fails CI instead
+of a user's results."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fser_jax import model as model_lib
+
+STEP_SCRIPT = r"""
+import sys
+import numpy as np
+import fser_jax, jax, jax.numpy as jnp, optax
+from fser_jax import config as config_lib, train
+c = config_lib.base()
+c.model.filters = (8, 8, 16, 16); c.model.dense = (32, 16)
+c.model.conv_dropout = 0.0; c.model.dense_dropout = 0.0
+graphdef, state, tx = train.create(c, 5, 3, 4)
+rng = np.random.default_rng(0)
+x = jnp.asarray(rng.normal(size=(8, 64, 64, 3)).astype(np.float32))
+y = jnp.asarray(rng.integers(0, 5, 8).astype(np.int32))
+def loss_fn(p):
+  logits = train.logits_fn(graphdef, p, x)
+  return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+loss, g = jax.jit(jax.value_and_grad(loss_fn))(state["params"])
+leaves = [np.asarray(l) for l in jax.tree.leaves(g)]
+np.savez(sys.argv[1], loss=np.asarray(loss), *leaves)
+print(fser_jax.xla_cpu.CHOICE)
+"""
+
+
+def _step(tmp_path, name, xla_flags):
+  env = dict(os.environ, FSER_JAX_KEEP_XLA_DEFAULTS="1", XLA_FLAGS=xla_flags,
+             JAX_PLATFORMS="cpu")
+  out = tmp_path / f"{name}.npz"
+  r = subprocess.run([sys.executable, "-c", STEP_SCRIPT, str(out)], env=env,
+                     capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0, r.stderr[-3000:]
+  with np.load(out) as z:
+    return {k: z[k] for k in z.files}
+
+
+def test_train_step_same_under_both_cpu_backends(tmp_path):
+  a = _step(tmp_path, "default", "")
+  b = _step(tmp_path, "ynn_off", "--xla_cpu_experimental_ynn_fusion_type=")
+  assert np.isfinite(a["loss"]) and a["loss"] == pytest.approx(b["loss"],
+                                                               rel=1e-5)
+  for k in a:
+    np.testing.assert_allclose(a[k], b[k], rtol=2e-4, atol=2e-6, err_msg=k)
+
+
+def _conv_ref(x, k, b):
+  """SAME stride-1 convolution in float64 (cross-correlation, as lax.conv)."""
+  kh, kw = k.shape[:2]
+  xp = np.pad(x, ((0, 0), (kh // 2, (kh - 1) // 2), (kw // 2, (kw - 1) // 2),
+                  (0, 0)))
+  h, w = x.shape[1:3]
+  out = np.zeros(x.shape[:3] + (k.shape[3],))
+  for i in range(kh):
+    for j in range(kw):
+      out += np.einsum("bhwc,cf->bhwf", xp[:, i:i + h, j:j + w], k[i, j])
+  return out + b
+
+
+def test_each_layer_forward_matches_float64():
+  from flax import nnx
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(4, 16, 16, 3)).astype(np.float32)
+  conv = nnx.Conv(3, 8, (3, 3), padding="SAME", rngs=nnx.Rngs(0))
+  k, b = np.asarray(conv.kernel[...], np.float64), np.asarray(conv.bias[...])
+  ref = _conv_ref(x.astype(np.float64), k, b)
+  np.testing.assert_allclose(np.asarray(jax.jit(conv)(x)), ref, rtol=1e-4,
+                             atol=1e-4)
+  np.testing.assert_allclose(
+      np.asarray(jax.jit(model_lib.im2col_conv)(x, conv.kernel[...],
+                                                conv.bias[...])),
+      ref, rtol=1e-4, atol=1e-4)
+  pooled = np.asarray(jax.jit(model_lib.max_pool_2x2)(x))
+  np.testing.assert_array_equal(
+      pooled, x.reshape(4, 8, 2, 8, 2, 3).max(axis=(2, 4)))
+  g = jax.grad(lambda v: jnp.sum(model_lib.max_pool_2x2(v) ** 2))(x)
+  g_ref = jax.grad(lambda v: jnp.sum(
+      nnx.max_pool(v, (2, 2), (2, 2)) ** 2))(x)
+  np.testing.assert_allclose(np.asarray(g), np.asarray(g_ref), rtol=1e-6)
+  dense = nnx.Linear(48, 7, rngs=nnx.Rngs(1))
+  v = rng.normal(size=(5, 48)).astype(np.float32)
+  np.testing.assert_allclose(
+      np.asarray(jax.jit(dense)(v)),
+      v.astype(np.float64) @ np.asarray(dense.kernel[...], np.float64)
+      + np.asarray(dense.bias[...]), rtol=1e-5, atol=1e-5)
+  # The pattern of jax#39103: a vmapped matrix-vector product, then a sum.
+  m = rng.normal(size=(6, 32, 32)).astype(np.float32)
+  u = rng.normal(size=(6, 32)).astype(np.float32)
+  got = jax.jit(lambda a, c: jnp.sum(jax.vmap(jnp.dot)(a, c), axis=1))(m, u)
+  want = np.einsum("bij,bj->bi", m.astype(np.float64), u).sum(1)
+  np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4)
