@@ -12,6 +12,23 @@ and labels) on first use; unreadable files are skipped and listed.
 Protocol: speaker-independent when the manifest has a speaker column
 (--config.data.protocol=speaker), else a stratified random split (paper).
 Recipe: configs/fser_fast.py's (paper front-end, momentum, cosine).
+
+Start from a trained run (fine-tuning; README "Your recordings"):
+  python launch.py --config configs/own_data.py:/path/to/manifest.csv \
+      --config.train.init_from=runs/demo --config.data.protocol=speaker \
+      --workdir runs/mine_ft [--config.train.freeze=convs|trunk]
+How many clips to label (scratch vs fine-tuned vs zero-shot):
+  python launch.py --mode learning_curve \
+      --config configs/own_data.py:/path/to/manifest.csv \
+      --config.train.init_from=runs/demo --workdir runs/curve
+
+Measured on the embedded stand-in for a user's recordings
+(`python -m fser_jax.datasets.demo_recordings runs/my_recordings`: 600 phone
+clips, 6 speakers, 5 labels) on a 2-core AVX2 CPU, speaker fold 0 (100 test
+clips of an unseen speaker): from scratch UA 0.970, fine-tuned from the
+quick start's run 0.930 (2 min 10 s each); the learning curve (26 min):
+fine-tuned 0.55 / 0.78 / 0.81 / 0.82 / 0.87 at 5 / 10 / 20 / 50 / all clips
+per class against scratch 0.60 / 0.62 / 0.78 / 0.79 / 0.75, zero-shot 0.05.
 """
 
 from fser_jax import config as config_lib

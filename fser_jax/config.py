@@ -19,6 +19,9 @@ class ConfigError(UserError, ValueError):
 def base() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0  # model init, dropout and augmentation (not the split)
+  # Fit fser_jax/baseline.py (per-clip statistics -> logistic regression)
+  # on the same split and report it beside the model.
+  c.baseline = True
 
   c.data = ml_collections.ConfigDict()
   c.data.dataset = "fser/synthetic"  # 'fser/<config>' or 'own'

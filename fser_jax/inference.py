@@ -31,6 +31,7 @@ from fser_jax import train as train_lib
 from fser_jax.errors import CheckpointError
 
 BATCH = 64  # windows per forward pass
+WINDOW_BLOCK = 512  # windows featurised at a time
 
 
 @dataclasses.dataclass
@@ -137,7 +138,13 @@ class TrainedRun:
     k = len(self.classes)
     if not flat:
       return Outputs(np.zeros((0, k), np.float32), None, [], None, [], [])
-    probs, dist = self.forward(self.images(flat))
+    # Blocks of windows: an hour-long recording (1800 windows) never holds
+    # all its images at once.
+    parts = [self.forward(self.images(flat[i:i + WINDOW_BLOCK]))
+             for i in range(0, len(flat), WINDOW_BLOCK)]
+    probs = np.concatenate([p for p, _ in parts])
+    dist = (None if parts[0][1] is None
+            else np.concatenate([d for _, d in parts]))
     bounds = np.cumsum([0] + [len(s) for s in starts])
     wp = [probs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     wd = (None if dist is None

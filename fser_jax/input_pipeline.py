@@ -15,6 +15,7 @@ import os
 import numpy as np
 from absl import logging
 
+from fser_jax import baseline as baseline_lib
 from fser_jax import features as features_lib
 from fser_jax.config import ConfigError
 from fser_jax import splits as splits_lib
@@ -38,6 +39,8 @@ class Data:
   split: np.ndarray  # [N] 'train' | 'validation' | 'test'
   # Per-channel standardisation applied to `images`: (mean [C], std [C]).
   norm: tuple[list[float], list[float]] = ([0.0], [1.0])
+  # fser_jax.baseline's per-clip statistics [N, F] (None: not computed).
+  clip_stats: np.ndarray | None = None
 
   def raw_images(self) -> np.ndarray:
     """The images before standardisation (for pictures of them)."""
@@ -168,6 +171,8 @@ def load(config, *, progress: bool = True, norm=None) -> Data:
   images = features_lib.compute_images(waveforms, config.features,
                                        d.sample_rate, progress=progress)
   data = Data(images, labels, classes, meta, split)
+  if config.get("baseline", True):
+    data.clip_stats = baseline_lib.features(waveforms, d.sample_rate)
   channels = images.shape[-1]
   data.norm = ([0.0] * channels, [1.0] * channels)
   if norm is not None:

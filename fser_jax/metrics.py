@@ -49,9 +49,15 @@ def summary(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:
   }
 
 
+def auc_defined(y_true: np.ndarray, c: int) -> bool:
+  """One-vs-rest ROC-AUC of class c needs both positives and negatives."""
+  pos = y_true == c
+  return bool(pos.any() and not pos.all())
+
+
 def _auc(y_true: np.ndarray, probs: np.ndarray, c: int) -> float | None:
   pos = y_true == c
-  if pos.all() or not pos.any():
+  if not auc_defined(y_true, c):
     return None  # undefined with one class only
   return float(skm.roc_auc_score(pos, probs[:, c]))
 

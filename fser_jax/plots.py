@@ -12,41 +12,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
-
-def confusion_matrix(rep: dict, path: str) -> None:
-  classes, cm = rep["classes"], np.asarray(rep["confusion_matrix"]) * 100
-  fig, ax = plt.subplots(figsize=(1 + 0.8 * len(classes), 0.8 * len(classes)))
-  im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=100)
-  ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-  ax.set_yticks(range(len(classes)), classes)
-  ax.set_xlabel("predicted")
-  ax.set_ylabel("expected")
-  for i in range(len(classes)):
-    for j in range(len(classes)):
-      ax.text(j, i, f"{cm[i, j]:.0f}", ha="center", va="center", fontsize=8,
-              color="white" if cm[i, j] > 60 else "black")
-  fig.colorbar(im, ax=ax, label="% of the row")
-  ax.set_title(f"Normalised confusion matrix (acc {rep['accuracy']:.1%})")
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+from fser_jax import metrics  # noqa: E402
 
 
-def confusion_counts(rows, cols, counts, path: str, *, title: str = "") -> None:
-  """A rectangular confusion matrix (e.g. a dataset's labels x a run's
-  classes), each row normalised to % with its counts written in."""
-  counts = np.asarray(counts, float)
-  pct = 100 * counts / np.maximum(counts.sum(1, keepdims=True), 1)
-  fig, ax = plt.subplots(figsize=(1.5 + 0.8 * len(cols), 1 + 0.6 * len(rows)))
+def _matrix(rows, cols, pct, text, path, *, title, xlabel, ylabel) -> None:
+  """Row-% colours with `text[i, j]` written in each cell."""
+  fig, ax = plt.subplots(figsize=(1.5 + 0.8 * len(cols), 1 + 0.7 * len(rows)))
   im = ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
   ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
   ax.set_yticks(range(len(rows)), rows)
-  ax.set_xlabel("predicted (run class)")
-  ax.set_ylabel("data label")
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
   for i in range(len(rows)):
     for j in range(len(cols)):
-      ax.text(j, i, f"{counts[i, j]:.0f}", ha="center", va="center",
-              fontsize=8, color="white" if pct[i, j] > 60 else "black")
+      ax.text(j, i, text[i][j], ha="center", va="center", fontsize=8,
+              color="white" if pct[i, j] > 60 else "black")
   fig.colorbar(im, ax=ax, label="% of the row")
   ax.set_title(title)
   fig.tight_layout()
@@ -54,12 +34,29 @@ def confusion_counts(rows, cols, counts, path: str, *, title: str = "") -> None:
   plt.close(fig)
 
 
+def confusion_matrix(rep: dict, path: str) -> None:
+  """The paper's Table 3 as a picture: row-normalised %."""
+  classes, cm = rep["classes"], np.asarray(rep["confusion_matrix"]) * 100
+  _matrix(classes, classes, cm, [[f"{v:.0f}" for v in r] for r in cm], path,
+          title=f"Normalised confusion matrix (acc {rep['accuracy']:.1%})",
+          xlabel="predicted", ylabel="expected")
+
+
+def confusion_counts(rows, cols, counts, path: str, *, title: str = "") -> None:
+  """A rectangular confusion matrix (e.g. a dataset's labels x a run's
+  classes): colours by % of the row, counts written in."""
+  counts = np.asarray(counts, float)
+  pct = 100 * counts / np.maximum(counts.sum(1, keepdims=True), 1)
+  _matrix(rows, cols, pct, [[f"{v:.0f}" for v in r] for r in counts], path,
+          title=title, xlabel="predicted (run class)", ylabel="data label")
+
+
 def roc_curves(y_true: np.ndarray, probs: np.ndarray, classes, path: str) -> None:
   fig, ax = plt.subplots(figsize=(6, 5))
   for c, name in enumerate(classes):
-    pos = y_true == c
-    if pos.all() or not pos.any():
+    if not metrics.auc_defined(y_true, c):
       continue
+    pos = y_true == c
     fpr, tpr, _ = skm.roc_curve(pos, probs[:, c])
     ax.plot(fpr, tpr, label=f"{name} (AUC {skm.auc(fpr, tpr):.3f})")
   ax.plot([0, 1], [0, 1], "k--", lw=0.8)

@@ -19,6 +19,7 @@ import shutil
 import numpy as np
 from absl import logging
 
+from fser_jax import baseline as baseline_lib
 from fser_jax import calibration as calibration_lib
 from fser_jax import config as config_lib
 from fser_jax import familiarity
@@ -34,7 +35,7 @@ from fser_jax.errors import UserError
 RESUMABLE_KEYS = {"train.num_epochs",
                   "train.eval_every_epochs", "train.checkpoint_every_epochs",
                   "train.steps_per_dispatch", "train.max_checkpoints",
-                  "mesh.num_devices", "mesh.distributed",
+                  "mesh.num_devices", "mesh.distributed", "baseline",
                   "data.data_dir", "data.manual_dir"}
 RUN_FILES = ("config.json", "splits.csv", "metrics.jsonl", "report.json",
              "report.md", "normalisation.json", familiarity.FILENAME,
@@ -108,6 +109,32 @@ def model_outputs(result: dict, images: np.ndarray, num_classes: int):
   return train_lib.predict_logits(infer, result["state"]["params"], images)
 
 
+def baseline_of(data) -> dict | None:
+  """fser_jax.baseline fitted on the training clips, scored on the test
+  clips of the same split (None when the data has no clip statistics)."""
+  if data.clip_stats is None:
+    return None
+  tr, te = data.split == "train", data.split == "test"
+  return baseline_lib.fit_and_score(data.clip_stats[tr], data.labels[tr],
+                                    data.clip_stats[te], data.labels[te],
+                                    len(data.classes))
+
+
+def baseline_line(rep: dict) -> str:
+  b = rep.get("baseline")
+  if not b:
+    return ""
+  below = rep["unweighted_accuracy"] < b["unweighted_accuracy"]
+  return ((f"**Below the baseline**: the model's UA "
+           f"{100 * rep['unweighted_accuracy']:.1f}% is lower than " if below
+           else f"Baseline: the model's UA {100 * rep['unweighted_accuracy']:.1f}"
+           f"% against ")
+          + f"{100 * b['unweighted_accuracy']:.1f}% (accuracy "
+          f"{100 * b['accuracy']:.1f}%, macro-F1 {100 * b['macro_f1']:.1f}%) "
+          f"for a {b['model']} on the same split"
+          + (": this recipe is not worth its compute here." if below else "."))
+
+
 def calibration_md(rep: dict) -> str:
   c, sel = rep["calibration"], rep["selective"]
   lines = [f"Calibration (fser_jax/calibration.py; temperature fitted on the "
@@ -172,11 +199,13 @@ def evaluate_and_report(config, data, result: dict, workdir: str,
                                          probs.argmax(1) == y_test),
       "calibration": calib, "selective": selective,
       "init_from": init_info,
+      "baseline": baseline_of(data),
   })
   with open(os.path.join(workdir, "report.json"), "w") as f:
     json.dump(rep, f, indent=2)
   paper = config.data.dataset == "fser/all" and config.data.protocol == "paper"
-  extra = (f"Dataset `{config.data.dataset}`, protocol `{config.data.protocol}` "
+  extra = baseline_line(rep) + "\n\n" if rep.get("baseline") else ""
+  extra += (f"Dataset `{config.data.dataset}`, protocol `{config.data.protocol}` "
            f"fold {config.data.fold}; train {rep['n_train']}, validation "
            f"{rep['n_validation']} clips; best checkpoint by validation "
            f"accuracy: step {rep['best_step']}.")

@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 
 from fser_jax import datasets
 from fser_jax.datasets import corpora
-from fser_jax.datasets import fake_corpora
+import fake_corpora
 
 DUMMY = os.path.join(os.path.dirname(datasets.__file__), "dummy_data")
 

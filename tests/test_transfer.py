@@ -265,3 +265,14 @@ def test_bad_inputs_exit_2_with_one_line(source_run, user_recordings,
     assert r.returncode == 2, r.stderr[-2000:]
     assert msg in r.stderr and "Traceback" not in r.stderr
     assert len([l for l in r.stderr.splitlines() if l.startswith("error:")]) == 1
+
+
+def test_evaluate_on_a_built_tfds_dataset(source_run, tfds_dir, tmp_path):
+  """--data fser/<config>: identical class names, the run's own test clips
+  among them; the probabilities equal the run's own path (one code path)."""
+  rep = evaluate.main(source_run, "fser/synthetic_small", str(tmp_path),
+                      data_dir=tfds_dir)
+  assert rep["n_clips"] == 192 and rep["n_unmapped"] == 0
+  assert set(rep["label_map_how"].values()) == {"identical"}
+  assert rep["classes_absent_from_data"] == []
+  assert set(rep["by_corpus"]) == {"synth_alpha", "synth_beta"}

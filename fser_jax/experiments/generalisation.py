@@ -101,6 +101,13 @@ def run_all(config, workdir: str, protocols=("paper", "speaker", "corpus"),
           rep = json.load(f)
         logging.info("%s fold %d (%s): done, read back.", protocol,
                      c.data.fold, name)
+        if "baseline" not in rep and c.get("baseline", True):
+          # A fold trained before reports carried the baseline: fit it on
+          # the fold's own split now (seconds) and keep it in its report.
+          rep["baseline"] = run_lib.baseline_of(
+              input_pipeline.load(c, progress=False))
+          with open(report_path, "w") as f:
+            json.dump(rep, f, indent=2)
       else:
         logging.info("=== %s fold %d/%d: test on %s ===", protocol,
                      c.data.fold + 1, len(cfgs), name)
@@ -113,9 +120,13 @@ def run_all(config, workdir: str, protocols=("paper", "speaker", "corpus"),
                     "accuracy_unfamiliar": fam.get("accuracy_unfamiliar"),
                     "by_corpus": rep.get("by_corpus", {}),
                     "by_gender": rep.get("by_gender", {}),
+                    "baseline": rep.get("baseline"),
                     **_trust(rep)})
     results[protocol] = {
         "folds": folds, **{k: _stats([f[k] for f in folds]) for k in KEYS}}
+    if all(f.get("baseline") for f in folds):
+      results[protocol]["baseline"] = {
+          k: _stats([f["baseline"][k] for f in folds]) for k in KEYS}
   summary = {p: {k: results[p][k] for k in KEYS} for p in results}
   out = {"dataset": config.data.dataset, "protocols": results,
          "drop_from_paper": {}}
@@ -148,19 +159,25 @@ def _pm(s: dict) -> str:
 def to_markdown(out: dict) -> str:
   res = out["protocols"]
   lines = [f"# Generalisation report: `{out['dataset']}`", "",
-           "| protocol | folds | WA % | UA % | macro-F1 % | WA drop vs paper "
-           "| unfamiliar % |",
-           "|---|---|---|---|---|---|---|"]
+           "| protocol | folds | WA % | UA % | macro-F1 % | baseline UA % "
+           "| WA drop vs paper | unfamiliar % |",
+           "|---|---|---|---|---|---|---|---|"]
   for p, r in res.items():
     drop = out["drop_from_paper"].get(p)
     unf = [f["unfamiliar"] for f in r["folds"] if f.get("unfamiliar") is not None]
+    b = r.get("baseline")
+    flag = (" (model below)" if b and r["unweighted_accuracy"]["mean"]
+            < b["unweighted_accuracy"]["mean"] else "")
     lines.append(f"| {p} | {r['accuracy']['n']} | {_pm(r['accuracy'])} | "
                  f"{_pm(r['unweighted_accuracy'])} | {_pm(r['macro_f1'])} | "
-                 + (f"{100 * drop['accuracy']:.1f} pts" if drop else "-")
+                 + (f"{_pm(b['unweighted_accuracy'])}{flag}" if b else "-")
+                 + " | " + (f"{100 * drop['accuracy']:.1f} pts" if drop else "-")
                  + f" | {_pct(np.mean(unf)) if unf else '-'} |")
   lines += ["", "`paper`: random split (speakers and sentences in train and "
             "test); `speaker`: test speakers never heard in training; "
             "`corpus`: the test corpus (language) never heard in training. "
+            "`baseline`: a logistic regression on per-clip statistics "
+            "(fser_jax/baseline.py) on the same splits. "
             "`unfamiliar`: test clips farther from the training data than 99% "
             "of the validation clips (fser_jax/familiarity.py); per fold, the "
             "accuracy on the familiar and on the unfamiliar test clips.", ""]

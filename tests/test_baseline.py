@@ -1,0 +1,64 @@
+"""The linear baseline: its features measure what they claim, and every
+report carries it."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from fser_jax import baseline
+
+SR = 16000
+MEL = baseline.N_MELS * 5  # band statistics come first, then energy, pitch
+ENERGY_MEAN, PITCH_MEAN = MEL, MEL + 5
+
+
+def _tone(f0, seconds=1.0, amp=0.3):
+  t = np.arange(int(SR * seconds)) / SR
+  # A harmonic tone (YIN needs a period, not only a sine) with a slow swell.
+  x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))
+  return (amp * x / np.abs(x).max() * (0.8 + 0.2 * np.sin(2 * np.pi * t))
+          ).astype(np.float32)
+
+
+@pytest.mark.parametrize("f0", [110.0, 220.0, 330.0])
+def test_pitch_within_a_few_percent(f0):
+  f = baseline.clip_features(_tone(f0), SR)
+  assert 2 ** f[PITCH_MEAN] == pytest.approx(f0, rel=0.03)
+
+
+def test_loudness_survives_a_12_db_drop():
+  loud = baseline.clip_features(_tone(200.0), SR)
+  quiet = baseline.clip_features(_tone(200.0) * 10 ** (-12 / 20), SR)
+  assert loud[ENERGY_MEAN] - quiet[ENERGY_MEAN] == pytest.approx(12.0, abs=0.3)
+  # Band means shift by the same 12 dB (fixed reference, not the clip's max).
+  strong = loud[0:MEL:5] > loud[0:MEL:5].max() - 40
+  np.testing.assert_allclose((loud[0:MEL:5] - quiet[0:MEL:5])[strong], 12.0,
+                             atol=0.3)
+  assert 2 ** quiet[PITCH_MEAN] == pytest.approx(200.0, rel=0.03)
+
+
+def test_duration_is_a_feature():
+  a = baseline.clip_features(_tone(200.0, 1.0), SR)
+  b = baseline.clip_features(_tone(200.0, 2.0), SR)
+  assert a[-1] == pytest.approx(1.0) and b[-1] == pytest.approx(2.0)
+
+
+def test_baseline_separates_separable_clips():
+  rng = np.random.default_rng(0)
+  x = np.concatenate([rng.normal(0, 1, (40, 5)), rng.normal(3, 1, (40, 5))])
+  y = np.repeat([0, 1], 40)
+  s = baseline.fit_and_score(x[::2], y[::2], x[1::2], y[1::2], 2)
+  assert s["accuracy"] > 0.9 and s["unweighted_accuracy"] > 0.9
+
+
+def test_every_report_carries_its_baseline(source_run):
+  with open(os.path.join(source_run, "report.json")) as f:
+    rep = json.load(f)
+  b = rep["baseline"]
+  for k in ("accuracy", "unweighted_accuracy", "macro_f1"):
+    assert 0.0 <= b[k] <= 1.0
+  with open(os.path.join(source_run, "report.md")) as f:
+    head = f.read().split("\n\n")[1]
+  assert "baseline" in head.lower()  # in the report's first lines
