@@ -74,11 +74,10 @@ def clip_features(wav: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def features(waveforms, sample_rate: int) -> np.ndarray:
-  """[N, F] for a list of clips (two threads: the FFTs release the GIL)."""
-  import concurrent.futures
-  with concurrent.futures.ThreadPoolExecutor(2) as pool:
-    return np.stack(list(pool.map(lambda w: clip_features(w, sample_rate),
-                                  waveforms)))
+  """[N, F] for a list of clips. Serial on purpose: librosa's YIN calls a
+  numba gufunc whose first (compiling) call crashed with a segmentation
+  fault when two threads made it at once (seen in a CI run)."""
+  return np.stack([clip_features(w, sample_rate) for w in waveforms])
 
 
 def fit_and_score(x_train, y_train, x_test, y_test, num_classes: int) -> dict:

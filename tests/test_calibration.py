@@ -98,3 +98,20 @@ def test_predict_abstains_on_a_tone_and_says_why(source_run, tmp_path):
   with pytest.raises(DataError, match="coverage=C or prob=P"):
     predict.main(source_run, [str(tmp_path / "tone.wav")],
                  abstain_below="keep=0.8")
+
+
+def test_predict_abstain_on_a_training_clip(source_run, tfds_dir, tmp_path):
+  """A clip of the run's own training data at a negligible probability
+  threshold: it abstains exactly when familiarity calls it unfamiliar."""
+  from conftest import tiny_config
+  from fser_jax import input_pipeline
+  from fser_jax.experiments import predict
+  waveforms, _, _, meta = input_pipeline.load_clips(tiny_config(tfds_dir).data)
+  with open(os.path.join(source_run, "splits.csv")) as f:
+    train = {l.split(",")[0] for l in f if l.rstrip().endswith(",train")}
+  i = next(k for k, n in enumerate(meta["filename"]) if n in train)
+  sf.write(tmp_path / "clip.wav", waveforms[i], 16000)
+  (row,) = predict.main(source_run, [str(tmp_path / "clip.wav")],
+                        abstain_below="prob=0.000001")
+  assert row["abstained"] == ("yes" if row["familiar"] == "no" else "no")
+  assert row["reason"] == ("unfamiliar" if row["familiar"] == "no" else "")
