@@ -149,6 +149,18 @@ def scores(probs: np.ndarray, distance: np.ndarray | None,
   return out
 
 
+def validation_scores(cal: dict) -> dict:
+  """The saved validation clips' confidence, familiarity and combined
+  scores (entropy needs their full probabilities, which are not saved)."""
+  conf = np.asarray(cal.get("val_confidence") or [], np.float64)
+  out = {"confidence": conf}
+  if cal.get("val_distance") is not None and conf.size:
+    fam = -np.asarray(cal["val_distance"], np.float64)
+    out["familiarity"] = fam
+    out["combined"] = 0.5 * (_cdf(conf, conf) + _cdf(fam, fam))
+  return out
+
+
 def threshold_for(val_scores: np.ndarray, coverage: float) -> float:
   """The score that keeps `coverage` of the validation clips."""
   if len(val_scores) == 0:

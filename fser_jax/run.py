@@ -99,14 +99,13 @@ def prepare_workdir(config, workdir: str, overwrite: bool = False) -> None:
     json.dump(new, f, indent=2, sort_keys=True)
 
 
-def model_outputs(result: dict, images: np.ndarray, num_classes: int):
-  """(logits, last hidden layer) of the best checkpoint on `images`: the
-  trunk runs once for both."""
+def model_outputs(infer, params, images: np.ndarray, num_classes: int):
+  """(logits, last hidden layer) of `params` on `images` through
+  `train.make_infer_fn`'s function: the trunk runs once for both."""
   if len(images) == 0:
     return (np.zeros((0, num_classes), np.float32),
             np.zeros((0, 1), np.float32))
-  infer = train_lib.make_infer_fn(result["graphdef"])
-  return train_lib.predict_logits(infer, result["state"]["params"], images)
+  return train_lib.predict_logits(infer, params, images)
 
 
 def baseline_of(data) -> dict | None:
@@ -175,9 +174,11 @@ def evaluate_and_report(config, data, result: dict, workdir: str,
   k = len(data.classes)
   (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
       data.subset("train"), data.subset("validation"), data.subset("test"))
-  logits, emb_test = model_outputs(result, x_test, k)
-  val_logits, emb_val = model_outputs(result, x_val, k)
-  _, emb_train = model_outputs(result, x_train, k)
+  infer = train_lib.make_infer_fn(result["graphdef"])  # one compilation
+  params = result["state"]["params"]
+  logits, emb_test = model_outputs(infer, params, x_test, k)
+  val_logits, emb_val = model_outputs(infer, params, x_val, k)
+  _, emb_train = model_outputs(infer, params, x_train, k)
   probs = metrics_lib.softmax(logits)
   rep = metrics_lib.report(y_test, probs, data.classes, data.meta_of("test"))
   # Familiarity: fitted on the training clips, threshold from validation.

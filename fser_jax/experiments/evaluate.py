@@ -168,13 +168,8 @@ def selective_at_val80(run, probs, distance, correct) -> dict:
     return {}
   out = {}
   sc = calibration.scores(probs, distance, cal)
-  val_conf = np.asarray(cal["val_confidence"])
-  refs = {"confidence": val_conf}
-  if distance is not None and cal.get("val_distance") is not None:
-    vd = np.asarray(cal["val_distance"])
-    refs["familiarity"] = -vd
-    refs["combined"] = 0.5 * (calibration._cdf(val_conf, val_conf)
-                              + calibration._cdf(-vd, -vd))
+  refs = {k: v for k, v in calibration.validation_scores(cal).items()
+          if k in sc}
   for name, ref in refs.items():
     keep = sc[name] >= calibration.threshold_for(ref, 0.8)
     out[name] = {"coverage": float(keep.mean()),
