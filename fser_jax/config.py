@@ -107,6 +107,18 @@ def base() -> ml_collections.ConfigDict:
   return c
 
 
+def flatten(d: dict, prefix: str = "") -> dict:
+  """A config's JSON dict as {'section.key': value} (sequences as lists),
+  to compare two configs key by key."""
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(flatten(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = list(v) if isinstance(v, (tuple, list)) else v
+  return out
+
+
 def fast_recipe(c: ml_collections.ConfigDict, num_epochs: int,
                 eval_every_epochs: int = 4) -> ml_collections.ConfigDict:
   """The recipe that converges in minutes where the paper's plain SGD at 1e-3

@@ -47,16 +47,6 @@ class WorkdirConflict(UserError, RuntimeError):
   pass
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flatten(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
-  return out
-
-
 def config_dict(config) -> dict:
   return json.loads(config.to_json_best_effort())
 
@@ -69,7 +59,7 @@ def prepare_workdir(config, workdir: str, overwrite: bool = False) -> None:
   if os.path.exists(path):
     with open(path) as f:
       old = json.load(f)
-    a, b = _flatten(old), _flatten(new)
+    a, b = config_lib.flatten(old), config_lib.flatten(new)
     diff = sorted(k for k in set(a) | set(b)
                   if a.get(k) != b.get(k) and k not in RESUMABLE_KEYS)
     if (a.get("train.num_epochs") != b.get("train.num_epochs")

@@ -31,6 +31,7 @@ import numpy as np
 import optax
 
 from fser_jax import labels as labels_lib
+from fser_jax import config as config_lib
 from fser_jax.config import ConfigError
 
 FRONT_END_KEYS = ("data.sample_rate", "model.filters", "model.kernel_size",
@@ -72,20 +73,10 @@ def with_freeze(tx, mode: str, num_dense: int):
       lambda params: freeze_labels(params, mode, num_dense))
 
 
-def _flat(d, prefix=""):
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = list(v) if isinstance(v, (tuple, list)) else v
-  return out
-
-
 def check_compatible(new_config, src_config, run: str) -> None:
   """Refuses a RUN whose front-end or architecture differs, naming the keys."""
-  a = _flat(json.loads(new_config.to_json_best_effort()))
-  b = _flat(json.loads(src_config.to_json_best_effort()))
+  a = config_lib.flatten(json.loads(new_config.to_json_best_effort()))
+  b = config_lib.flatten(json.loads(src_config.to_json_best_effort()))
   keys = sorted(k for k in set(a) | set(b)
                 if (k.startswith("features.") or k in FRONT_END_KEYS)
                 and a.get(k) != b.get(k))
