@@ -6,6 +6,7 @@
   python launch.py --mode evaluate --workdir runs/demo --data my_clips/ --output_dir runs/demo_on_mine
   python launch.py --mode learning_curve --config configs/own_data.py:my_clips/ \
       --config.train.init_from=runs/demo --workdir runs/curve
+  python launch.py --mode robustness --workdir runs/demo [--data my_clips/]
 """
 
 import os
@@ -21,7 +22,8 @@ flags.DEFINE_string("workdir", None, "Directory of the run (train, "
                     "generalisation, learning_curve: where it goes; predict, "
                     "evaluate: the trained run to use).", required=True)
 flags.DEFINE_enum("mode", "train", ["train", "generalisation", "predict",
-                                    "evaluate", "learning_curve"],
+                                    "evaluate", "learning_curve",
+                                    "robustness"],
                   "What to do.")
 config_flags.DEFINE_config_file(
     "config", None, "A configs/*.py file (not needed for predict / evaluate).",
@@ -35,13 +37,25 @@ flags.DEFINE_string("abstain_below", None, "predict: 'coverage=0.8' (abstain "
                     "below the confidence that kept 80% of the run's "
                     "validation clips) or 'prob=0.5' (a calibrated "
                     "probability); unfamiliar clips abstain too.")
+flags.DEFINE_enum("normalize_by", "auto", ["auto", "folder", "file", "none"],
+                  "predict: standardise each folder's files (one speaker or "
+                  "session) or each file with its own statistics, or use "
+                  "the run's training statistics ('none'); 'auto': 'folder' "
+                  "for runs trained with features.normalize=speaker|corpus, "
+                  "else 'none'.")
 flags.DEFINE_list("protocols", ["paper", "speaker", "corpus"],
-                  "generalisation: the protocols to run.")
+                  "generalisation: the protocols to run (paper, speaker, "
+                  "corpus; cross: the cross-corpus matrix, one run per "
+                  "corpus).")
 flags.DEFINE_string("data", None, "evaluate: a folder with one subfolder per "
                     "label, a CSV manifest, or a built TFDS name (fser/emodb).")
 flags.DEFINE_string("data_dir", "", "evaluate: TFDS data dir for --data "
                     "fser/... ('' = $TFDS_DATA_DIR or ~/tensorflow_datasets).")
-flags.DEFINE_string("output_dir", None, "evaluate: where the report goes.")
+flags.DEFINE_string("output_dir", None, "evaluate: where the report goes; "
+                    "robustness: default WORKDIR/robustness.")
+flags.DEFINE_list("conditions", [], "robustness: a subset of the conditions "
+                  "(default all: clean, snr_20, ..., phone+snr_10).")
+flags.DEFINE_integer("seed", 0, "robustness: the seed of the noise and rooms.")
 flags.DEFINE_string("label_map", "", "evaluate: 'data_label=run_class,...' or "
                     "a JSON file; 'label=' marks a label with no counterpart.")
 
@@ -69,12 +83,21 @@ def main(argv):
     # `--audio a.wav b.wav` (what a shell glob expands to): the paths after
     # the first arrive as positional arguments.
     predict.main(FLAGS.workdir, FLAGS.audio + extra, output=FLAGS.output,
-                 abstain_below=FLAGS.abstain_below)
+                 abstain_below=FLAGS.abstain_below,
+                 normalize_by=FLAGS.normalize_by)
     return
   if FLAGS.mode == "evaluate":
     from fser_jax.experiments import evaluate
     evaluate.main(FLAGS.workdir, FLAGS.data, FLAGS.output_dir,
                   label_map=FLAGS.label_map, data_dir=FLAGS.data_dir)
+    return
+  if FLAGS.mode == "robustness":
+    from fser_jax.experiments import robustness
+    robustness.run_conditions(FLAGS.workdir, data=FLAGS.data or "",
+                              output_dir=FLAGS.output_dir or "",
+                              label_map=FLAGS.label_map,
+                              data_dir=FLAGS.data_dir, seed=FLAGS.seed,
+                              conditions=FLAGS.conditions or None)
     return
   if FLAGS.config is None:
     raise app.UsageError("--config is required for --mode "

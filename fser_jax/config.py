@@ -29,7 +29,7 @@ def base() -> ml_collections.ConfigDict:
   c.data.manual_dir = ""  # corpora folder, to build a dataset on first use
   c.data.own_path = ""  # own data: folder of label subfolders or CSV manifest
   c.data.sample_rate = 16000
-  c.data.protocol = "paper"  # 'paper' | 'speaker' | 'corpus' | 'file'
+  c.data.protocol = "paper"  # 'paper' | 'speaker' | 'corpus' | 'cross' | 'file'
   c.data.split_file = ""  # protocol 'file': CSV filename,split
   c.data.fold = 0
   c.data.num_folds = 0  # speaker folds; 0 = LOSO up to 6 speakers, else 6
@@ -49,6 +49,10 @@ def base() -> ml_collections.ConfigDict:
   # for every clip: keeps loudness). Without it the RGB image's [0, 1] values
   # leave SGD at chance for tens of epochs (configs/fser_fast.py).
   c.features.standardize = True
+  # Whose statistics standardise a clip: 'global' (the training split's),
+  # 'speaker' or 'corpus' (each speaker's / corpus' own clips, test ones
+  # included: audio only, no labels).
+  c.features.normalize = "global"
 
   c.augment = ml_collections.ConfigDict()
   c.augment.width_shift = 0.1
@@ -56,6 +60,25 @@ def base() -> ml_collections.ConfigDict:
   c.augment.zoom = 0.1
   c.augment.horizontal_flip = True
   c.augment.offline_copies = 0  # >0: the paper's Algorithm 1 (fixed copies)
+  # The recording's channel on the training waveforms, before the front-end
+  # (fser_jax/wave_augment.py); every probability 0 = off (the paper had none).
+  c.augment.wave = ml_collections.ConfigDict()
+  w = c.augment.wave
+  w.noise_prob = 0.0
+  w.noise_snr_db = (0.0, 20.0)  # uniform SNR range
+  w.noise_kinds = ("white", "pink")
+  w.noise_dir = ""  # a folder of noise recordings: random excerpts, too
+  w.phone_prob = 0.0  # 300-3400 Hz band-pass, 8 kHz
+  w.phone_mu_law = True  # and 8-bit mu-law (G.711)
+  w.gain_prob = 0.0
+  w.gain_db = (-20.0, 10.0)
+  w.clip = True  # clip at full scale after the gain
+  w.speed_prob = 0.0
+  w.speed = (0.9, 1.1)
+  w.reverb_prob = 0.0
+  w.reverb_rt60 = (0.2, 1.0)  # seconds, synthetic decaying-noise responses
+  w.ir_dir = ""  # a folder of real impulse responses
+  w.real_ir_share = 0.5  # of reverbed clips, when ir_dir is set
 
   c.model = ml_collections.ConfigDict()
   c.model.filters = (32, 64, 128, 256)
@@ -136,9 +159,10 @@ def fast_recipe(c: ml_collections.ConfigDict, num_epochs: int,
 
 
 CHOICES = {
-    "data.protocol": ("paper", "speaker", "corpus", "file"),
+    "data.protocol": ("paper", "speaker", "corpus", "cross", "file"),
     "train.freeze": ("none", "convs", "trunk"),
     "features.kind": ("rgb", "logmel"),
+    "features.normalize": ("global", "speaker", "corpus"),
     "train.optimizer": ("sgd", "adam"),
     "train.schedule": ("constant", "cosine"),
     "train.precision": ("float32", "bfloat16"),
@@ -175,3 +199,29 @@ def validate(c: ml_collections.ConfigDict) -> None:
                       "train.init_from (frozen random layers learn nothing)")
   if c.augment.offline_copies < 0:
     raise ConfigError("config augment.offline_copies must be >= 0")
+  w = c.augment.get("wave")
+  if w is not None:
+    for name in ("noise_prob", "phone_prob", "gain_prob", "speed_prob",
+                 "reverb_prob", "real_ir_share"):
+      if not 0 <= w[name] <= 1:
+        raise ConfigError(f"config augment.wave.{name}={w[name]!r} must be a "
+                          "probability in [0, 1]")
+    for name in ("noise_snr_db", "gain_db", "speed", "reverb_rt60"):
+      lo, hi = w[name]
+      if lo > hi:
+        raise ConfigError(f"config augment.wave.{name}={tuple(w[name])}: "
+                          "expected (low, high)")
+    if not 0 < w.speed[0] and w.speed_prob:
+      raise ConfigError("config augment.wave.speed must be positive")
+    if w.reverb_prob and not 0 < w.reverb_rt60[0]:
+      raise ConfigError("config augment.wave.reverb_rt60 must be positive")
+    unknown = set(w.noise_kinds) - {"white", "pink"}
+    if unknown:
+      raise ConfigError(f"config augment.wave.noise_kinds: unknown "
+                        f"{sorted(unknown)}; 'white' and 'pink' (a folder: "
+                        "augment.wave.noise_dir)")
+    wave_on = any(w[k] for k in ("noise_prob", "phone_prob", "gain_prob",
+                                 "speed_prob", "reverb_prob"))
+    if wave_on and c.augment.offline_copies:
+      raise ConfigError("config augment.wave needs on-the-fly augmentation; "
+                        "set augment.offline_copies=0")

@@ -176,13 +176,19 @@ def images_from_waveforms(wav: jax.Array, lengths: jax.Array, *,
   return jax.vmap(_resize, in_axes=(0, 0, None))(img, n_valid, image_size)
 
 
-def image_fn(cfg, sample_rate: int):
-  """A jitted `(wav, lengths) -> images` closed over the `features` config."""
-  return jax.jit(functools.partial(
+def frontend(cfg, sample_rate: int):
+  """`(wav, lengths) -> images` closed over the `features` config, to call
+  inside a jitted function (the train step, with waveform augmentation)."""
+  return functools.partial(
       images_from_waveforms, sample_rate=sample_rate, kind=cfg.kind,
       n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_mels=cfg.n_mels,
       image_size=cfg.image_size, top_db=cfg.top_db, fmax=cfg.get("fmax"),
-      colormap=cfg.get("colormap", "coolwarm")))
+      colormap=cfg.get("colormap", "coolwarm"))
+
+
+def image_fn(cfg, sample_rate: int):
+  """A jitted `(wav, lengths) -> images` closed over the `features` config."""
+  return jax.jit(frontend(cfg, sample_rate))
 
 
 def num_channels(kind: str) -> int:

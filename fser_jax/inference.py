@@ -72,7 +72,9 @@ class TrainedRun:
     with open(norm_path) as f:
       norm = json.load(f)
     self.classes = list(norm["classes"])
-    self.norm = (norm["mean"], norm["std"])  # per channel
+    self.norm = (norm["mean"], norm["std"])  # per channel, training split
+    # 'global' | 'speaker' | 'corpus' (features.normalize; older runs: global)
+    self.normalize = norm.get("normalize", "global")
     self.sample_rate = int(c.data.sample_rate)
     graphdef, state, _ = train_lib.create(
         c, len(self.classes), features_lib.num_channels(c.features.kind), 1)
@@ -98,11 +100,27 @@ class TrainedRun:
     return audio_lib.frame_windows(wav, int(p.window_seconds * self.sample_rate),
                                    int(p.hop_seconds * self.sample_rate))
 
+  def raw_images(self, waveforms: list[np.ndarray]) -> np.ndarray:
+    """The front-end's images, before standardisation."""
+    return features_lib.compute_images(waveforms, self.config.features,
+                                       self.sample_rate, batch_size=BATCH)
+
   def images(self, waveforms: list[np.ndarray]) -> np.ndarray:
-    """The model's inputs, exactly as in training (standardised)."""
-    images = features_lib.compute_images(waveforms, self.config.features,
-                                         self.sample_rate, batch_size=BATCH)
-    return input_pipeline.standardise(images, self.norm)
+    """The model's inputs standardised with the training split's statistics
+    (a run trained with features.normalize='global')."""
+    return input_pipeline.standardise(self.raw_images(waveforms), self.norm)
+
+  def groups_for(self, meta: dict | None, n: int):
+    """The normalisation groups `classify` needs for clips with metadata
+    `meta` (speaker, corpus): None for a 'global' run; else each clip's
+    speaker (or corpus), all clips one group when the metadata has none."""
+    if self.normalize == "global":
+      return None
+    meta = meta or {}
+    speaker = np.asarray(meta.get("speaker", [""] * n), object)
+    corpus = np.asarray(meta.get("corpus", [""] * n), object)
+    return input_pipeline.norm_groups({"speaker": speaker, "corpus": corpus},
+                                      self.normalize).tolist()
 
   def forward(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """(calibrated probabilities [N, C], familiarity distances [N] or
@@ -124,9 +142,17 @@ class TrainedRun:
                                      coverage)
 
   # --- the whole way -----------------------------------------------------------
-  def classify(self, waveforms: list[np.ndarray]) -> Outputs:
+  def classify(self, waveforms: list[np.ndarray], groups="auto") -> Outputs:
     """Windows every clip, runs all windows through the front-end and the
-    network in shared batches, and averages each clip's windows."""
+    network in shared batches, and averages each clip's windows.
+
+    Args:
+      groups: how inputs are standardised. None: the training split's
+        statistics; a list (one id per clip): each group's own statistics,
+        over its clips' windows (a speaker, a recording session; as
+        features.normalize='speaker' in training); 'auto': None for a run
+        trained with 'global', else all the clips given as one group.
+    """
     starts, lengths, flat, owner = [], [], [], []
     for i, wav in enumerate(waveforms):
       ws = self.windows(wav)
@@ -138,10 +164,22 @@ class TrainedRun:
     k = len(self.classes)
     if not flat:
       return Outputs(np.zeros((0, k), np.float32), None, [], None, [], [])
-    # Blocks of windows: an hour-long recording (1800 windows) never holds
-    # all its images at once.
-    parts = [self.forward(self.images(flat[i:i + WINDOW_BLOCK]))
-             for i in range(0, len(flat), WINDOW_BLOCK)]
+    if isinstance(groups, str) and groups == "auto":
+      groups = None if self.normalize == "global" else [0] * len(waveforms)
+    if groups is None:
+      # Blocks of windows: an hour-long recording (1800 windows) never holds
+      # all its images at once.
+      parts = [self.forward(self.images(flat[i:i + WINDOW_BLOCK]))
+               for i in range(0, len(flat), WINDOW_BLOCK)]
+    else:
+      # Group statistics need every window of the group first.
+      raw = np.concatenate([self.raw_images(flat[i:i + WINDOW_BLOCK])
+                            for i in range(0, len(flat), WINDOW_BLOCK)])
+      window_groups = np.asarray([str(groups[i]) for i in owner], object)
+      images = input_pipeline.standardise_clips(
+          raw, input_pipeline.group_norms(raw, window_groups))
+      parts = [self.forward(images[i:i + WINDOW_BLOCK])
+               for i in range(0, len(flat), WINDOW_BLOCK)]
     probs = np.concatenate([p for p, _ in parts])
     dist = (None if parts[0][1] is None
             else np.concatenate([d for _, d in parts]))

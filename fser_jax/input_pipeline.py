@@ -19,6 +19,7 @@ from fser_jax import baseline as baseline_lib
 from fser_jax import features as features_lib
 from fser_jax.config import ConfigError
 from fser_jax import splits as splits_lib
+from fser_jax import wave_augment
 from fser_jax.errors import DataError, UserError
 
 META_KEYS = ("speaker", "gender", "corpus", "language", "filename", "text_id",
@@ -41,9 +42,20 @@ class Data:
   norm: tuple[list[float], list[float]] = ([0.0], [1.0])
   # fser_jax.baseline's per-clip statistics [N, F] (None: not computed).
   clip_stats: np.ndarray | None = None
+  # With waveform augmentation (augment.wave): every clip's samples, zero
+  # padded to one length [N, L] float32, and its valid length [N].
+  wav: np.ndarray | None = None
+  wav_lengths: np.ndarray | None = None
+  # Each clip's standardisation (mean, std) per channel [N, 2, C]: the same
+  # row for every clip under features.normalize='global', its speaker's or
+  # corpus' own statistics under 'speaker' / 'corpus'.
+  clip_norm: np.ndarray | None = None
 
   def raw_images(self) -> np.ndarray:
     """The images before standardisation (for pictures of them)."""
+    if self.clip_norm is not None:
+      c = self.clip_norm[:, :, None, None, :]
+      return self.images * c[:, 1] + c[:, 0]
     return self.images * np.float32(self.norm[1]) + np.float32(self.norm[0])
 
   def subset(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -171,23 +183,88 @@ def load(config, *, progress: bool = True, norm=None) -> Data:
   images = features_lib.compute_images(waveforms, config.features,
                                        d.sample_rate, progress=progress)
   data = Data(images, labels, classes, meta, split)
+  wave = wave_augment.from_config(config.augment.get("wave"), d.sample_rate)
+  if wave.active:
+    data.wav, data.wav_lengths = pad_waveforms(
+        waveforms, wave.length_factor, config.features.hop_length)
   if config.get("baseline", True):
     data.clip_stats = baseline_lib.features(waveforms, d.sample_rate)
   channels = images.shape[-1]
   data.norm = ([0.0] * channels, [1.0] * channels)
-  if norm is not None:
+  mode = normalize_mode(config.features)
+  if norm is not None and mode == "global":
     data.norm = (list(norm[0]), list(norm[1]))
-    data.images = standardise(images, data.norm)
   elif uses_standardisation(config.features):
     # Training-set statistics only (no test leakage); one affine map per
     # channel for every clip, so loudness and colour differences between
-    # clips survive (per-image scaling would erase them).
-    train = images[split == "train"].reshape(-1, channels)
-    mean = train.mean(0, dtype=np.float64)  # float64: 10^6+ values per channel
-    std = train.std(0, dtype=np.float64) + 1e-6
-    data.norm = (mean.tolist(), std.tolist())
-    data.images = standardise(images, data.norm)
+    # clips survive (per-image scaling would erase them). Under 'speaker' /
+    # 'corpus' they are kept for --normalize_by none.
+    data.norm = channel_stats(images[split == "train"])
+  data.clip_norm = np.broadcast_to(
+      np.asarray(data.norm, np.float32)[None], (len(labels), 2, channels))
+  if mode != "global":
+    # Each group's own clips, every split: a test speaker's statistics come
+    # from that speaker's audio only (never labels, never other speakers).
+    groups = norm_groups(meta, mode)
+    data.clip_norm = group_norms(images, groups)
+    logging.info("Normalisation per %s: %d groups.", mode,
+                 len(set(groups.tolist())))
+  data.clip_norm = np.ascontiguousarray(data.clip_norm)
+  data.images = standardise_clips(images, data.clip_norm)
   return data
+
+
+NORMALIZE = ("global", "speaker", "corpus")
+
+
+def normalize_mode(features_cfg) -> str:
+  return features_cfg.get("normalize", "global")
+
+
+def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
+  """Per-channel (mean, std) of images [N, H, W, C] (float64 sums)."""
+  flat = images.reshape(-1, images.shape[-1])
+  return (flat.mean(0, dtype=np.float64).tolist(),
+          (flat.std(0, dtype=np.float64) + 1e-6).tolist())
+
+
+def norm_groups(meta: dict, mode: str) -> np.ndarray:
+  """Each clip's normalisation group: its speaker (clips without one: their
+  corpus) or its corpus."""
+  corpus = np.asarray(meta["corpus"], object)
+  if mode == "corpus":
+    return np.array([f"corpus:{c}" for c in corpus], object)
+  return np.array([f"speaker:{s}" if s else f"corpus:{c}"
+                   for s, c in zip(meta["speaker"], corpus)], object)
+
+
+def group_norms(images: np.ndarray, groups) -> np.ndarray:
+  """[N, 2, C]: each clip's group's per-channel (mean, std), computed from
+  that group's images alone."""
+  groups = np.asarray(groups, object)
+  out = np.zeros((len(groups), 2, images.shape[-1]), np.float32)
+  for g in sorted(set(groups.tolist())):
+    m = groups == g
+    out[m] = np.asarray(channel_stats(images[m]), np.float32)
+  return out
+
+
+def standardise_clips(images: np.ndarray, clip_norm: np.ndarray) -> np.ndarray:
+  """(image - mean) / std per clip and channel, clip_norm [N, 2, C]."""
+  c = clip_norm[:, :, None, None, :]
+  return ((images - c[:, 0]) / c[:, 1]).astype(np.float32)
+
+
+def pad_waveforms(waveforms: list[np.ndarray], length_factor: float = 1.0,
+                  multiple: int = 512) -> tuple[np.ndarray, np.ndarray]:
+  """([N, L] float32 zero-padded, [N] int32 lengths); L holds the longest
+  clip slowed down by `length_factor`, rounded up to `multiple`."""
+  lengths = np.array([w.size for w in waveforms], np.int32)
+  n = int(np.ceil(lengths.max() * length_factor / multiple)) * multiple
+  out = np.zeros((len(waveforms), n), np.float32)
+  for i, w in enumerate(waveforms):
+    out[i, :w.size] = w
+  return out, lengths
 
 
 def standardise(images: np.ndarray, norm) -> np.ndarray:
@@ -197,8 +274,11 @@ def standardise(images: np.ndarray, norm) -> np.ndarray:
 
 
 def uses_standardisation(features_cfg) -> bool:
-  """Whether images are standardised (configs saved before the key: logmel)."""
-  return bool(features_cfg.get("standardize", features_cfg.kind == "logmel"))
+  """Whether images are standardised (configs saved before the key: logmel;
+  normalize 'speaker' / 'corpus' always standardise)."""
+  return (normalize_mode(features_cfg) != "global"
+          or bool(features_cfg.get("standardize",
+                                   features_cfg.kind == "logmel")))
 
 
 def write_splits_csv(path: str, data: Data) -> None:

@@ -15,7 +15,8 @@ from sklearn import metrics as skm  # noqa: E402
 from fser_jax import metrics  # noqa: E402
 
 
-def _matrix(rows, cols, pct, text, path, *, title, xlabel, ylabel) -> None:
+def _matrix(rows, cols, pct, text, path, *, title, xlabel, ylabel,
+            cbar_label: str = "% of the row") -> None:
   """Row-% colours with `text[i, j]` written in each cell."""
   fig, ax = plt.subplots(figsize=(1.5 + 0.8 * len(cols), 1 + 0.7 * len(rows)))
   im = ax.imshow(pct, cmap="Blues", vmin=0, vmax=100)
@@ -27,7 +28,7 @@ def _matrix(rows, cols, pct, text, path, *, title, xlabel, ylabel) -> None:
     for j in range(len(cols)):
       ax.text(j, i, text[i][j], ha="center", va="center", fontsize=8,
               color="white" if pct[i, j] > 60 else "black")
-  fig.colorbar(im, ax=ax, label="% of the row")
+  fig.colorbar(im, ax=ax, label=cbar_label)
   ax.set_title(title)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
@@ -201,6 +202,17 @@ def risk_coverage(scores: dict, correct: np.ndarray, path: str) -> None:
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
+
+
+def cross_heatmap(cross: dict, path: str) -> None:
+  """The cross-corpus UA matrix (rows trained on, columns tested on)."""
+  names = cross["corpora"]
+  ua = np.array([[np.nan if v is None else 100 * v for v in r]
+                 for r in cross["ua"]])
+  text = [["-" if np.isnan(v) else f"{v:.0f}" for v in r] for r in ua]
+  _matrix(names, names, np.nan_to_num(ua), text, path,
+          title="Cross-corpus UA % (diagonal: unseen speakers)",
+          xlabel="tested on", ylabel="trained on", cbar_label="UA %")
 
 
 def ensure_dir(workdir: str) -> str:

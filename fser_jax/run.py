@@ -241,7 +241,9 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False) -> dict
                        os.path.join(pdir, "inputs.png"))
   with open(os.path.join(workdir, "normalisation.json"), "w") as f:
     json.dump({"mean": data.norm[0], "std": data.norm[1],
-               "classes": list(data.classes)}, f)
+               "classes": list(data.classes),
+               "normalize": input_pipeline.normalize_mode(config.features)},
+              f)
   init_params, init_info = None, None
   if config.train.init_from:
     init_params, init_info = transfer.load_init(config, data.classes,

@@ -7,6 +7,11 @@
            balanced by corpus and gender; validation = the next fold's speakers.
   corpus   leave-one-corpus-out: test on corpus[fold], train on the others,
            validation speakers drawn from the training speakers.
+  cross    one corpus alone: corpus[fold]'s speakers dealt into 3 groups
+           (as `speaker`), the first tests, the rest train (validation: a
+           stratified 20% of their clips); every other corpus is `unused`.
+           The generalisation mode then scores the run on each other corpus
+           (the cross-corpus matrix, its diagonal speaker-independent).
   file     the split of each clip read from a CSV (`data.split_file`, columns
            filename,split); clips it does not list are `unused`. The learning
            curve's cells are runs of this protocol.
@@ -23,7 +28,8 @@ import numpy as np
 from fser_jax.errors import UserError
 
 TRAIN, VAL, TEST, UNUSED = "train", "validation", "test", "unused"
-PROTOCOLS = ("paper", "speaker", "corpus", "file")
+PROTOCOLS = ("paper", "speaker", "corpus", "cross", "file")
+CROSS_GROUPS = 3  # speaker groups within a corpus under `cross`
 
 
 class SplitError(UserError, ValueError):
@@ -70,7 +76,7 @@ def num_folds(protocol: str, meta: dict[str, np.ndarray], *,
   if protocol == "speaker":
     return len(speaker_folds(meta["speaker"], meta["corpus"], meta["gender"],
                              num_folds=folds))
-  if protocol == "corpus":
+  if protocol in ("corpus", "cross"):
     return len(set(meta["corpus"].tolist()))
   raise SplitError(f"unknown data.protocol {protocol!r}: use one of "
                    f"{', '.join(PROTOCOLS)}")
@@ -113,6 +119,8 @@ def assign(protocol: str, meta: dict[str, np.ndarray], *, fold: int = 0,
       pool = np.flatnonzero(split == TRAIN)
       split[stratified_take(pool, labels, val_fraction, rng)] = VAL
     return split
+  if protocol == "cross":
+    return _cross(meta, labels, fold, rng, test_fraction, val_fraction)
   # corpus
   names = sorted(set(np.asarray(meta["corpus"]).tolist()))
   split[np.asarray(meta["corpus"]) == names[fold]] = TEST
@@ -127,12 +135,32 @@ def assign(protocol: str, meta: dict[str, np.ndarray], *, fold: int = 0,
   return split
 
 
+def _cross(meta, labels, fold, rng, test_fraction, val_fraction):
+  corpus = np.asarray(meta["corpus"])
+  speakers = np.asarray(meta["speaker"])
+  name = sorted(set(corpus.tolist()))[fold]
+  split = np.full(labels.size, UNUSED, dtype=object)
+  own = np.flatnonzero(corpus == name)
+  split[own] = TRAIN
+  spk = sorted(set(speakers[own].tolist()) - {""})
+  if len(spk) >= 2:
+    groups = speaker_folds(speakers[own], corpus[own],
+                           np.asarray(meta["gender"])[own],
+                           num_folds=min(CROSS_GROUPS, len(spk)))
+    split[own[np.isin(speakers[own], groups[0])]] = TEST
+  else:  # no speaker ids: a stratified random test split
+    split[stratified_take(own, labels, test_fraction, rng)] = TEST
+  pool = np.flatnonzero(split == TRAIN)
+  split[stratified_take(pool, labels, val_fraction, rng)] = VAL
+  return split
+
+
 def fold_name(protocol: str, meta: dict[str, np.ndarray], fold: int, *,
               folds: int = 0) -> str:
   """A readable name of a fold's test set: 'random', 'emodb', 'spk:a+b'."""
   if protocol == "paper":
     return "random"
-  if protocol == "corpus":
+  if protocol in ("corpus", "cross"):
     return sorted(set(np.asarray(meta["corpus"]).tolist()))[fold]
   groups = speaker_folds(np.asarray(meta["speaker"]), np.asarray(meta["corpus"]),
                          np.asarray(meta["gender"]), num_folds=folds)

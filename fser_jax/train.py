@@ -35,6 +35,7 @@ from fser_jax.config import ConfigError
 from fser_jax import checkpoints as ckpt_lib
 from fser_jax import features as features_lib
 from fser_jax import model as model_lib
+from fser_jax import wave_augment
 from fser_jax.errors import Interrupted, UserError  # noqa: F401 (re-exported)
 
 State = dict[str, Any]  # {'step': int32[], 'params': nnx.State, 'opt_state'}
@@ -115,21 +116,27 @@ def default_unroll() -> bool:
 
 def make_train_chunk(graphdef, tx, aug_fn, batch_sharding=None, *,
                      unroll: bool | None = None):
-  """`(state, images, labels, idx[K, B], key) -> (state, metrics[K])`.
+  """`(state, images, labels, idx[K, B], key[, extras]) -> (state, metrics[K])`.
+
+  `images` is the training set on the device: an array of images, or any
+  pytree of per-example arrays (waveforms and lengths, with waveform
+  augmentation) that `aug_fn(key, batch[, extras])` turns into images;
+  `extras` holds shared arrays (noise and impulse-response banks).
 
   The K steps run as one `lax.scan` (fully unrolled on CPU, see
   `default_unroll`): one dispatch, no host round trip between steps.
   """
   unroll = default_unroll() if unroll is None else unroll
 
-  def step(carry, batch_idx, images, labels, key):
+  def step(carry, batch_idx, images, labels, key, extras):
     state = carry
-    x, y = images[batch_idx], labels[batch_idx]
+    x = jax.tree.map(lambda a: a[batch_idx], images)
+    y = labels[batch_idx]
     if batch_sharding is not None:
       x = jax.lax.with_sharding_constraint(x, batch_sharding)
       y = jax.lax.with_sharding_constraint(y, batch_sharding)
     k_aug, k_drop = jax.random.split(jax.random.fold_in(key, state["step"]))
-    x = aug_fn(k_aug, x)
+    x = aug_fn(k_aug, x) if extras is None else aug_fn(k_aug, x, extras)
 
     def loss_fn(params):
       logits = logits_fn(graphdef, params, x, train=True, key=k_drop)
@@ -146,8 +153,9 @@ def make_train_chunk(graphdef, tx, aug_fn, batch_sharding=None, *,
     return new, {"loss": loss, "accuracy": acc}
 
   @functools.partial(jax.jit, donate_argnums=(0,))
-  def train_chunk(state, images, labels, idx, key):
-    body = functools.partial(step, images=images, labels=labels, key=key)
+  def train_chunk(state, images, labels, idx, key, extras=None):
+    body = functools.partial(step, images=images, labels=labels, key=key,
+                             extras=extras)
     if unroll and idx.shape[0] == 1:
       # A scan of length 1 stays a while loop even "unrolled", and XLA:CPU
       # ran the step inside it ~40x slower (measured at batch 32 on AVX2:
@@ -157,6 +165,24 @@ def make_train_chunk(graphdef, tx, aug_fn, batch_sharding=None, *,
     return jax.lax.scan(body, state, idx, unroll=idx.shape[0] if unroll else 1)
 
   return train_chunk
+
+
+def make_wave_batch_fn(config, sample_rate: int, image_aug_fn):
+  """`(key, {'wav', 'length', 'norm'}, extras) -> images`: the recording's channel
+  (wave_augment.py), the front-end, the run's standardisation and the image
+  augmentation, inside the jitted step. extras: {'noise': [M] | None,
+  'ir': [K, R] | None}, the user's folders."""
+  wave = wave_augment.from_config(config.augment.wave, sample_rate)
+  frontend = features_lib.frontend(config.features, sample_rate)
+
+  def fn(key, batch, extras):
+    k_wave, k_img = jax.random.split(key)
+    wav, lengths = wave_augment.augment(k_wave, batch["wav"],
+                                        batch["length"], wave, extras)
+    norm = batch["norm"][:, :, None, None, :]  # each clip's (mean, std)
+    images = (frontend(wav, lengths) - norm[:, 0]) / norm[:, 1]
+    return image_aug_fn(k_img, images)
+  return fn
 
 
 def make_eval_fn(graphdef):
@@ -293,13 +319,30 @@ def fit(config, data, workdir: str, init_params=None) -> dict:
   key = jax.random.key(config.seed)
   k_init, k_data, k_steps, k_offline = jax.random.split(key, 4)
   aug_fn = augment_lib.from_config(config.augment)
+  extras = None
+  if data.wav is not None:
+    # Waveform augmentation: the training clips' samples live on the device
+    # and every batch goes through channel -> front-end -> image augment.
+    m = data.split == "train"
+    x_train = {"wav": data.wav[m], "length": data.wav_lengths[m],
+               "norm": data.clip_norm[m]}
+    aug_fn = make_wave_batch_fn(config, config.data.sample_rate, aug_fn)
+    noise, irs = wave_augment.load_banks(config.augment.wave,
+                                         config.data.sample_rate)
+    extras = {k: jnp.asarray(v) for k, v in (("noise", noise), ("ir", irs))
+              if v is not None}
+    extras.update({k: jnp.asarray(v) for k, v in wave_augment.noise_banks(
+        config.data.sample_rate, config.seed).items()})
+    logging.info("Waveform augmentation on: %d training clips of %d samples "
+                 "on the device%s.", y_train.size, x_train["wav"].shape[1],
+                 "".join(f", {k} bank {v.shape}" for k, v in extras.items()))
   if config.augment.offline_copies:
     logging.info("Offline augmentation: %d copies of %d training images.",
                  config.augment.offline_copies, x_train.shape[0])
     x_train, y_train = offline_augment(k_offline, x_train, y_train,
                                        config.augment.offline_copies, aug_fn)
     aug_fn = lambda k, x: x  # the paper trained on the fixed copies
-  n = x_train.shape[0]
+  n = y_train.shape[0]
   if tcfg.batch_size > n:
     raise ConfigError(f"config train.batch_size={tcfg.batch_size} is larger "
                      f"than the {n} training examples; lower it")
@@ -329,7 +372,9 @@ def fit(config, data, workdir: str, init_params=None) -> dict:
   best_val = max([h["val_accuracy"] for h in history if "val_accuracy" in h],
                  default=-1.0)
 
-  images_dev = jax.device_put(jnp.asarray(x_train), replicated)
+  images_dev = jax.device_put(x_train, replicated)
+  if extras is not None:
+    extras = jax.device_put(extras, replicated)
   labels_dev = jax.device_put(jnp.asarray(y_train), replicated)
   train_chunk = make_train_chunk(graphdef, tx, aug_fn, batch_sharding)
   eval_fn = make_eval_fn(graphdef)
@@ -373,7 +418,8 @@ def fit(config, data, workdir: str, init_params=None) -> dict:
         idx = epoch_indices(k_data, epoch, n, tcfg.batch_size,
                             steps_per_epoch)[offset:offset + k]
         t0 = time.perf_counter()
-        state, m = train_chunk(state, images_dev, labels_dev, idx, k_steps)
+        state, m = train_chunk(state, images_dev, labels_dev, idx, k_steps,
+                               extras)
         m = jax.device_get(m)
         dt = time.perf_counter() - t0
         if not np.all(np.isfinite(m["loss"])):

@@ -75,8 +75,12 @@ def with_freeze(tx, mode: str, num_dense: int):
 
 def check_compatible(new_config, src_config, run: str) -> None:
   """Refuses a RUN whose front-end or architecture differs, naming the keys."""
-  a = config_lib.flatten(json.loads(new_config.to_json_best_effort()))
-  b = config_lib.flatten(json.loads(src_config.to_json_best_effort()))
+  # Keys added after a run was saved compare as their defaults.
+  defaults = {"features.normalize": "global"}
+  a = {**defaults,
+       **config_lib.flatten(json.loads(new_config.to_json_best_effort()))}
+  b = {**defaults,
+       **config_lib.flatten(json.loads(src_config.to_json_best_effort()))}
   keys = sorted(k for k in set(a) | set(b)
                 if (k.startswith("features.") or k in FRONT_END_KEYS)
                 and a.get(k) != b.get(k))

@@ -93,3 +93,18 @@ def test_speaker_protocol_without_speakers_is_refused():
   m["speaker"] = np.array([""] * len(m["label"]), object)
   with pytest.raises(splits.SplitError, match="speaker"):
     splits.assign("speaker", m)
+
+
+@pytest.mark.parametrize("fold", range(4))
+def test_cross_protocol_trains_and_tests_within_one_corpus(fold):
+  m = _meta()
+  s = splits.assign("cross", m, fold=fold)
+  name = sorted(set(m["corpus"]))[fold]
+  used = s != "unused"
+  assert set(m["corpus"][used]) == {name}  # every other corpus left out
+  assert set(m["corpus"][~used]) == set(m["corpus"]) - {name}
+  test_spk = set(m["speaker"][s == "test"])
+  fit_spk = set(m["speaker"][(s == "train") | (s == "validation")])
+  assert test_spk and fit_spk and not test_spk & fit_spk  # unseen speakers
+  assert splits.num_folds("cross", m) == 4
+  assert splits.fold_name("cross", m, fold) == name

@@ -96,7 +96,8 @@ def evaluate(run: TrainedRun, waveforms, data_labels, meta=None, *,
   resolved = labels_lib.resolve(present, run.classes,
                                 labels_lib.parse_user_map(label_map))
   mapping = resolved["map"]
-  out = run.classify(list(waveforms))
+  out = run.classify(list(waveforms),
+                     groups=run.groups_for(meta, len(waveforms)))
   probs = out.probs
   idx = {c: i for i, c in enumerate(run.classes)}
   y = np.array([-1 if mapping[l] is None else idx[mapping[l]]

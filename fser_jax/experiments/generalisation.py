@@ -82,7 +82,7 @@ def run_all(config, workdir: str, protocols=("paper", "speaker", "corpus"),
   corpora = sorted(set(meta["corpus"].tolist()))
   results = {}
   for protocol in protocols:
-    if protocol == "corpus" and len(corpora) < 2:
+    if protocol in ("corpus", "cross") and len(corpora) < 2:
       logging.warning("Skipping the corpus protocol: one corpus only (%s).",
                       corpora)
       continue
@@ -127,6 +127,10 @@ def run_all(config, workdir: str, protocols=("paper", "speaker", "corpus"),
     if all(f.get("baseline") for f in folds):
       results[protocol]["baseline"] = {
           k: _stats([f["baseline"][k] for f in folds]) for k in KEYS}
+  cross = None
+  if "cross" in results:
+    cross = cross_matrix(config, workdir, corpora)
+    results.pop("cross")
   summary = {p: {k: results[p][k] for k in KEYS} for p in results}
   out = {"dataset": config.data.dataset, "protocols": results,
          "drop_from_paper": {}}
@@ -138,14 +142,117 @@ def run_all(config, workdir: str, protocols=("paper", "speaker", "corpus"),
   if "corpus" in results:
     out["per_held_out_corpus"] = {
         f["test"]: {k: f[k] for k in KEYS} for f in results["corpus"]["folds"]}
-  with open(os.path.join(workdir, "generalisation.json"), "w") as f:
-    json.dump(out, f, indent=2)
-  with open(os.path.join(workdir, "generalisation.md"), "w") as f:
-    f.write(to_markdown(out))
-  plots.generalisation_bars(summary, os.path.join(workdir,
-                                                  "generalisation.png"))
-  print(to_markdown(out))
+  if cross is not None:
+    out["cross"] = cross
+  if results:
+    with open(os.path.join(workdir, "generalisation.json"), "w") as f:
+      json.dump(out, f, indent=2)
+    with open(os.path.join(workdir, "generalisation.md"), "w") as f:
+      f.write(to_markdown(out))
+    plots.generalisation_bars(summary, os.path.join(workdir,
+                                                    "generalisation.png"))
+    print(to_markdown(out))
+  if cross is not None:
+    print(cross_markdown(cross))
   return out
+
+
+def cross_matrix(config, workdir: str, corpora: list[str]) -> dict:
+  """The N x N cross-corpus UA matrix of the `cross` folds in
+  WORKDIR/cross/fold_<i> (trained on corpus i alone): the diagonal is the
+  fold's own speaker-independent test split, cell (i, j) the run on every
+  clip of corpus j, through --mode evaluate's path. The baseline is fitted
+  on the same training clips and scored on the same clips. Each fold's row
+  is kept in its folder (cross_row.json), so a rerun reads it back."""
+  from fser_jax import baseline as baseline_lib
+  from fser_jax.experiments import evaluate as evaluate_lib
+  from fser_jax.inference import TrainedRun
+  import csv
+  loaded = None
+  n = len(corpora)
+  ua = [[None] * n for _ in range(n)]
+  base = [[None] * n for _ in range(n)]
+  unfamiliar = [[None] * n for _ in range(n)]
+  for i, src in enumerate(corpora):
+    fdir = os.path.join(workdir, "cross", f"fold_{i}")
+    row_path = os.path.join(fdir, "cross_row.json")
+    if os.path.exists(row_path):
+      with open(row_path) as f:
+        row = json.load(f)
+    else:
+      if loaded is None:  # every clip once, with its baseline statistics
+        wavs, y, classes, meta = input_pipeline.load_clips(config.data)
+        stats = (baseline_lib.features(wavs, config.data.sample_rate)
+                 if config.get("baseline", True) else None)
+        loaded = (wavs, y, classes, meta, stats)
+      wavs, y, classes, meta, stats = loaded
+      with open(os.path.join(fdir, "report.json")) as f:
+        rep = json.load(f)
+      with open(os.path.join(fdir, "splits.csv"), newline="") as f:
+        train_names = {r["filename"] for r in csv.DictReader(f)
+                       if r["split"] == "train"}
+      run = TrainedRun(fdir)
+      tr = np.array([name in train_names for name in meta["filename"]])
+      row = {"train_on": src, "cells": {}}
+      fam = rep.get("familiarity") or {}
+      row["cells"][src] = {
+          "ua": rep["unweighted_accuracy"], "acc": rep["accuracy"],
+          "unfamiliar": fam.get("test_unfamiliar_fraction"),
+          "baseline_ua": (rep.get("baseline") or {}).get(
+              "unweighted_accuracy"), "n": rep["n_test"]}
+      for dst in corpora:
+        if dst == src:
+          continue
+        m = np.asarray(meta["corpus"]) == dst
+        ids = np.flatnonzero(m)
+        r, _ = evaluate_lib.evaluate(
+            run, [wavs[k] for k in ids], [classes[y[k]] for k in ids],
+            {k: meta[k][m] for k in evaluate_lib.META})
+        b = (baseline_lib.fit_and_score(stats[tr], y[tr], stats[m], y[m],
+                                        len(classes))
+             if stats is not None else {})
+        row["cells"][dst] = {
+            "ua": r["unweighted_accuracy"], "acc": r["accuracy"],
+            "unfamiliar": (r.get("familiarity") or {}).get(
+                "all_clips_unfamiliar_fraction"),
+            "baseline_ua": b.get("unweighted_accuracy"), "n": int(m.sum())}
+        logging.info("cross: trained on %s, tested on %s: UA %.3f (baseline "
+                     "%s).", src, dst, r["unweighted_accuracy"],
+                     b.get("unweighted_accuracy"))
+      with open(row_path, "w") as f:
+        json.dump(row, f, indent=2)
+    for j, dst in enumerate(corpora):
+      cell = row["cells"][dst]
+      ua[i][j], base[i][j] = cell["ua"], cell["baseline_ua"]
+      unfamiliar[i][j] = cell["unfamiliar"]
+  out = {"corpora": corpora, "ua": ua, "baseline_ua": base,
+         "unfamiliar": unfamiliar,
+         "rows": "trained on", "columns": "tested on",
+         "diagonal": "the training corpus' own speaker-independent test split"}
+  with open(os.path.join(workdir, "cross.json"), "w") as f:
+    json.dump(out, f, indent=2)
+  with open(os.path.join(workdir, "cross.md"), "w") as f:
+    f.write(cross_markdown(out))
+  plots.cross_heatmap(out, os.path.join(workdir, "cross.png"))
+  return out
+
+
+def cross_markdown(c: dict) -> str:
+  names = c["corpora"]
+  cell = lambda v, b: ("-" if v is None else f"{100 * v:.1f}"
+                       + ("" if b is None else f" ({100 * b:.1f})"))
+  lines = ["# Cross-corpus UA % (baseline in brackets)", "",
+           "Rows: trained on one corpus alone; columns: tested on. The "
+           "diagonal is the training corpus' own speaker-independent test "
+           "split (speakers never heard in training), so in-corpus and "
+           "cross-corpus figures compare like with like.", "",
+           "| trained on \\ tested on | " + " | ".join(names) + " |",
+           "|---|" + "---|" * len(names)]
+  for i, src in enumerate(names):
+    lines.append(f"| {src} | " + " | ".join(
+        cell(c["ua"][i][j], c["baseline_ua"][i][j])
+        for j in range(len(names))) + " |")
+  return "\n".join(lines) + "\n"
 
 
 def _pct(x) -> str:

@@ -78,10 +78,35 @@ def parse_abstain(spec: str | None, run: TrainedRun) -> float | None:
   return run.confidence_threshold(v) if kind == "coverage" else v
 
 
-def rows_for(run: TrainedRun, paths, loaded, threshold=None) -> list[dict]:
-  """The table rows of a chunk of files (errors included)."""
+NORMALIZE_BY = ("auto", "folder", "file", "none")
+
+
+def resolve_normalize_by(run: TrainedRun, normalize_by: str) -> str:
+  """'auto': 'none' (the training split's statistics) for a run trained with
+  features.normalize='global', 'folder' for 'speaker' / 'corpus' runs."""
+  if normalize_by not in NORMALIZE_BY:
+    raise DataError(f"--normalize_by {normalize_by!r}: expected one of "
+                    f"{', '.join(NORMALIZE_BY)}")
+  if normalize_by == "auto":
+    return "none" if run.normalize == "global" else "folder"
+  if normalize_by != "none" and run.normalize == "global":
+    logging.warning("--normalize_by %s on a run trained with global "
+                    "statistics (features.normalize='global'): its inputs "
+                    "will be scaled unlike its training clips.", normalize_by)
+  return normalize_by
+
+
+def rows_for(run: TrainedRun, paths, loaded, threshold=None,
+             normalize_by: str = "none") -> list[dict]:
+  """The table rows of a chunk of files (errors included). normalize_by:
+  'folder' (each folder's files standardised with their own statistics: one
+  speaker or session per folder), 'file' (each file with its own windows'),
+  'none' (the run's training statistics)."""
   good = [(p, w) for p, w in loaded if not isinstance(w, Exception)]
-  out = run.classify([w for _, w in good])
+  groups = (None if normalize_by == "none" else
+            [os.path.dirname(os.path.abspath(p)) if normalize_by == "folder"
+             else p for p, _ in good])
+  out = run.classify([w for _, w in good], groups=groups)
   by_path = {p: i for i, (p, _) in enumerate(good)}
   rows = []
   for p, w in loaded:
@@ -121,16 +146,32 @@ def _row(run, path, window, start, end, probs, dist, threshold=None) -> dict:
   return row
 
 
+def chunks(files: list[str], normalize_by: str) -> list[list[str]]:
+  """`CHUNK` files at a time; under 'folder' a folder's files stay together
+  (their statistics need all of them)."""
+  if normalize_by != "folder":
+    return [files[s:s + CHUNK] for s in range(0, len(files), CHUNK)]
+  out = []
+  for f in files:
+    folder = os.path.dirname(os.path.abspath(f))
+    if out and os.path.dirname(os.path.abspath(out[-1][-1])) == folder:
+      out[-1].append(f)
+    else:
+      out.append([f])
+  return out
+
+
 def predict_files(run: TrainedRun, files: list[str], *, on_rows=None,
-                  progress: bool = True, threshold=None) -> list[dict]:
+                  progress: bool = True, threshold=None,
+                  normalize_by: str = "auto") -> list[dict]:
   """Rows for every file, `CHUNK` files at a time; `on_rows(rows)` is called
   after each chunk (the CSV writer)."""
+  normalize_by = resolve_normalize_by(run, normalize_by)
   rows, t0, done = [], time.perf_counter(), 0
   stream = load_many(run, files)
-  for s in range(0, len(files), CHUNK):
-    chunk = files[s:s + CHUNK]
+  for chunk in chunks(files, normalize_by):
     loaded = [next(stream) for _ in chunk]
-    new = rows_for(run, chunk, loaded, threshold)
+    new = rows_for(run, chunk, loaded, threshold, normalize_by)
     rows += new
     if on_rows:
       on_rows(new)
@@ -145,13 +186,16 @@ def predict_files(run: TrainedRun, files: list[str], *, on_rows=None,
 
 
 def main(workdir: str, audio: list[str], output: str | None = None,
-         abstain_below: str | None = None) -> list[dict]:
+         abstain_below: str | None = None,
+         normalize_by: str = "auto") -> list[dict]:
   """Predicts every file; `abstain_below` ('coverage=0.8' | 'prob=0.5') adds
-  the `abstained` (yes/no) and `reason` columns."""
+  the `abstained` (yes/no) and `reason` columns; `normalize_by`: see
+  rows_for."""
   files = expand(audio)
   if not files:
     raise DataError("no audio files given: use --audio FILE|DIR|GLOB")
   run = TrainedRun(workdir)
+  normalize_by = resolve_normalize_by(run, normalize_by)
   threshold = parse_abstain(abstain_below, run)
   cols = ["file", "window", "start_s", "end_s", "prediction", *run.classes,
           "distance", "familiar", "error"]
@@ -173,7 +217,8 @@ def main(workdir: str, audio: list[str], output: str | None = None,
   logging.info("Predicting %d file(s) with %s (checkpoint step %d).",
                len(files), workdir, run.step)
   try:
-    rows = predict_files(run, files, on_rows=write, threshold=threshold)
+    rows = predict_files(run, files, on_rows=write, threshold=threshold,
+                         normalize_by=normalize_by)
   finally:
     if fh:
       fh.close()

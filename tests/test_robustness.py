@@ -1,0 +1,84 @@
+"""--mode robustness: fixed JSON shape, deterministic, resumable."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from fser_jax import wave_augment
+from fser_jax.experiments import robustness
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_degrade_is_deterministic_and_keeps_what_the_condition_says():
+  rng = np.random.default_rng(0)
+  wavs = [0.1 * rng.standard_normal(n).astype(np.float32)
+          for n in (8000, 12345, 20000)]
+  a = robustness.degrade(wavs, "speed_1.1", 16000)
+  assert [w.size for w in a] == [int(n / 1.1) for n in (8000, 12345, 20000)]
+  b1 = robustness.degrade(wavs, "snr_0", 16000, seed=3)
+  b2 = robustness.degrade(wavs, "snr_0", 16000, seed=3)
+  b3 = robustness.degrade(wavs, "snr_0", 16000, seed=4)
+  for x, y, z, w in zip(b1, b2, b3, wavs):
+    np.testing.assert_array_equal(x, y)
+    assert not np.allclose(x, z)
+    snr = 10 * np.log10(np.mean(w.astype(np.float64) ** 2)
+                        / np.mean((x - w).astype(np.float64) ** 2))
+    assert abs(snr) < 0.5  # snr_0: noise as loud as the clip
+  clean = robustness.degrade(wavs, "clean", 16000)
+  for x, w in zip(clean, wavs):
+    np.testing.assert_array_equal(x, w)
+
+
+def test_robustness_report_shape_determinism_and_resume(source_run, tmp_path,
+                                                        monkeypatch):
+  out = str(tmp_path / "rob")
+  first = robustness.run_conditions(source_run, output_dir=out,
+                                    conditions=["snr_10"])
+  with open(os.path.join(out, "robustness.json")) as f:
+    saved = json.load(f)
+  assert [c["name"] for c in saved["conditions"]] == ["clean", "snr_10"]
+  for c in saved["conditions"]:
+    assert {"name", "ua", "acc", "unfamiliar"} <= set(c)
+    assert 0 <= c["ua"] <= 1 and 0 <= c["acc"] <= 1
+    assert 0 <= c["unfamiliar"] <= 1
+  assert saved["conditions"][0]["drop_ua"] == 0
+  assert os.path.exists(os.path.join(out, "robustness.png"))
+  assert "| snr_10 |" in open(os.path.join(out, "robustness.md")).read()
+  # Resume: conditions already scored are read back, not recomputed.
+  calls = []
+  real = robustness.score_condition
+  monkeypatch.setattr(robustness, "score_condition",
+                      lambda run, name, *a, **k: (calls.append(name),
+                                                  real(run, name, *a, **k))[1])
+  second = robustness.run_conditions(source_run, output_dir=out,
+                                     conditions=["snr_10", "phone"])
+  assert calls == ["phone"]
+  assert second["conditions"][:2] == first["conditions"][:2]
+  # Deterministic: a fresh folder gives the same figures.
+  again = robustness.run_conditions(source_run, output_dir=str(tmp_path / "b"),
+                                    conditions=["snr_10", "phone"])
+  assert again["conditions"] == second["conditions"]
+
+
+def test_robustness_mode_from_the_command_line(source_run, tmp_path):
+  out = str(tmp_path / "cli")
+  r = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "launch.py"), "--mode",
+       "robustness", "--workdir", source_run, "--output_dir", out,
+       "--conditions", "gain_-20"], capture_output=True, text=True,
+      timeout=600)
+  assert r.returncode == 0, r.stderr[-2000:]
+  with open(os.path.join(out, "robustness.json")) as f:
+    names = [c["name"] for c in json.load(f)["conditions"]]
+  assert names == ["clean", "gain_-20"]
+  bad = subprocess.run(
+      [sys.executable, os.path.join(ROOT, "launch.py"), "--mode",
+       "robustness", "--workdir", source_run, "--output_dir", out,
+       "--conditions", "underwater"], capture_output=True, text=True,
+      timeout=600)
+  assert bad.returncode == 2 and "underwater" in bad.stderr
+  assert set(wave_augment.CONDITIONS) >= {"clean", "phone+snr_10"}
