@@ -24,6 +24,7 @@ def main():
   import frontend
   import predict
   import train_step
+  import wave_augment
   j = lambda name: os.path.join(a.out_dir, name)
   ts = train_step.main(["--precision", a.precision, "--json", j("train_step.json")])
   fe = frontend.main(["--json", j("frontend.json")])
@@ -34,7 +35,9 @@ def main():
                      "50", "--json", j("predict_2s.json")])
   p60 = predict.main(["--files", "10", "--seconds", "60", "--json",
                       j("predict_60s.json")])
+  wa = wave_augment.main(["--json", j("wave_augment.json")])
   jx = ts["jax"]
+  we = wa["examples_per_sec"]
   rows = [
       ("device", ts["device"], ""),
       (f"train step, batch 64, {a.precision}",
@@ -60,6 +63,10 @@ def main():
        f"steps x step time {ep['epoch']['steps_x_step_seconds']:.2f} s, "
        f"overhead {100 * ep['epoch']['overhead']:+.1f}%"),
   ]
+  rows.append(("waveform augmentation + front-end (4.2 s buffer)",
+               f"{we['chain + front-end']['median']:.0f} ex/s",
+               f"train step on images {we['train step (images)']['median']:.0f}"
+               " ex/s, side by side"))
   for p_ in (p2, p60):
     rows.append((f"predict, {p_['seconds_per_file']:.0f} s files",
                  f"{p_['fser_jax_files_per_sec']:.1f} files/s",

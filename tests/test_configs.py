@@ -52,3 +52,28 @@ def test_wrong_type_is_refused_by_ml_collections():
   c = config_lib.base()
   with pytest.raises(TypeError):
     c.train.batch_size = "sixty-four"
+
+
+@pytest.mark.parametrize("key,value", [("noise_prob", 1.5),
+                                       ("speed", (1.1, 0.9)),
+                                       ("noise_kinds", ("white", "brown"))])
+def test_bad_wave_augmentation_values_are_named(key, value):
+  c = config_lib.base()
+  c.augment.wave[key] = value
+  with pytest.raises(config_lib.ConfigError, match=f"augment.wave.{key}"):
+    config_lib.validate(c)
+
+
+def test_robust_recipe_is_the_fast_recipe_plus_the_channel():
+  fast = _load(os.path.join(ROOT, "configs", "fser_fast.py")).get_config()
+  robust = _load(os.path.join(ROOT, "configs", "fser_robust.py")).get_config()
+  paper = _load(os.path.join(ROOT, "configs", "fser_paper.py")).get_config()
+  train = lambda c: {k: v for k, v in c.train.to_dict().items()
+                     if k != "num_epochs"}
+  assert train(robust) == train(fast)
+  assert robust.train.num_epochs == 2 * fast.train.num_epochs
+  assert robust.features.to_dict() == fast.features.to_dict()
+  assert robust.augment.wave.noise_prob > 0 and robust.augment.wave.phone_prob > 0
+  wave = paper.augment.wave
+  assert not any(wave[k] for k in ("noise_prob", "phone_prob", "gain_prob",
+                                   "speed_prob", "reverb_prob"))

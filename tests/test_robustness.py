@@ -75,10 +75,43 @@ def test_robustness_mode_from_the_command_line(source_run, tmp_path):
   with open(os.path.join(out, "robustness.json")) as f:
     names = [c["name"] for c in json.load(f)["conditions"]]
   assert names == ["clean", "gain_-20"]
-  bad = subprocess.run(
-      [sys.executable, os.path.join(ROOT, "launch.py"), "--mode",
-       "robustness", "--workdir", source_run, "--output_dir", out,
-       "--conditions", "underwater"], capture_output=True, text=True,
-      timeout=600)
-  assert bad.returncode == 2 and "underwater" in bad.stderr
+  # An unknown condition is a UserError (launch.py: one line, exit 2),
+  # raised before anything is loaded.
+  from fser_jax.errors import UserError
+  import pytest
+  with pytest.raises(UserError, match="underwater"):
+    robustness.run_conditions("/nonexistent", conditions=["underwater"])
   assert set(wave_augment.CONDITIONS) >= {"clean", "phone+snr_10"}
+
+
+def test_predict_normalize_by(source_run, tmp_path):
+  """--normalize_by: 'auto' is the training statistics for a run trained
+  with global ones; 'folder' standardises each folder's files with their own
+  statistics, 'file' each file with its own windows'."""
+  import soundfile as sf
+  from fser_jax.experiments import predict
+  from fser_jax.inference import TrainedRun
+  rng = np.random.default_rng(0)
+  t = np.arange(16000) / 16000
+  for folder, level in (("a", 0.3), ("b", 0.05)):
+    os.makedirs(tmp_path / folder)
+    for k in range(3):
+      x = level * np.sin(2 * np.pi * (150 + 60 * k) * t * (1 + 0.3 * t))
+      x += 0.01 * level * rng.standard_normal(t.size)
+      sf.write(tmp_path / folder / f"{k}.wav", x.astype(np.float32), 16000)
+  run = TrainedRun(source_run)
+  files = predict.expand([str(tmp_path)])
+  probs = lambda by: np.array([[r[c] for c in run.classes] for r in
+                               predict.predict_files(run, files,
+                                                     progress=False,
+                                                     normalize_by=by)])
+  auto, none, folder, per_file = (probs(b) for b in
+                                  ("auto", "none", "folder", "file"))
+  np.testing.assert_array_equal(auto, none)
+  assert not np.allclose(none, folder) and not np.allclose(folder, per_file)
+  assert predict.chunks(files, "folder") == [files[:3], files[3:]]
+  # Folder statistics: a file's result depends on its folder-mates only.
+  alone = np.array([[r[c] for c in run.classes] for r in
+                    predict.predict_files(run, files[:3], progress=False,
+                                          normalize_by="folder")])
+  np.testing.assert_allclose(alone, folder[:3], atol=1e-6)

@@ -151,3 +151,40 @@ def test_im2col_convolution_equals_lax_conv():
   np.testing.assert_allclose(
       model_lib.im2col_conv(x, conv.kernel[...], conv.bias[...]), conv(x),
       atol=1e-5)
+
+
+def test_wave_batch_fn_feeds_the_front_end_the_channel_and_each_clips_norm():
+  """With waveform augmentation a batch's images are the front-end of the
+  augmented waveforms, standardised with each clip's own (mean, std)."""
+  from fser_jax import features, wave_augment
+  c = _small_config()
+  c.augment.wave.phone_prob = 1.0
+  rng = np.random.default_rng(0)
+  wav = jnp.asarray(0.1 * rng.standard_normal((2, 12000)), jnp.float32)
+  lengths = jnp.array([12000, 9000])
+  norm = jnp.asarray([[[0.1, 0.2, 0.3], [1.0, 2.0, 4.0]],
+                      [[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]]], jnp.float32)
+  fn = train.make_wave_batch_fn(c, 16000, lambda k, x: x)  # no image aug
+  got = fn(jax.random.key(0), {"wav": wav, "length": lengths, "norm": norm},
+           {})
+  phoned = wave_augment.phone(wav, lengths, 16000)
+  raw = features.frontend(c.features, 16000)(phoned, lengths)
+  want = (raw - norm[:, 0, None, None, :]) / norm[:, 1, None, None, :]
+  np.testing.assert_allclose(got, want, atol=1e-4)
+  clean = features.frontend(c.features, 16000)(wav, lengths)
+  assert float(jnp.abs(raw - clean).mean()) > 0.05  # the channel shows
+
+
+def test_fit_with_waveform_augmentation(tiny, tmp_path):
+  from fser_jax import input_pipeline
+  c = tiny(**{"train.num_epochs": 1, "train.steps_per_dispatch": 2})
+  c.augment.wave.noise_prob = 0.5
+  c.augment.wave.gain_prob = 0.5
+  c.augment.wave.speed_prob = 0.5
+  data = input_pipeline.load(c, progress=False)
+  assert data.wav is not None and data.wav.shape[0] == data.labels.size
+  # The buffer holds the longest clip slowed to 0.9x.
+  assert data.wav.shape[1] >= data.wav_lengths.max() / 0.9
+  out = train.fit(c, data, str(tmp_path))
+  losses = [h["train_loss"] for h in out["history"] if "train_loss" in h]
+  assert losses and np.all(np.isfinite(losses))

@@ -60,8 +60,11 @@ class _FakeRun:
     self.probs, self.classes = np.asarray(probs, float), classes
     self.workdir, self.step, self.familiarity = "fake", 0, None
 
-  def classify(self, waveforms):
+  def classify(self, waveforms, groups="auto"):
     return Outputs(self.probs[:len(waveforms)], None, [], None, [], [])
+
+  def groups_for(self, meta, n):
+    return None
 
 
 def test_evaluate_rectangular_confusion_and_ua_over_present_classes():

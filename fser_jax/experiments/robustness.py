@@ -141,6 +141,13 @@ def score_condition(run: TrainedRun, name: str, wavs, labels, meta, *,
 def run_conditions(workdir: str, *, data: str = "", output_dir: str = "",
                    label_map=None, data_dir: str = "", seed: int = 0,
                    conditions=None) -> dict:
+  conditions = list(conditions or wave_augment.CONDITIONS)
+  if "clean" not in conditions:
+    conditions.insert(0, "clean")
+  unknown = [c for c in conditions if c not in wave_augment.CONDITIONS]
+  if unknown:
+    raise DataError(f"--conditions: unknown {', '.join(unknown)}; known: "
+                    f"{', '.join(wave_augment.CONDITIONS)}")
   run = TrainedRun(workdir)
   out_dir = output_dir or os.path.join(workdir, "robustness")
   cond_dir = os.path.join(out_dir, "conditions")
@@ -155,13 +162,6 @@ def run_conditions(workdir: str, *, data: str = "", output_dir: str = "",
     names, wavs, labels, meta = run_test_split(run)
   if not wavs:
     raise DataError("no clips to score")
-  conditions = list(conditions or wave_augment.CONDITIONS)
-  if "clean" not in conditions:
-    conditions.insert(0, "clean")
-  unknown = [c for c in conditions if c not in wave_augment.CONDITIONS]
-  if unknown:
-    raise DataError(f"unknown condition(s) {unknown}; known: "
-                    f"{', '.join(wave_augment.CONDITIONS)}")
   ident = {"run": os.path.abspath(workdir), "checkpoint_step": run.step,
            "data": data or "test split", "n_clips": len(wavs), "seed": seed,
            "label_map": label_map or ""}
@@ -235,19 +235,28 @@ def to_markdown(result: dict) -> str:
 
 
 def plot(result: dict, path: str) -> None:
+  plot_many([result], [os.path.basename(result["run"].rstrip("/"))], path)
+
+
+def plot_many(results: list[dict], labels: list[str], path: str) -> None:
+  """UA per condition of one or more runs, side by side (the README's
+  picture: python -c 'from fser_jax.experiments import robustness as r; ...')."""
   from fser_jax import plots  # noqa: F401  (sets the Agg backend)
   import matplotlib.pyplot as plt
-  rows = result["conditions"]
-  names = [r["name"] for r in rows]
-  ua = [100 * r["ua"] for r in rows]
-  fig, ax = plt.subplots(figsize=(1.5 + 0.5 * len(rows), 4))
-  ax.bar(range(len(rows)), ua,
-         color=["tab:green" if n == "clean" else "tab:blue" for n in names])
-  ax.axhline(ua[names.index("clean")], color="tab:green", lw=1, ls="--")
-  ax.set_xticks(range(len(rows)), names, rotation=45, ha="right")
+  names = [r["name"] for r in results[0]["conditions"]]
+  width = 0.8 / len(results)
+  fig, ax = plt.subplots(figsize=(2 + 0.6 * len(names), 4))
+  for k, (res, label) in enumerate(zip(results, labels)):
+    ua = {r["name"]: 100 * r["ua"] for r in res["conditions"]}
+    ax.bar(np.arange(len(names)) + (k - (len(results) - 1) / 2) * width,
+           [ua.get(n, np.nan) for n in names], width, label=label)
+  ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
   ax.set_ylabel("UA %")
   ax.set_ylim(0, 100)
-  ax.set_title(f"Robustness ({result['n_clips']} clips)")
+  ax.set_title(f"UA under each condition ({results[0]['n_clips']} clips)")
+  if len(results) > 1:
+    ax.legend(loc="lower left")
+  ax.grid(axis="y", alpha=0.3)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
