@@ -220,6 +220,9 @@ def validate(c: ml_collections.ConfigDict) -> None:
       raise ConfigError(f"config augment.wave.noise_kinds: unknown "
                         f"{sorted(unknown)}; 'white' and 'pink' (a folder: "
                         "augment.wave.noise_dir)")
+    if w.noise_prob and not (tuple(w.noise_kinds) or w.noise_dir):
+      raise ConfigError("config augment.wave.noise_prob > 0 needs a noise: "
+                        "augment.wave.noise_kinds or augment.wave.noise_dir")
     wave_on = any(w[k] for k in ("noise_prob", "phone_prob", "gain_prob",
                                  "speed_prob", "reverb_prob"))
     if wave_on and c.augment.offline_copies:

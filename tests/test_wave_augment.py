@@ -184,3 +184,49 @@ def test_conditions_are_deterministic_and_named_as_the_issue_asks():
   noisy, _ = wa.condition(keys, x, lengths, name="snr_5", sample_rate=SR)
   measured = level_db(x[0]) - level_db(np.asarray(noisy)[0] - np.asarray(x)[0])
   assert abs(measured - 5) < 0.5
+
+
+def test_user_noise_and_impulse_response_folders(tmp_path):
+  """augment.wave.noise_dir / ir_dir: read once, noise at unit RMS end to
+  end, responses starting 1 ms before their peak at unit energy; a batch
+  with only the folder's noise gets exactly that noise's excerpts."""
+  import ml_collections
+  import soundfile as sf
+  rng = np.random.default_rng(0)
+  (tmp_path / "noise").mkdir()
+  (tmp_path / "irs").mkdir()
+  sf.write(tmp_path / "noise" / "fan.wav",
+           (0.2 * rng.standard_normal(8000)).astype(np.float32), SR)
+  sf.write(tmp_path / "noise" / "street.flac",
+           (0.05 * rng.standard_normal(4000)).astype(np.float32), SR)
+  ir = np.zeros(6000, np.float32)
+  ir[500] = 0.9  # direct sound after 500 samples of silence
+  ir[501:] = 0.1 * rng.standard_normal(5499) * np.exp(-np.arange(5499) / 800)
+  sf.write(tmp_path / "irs" / "hall.wav", ir, SR, subtype="FLOAT")
+  w = ml_collections.ConfigDict({"noise_dir": str(tmp_path / "noise"),
+                                 "ir_dir": str(tmp_path / "irs"),
+                                 "reverb_rt60": (0.2, 0.5)})
+  noise, irs = wa.load_banks(w, SR)
+  assert noise.shape == (12000,)
+  np.testing.assert_allclose(np.sqrt(np.mean(noise[:8000] ** 2)), 1, rtol=1e-3)
+  np.testing.assert_allclose(np.sqrt(np.mean(noise[8000:] ** 2)), 1, rtol=1e-3)
+  assert irs.shape == (1, int(0.5 * SR))
+  assert abs(np.sum(irs[0] ** 2) - 1) < 1e-4
+  assert np.argmax(np.abs(irs[0])) == SR // 1000  # 1 ms before the peak
+  cfg = wa.WaveAugment(SR, noise_prob=1.0, noise_kinds=("folder",),
+                       noise_snr_db=(10.0, 10.0))
+  x = jnp.asarray(np.tile(tone(300, 0.25), (2, 1)))
+  lengths = jnp.full((2,), x.shape[1])
+  y, _ = wa.augment(jax.random.key(0), x, lengths, cfg,
+                    {"noise": jnp.asarray(noise)})
+  added = np.asarray(y - x)
+  for row in added:  # a scaled, contiguous (wrapping) excerpt of the bank
+    scale = np.std(row)
+    start = int(np.argmin([np.abs(row[:50] / scale
+                                  - np.roll(noise, -s)[:50] / np.std(noise)
+                                  ).max() for s in range(noise.size)]))
+    ref = np.roll(noise, -start)[:row.size]
+    np.testing.assert_allclose(row / np.std(row), ref / np.std(ref), atol=1e-3)
+  with pytest.raises(Exception, match="noise_dir"):
+    wa.load_banks(ml_collections.ConfigDict({"noise_dir": str(tmp_path / "x")}),
+                  SR)
