@@ -248,7 +248,7 @@ def test_predict_without_checkpoint_is_a_clear_error(tmp_path):
     TrainedRun(str(tmp_path))
 
 
-def test_generalisation_mode(tfds_dir, tmp_path):
+def test_generalisation_mode(tfds_dir, tmp_path, monkeypatch):
   from conftest import tiny_config
   c = tiny_config(tfds_dir, **{"data.num_folds": 3, "train.num_epochs": 1})
   out = generalisation.run_all(c, str(tmp_path))
@@ -270,8 +270,37 @@ def test_generalisation_mode(tfds_dir, tmp_path):
   for name in ("generalisation.json", "generalisation.md", "generalisation.png"):
     assert (tmp_path / name).exists()
   # Running it again reads the finished folds back instead of retraining.
+  def no_training(*a, **k):
+    raise AssertionError("a finished fold was trained again")
+  monkeypatch.setattr(generalisation.run_lib, "train_and_evaluate",
+                      no_training)
   again = generalisation.run_all(c, str(tmp_path))
   assert again["protocols"] == out["protocols"]
+
+
+def test_cross_corpus_matrix(tfds_dir, tmp_path, monkeypatch):
+  """--protocols cross: one run per corpus; the diagonal is that run's own
+  (speaker-independent) test split, the other cells its UA on every clip of
+  the other corpus; a rerun reads the rows back."""
+  from conftest import tiny_config
+  c = tiny_config(tfds_dir, **{"train.num_epochs": 1, "baseline": True})
+  out = generalisation.run_all(c, str(tmp_path), ["cross"])
+  cross = out["cross"]
+  assert cross["corpora"] == ["synth_alpha", "synth_beta"]
+  for i, src in enumerate(cross["corpora"]):
+    with open(tmp_path / "cross" / f"fold_{i}" / "report.json") as f:
+      rep = json.load(f)
+    assert cross["ua"][i][i] == rep["unweighted_accuracy"]
+    assert cross["baseline_ua"][i][i] == rep["baseline"]["unweighted_accuracy"]
+    assert set(rep["by_corpus"]) == {src}  # trained and tested on src only
+    for j in range(2):
+      assert 0 <= cross["ua"][i][j] <= 1 and 0 <= cross["baseline_ua"][i][j] <= 1
+  with open(tmp_path / "cross.json") as f:
+    assert json.load(f)["ua"] == cross["ua"]
+  assert (tmp_path / "cross.png").exists()
+  monkeypatch.setattr(generalisation.run_lib, "train_and_evaluate",
+                      lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+  assert generalisation.run_all(c, str(tmp_path), ["cross"])["cross"] == cross
 
 
 def _small(c, tmp_path, epochs: int):
