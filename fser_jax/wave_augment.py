@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 
 import jax
 import jax.numpy as jnp
@@ -261,7 +262,6 @@ def from_config(wcfg, sample_rate: int) -> WaveAugment:
       real_ir_share=float(g("real_ir_share", 0.5)))
 
 
-KINDS = ("white", "pink", "folder")
 BANK_SECONDS = 16.0
 
 
@@ -428,7 +428,6 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aiff", ".aif")
 
 
 def _audio_files(folder: str, key: str) -> list[str]:
-  import os
   from fser_jax.errors import DataError
   path = os.path.expanduser(folder)
   if not os.path.isdir(path):

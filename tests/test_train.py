@@ -177,7 +177,7 @@ def test_wave_batch_fn_feeds_the_front_end_the_channel_and_each_clips_norm():
 
 def test_fit_with_waveform_augmentation(tiny, tmp_path):
   from fser_jax import input_pipeline
-  c = tiny(**{"train.num_epochs": 1, "train.steps_per_dispatch": 2})
+  c = tiny(**{"train.num_steps": 2, "train.steps_per_dispatch": 1})
   c.augment.wave.noise_prob = 0.5
   c.augment.wave.gain_prob = 0.5
   c.augment.wave.speed_prob = 0.5
