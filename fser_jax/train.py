@@ -14,13 +14,13 @@ constrained to be split along 'data', and XLA inserts the gradient all-reduce.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
-import math
 import os
 import signal
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -300,6 +300,166 @@ class _SummaryWriter:
     self._writer.flush()
 
 
+@dataclasses.dataclass
+class TrainingInputs:
+  """The training split as the jitted step sees it."""
+  x: Any  # images [N, H, W, C], or {'wav', 'length', 'norm'} per clip
+  y: np.ndarray  # [N] labels
+  aug_fn: Callable  # (key, batch[, extras]) -> images, inside the step
+  extras: dict | None  # device-resident banks the augmentation reads
+
+  @property
+  def n(self) -> int:
+    return int(self.y.shape[0])
+
+
+def training_inputs(config, data, key) -> TrainingInputs:
+  """What each step gathers its batch from: the training images with the
+  image augmentation; or, with `augment.wave`, the training waveforms, the
+  channel simulation and the front-end; or the paper's offline copies
+  (Algorithm 1), drawn once with `key` and then used as they are."""
+  x, y = data.subset("train")
+  aug_fn = augment_lib.from_config(config.augment)
+  extras = None
+  if data.wav is not None:
+    m = data.split == "train"
+    x = {"wav": data.wav[m], "length": data.wav_lengths[m],
+         "norm": data.clip_norm[m]}
+    aug_fn = make_wave_batch_fn(config, config.data.sample_rate, aug_fn)
+    noise, irs = wave_augment.load_banks(config.augment.wave,
+                                         config.data.sample_rate)
+    extras = {k: np.asarray(v) for k, v in (("noise", noise), ("ir", irs))
+              if v is not None}
+    extras.update(wave_augment.noise_banks(config.data.sample_rate,
+                                           config.seed))
+    logging.info("Waveform augmentation on: %d training clips of %d samples "
+                 "on the device%s.", y.size, x["wav"].shape[1],
+                 "".join(f", {k} bank {np.shape(v)}"
+                         for k, v in extras.items()))
+  if config.augment.offline_copies:
+    logging.info("Offline augmentation: %d copies of %d training images.",
+                 config.augment.offline_copies, x.shape[0])
+    x, y = offline_augment(key, x, y, config.augment.offline_copies, aug_fn)
+    aug_fn = lambda k, x: x  # the paper trained on the fixed copies
+  return TrainingInputs(x, y, aug_fn, extras)
+
+
+def plan(tcfg, n: int, n_devices: int = 1) -> tuple[int, int, int]:
+  """(steps per epoch, total steps, epochs) for `n` training examples, or a
+  ConfigError naming the batch size that cannot work."""
+  if tcfg.batch_size % n_devices:
+    raise ConfigError(f"config train.batch_size={tcfg.batch_size} must be "
+                      f"divisible by the {n_devices} data-parallel devices")
+  if tcfg.batch_size > n:
+    raise ConfigError(f"config train.batch_size={tcfg.batch_size} is larger "
+                      f"than the {n} training examples; lower it")
+  steps_per_epoch = n // tcfg.batch_size
+  n_steps = total_steps(tcfg, steps_per_epoch)
+  return steps_per_epoch, n_steps, -(-n_steps // steps_per_epoch)
+
+
+def dispatches(start: int, n_steps: int, steps_per_epoch: int,
+               per_dispatch: int):
+  """(epoch, offset in the epoch, steps) of each dispatch from `start`: up
+  to `per_dispatch` steps, never across an epoch's end. The boundaries do
+  not depend on `start`'s history, so a resumed run compiles and runs the
+  same programs on the same batches as an uninterrupted one."""
+  step = start
+  while step < n_steps:
+    epoch, offset = divmod(step, steps_per_epoch)
+    k = min(per_dispatch, steps_per_epoch - offset, n_steps - step)
+    yield epoch, offset, k
+    step += k
+
+
+def resume(ckpts, state, metrics_path: str) -> tuple[State, int, list[dict]]:
+  """(state, start step, history) from the workdir's latest complete
+  checkpoint, or the fresh `state` at step 0. Log lines written after that
+  checkpoint (work lost with the interruption, redone now) are dropped from
+  metrics.jsonl, so no step is logged twice."""
+  start = ckpts.latest_step()
+  if start is not None:
+    state = ckpts.restore(ckpt_lib.abstract_like(state))
+    start = int(state["step"])
+  else:
+    start = 0
+  history = [h for h in _read_jsonl(metrics_path) if h["step"] <= start]
+  with open(metrics_path, "w") as f:
+    f.writelines(json.dumps(h) + "\n" for h in history)
+  return state, start, history
+
+
+def check_finite(m, step: int, epoch: int, last_checkpoint, workdir: str):
+  """Raises TrainingDiverged naming the first non-finite step of a dispatch
+  that started after `step`, and the checkpoint to go back to."""
+  loss = np.asarray(m["loss"])
+  if np.all(np.isfinite(loss)):
+    return
+  bad = step + int(np.argmin(np.isfinite(loss))) + 1
+  raise TrainingDiverged(
+      f"loss is {loss[~np.isfinite(loss)][0]} at step {bad} "
+      f"(epoch {epoch + 1}); stopped. "
+      + (f"The last good checkpoint is step {last_checkpoint} in "
+         f"{workdir}/checkpoints. " if last_checkpoint is not None
+         else "No checkpoint was saved before it. ")
+      + "Lower train.learning_rate or check the data.")
+
+
+class RunLog:
+  """metrics.jsonl (appended and flushed line by line) and TensorBoard."""
+
+  def __init__(self, workdir: str, history: list[dict]):
+    self.history = history
+    self._file = open(os.path.join(workdir, "metrics.jsonl"), "a")
+    self._writer = _SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+  def __call__(self, record: dict) -> None:
+    self.history.append(record)
+    self._file.write(json.dumps(record) + "\n")
+    self._file.flush()
+    for k, v in record.items():
+      if k not in ("step", "epoch"):
+        self._writer.scalar(k, v, record["step"])
+
+  def close(self) -> None:
+    self._file.close()
+    self._writer.flush()
+
+
+class Throughput:
+  """Examples per second since the end of the first dispatch (which
+  compiles), and the time left."""
+
+  def __init__(self, batch_size: int):
+    self.batch_size = batch_size
+    self._t0, self._steps = None, 0
+
+  def update(self, k: int, dt: float) -> float:
+    if self._t0 is None:
+      self._t0 = time.perf_counter()
+      self.rate = k * self.batch_size / dt
+    else:
+      self._steps += k
+      self.rate = (self._steps * self.batch_size
+                   / (time.perf_counter() - self._t0))
+    return self.rate
+
+  def eta(self, steps_left: int) -> str:
+    if not self._steps:
+      return "after the first dispatch"
+    return _fmt_time(steps_left * self.batch_size / self.rate)
+
+
+def validate(eval_fn, params, x_val, y_val) -> dict | None:
+  """Validation loss and accuracy, or None without a validation split."""
+  if y_val.size == 0:
+    return None
+  logits = predict_logits(eval_fn, params, x_val)
+  return {"val_loss": float(optax.softmax_cross_entropy_with_integer_labels(
+              logits, y_val).mean()),
+          "val_accuracy": float(np.mean(logits.argmax(-1) == y_val))}
+
+
 def fit(config, data, workdir: str, init_params=None) -> dict:
   """Trains on `data` (input_pipeline.Data) in `workdir`, resuming from its
   latest checkpoint. `init_params` (train.init_from) replace the random
@@ -308,137 +468,49 @@ def fit(config, data, workdir: str, init_params=None) -> dict:
   tcfg = config.train
   mesh = make_mesh(config.mesh)
   n_dev = mesh.devices.size
-  if tcfg.batch_size % n_dev:
-    raise ConfigError(f"config train.batch_size={tcfg.batch_size} must be "
-                     f"divisible by the {n_dev} data-parallel devices")
   replicated = NamedSharding(mesh, P())
   batch_sharding = NamedSharding(mesh, P("data")) if n_dev > 1 else None
-
-  x_train, y_train = data.subset("train")
-  x_val, y_val = data.subset("validation")
   key = jax.random.key(config.seed)
   k_init, k_data, k_steps, k_offline = jax.random.split(key, 4)
-  aug_fn = augment_lib.from_config(config.augment)
-  extras = None
-  if data.wav is not None:
-    # Waveform augmentation: the training clips' samples live on the device
-    # and every batch goes through channel -> front-end -> image augment.
-    m = data.split == "train"
-    x_train = {"wav": data.wav[m], "length": data.wav_lengths[m],
-               "norm": data.clip_norm[m]}
-    aug_fn = make_wave_batch_fn(config, config.data.sample_rate, aug_fn)
-    noise, irs = wave_augment.load_banks(config.augment.wave,
-                                         config.data.sample_rate)
-    extras = {k: jnp.asarray(v) for k, v in (("noise", noise), ("ir", irs))
-              if v is not None}
-    extras.update({k: jnp.asarray(v) for k, v in wave_augment.noise_banks(
-        config.data.sample_rate, config.seed).items()})
-    logging.info("Waveform augmentation on: %d training clips of %d samples "
-                 "on the device%s.", y_train.size, x_train["wav"].shape[1],
-                 "".join(f", {k} bank {v.shape}" for k, v in extras.items()))
-  if config.augment.offline_copies:
-    logging.info("Offline augmentation: %d copies of %d training images.",
-                 config.augment.offline_copies, x_train.shape[0])
-    x_train, y_train = offline_augment(k_offline, x_train, y_train,
-                                       config.augment.offline_copies, aug_fn)
-    aug_fn = lambda k, x: x  # the paper trained on the fixed copies
-  n = y_train.shape[0]
-  if tcfg.batch_size > n:
-    raise ConfigError(f"config train.batch_size={tcfg.batch_size} is larger "
-                     f"than the {n} training examples; lower it")
-  steps_per_epoch = n // tcfg.batch_size
-  n_steps = total_steps(tcfg, steps_per_epoch)
-  n_epochs = -(-n_steps // steps_per_epoch)
 
+  inputs = training_inputs(config, data, k_offline)
+  x_val, y_val = data.subset("validation")
+  steps_per_epoch, n_steps, n_epochs = plan(tcfg, inputs.n, n_dev)
   graphdef, state, tx = create(config, len(data.classes),
                                data.images.shape[-1], steps_per_epoch,
                                params=init_params)
-  state = jax.device_put(state, replicated)
   ckpts = ckpt_lib.Checkpoints(workdir, tcfg.max_checkpoints)
-  metrics_path = os.path.join(workdir, "metrics.jsonl")
-  history = _read_jsonl(metrics_path)
-  start = ckpts.latest_step()
-  if start is not None:
-    state = ckpts.restore(ckpt_lib.abstract_like(state))
-    start = int(state["step"])
+  state, start, history = resume(ckpts, jax.device_put(state, replicated),
+                                 os.path.join(workdir, "metrics.jsonl"))
+  if start:
     logging.info("Resuming from the checkpoint at step %d (epoch %d).", start,
                  start // steps_per_epoch)
-  else:
-    start = 0
-  # Drop log lines written after the checkpoint we resume from.
-  history = [h for h in history if h["step"] <= start]
-  with open(metrics_path, "w") as f:
-    f.writelines(json.dumps(h) + "\n" for h in history)
   best_val = max([h["val_accuracy"] for h in history if "val_accuracy" in h],
                  default=-1.0)
-
-  images_dev = jax.device_put(x_train, replicated)
-  if extras is not None:
-    extras = jax.device_put(extras, replicated)
-  labels_dev = jax.device_put(jnp.asarray(y_train), replicated)
-  train_chunk = make_train_chunk(graphdef, tx, aug_fn, batch_sharding)
+  x_dev, y_dev, extras = jax.device_put(
+      (inputs.x, jnp.asarray(inputs.y), inputs.extras), replicated)
+  train_chunk = make_train_chunk(graphdef, tx, inputs.aug_fn, batch_sharding)
   eval_fn = make_eval_fn(graphdef)
-  writer = _SummaryWriter(os.path.join(workdir, "tensorboard"))
-  log_file = open(metrics_path, "a")
-
-  def log(record):
-    history.append(record)
-    log_file.write(json.dumps(record) + "\n")
-    log_file.flush()
-    for k, v in record.items():
-      if k not in ("step", "epoch"):
-        writer.scalar(k, v, record["step"])
-
-  def evaluate(step, epoch):
-    nonlocal best_val
-    logits = predict_logits(eval_fn, state["params"], x_val)
-    if y_val.size == 0:
-      return
-    loss = float(optax.softmax_cross_entropy_with_integer_labels(
-        logits, y_val).mean())
-    acc = float(np.mean(logits.argmax(-1) == y_val))
-    log({"step": step, "epoch": epoch, "val_loss": loss, "val_accuracy": acc})
-    if acc > best_val:
-      best_val = acc
-      ckpts.save_best(step, state, acc)
-    return acc
+  log = RunLog(workdir, history)
+  speed = Throughput(tcfg.batch_size)
 
   logging.info("Training %d steps (%d epochs x %d steps of %d) on %d %s "
                "device(s), from step %d.", n_steps, n_epochs,
                steps_per_epoch, tcfg.batch_size, n_dev, jax.default_backend(),
                start)
   step = start
-  t_timed, steps_timed = None, 0
   try:
     with _StopFlag() as stop:
-      while step < n_steps:
-        epoch, offset = divmod(step, steps_per_epoch)
-        k = min(tcfg.steps_per_dispatch, steps_per_epoch - offset,
-                n_steps - step)
-        idx = epoch_indices(k_data, epoch, n, tcfg.batch_size,
+      for epoch, offset, k in dispatches(start, n_steps, steps_per_epoch,
+                                         tcfg.steps_per_dispatch):
+        idx = epoch_indices(k_data, epoch, inputs.n, tcfg.batch_size,
                             steps_per_epoch)[offset:offset + k]
         t0 = time.perf_counter()
-        state, m = train_chunk(state, images_dev, labels_dev, idx, k_steps,
-                               extras)
+        state, m = train_chunk(state, x_dev, y_dev, idx, k_steps, extras)
         m = jax.device_get(m)
-        dt = time.perf_counter() - t0
-        if not np.all(np.isfinite(m["loss"])):
-          bad = step + int(np.argmin(np.isfinite(m["loss"]))) + 1
-          raise TrainingDiverged(
-              f"loss is {m['loss'][~np.isfinite(m['loss'])][0]} at step {bad} "
-              f"(epoch {epoch + 1}); stopped. "
-              + (f"The last good checkpoint is step {ckpts.latest_step()} in "
-                 f"{workdir}/checkpoints. " if ckpts.latest_step() is not None
-                 else "No checkpoint was saved before it. ")
-              + "Lower train.learning_rate or check the data.")
+        check_finite(m, step, epoch, ckpts.latest_step(), workdir)
         step += k
-        # Throughput since the end of the first dispatch (which compiles).
-        if t_timed is None:
-          t_timed, steps_timed = time.perf_counter(), 0
-        else:
-          steps_timed += k
-        rate = (steps_timed * tcfg.batch_size / (time.perf_counter() - t_timed)
-                if steps_timed else k * tcfg.batch_size / dt)
+        rate = speed.update(k, time.perf_counter() - t0)
         log({"step": step, "epoch": step / steps_per_epoch,
              "train_loss": float(m["loss"].mean()),
              "train_accuracy": float(m["accuracy"].mean()),
@@ -448,18 +520,22 @@ def fit(config, data, workdir: str, init_params=None) -> dict:
         val = None
         if epoch_done and (ep % tcfg.eval_every_epochs == 0
                            or step == n_steps):
-          val = evaluate(step, ep)
+          val = validate(eval_fn, state["params"], x_val, y_val)
+          if val is not None:
+            log({"step": step, "epoch": ep, **val})
+            if val["val_accuracy"] > best_val:
+              best_val = val["val_accuracy"]
+              ckpts.save_best(step, state, best_val)
         if (epoch_done and ep % tcfg.checkpoint_every_epochs == 0) \
             or step == n_steps or stop.signum:
           ckpts.save_latest(step, state)
         if epoch_done or step == n_steps:
-          eta = (_fmt_time((n_steps - step) * tcfg.batch_size / rate)
-                 if steps_timed else "after the first dispatch")
           logging.info(
               "epoch %d/%d step %d/%d | loss %.4f acc %.3f%s | %.0f ex/s | "
               "ETA %s", ep, n_epochs, step, n_steps,
               float(m["loss"].mean()), float(m["accuracy"].mean()),
-              "" if val is None else f" | val acc {val:.3f}", rate, eta)
+              "" if val is None else f" | val acc {val['val_accuracy']:.3f}",
+              rate, speed.eta(n_steps - step))
         if stop.signum:
           ckpts.wait()
           raise Interrupted(
@@ -468,8 +544,7 @@ def fit(config, data, workdir: str, init_params=None) -> dict:
               int(stop.signum))
   finally:
     ckpts.wait()
-    log_file.close()
-    writer.flush()
+    log.close()
 
   best_step = ckpts.best_step()
   if best_step is None:  # no validation split: the final state is the model
@@ -478,4 +553,4 @@ def fit(config, data, workdir: str, init_params=None) -> dict:
     best_state = ckpts.restore(ckpt_lib.abstract_like(state), best=True)
   ckpts.close()
   return {"graphdef": graphdef, "state": best_state, "final_state": state,
-          "history": history, "eval_fn": eval_fn, "best_step": best_step}
+          "history": log.history, "eval_fn": eval_fn, "best_step": best_step}

@@ -1,10 +1,13 @@
 """The jitted core: a train step lowers the loss, checkpoints round-trip,
 sharded training equals single-device training."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from fser_jax import augment
 from fser_jax import checkpoints
@@ -188,3 +191,77 @@ def test_fit_with_waveform_augmentation(tiny, tmp_path):
   out = train.fit(c, data, str(tmp_path))
   losses = [h["train_loss"] for h in out["history"] if "train_loss" in h]
   assert losses and np.all(np.isfinite(losses))
+
+
+# --- the loop's parts, each alone ---------------------------------------------
+def test_dispatches_never_cross_an_epoch_and_do_not_depend_on_the_start():
+  full = list(train.dispatches(0, 14, 6, 4))
+  # (epoch, offset, steps): 4 + 2 | 4 + 2 | 2 (the last, cut at 14 steps)
+  assert full == [(0, 0, 4), (0, 4, 2), (1, 0, 4), (1, 4, 2), (2, 0, 2)]
+  # Resumed at any dispatch boundary: exactly the uninterrupted tail.
+  for i in range(len(full)):
+    start = full[i][0] * 6 + full[i][1]
+    assert list(train.dispatches(start, 14, 6, 4)) == full[i:]
+  assert list(train.dispatches(14, 14, 6, 4)) == []
+
+
+def test_plan_counts_steps_and_names_a_batch_that_cannot_work():
+  import ml_collections
+  t = ml_collections.ConfigDict({"batch_size": 16, "num_epochs": 3,
+                                 "num_steps": 0})
+  assert train.plan(t, 100) == (6, 18, 3)  # 100 // 16 = 6 steps per epoch
+  with pytest.raises(train.ConfigError, match="batch_size=16 is larger than "
+                     "the 10 training examples"):
+    train.plan(t, 10)
+  with pytest.raises(train.ConfigError, match="divisible by the 3"):
+    train.plan(t, 100, n_devices=3)
+
+
+class _FakeCheckpoints:
+  def __init__(self, step):
+    self.step = step
+
+  def latest_step(self):
+    return self.step
+
+  def restore(self, abstract):
+    return {"step": jnp.asarray(self.step), "params": jnp.ones(2)}
+
+
+def test_resume_drops_the_log_lines_after_the_checkpoint(tmp_path):
+  path = str(tmp_path / "metrics.jsonl")
+  lines = [{"step": s, "train_loss": float(s)} for s in (2, 4, 6, 8)]
+  with open(path, "w") as f:
+    f.writelines(json.dumps(x) + "\n" for x in lines)
+  fresh = {"step": jnp.zeros(()), "params": jnp.zeros(2)}
+  state, start, history = train.resume(_FakeCheckpoints(4), fresh, path)
+  assert start == 4 and float(state["params"].sum()) == 2  # restored
+  assert [h["step"] for h in history] == [2, 4]  # 6 and 8 are redone
+  with open(path) as f:  # and the file says the same
+    assert [json.loads(x)["step"] for x in f] == [2, 4]
+  state, start, history = train.resume(_FakeCheckpoints(None), fresh, path)
+  assert start == 0 and state is fresh and history == []
+
+
+def test_check_finite_names_the_first_bad_step_and_the_checkpoint():
+  train.check_finite({"loss": np.ones(4)}, 8, 1, 6, "/w")  # finite: silent
+  bad = {"loss": np.array([1.0, 2.0, np.nan, np.inf])}
+  with pytest.raises(train.TrainingDiverged,
+                     match=r"nan at step 11 \(epoch 2\).*step 6 in /w/"):
+    train.check_finite(bad, 8, 1, 6, "/w")
+  with pytest.raises(train.TrainingDiverged, match="No checkpoint was saved"):
+    train.check_finite(bad, 8, 1, None, "/w")
+
+
+def test_training_inputs_with_the_papers_offline_copies(tiny):
+  from fser_jax import input_pipeline
+  c = tiny(**{"augment.offline_copies": 2})
+  data = input_pipeline.load(c, progress=False)
+  x, y = data.subset("train")
+  inp = train.training_inputs(c, data, jax.random.key(0))
+  assert inp.n == 3 * y.size and inp.extras is None
+  np.testing.assert_array_equal(inp.y, np.tile(y, 3))
+  np.testing.assert_array_equal(inp.x[:y.size], x)  # originals first
+  assert not np.allclose(inp.x[y.size:2 * y.size], x)  # then augmented
+  probe = jnp.ones((2, 4, 4, 3))
+  assert inp.aug_fn(jax.random.key(1), probe) is probe  # copies used as is
