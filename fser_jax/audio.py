@@ -90,6 +90,81 @@ def load_audio(path, sample_rate: int, *, min_samples: int = 1,
   return wav.astype(np.float32)
 
 
+def duration_seconds(path) -> float | None:
+  """The file's duration from its header, or None where libsndfile cannot
+  read it (the decoder finds out when it loads the file)."""
+  import soundfile as sf
+  try:
+    return float(sf.info(os.fspath(path)).duration)
+  except Exception:  # not a libsndfile format, or not audio at all
+    return None
+
+
+def stream(path, sample_rate: int, block_seconds: float = 30.0):
+  """Yields a long file as mono float32 blocks at `sample_rate`, reading and
+  resampling `block_seconds` at a time (soxr's streaming resampler: the
+  same samples as `load_audio`'s one-shot soxr_hq), so that memory does not
+  grow with the file. Raises AudioError as `load_audio` does (NaN samples,
+  undecodable, all silent)."""
+  import soundfile as sf
+  import soxr
+  path = os.fspath(path)
+  try:
+    f = sf.SoundFile(path)
+  except Exception as e:
+    raise AudioError(path, f"cannot be decoded as audio ({type(e).__name__}: "
+                     f"{e}); check that it is a complete audio file") from None
+  with f:
+    rate = f.samplerate
+    rs = (None if rate == sample_rate else
+          soxr.ResampleStream(rate, sample_rate, 1, dtype="float32",
+                              quality="HQ"))
+    block = max(1, int(block_seconds * rate))
+    heard = False
+    while True:
+      x = f.read(block, dtype="float32", always_2d=True)
+      last = x.shape[0] < block
+      if not np.all(np.isfinite(x)):
+        raise AudioError(path, "contains NaN or Inf samples")
+      x = x.mean(axis=1, dtype=np.float32)
+      heard = heard or bool(np.any(x))
+      if rs is not None:
+        x = rs.resample_chunk(x, last=last)
+      if x.size:
+        yield x
+      if last:
+        break
+  if not heard:
+    raise AudioError(path, "is silent (all samples are zero)")
+
+
+def stream_windows(blocks, window: int, hop: int):
+  """`frame_windows` over a stream of blocks: yields (start, samples) with
+  the same starts and samples, holding at most one window and one block."""
+  buf = np.zeros(0, np.float32)
+  offset = 0  # the stream position of buf[0]
+  next_start = 0
+  last_end = 0
+  for b in blocks:
+    buf = np.concatenate([buf, b])
+    while next_start + window <= offset + buf.size:
+      a = next_start - offset
+      yield next_start, buf[a:a + window].copy()
+      last_end = next_start + window
+      next_start += hop
+    # Keep what a later window may need: from the next start, and the last
+    # `window` samples (the end-aligned tail).
+    cut = min(next_start, offset + buf.size - window) - offset
+    cut = max(0, min(cut, buf.size))
+    buf, offset = buf[cut:], offset + cut
+  total = offset + buf.size
+  if not last_end:  # shorter than one window: the whole clip
+    if total:
+      yield 0, buf.copy()
+  elif last_end < total:  # the end-aligned tail window
+    yield total - window, buf[buf.size - window:].copy()
+
+
 def frame_windows(wav: np.ndarray, window: int,
                   hop: int) -> list[tuple[int, np.ndarray]]:
   """Cuts a long waveform into (start, samples) windows of `window` samples

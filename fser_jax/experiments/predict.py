@@ -29,6 +29,7 @@ from absl import logging
 from fser_jax import audio as audio_lib
 from fser_jax.datasets.files import AUDIO_EXTENSIONS
 from fser_jax.errors import DataError
+from fser_jax.inference import STREAM_SECONDS
 from fser_jax.inference import TrainedRun
 
 CHUNK = 64  # files per classify call
@@ -51,9 +52,20 @@ def expand(paths) -> list[str]:
   return out
 
 
+class Long:
+  """A recording longer than inference.STREAM_SECONDS: not loaded here, but
+  streamed block by block when its turn comes (bounded memory)."""
+
+
+LONG = Long()
+
+
 def load_many(run: TrainedRun, paths: list[str], workers: int = 4):
-  """Yields (path, waveform or AudioError) in order, reading ahead."""
+  """Yields (path, waveform or AudioError or LONG) in order, reading ahead."""
   def one(p):
+    d = audio_lib.duration_seconds(p) if os.path.isfile(p) else None
+    if d is not None and d > STREAM_SECONDS:
+      return p, LONG
     try:
       return p, run.load_audio(p)
     except audio_lib.AudioError as e:
@@ -102,7 +114,7 @@ def rows_for(run: TrainedRun, paths, loaded, threshold=None,
   'folder' (each folder's files standardised with their own statistics: one
   speaker or session per folder), 'file' (each file with its own windows'),
   'none' (the run's training statistics)."""
-  good = [(p, w) for p, w in loaded if not isinstance(w, Exception)]
+  good = [(p, w) for p, w in loaded if isinstance(w, np.ndarray)]
   groups = (None if normalize_by == "none" else
             [os.path.dirname(os.path.abspath(p)) if normalize_by == "folder"
              else p for p, _ in good])
@@ -110,21 +122,35 @@ def rows_for(run: TrainedRun, paths, loaded, threshold=None,
   by_path = {p: i for i, (p, _) in enumerate(good)}
   rows = []
   for p, w in loaded:
+    if w is LONG:  # streamed; with its own statistics unless 'none'
+      try:
+        one = run.classify_stream(p, own_statistics=normalize_by != "none")
+      except audio_lib.AudioError as e:
+        w = e
+      else:
+        rows += _file_rows(run, p, one, 0, threshold)
+        continue
     if isinstance(w, Exception):
       rows.append({"file": p, "window": "all", "start_s": "", "end_s": "",
                    "prediction": "", "error": w.problem})
       continue
-    i = by_path[p]
-    wp, starts, lens = (out.window_probs[i], out.window_starts[i],
-                        out.window_lengths[i])
-    wd = None if out.window_distance is None else out.window_distance[i]
-    if len(starts) > 1:
-      for j in range(len(starts)):
-        rows.append(_row(run, p, str(j), starts[j], starts[j] + lens[j], wp[j],
-                         None if wd is None else wd[j], threshold))
-    rows.append(_row(run, p, "all", 0, w.size, out.probs[i],
-                     None if out.distance is None else out.distance[i],
-                     threshold))
+    rows += _file_rows(run, p, out, by_path[p], threshold)
+  return rows
+
+
+def _file_rows(run, p, out, i, threshold) -> list[dict]:
+  """A file's rows: one per window (when it has several), then 'all'."""
+  rows = []
+  wp, starts, lens = (out.window_probs[i], out.window_starts[i],
+                      out.window_lengths[i])
+  wd = None if out.window_distance is None else out.window_distance[i]
+  if len(starts) > 1:
+    for j in range(len(starts)):
+      rows.append(_row(run, p, str(j), starts[j], starts[j] + lens[j], wp[j],
+                       None if wd is None else wd[j], threshold))
+  rows.append(_row(run, p, "all", 0, starts[-1] + lens[-1], out.probs[i],
+                   None if out.distance is None else out.distance[i],
+                   threshold))
   return rows
 
 
