@@ -94,3 +94,57 @@ def own_tiny_config(tfds_dir: str, path: str, **overrides):
   c.train.checkpoint_every_epochs = 1
   c.train.eval_every_epochs = 1
   return _apply(c, overrides)
+
+
+# launch.py's own entry point (`_run`: the one `except UserError` -> one
+# line, exit 2) run over several command lines in ONE subprocess, to pay the
+# interpreter's and TensorFlow's start-up once instead of per case.
+_DRIVER = r'''
+import contextlib, io, json, sys
+sys.path.insert(0, sys.argv[1])
+sys.path.insert(0, sys.argv[2])
+import launch
+results = []
+for argv in json.loads(sys.argv[3]):
+  sys.argv = ["launch.py"] + argv
+  for name in list(launch.FLAGS):  # each case starts from the defaults
+    if name.startswith("config."):  # the last case's --config.x overrides
+      delattr(launch.FLAGS, name)
+    else:
+      launch.FLAGS[name].unparse()
+  err = io.StringIO()
+  try:
+    with contextlib.redirect_stderr(err):
+      launch._run()
+    code = 0
+  except SystemExit as e:
+    code = e.code
+  results.append({"code": code, "stderr": err.getvalue()})
+print("RESULTS" + json.dumps(results))
+'''
+
+
+def launch_all(argvs: list[list[str]], timeout: int = 600) -> list[dict]:
+  """[{'code', 'stderr'}] of `python launch.py ARGV` for each ARGV, in one
+  fresh process (flags re-parsed per case; each case's stderr apart)."""
+  import json
+  import subprocess
+  import sys
+  here = os.path.dirname(os.path.abspath(__file__))
+  r = subprocess.run([sys.executable, "-c", _DRIVER, os.path.dirname(here),
+                      here, json.dumps(argvs)], capture_output=True,
+                     text=True, timeout=timeout,
+                     env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  assert "RESULTS" in r.stdout, r.stderr[-3000:]
+  return json.loads(r.stdout.split("RESULTS", 1)[1])
+
+
+def assert_one_line_exit_2(result: dict, want: str) -> None:
+  """Exit 2, one 'error:' message naming `want` (on its line, or in the
+  how-to-fix lines under it), no traceback."""
+  err = result["stderr"]
+  assert result["code"] == 2, err[-2000:]
+  lines = [l for l in err.splitlines() if l.startswith("error:")]
+  assert len(lines) == 1, err[-2000:]
+  assert want in err[err.index(lines[0]):], err[-2000:]
+  assert "Traceback" not in err

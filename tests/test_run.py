@@ -20,13 +20,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def trained(tfds_dir, tmp_path_factory):
-  """A tiny run on fser/synthetic_small (2 epochs)."""
+def trained(tfds_dir, source_run):
+  """conftest's `source_run` (a tiny run on fser/synthetic_small, 2 epochs),
+  which no test here modifies: a test that trains on copies it first."""
   from conftest import tiny_config
-  workdir = str(tmp_path_factory.mktemp("run"))
-  c = tiny_config(tfds_dir)
-  rep = run.train_and_evaluate(c, workdir)
-  return workdir, c, rep
+  c = tiny_config(tfds_dir, **{"train.num_epochs": 2, "baseline": True})
+  with open(os.path.join(source_run, "report.json")) as f:
+    return source_run, c, json.load(f)
 
 
 def test_run_writes_every_output(trained):
@@ -77,7 +77,10 @@ def test_splits_csv_is_speaker_independent(trained):
 
 
 def test_resume_continues_from_the_saved_step(trained, tmp_path):
-  workdir, c, _ = trained
+  import shutil
+  workdir = str(tmp_path / "copy")  # the shared run stays as it was
+  shutil.copytree(trained[0], workdir)
+  c = trained[1]
   c2 = c.copy_and_resolve_references()
   with c2.unlocked():
     c2.train.num_epochs = 3
@@ -152,9 +155,11 @@ def test_predict_on_own_files(trained, tmp_path, capsys):
            "distance", "familiar")
   classes = sorted({k for r in rows for k in r if k not in other})
   assert len(classes) == 8
-  for name in ("mono8k.wav", "stereo48k.wav", "long.flac"):
-    for r in by_file[name]:
-      np.testing.assert_allclose(sum(r[c] for c in classes), 1.0, atol=1e-5)
+  # A file's row is its windows' mean, class by class.
+  for c in classes:
+    np.testing.assert_allclose(
+        by_file["long.flac"][-1][c],
+        np.mean([r[c] for r in by_file["long.flac"][:-1]]), atol=1e-6)
   assert [r["window"] for r in by_file["mono8k.wav"]] == ["all"]
   for r in by_file["long.flac"][:-1]:
     assert r["distance"] > 0 and r["familiar"] in ("yes", "no")
@@ -183,10 +188,14 @@ def test_inputs_are_standardised_with_training_statistics_only(trained):
   assert len(data.norm[0]) == 3
   raw = data.raw_images()
   assert raw.min() >= -1e-5 and raw.max() <= 1 + 1e-5  # the [0, 1] image
-  # Test clips played no part: their statistics differ from the training ones.
-  test_raw = raw[data.split == "test"]
-  assert not np.allclose(test_raw.mean((0, 1, 2), dtype=np.float64),
-                         data.norm[0], atol=1e-6)
+  # The statistics are the training split's own, and test clips played no
+  # part: with them included, the mean would be measurably different.
+  train_raw = raw[data.split == "train"]
+  np.testing.assert_allclose(data.norm[0],
+                             train_raw.mean((0, 1, 2), dtype=np.float64),
+                             atol=1e-5)
+  with_test = raw[data.split != "validation"].mean((0, 1, 2), dtype=np.float64)
+  assert np.abs(with_test - data.norm[0]).max() > 1e-3
   plain = input_pipeline.load(_with(c, standardize=False), progress=False)
   np.testing.assert_allclose(plain.images, raw, atol=1e-5)
 
@@ -250,10 +259,10 @@ def test_predict_without_checkpoint_is_a_clear_error(tmp_path):
 
 def test_generalisation_mode(tfds_dir, tmp_path, monkeypatch):
   from conftest import tiny_config
-  c = tiny_config(tfds_dir, **{"data.num_folds": 3, "train.num_epochs": 1})
+  c = tiny_config(tfds_dir, **{"data.num_folds": 2, "train.num_epochs": 1})
   out = generalisation.run_all(c, str(tmp_path))
   assert set(out["protocols"]) == {"paper", "speaker", "corpus"}
-  assert len(out["protocols"]["speaker"]["folds"]) == 3
+  assert len(out["protocols"]["speaker"]["folds"]) == 2
   assert set(out["per_held_out_corpus"]) == {"synth_alpha", "synth_beta"}
   for p, res in out["protocols"].items():
     accs = []
@@ -411,3 +420,49 @@ def test_launch_predict_takes_several_paths_after_one_audio_flag(trained,
        str(tmp_path / "w"), "stray.wav"], capture_output=True, text=True,
       timeout=300)
   assert r.returncode != 0 and "Unexpected arguments: stray.wav" in r.stderr
+
+
+def test_long_recording_is_streamed_in_bounded_memory(trained, tmp_path):
+  """A 30-minute recording (8 kHz: resampled to the run's 16 kHz on the way)
+  goes through predict block by block: the Python-side peak stays far below
+  what the whole file would take (its 16 kHz float32 samples alone: 115 MB),
+  and the rows are those of 4 s windows every 2 s over the whole file."""
+  import tracemalloc
+  workdir, _, _ = trained
+  path = tmp_path / "hour.wav"
+  sr, minutes = 8000, 30
+  t = np.arange(sr * 60) / sr
+  minute = (0.3 * np.sin(2 * np.pi * 180 * t)
+            * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+  with sf.SoundFile(path, "w", sr, 1, "PCM_16") as f:
+    for _ in range(minutes):
+      f.write(minute)
+  run_ = predict.TrainedRun(workdir)
+  tracemalloc.start()
+  try:
+    rows = predict.predict_files(run_, [str(path)], progress=False)
+    peak = tracemalloc.get_traced_memory()[1]
+  finally:
+    tracemalloc.stop()
+  # One block of 64 windows of 4 s (16 MB of samples) and its copies; the
+  # old whole-file path held 57 MB (8 kHz) + 115 MB (16 kHz) before windowing.
+  assert peak < 64e6, f"peak {peak / 1e6:.0f} MB"
+  windows = [r for r in rows if r["window"] != "all"]
+  n = (minutes * 60 - 4) // 2 + 1  # starts 0, 2, ..., 1796 s
+  assert len(windows) == n and windows[-1]["end_s"] == f"{minutes * 60:.2f}"
+  assert rows[-1]["window"] == "all" and not rows[-1]["error"]
+
+
+def test_streamed_classification_equals_the_whole_file(trained, tmp_path):
+  from fser_jax.inference import TrainedRun
+  workdir, _, _ = trained
+  _tone(tmp_path / "a.wav", 22050, 13.0)
+  run_ = TrainedRun(workdir)
+  whole = run_.load_audio(str(tmp_path / "a.wav"))
+  for own, groups in ((False, None), (True, [0])):
+    ref = run_.classify([whole], groups=groups)
+    got = run_.classify_stream(str(tmp_path / "a.wav"), own_statistics=own)
+    assert got.window_starts == ref.window_starts  # 0, 2, 4, 6, 8, 9 s
+    np.testing.assert_allclose(got.window_probs[0], ref.window_probs[0],
+                               atol=1e-5)
+    np.testing.assert_allclose(got.probs, ref.probs, atol=1e-5)

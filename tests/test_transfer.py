@@ -4,8 +4,6 @@ front-end checks) and the learning curve, on shrunk configs."""
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -21,7 +19,6 @@ from fser_jax.inference import Outputs, TrainedRun
 
 from conftest import own_tiny_config, tiny_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FSER8 = ["anger", "anxiety", "calm", "disgust", "happiness", "neutral",
          "sadness", "surprise"]
 
@@ -239,11 +236,6 @@ def test_learning_curve_end_to_end_and_resumes(source_run, tfds_dir,
 
 
 # --- one line, exit 2 -------------------------------------------------------------
-def _launch(*args):
-  return subprocess.run([sys.executable, os.path.join(ROOT, "launch.py"),
-                         *args], capture_output=True, text=True, timeout=300)
-
-
 def test_bad_inputs_exit_2_with_one_line(source_run, user_recordings,
                                         tmp_path):
   notrun = tmp_path / "notrun"
@@ -263,11 +255,9 @@ def test_bad_inputs_exit_2_with_one_line(source_run, user_recordings,
         user_recordings, "--output_dir", str(tmp_path / "o"),
         "--label_map", "angry=rage"], "'rage', which is not a class"),
   ]
-  for args, msg in cases:
-    r = _launch(*args)
-    assert r.returncode == 2, r.stderr[-2000:]
-    assert msg in r.stderr and "Traceback" not in r.stderr
-    assert len([l for l in r.stderr.splitlines() if l.startswith("error:")]) == 1
+  from conftest import assert_one_line_exit_2, launch_all
+  for (_, msg), got in zip(cases, launch_all([a for a, _ in cases])):
+    assert_one_line_exit_2(got, msg)
 
 
 def test_evaluate_on_a_built_tfds_dataset(source_run, tfds_dir, tmp_path):
