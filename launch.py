@@ -76,8 +76,9 @@ def main(argv):
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU")
 
-  from fser_jax import xla_cpu
+  from fser_jax import jax_cache, xla_cpu
   logging.info("XLA:CPU backend: %s", xla_cpu.CHOICE)
+  logging.info("JAX compilation cache: %s", jax_cache.CHOICE)
   if FLAGS.mode == "predict":
     from fser_jax.experiments import predict
     # `--audio a.wav b.wav` (what a shell glob expands to): the paths after

@@ -12,3 +12,8 @@ __version__ = "0.1.0"
 from fser_jax import xla_cpu as _xla_cpu  # noqa: E402
 
 _xla_cpu.configure()
+
+# Keep compiled programs on disk between runs (fser_jax/jax_cache.py).
+from fser_jax import jax_cache as _jax_cache  # noqa: E402
+
+_jax_cache.configure()

@@ -103,3 +103,22 @@ def test_each_layer_forward_matches_float64():
   got = jax.jit(lambda a, c: jnp.sum(jax.vmap(jnp.dot)(a, c), axis=1))(m, u)
   want = np.einsum("bij,bj->bi", m.astype(np.float64), u).sum(1)
   np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4)
+
+
+def test_compilation_cache_is_on_unless_the_user_chose():
+  from fser_jax import jax_cache
+  env = {"HOME": "/home/u"}
+  assert jax_cache.configure(env) == "/home/u/.cache/fser_jax/jax"
+  assert env["JAX_COMPILATION_CACHE_DIR"] == "/home/u/.cache/fser_jax/jax"
+  assert env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] == "0.1"
+  assert int(env["JAX_COMPILATION_CACHE_MAX_SIZE"]) == 2 << 30
+  env = {"XDG_CACHE_HOME": "/x", "JAX_COMPILATION_CACHE_MAX_SIZE": "-1"}
+  jax_cache.configure(env)
+  assert env["JAX_COMPILATION_CACHE_DIR"] == "/x/fser_jax/jax"
+  assert env["JAX_COMPILATION_CACHE_MAX_SIZE"] == "-1"  # the user's value
+  env = {"JAX_COMPILATION_CACHE_DIR": "/mine"}
+  assert "JAX_COMPILATION_CACHE_DIR" in jax_cache.configure(env)
+  assert env == {"JAX_COMPILATION_CACHE_DIR": "/mine"}  # nothing added
+  env = {"FSER_JAX_NO_COMPILATION_CACHE": "1"}
+  assert jax_cache.configure(env).startswith("off")
+  assert "JAX_COMPILATION_CACHE_DIR" not in env
