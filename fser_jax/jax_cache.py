@@ -31,8 +31,8 @@ _SETTINGS = {  # environment variable: (jax config name, value)
 
 
 def default_dir(environ) -> str:
-  base = environ.get("XDG_CACHE_HOME") or os.path.join(
-      os.path.expanduser("~"), ".cache")
+  home = environ.get("HOME") or os.path.expanduser("~")
+  base = environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
   return os.path.join(base, "fser_jax", "jax")
 
 
