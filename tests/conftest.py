@@ -40,13 +40,13 @@ def tiny_config(data_dir: str, **overrides):
 
 
 def _apply(c, overrides: dict):
-  """Sets 'section.key' (or top-level 'key') values on a config."""
+  """Sets 'section.key' (any depth, or top-level 'key') values on a config."""
   for k, v in overrides.items():
-    if "." in k:
-      section, name = k.split(".")
-      c[section][name] = v
-    else:
-      c[k] = v
+    *path, name = k.split(".")
+    node = c
+    for part in path:
+      node = node[part]
+    node[name] = v
   return c
 
 

@@ -200,6 +200,9 @@ def test_every_other_family_exits_2_naming_the_fault(tmp_path, tfds_dir,
     (tmp_path / "clips" / label).mkdir(parents=True)
     _clip(tmp_path / "clips" / label / "a.wav")
   clips = tmp_path / "clips" / "angry"
+  noise = tmp_path / "noise"  # augment.wave.noise_dir with a broken file
+  noise.mkdir()
+  (noise / "hum.wav").write_bytes(b"RIFF....WAVEfmt broken")
   conflict = tmp_path / "conflict"
   run.prepare_workdir(tiny(), str(conflict))  # config.json of another config
   cases = {  # family: (argv, what the line must name)
@@ -227,6 +230,12 @@ def test_every_other_family_exits_2_naming_the_fault(tmp_path, tfds_dir,
            str(tmp_path / "clips"), "--output_dir", str(tmp_path / "ev"),
            "--label_map", str(tmp_path / "missing.json")],
           "missing.json"),
+      "AudioError": (
+          ["--config", _cfg(tmp_path / "c6.py", tfds_dir,
+                            **{"augment.wave.noise_dir": str(noise),
+                               "augment.wave.noise_prob": 0.5}),
+           "--workdir", str(tmp_path / "w6")],
+          "hum.wav: cannot be decoded as audio"),
       "SplitError": (
           ["--config", _cfg(tmp_path / "c5.py", tfds_dir, **{"data.fold": 9}),
            "--workdir", str(tmp_path / "w5")],
