@@ -21,13 +21,14 @@ import common  # noqa: F401  (sys.path, TF log level)
 
 
 def bench_jax(batch_size: int, precision: str, steps_per_dispatch: int,
-              repeats: int, unroll) -> dict:
+              repeats: int, unroll, conv_impl: str = "xla") -> dict:
   import jax
   import jax.numpy as jnp
   import numpy as np
   from fser_jax import augment, config as config_lib, train
   c = config_lib.base()
   c.train.precision = precision
+  c.model.conv_impl = conv_impl
   n = batch_size * steps_per_dispatch
   graphdef, state, tx = train.create(c, 8, 3, steps_per_epoch=100)
   rng = np.random.default_rng(0)
@@ -103,13 +104,22 @@ def main(argv=None) -> dict:
   p.add_argument("--steps_per_dispatch", type=int, default=8)
   p.add_argument("--repeats", type=int, default=5)
   p.add_argument("--json", default=None)
+  p.add_argument("--conv_impl", default="xla",
+                 help="model.conv_impl; a comma list runs each side by side")
   a = p.parse_args(argv)
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU") if a.baseline == "none" else None
   result = {"device": common.device_name(), "batch_size": a.batch_size,
             "precision": a.precision,
-            "jax": bench_jax(a.batch_size, a.precision, a.steps_per_dispatch,
-                             a.repeats, None)}
+            "conv_impl": a.conv_impl.split(",")[0]}
+  for impl in a.conv_impl.split(","):
+    r = bench_jax(a.batch_size, a.precision, a.steps_per_dispatch, a.repeats,
+                  None, conv_impl=impl)
+    if "jax" not in result:
+      result["jax"] = r
+    else:  # alternatives, measured in the same process after the first
+      result.setdefault("jax_alternatives", {})[impl] = r
+    print(f"conv_impl={impl}: {r['examples_per_sec']['median']:.1f} ex/s")
   if a.baseline == "keras":
     result["keras"] = bench_keras(a.batch_size, a.precision, a.repeats,
                                   a.keras_jit)

@@ -86,7 +86,9 @@ def base() -> ml_collections.ConfigDict:
   c.model.conv_dropout = 0.25
   c.model.dense = (512, 256)
   c.model.dense_dropout = 0.5
-  c.model.conv_impl = "xla"  # 'xla' (lax.conv) | 'im2col' (one matmul)
+  # 'xla' (lax.conv) | 'im2col' (each layer one matmul) | 'input_vjp' (the
+  # first layer im2col with a data-input VJP, model.input_conv; others xla)
+  c.model.conv_impl = "xla"
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 64
@@ -166,7 +168,7 @@ CHOICES = {
     "train.optimizer": ("sgd", "adam"),
     "train.schedule": ("constant", "cosine"),
     "train.precision": ("float32", "bfloat16"),
-    "model.conv_impl": ("xla", "im2col"),
+    "model.conv_impl": ("xla", "im2col", "input_vjp"),
 }
 
 

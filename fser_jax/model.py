@@ -12,6 +12,7 @@ The model returns logits; the softmax lives in the loss and in predictions.
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import jax
@@ -58,6 +59,15 @@ def _pool_bwd(res, g):
 max_pool_2x2.defvjp(_pool_fwd, _pool_bwd)
 
 
+def _patches(x: jax.Array, kh: int, kw: int) -> jax.Array:
+  """[B, H, W, kh*kw*C]: each pixel's SAME-padded neighbourhood (im2col)."""
+  h, w = x.shape[1:3]
+  xp = jnp.pad(x, ((0, 0), (kh // 2, (kh - 1) // 2), (kw // 2, (kw - 1) // 2),
+                   (0, 0)))
+  return jnp.concatenate([xp[:, i:i + h, j:j + w, :]
+                          for i in range(kh) for j in range(kw)], axis=-1)
+
+
 def im2col_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
   """A stride-1 SAME convolution as one matmul over shifted copies (im2col).
 
@@ -66,13 +76,45 @@ def im2col_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
   not (issue 5); on GPUs both are cuDNN/cuBLAS-fast.
   """
   kh, kw, cin, f = kernel.shape
-  h, w = x.shape[1:3]
-  xp = jnp.pad(x, ((0, 0), (kh // 2, (kh - 1) // 2), (kw // 2, (kw - 1) // 2),
-                   (0, 0)))
-  patches = jnp.concatenate([xp[:, i:i + h, j:j + w, :]
-                             for i in range(kh) for j in range(kw)], axis=-1)
-  return patches @ kernel.reshape(kh * kw * cin, f).astype(x.dtype) + \
-      bias.astype(x.dtype)
+  return _patches(x, kh, kw) @ kernel.reshape(kh * kw * cin, f).astype(
+      x.dtype) + bias.astype(x.dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def input_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array,
+               chunks: int = 8) -> jax.Array:
+  """The first layer's convolution, whose input is data: `im2col_conv`'s
+  values, with a VJP that skips the input gradient (nothing upstream needs
+  it) and computes the weight gradient as `chunks` independent dots over
+  slices of the batch's pixels, then sums them. The plain weight gradient is
+  one dot with M = kh*kw*C = 27, N = 32 and K = B*H*W = 262,144 at batch 64,
+  which XLA:CPU runs on one thread at ~15 GFLOP/s (issue 15's profile);
+  `chunks` dots give every core work."""
+  return im2col_conv(x, kernel, bias)
+
+
+def _input_conv_fwd(x, kernel, bias, chunks):
+  kh, kw, cin, f = kernel.shape
+  p = _patches(x, kh, kw)
+  y = p @ kernel.reshape(kh * kw * cin, f).astype(x.dtype) + bias.astype(
+      x.dtype)
+  return y, (p, x, kernel)
+
+
+def _input_conv_bwd(chunks, res, g):
+  p, x, kernel = res
+  n = p.shape[0] * p.shape[1] * p.shape[2]
+  c = chunks if n % chunks == 0 else 1
+  pc = p.reshape(c, n // c, p.shape[-1])
+  gc = g.reshape(c, n // c, g.shape[-1])
+  dk = jnp.einsum("cnk,cnf->ckf", pc, gc,
+                  preferred_element_type=jnp.float32).sum(0)
+  db = g.astype(jnp.float32).sum((0, 1, 2))
+  return (jnp.zeros_like(x), dk.reshape(kernel.shape).astype(kernel.dtype),
+          db.astype(kernel.dtype))
+
+
+input_conv.defvjp(_input_conv_fwd, _input_conv_bwd)
 
 
 def dropout(x: jax.Array, rate: float, key: jax.Array) -> jax.Array:
@@ -102,9 +144,9 @@ class FSER(nnx.Module):
                kernel_size: int = 3, conv_dropout: float = 0.25,
                dense: Sequence[int] = (512, 256), dense_dropout: float = 0.5,
                conv_impl: str = "xla", dtype=jnp.float32, rngs: nnx.Rngs):
-    if conv_impl not in ("xla", "im2col"):
-      raise ValueError(f"model.conv_impl must be 'xla' or 'im2col', got "
-                       f"{conv_impl!r}")
+    if conv_impl not in ("xla", "im2col", "input_vjp"):
+      raise ValueError(f"model.conv_impl must be 'xla', 'im2col' or "
+                       f"'input_vjp', got {conv_impl!r}")
     self.dtype = dtype
     self.conv_impl = conv_impl
     convs, size, cin = [], image_size, in_channels
@@ -129,9 +171,11 @@ class FSER(nnx.Module):
             rngs: nnx.Rngs | None = None) -> jax.Array:
     """The last hidden layer's activations [B, dense[-1]] (before softmax)."""
     x = x.astype(self.dtype)
-    for conv in self.convs:
+    for i, conv in enumerate(self.convs):
       if self.conv_impl == "im2col":
         y = im2col_conv(x, conv.kernel[...], conv.bias[...])
+      elif self.conv_impl == "input_vjp" and i == 0:
+        y = input_conv(x, conv.kernel[...], conv.bias[...])
       else:
         y = conv(x)
       # relu(pool(y)) == pool(relu(y)) (both monotone), on 4x fewer values.

@@ -36,6 +36,7 @@ from fser_jax import checkpoints as ckpt_lib
 from fser_jax import features as features_lib
 from fser_jax import model as model_lib
 from fser_jax import wave_augment
+from fser_jax import xla_cpu
 from fser_jax.errors import Interrupted, UserError  # noqa: F401 (re-exported)
 
 State = dict[str, Any]  # {'step': int32[], 'params': nnx.State, 'opt_state'}
@@ -466,6 +467,10 @@ def fit(config, data, workdir: str, init_params=None) -> dict:
   initial parameters of a fresh run. Returns {'graphdef', 'state' (best),
   'history', ...}."""
   tcfg = config.train
+  if tcfg.precision == "bfloat16" and jax.default_backend() == "cpu":
+    note = xla_cpu.bfloat16_note()
+    if note:
+      logging.warning("%s", note)
   mesh = make_mesh(config.mesh)
   n_dev = mesh.devices.size
   replicated = NamedSharding(mesh, P())

@@ -63,3 +63,21 @@ def configure(environ=None, flags: set[str] | None = None) -> str:
       CHOICE = (f"CPU without AVX-512: {FLAG}= (YNNPACK fusions off, XLA's "
                 "Eigen convolutions; 2.0x faster train step measured on AVX2)")
   return CHOICE
+
+
+def bfloat16_note(flags: set[str] | None = None) -> str | None:
+  """Why `train.precision='bfloat16'` will not be faster on this CPU, or None
+  where it has native bfloat16 arithmetic (AVX512_BF16 or AMX-BF16).
+
+  Without it, every bfloat16 product is widened to float32 and narrowed
+  back, and XLA:CPU's bfloat16 convolutions run in Eigen rather than the
+  float32 path's kernels: measured on the 2-core AVX2 EPYC
+  (`benchmarks/train_step.py --baseline none --repeats 3`, two runs back to
+  back), float32 130.5 ex/s, bfloat16 109.0 (x0.84)."""
+  flags = cpu_flags() if flags is None else flags
+  if not flags or {"avx512_bf16", "amx_bf16"} & flags:
+    return None
+  return ("train.precision='bfloat16' on a CPU without native bfloat16 "
+          "arithmetic (no AVX512_BF16 / AMX-BF16): expect it to be slower "
+          "than float32 here (x0.84 measured on AVX2); use float32 on this "
+          "machine, bfloat16 on GPUs and AMX CPUs.")

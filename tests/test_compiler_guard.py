@@ -122,3 +122,11 @@ def test_compilation_cache_is_on_unless_the_user_chose():
   env = {"FSER_JAX_NO_COMPILATION_CACHE": "1"}
   assert jax_cache.configure(env).startswith("off")
   assert "JAX_COMPILATION_CACHE_DIR" not in env
+
+
+def test_bfloat16_note_only_where_the_cpu_lacks_native_bfloat16():
+  from fser_jax import xla_cpu
+  assert "slower than float32" in xla_cpu.bfloat16_note({"avx2", "fma"})
+  assert xla_cpu.bfloat16_note({"avx512f", "avx512_bf16"}) is None
+  assert xla_cpu.bfloat16_note({"avx512f", "amx_bf16"}) is None
+  assert xla_cpu.bfloat16_note(set()) is None  # unknown CPU: no claim

@@ -265,3 +265,30 @@ def test_training_inputs_with_the_papers_offline_copies(tiny):
   assert not np.allclose(inp.x[y.size:2 * y.size], x)  # then augmented
   probe = jnp.ones((2, 4, 4, 3))
   assert inp.aug_fn(jax.random.key(1), probe) is probe  # copies used as is
+
+
+@pytest.mark.parametrize("chunks", [1, 4])
+def test_input_conv_vjp_equals_the_plain_convolutions_gradient(chunks):
+  x = jax.random.normal(jax.random.key(0), (4, 16, 12, 3))
+  k = 0.3 * jax.random.normal(jax.random.key(1), (3, 3, 3, 8))
+  b = 0.1 * jax.random.normal(jax.random.key(2), (8,))
+  g = jax.random.normal(jax.random.key(3), (4, 16, 12, 8))
+
+  def plain(x, k, b):
+    return jax.lax.conv_general_dilated(
+        x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")) + b
+
+  def loss(conv, k, b):
+    return jnp.sum(jax.nn.relu(conv(x, k, b)) * g)
+
+  want = jax.grad(lambda k, b: loss(plain, k, b), (0, 1))(k, b)
+  got = jax.grad(lambda k, b: loss(
+      lambda x, k, b: model_lib.input_conv(x, k, b, chunks), k, b),
+      (0, 1))(k, b)
+  for w, o in zip(want, got):
+    np.testing.assert_allclose(o, w, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(model_lib.input_conv(x, k, b), plain(x, k, b),
+                             atol=1e-5)
+  # The input is data: its gradient is not computed (zeros by design).
+  dx = jax.grad(lambda x: jnp.sum(model_lib.input_conv(x, k, b) * g))(x)
+  assert not np.any(np.asarray(dx))
