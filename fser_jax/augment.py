@@ -76,10 +76,63 @@ def augment_batch(key: jax.Array, images: jax.Array, *, width_shift: float,
   return jax.vmap(transform)(images, params)
 
 
-def from_config(cfg):
-  """`(key, images) -> images` for an `augment` config block."""
-  def fn(key, images):
+def crop_time(key: jax.Array, images: jax.Array, width: int) -> jax.Array:
+  """A random `width`-column window of each [H, W, C] image (per example)."""
+  b, _, w, _ = images.shape
+  if w <= width:
+    return images
+  starts = jax.random.randint(key, (b,), 0, w - width + 1)
+  return jax.vmap(lambda img, s: jax.lax.dynamic_slice_in_dim(
+      img, s, width, axis=1))(images, starts)
+
+
+def spec_masks(key: jax.Array, images: jax.Array, *, time_masks: int,
+               freq_masks: int, max_width: float) -> jax.Array:
+  """SpecAugment's masks (Park et al., 2019): per example, `time_masks`
+  bands of columns and `freq_masks` bands of rows, each up to `max_width`
+  of its axis, set to 0 (the standardised inputs' mean)."""
+  b, h, w, _ = images.shape
+
+  def kept(k, n, count):  # [b, n]: False inside any of the bands
+    if count == 0:
+      return jnp.ones((b, n), bool)
+    k1, k2 = jax.random.split(k)
+    widths = jax.random.randint(k1, (b, count), 0, int(max_width * n) + 1)
+    starts = jnp.floor(jax.random.uniform(k2, (b, count))
+                       * (n - widths + 1)).astype(jnp.int32)
+    pos = jnp.arange(n)[None, None, :]
+    inside = (pos >= starts[..., None]) & (pos < (starts + widths)[..., None])
+    return ~inside.any(axis=1)
+
+  kt, kf = jax.random.split(key)
+  keep = kept(kf, h, freq_masks)[:, :, None] & kept(kt, w, time_masks)[:, None]
+  return jnp.where(keep[..., None], images, 0).astype(images.dtype)
+
+
+def from_config(cfg, crop_to: int | None = None):
+  """`(key, images) -> images` for an `augment` config block. `crop_to`:
+  logmel_time's training window (features.frames), cut at random from the
+  stored full-length images. Without crop and masks, exactly the Keras-style
+  transforms (the same random draws as before either existed)."""
+  time_masks = cfg.get("time_masks", 0)
+  freq_masks = cfg.get("freq_masks", 0)
+
+  def affine(key, images):
     return augment_batch(key, images, width_shift=cfg.width_shift,
                          height_shift=cfg.height_shift, zoom=cfg.zoom,
                          horizontal_flip=cfg.horizontal_flip)
+
+  if not (crop_to or time_masks or freq_masks):
+    return affine
+
+  def fn(key, images):
+    k_crop, k_affine, k_mask = jax.random.split(key, 3)
+    if crop_to:
+      images = crop_time(k_crop, images, crop_to)
+    images = affine(k_affine, images)
+    if time_masks or freq_masks:
+      images = spec_masks(k_mask, images, time_masks=time_masks,
+                          freq_masks=freq_masks,
+                          max_width=cfg.get("mask_width", 0.1))
+    return images
   return fn

@@ -38,7 +38,11 @@ def base() -> ml_collections.ConfigDict:
   c.data.val_fraction = 0.2
 
   c.features = ml_collections.ConfigDict()
-  c.features.kind = "rgb"  # 'rgb' (paper: coolwarm image) | 'logmel'
+  # 'rgb' (paper: coolwarm image) | 'logmel' | 'logmel_time' (time at the
+  # hop's rate, not stretched; fixed dB reference; clips tiled to `frames`
+  # columns; the model averages over time: configs/fser_plus.py)
+  c.features.kind = "rgb"
+  c.features.frames = 128  # logmel_time's training window (x hop: 4.1 s)
   c.features.n_fft = 512
   c.features.hop_length = 512
   c.features.n_mels = 128
@@ -58,6 +62,12 @@ def base() -> ml_collections.ConfigDict:
   c.augment.width_shift = 0.1
   c.augment.height_shift = 0.1
   c.augment.zoom = 0.1
+  # SpecAugment (Park et al., 2019): bands of columns (time) and rows
+  # (frequency) per training image, each up to mask_width of its axis, set
+  # to 0; for the log-mel front-ends.
+  c.augment.time_masks = 0
+  c.augment.freq_masks = 0
+  c.augment.mask_width = 0.1
   c.augment.horizontal_flip = True
   c.augment.offline_copies = 0  # >0: the paper's Algorithm 1 (fixed copies)
   # The recording's channel on the training waveforms, before the front-end
@@ -163,7 +173,7 @@ def fast_recipe(c: ml_collections.ConfigDict, num_epochs: int,
 CHOICES = {
     "data.protocol": ("paper", "speaker", "corpus", "cross", "file"),
     "train.freeze": ("none", "convs", "trunk"),
-    "features.kind": ("rgb", "logmel"),
+    "features.kind": ("rgb", "logmel", "logmel_time"),
     "features.normalize": ("global", "speaker", "corpus"),
     "train.optimizer": ("sgd", "adam"),
     "train.schedule": ("constant", "cosine"),
@@ -188,6 +198,17 @@ def validate(c: ml_collections.ConfigDict) -> None:
     section, name = key.split(".")
     if not c[section][name] > 0:
       raise ConfigError(f"config {key}={c[section][name]!r} must be positive")
+  if c.features.get("frames", 128) % (2 ** len(c.model.filters)) or \
+      c.features.get("frames", 128) <= 0:
+    raise ConfigError(f"config features.frames={c.features.get('frames')} "
+                      "must be a positive multiple of 2**len(model.filters)")
+  for key in ("augment.time_masks", "augment.freq_masks"):
+    section, name = key.split(".")
+    if c[section].get(name, 0) < 0:
+      raise ConfigError(f"config {key}={c[section][name]!r} must be >= 0")
+  if not 0 <= c.augment.get("mask_width", 0.1) < 1:
+    raise ConfigError(f"config augment.mask_width="
+                      f"{c.augment.mask_width!r} must be in [0, 1)")
   if c.features.image_size % (2 ** len(c.model.filters)):
     raise ConfigError(f"config features.image_size={c.features.image_size} must "
                      f"be divisible by 2**len(model.filters)")

@@ -13,6 +13,10 @@ batch of clips:
     -> coolwarm RGB through a 256-entry lookup table
     -> resize to [B, 64, 64, 3], each clip's own length stretched to 64 columns.
 
+Beside them, `kind='logmel_time'` (`time_image`): time at a fixed frame
+rate instead of stretched, a fixed dB reference, each clip tiled to a fixed
+number of columns; the model averages over time (model.FSER time_pool).
+
 Beside it, `kind='logmel'`: one channel of log-mel power with a fixed reference,
 so loudness survives (the paper's ref=max per clip discards it); the input
 pipeline standardises it with training-set statistics.
@@ -131,24 +135,54 @@ def _resize(img: jax.Array, n_valid_t: jax.Array, size: int) -> jax.Array:
                     precision=jax.lax.Precision.HIGHEST)
 
 
+def tile_to(wav: jax.Array, lengths: jax.Array, n: int) -> jax.Array:
+  """[B, n]: each clip repeated end to end until it fills `n` samples (cut
+  at `n` when longer), so a short clip's columns hold speech, not padding."""
+  idx = jnp.arange(n)[None, :] % jnp.maximum(lengths, 1)[:, None]
+  return jnp.take_along_axis(wav, idx.astype(jnp.int32), axis=1)
+
+
+def time_image(wav: jax.Array, lengths: jax.Array, *, sample_rate: int,
+               n_fft: int, hop_length: int, n_mels: int, image_size: int,
+               frames: int, fmax: float | None = None) -> jax.Array:
+  """`kind='logmel_time'`: [B, image_size, frames, 1] log-mel in dB with a
+  fixed reference (1.0: a recording's loudness survives), one column per
+  hop (time is not stretched: speaking rate survives), each clip tiled to
+  `frames` columns (length is not a shortcut: a short clip repeats, and the
+  model averages over time), mel bands resized to `image_size` rows."""
+  tiled = tile_to(wav, lengths, (frames - 1) * hop_length)
+  mel = power_mel(tiled, sample_rate=sample_rate, n_fft=n_fft,
+                  hop_length=hop_length, n_mels=n_mels, fmax=fmax)
+  db = jnp.flip(power_to_db(mel, None, ref_max=False, top_db=None), axis=1)
+  wf = resize_weights(jnp.asarray(n_mels), n_mels, image_size)
+  return jnp.einsum("im,bmt->bit", wf, db,
+                    precision=jax.lax.Precision.HIGHEST)[..., None]
+
+
 def images_from_waveforms(wav: jax.Array, lengths: jax.Array, *,
                           sample_rate: int, kind: str = "rgb",
                           n_fft: int = 512, hop_length: int = 512,
                           n_mels: int = 128, image_size: int = 64,
                           top_db: float | None = 80.0,
                           fmax: float | None = None,
-                          colormap: str = "coolwarm") -> jax.Array:
+                          colormap: str = "coolwarm",
+                          frames: int = 128) -> jax.Array:
   """The model's input images for a padded batch of clips (jit-compatible).
 
   Args:
     wav: [B, L] waveforms, zero past each clip's length.
     lengths: [B] valid samples per clip.
-    kind: 'rgb' (the paper's coolwarm picture, [B, S, S, 3] in [0, 1]) or
-      'logmel' (dB with a fixed reference, [B, S, S, 1], unnormalised).
+    kind: 'rgb' (the paper's coolwarm picture, [B, S, S, 3] in [0, 1]),
+      'logmel' (dB with a fixed reference, [B, S, S, 1], unnormalised) or
+      'logmel_time' (`time_image`: [B, S, frames, 1], time not stretched).
 
   Returns:
     float32 images, low frequencies at the bottom row as in a spectrogram plot.
   """
+  if kind == "logmel_time":
+    return time_image(wav, lengths, sample_rate=sample_rate, n_fft=n_fft,
+                      hop_length=hop_length, n_mels=n_mels,
+                      image_size=image_size, frames=frames, fmax=fmax)
   mel = power_mel(wav, sample_rate=sample_rate, n_fft=n_fft,
                   hop_length=hop_length, n_mels=n_mels, fmax=fmax)
   t = mel.shape[-1]
@@ -171,27 +205,42 @@ def images_from_waveforms(wav: jax.Array, lengths: jax.Array, *,
     db = power_to_db(mel, valid, ref_max=False, top_db=None)
     img = db[..., None]
   else:
-    raise ValueError(f"features.kind must be 'rgb' or 'logmel', got {kind!r}")
+    raise ValueError(f"features.kind must be 'rgb', 'logmel' or "
+                     f"'logmel_time', got {kind!r}")
   img = jnp.flip(img, axis=1)  # high frequencies on top, as the paper's plots
   return jax.vmap(_resize, in_axes=(0, 0, None))(img, n_valid, image_size)
 
 
-def frontend(cfg, sample_rate: int):
+def frontend(cfg, sample_rate: int, frames: int | None = None):
   """`(wav, lengths) -> images` closed over the `features` config, to call
-  inside a jitted function (the train step, with waveform augmentation)."""
+  inside a jitted function (the train step, with waveform augmentation).
+  `frames`: logmel_time's columns (default features.frames)."""
   return functools.partial(
       images_from_waveforms, sample_rate=sample_rate, kind=cfg.kind,
       n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_mels=cfg.n_mels,
       image_size=cfg.image_size, top_db=cfg.top_db, fmax=cfg.get("fmax"),
-      colormap=cfg.get("colormap", "coolwarm"))
+      colormap=cfg.get("colormap", "coolwarm"),
+      frames=frames or cfg.get("frames", 128))
 
 
-def image_fn(cfg, sample_rate: int):
+def image_fn(cfg, sample_rate: int, frames: int | None = None):
   """A jitted `(wav, lengths) -> images` closed over the `features` config."""
-  return jax.jit(frontend(cfg, sample_rate))
+  return jax.jit(frontend(cfg, sample_rate, frames))
+
+
+def time_frames(cfg, longest: int) -> int | None:
+  """logmel_time: the columns that hold a clip of `longest` samples whole
+  (at least features.frames, a multiple of 16 for the pooling), so stored
+  images keep every clip's full length (training crops features.frames at
+  random, evaluation averages over all of them); None for other kinds."""
+  if cfg.kind != "logmel_time":
+    return None
+  need = 1 + longest // cfg.hop_length
+  return max(cfg.get("frames", 128), -(-need // 16) * 16)
 
 
 def num_channels(kind: str) -> int:
+  """Input channels of a front-end kind: 3 for 'rgb', 1 for log-mel ones."""
   return 3 if kind == "rgb" else 1
 
 
@@ -202,10 +251,11 @@ def compute_images(waveforms: list[np.ndarray], cfg, sample_rate: int, *,
   Clips are sorted by length and padded per batch to a multiple of the hop
   (few distinct shapes, so few compilations).
   """
-  fn = image_fn(cfg, sample_rate)
   n = len(waveforms)
-  out = np.zeros((n, cfg.image_size, cfg.image_size, num_channels(cfg.kind)),
-                 np.float32)
+  frames = time_frames(cfg, max((w.size for w in waveforms), default=0))
+  fn = image_fn(cfg, sample_rate, frames)
+  out = np.zeros((n, cfg.image_size, frames or cfg.image_size,
+                  num_channels(cfg.kind)), np.float32)
   order = np.argsort([w.size for w in waveforms])
   bucket = cfg.hop_length * 16
   batches = range(0, n, batch_size)

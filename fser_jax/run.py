@@ -60,8 +60,12 @@ def prepare_workdir(config, workdir: str, overwrite: bool = False) -> None:
     with open(path) as f:
       old = json.load(f)
     a, b = config_lib.flatten(old), config_lib.flatten(new)
+    # A key the saved run lacks (added to the library since) at its default
+    # value is not a change: the old run ran with that default's behaviour.
+    defaults = config_lib.flatten(config_dict(config_lib.base()))
     diff = sorted(k for k in set(a) | set(b)
-                  if a.get(k) != b.get(k) and k not in RESUMABLE_KEYS)
+                  if a.get(k) != b.get(k) and k not in RESUMABLE_KEYS
+                  and not (k not in a and b.get(k) == defaults.get(k)))
     if (a.get("train.num_epochs") != b.get("train.num_epochs")
         and b.get("train.schedule") != "constant" and not overwrite):
       # A decaying schedule's shape is fixed by its length: extending it

@@ -320,7 +320,9 @@ def training_inputs(config, data, key) -> TrainingInputs:
   channel simulation and the front-end; or the paper's offline copies
   (Algorithm 1), drawn once with `key` and then used as they are."""
   x, y = data.subset("train")
-  aug_fn = augment_lib.from_config(config.augment)
+  time_crop = (config.features.get("frames", 128)
+               if config.features.kind == "logmel_time" else None)
+  aug_fn = augment_lib.from_config(config.augment, crop_to=time_crop)
   extras = None
   if data.wav is not None:
     m = data.split == "train"

@@ -68,3 +68,42 @@ def test_random_parameters_are_per_example_and_in_range():
                             height_shift=0.2, zoom=0.3, horizontal_flip=True)
   np.testing.assert_array_equal(np.asarray(p["zoom_rows"]),
                                 np.asarray(q["zoom_rows"]))
+
+
+def test_crop_time_takes_a_random_window_per_example():
+  img = jnp.broadcast_to(jnp.arange(40, dtype=jnp.float32)[None, None, :, None],
+                         (6, 4, 40, 1))
+  out = np.asarray(augment.crop_time(jax.random.key(0), img, 16))
+  assert out.shape == (6, 4, 16, 1)
+  starts = out[:, 0, 0, 0]
+  for row, s in zip(out, starts):  # a contiguous window of the original
+    np.testing.assert_array_equal(row[0, :, 0], np.arange(s, s + 16))
+  assert len(set(starts.tolist())) > 1 and starts.max() <= 24
+  assert augment.crop_time(jax.random.key(0), img[:, :, :16], 16).shape[2] == 16
+
+
+def test_spec_masks_zero_bands_of_bounded_width():
+  img = jnp.ones((64, 20, 50, 1))
+  out = np.asarray(augment.spec_masks(jax.random.key(1), img, time_masks=2,
+                                      freq_masks=1, max_width=0.1))
+  cols_zero = (out[..., 0] == 0).all(axis=1)  # [B, W]: whole column masked
+  rows_zero = (out[..., 0] == 0).all(axis=2)  # [B, H]
+  assert cols_zero.sum(1).max() <= 2 * 5 and rows_zero.sum(1).max() <= 2
+  assert cols_zero.any() and rows_zero.any()
+  # Everything not in a masked row or column is untouched.
+  kept = ~(cols_zero[:, None, :] | rows_zero[:, :, None])
+  assert np.all(out[..., 0][kept] == 1)
+  none = augment.spec_masks(jax.random.key(1), img, time_masks=0, freq_masks=0,
+                            max_width=0.1)
+  np.testing.assert_array_equal(np.asarray(none), np.asarray(img))
+
+
+def test_from_config_without_crop_or_masks_draws_as_before():
+  from fser_jax import config as config_lib
+  cfg = config_lib.base().augment
+  x = IMG
+  a = augment.from_config(cfg)(jax.random.key(3), x)
+  b = augment.augment_batch(jax.random.key(3), x, width_shift=cfg.width_shift,
+                            height_shift=cfg.height_shift, zoom=cfg.zoom,
+                            horizontal_flip=cfg.horizontal_flip)
+  np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -39,6 +39,9 @@ def test_paper_config_is_the_papers_recipe():
     ("train.precision", "fp16", "train.precision"),
     ("train.batch_size", 0, "train.batch_size"),
     ("augment.zoom", 1.5, "augment.zoom"),
+    ("features.frames", 100, "features.frames"),
+    ("augment.time_masks", -1, "augment.time_masks"),
+    ("augment.mask_width", 1.0, "augment.mask_width"),
 ])
 def test_bad_values_are_named(key, value, match):
   c = config_lib.base()
@@ -77,3 +80,23 @@ def test_robust_recipe_is_the_fast_recipe_plus_the_channel():
   wave = paper.augment.wave
   assert not any(wave[k] for k in ("noise_prob", "phone_prob", "gain_prob",
                                    "speed_prob", "reverb_prob"))
+
+
+def test_old_workdir_without_new_keys_at_their_defaults_still_resumes(tmp_path):
+  """A run saved before a key existed (here features.frames and the
+  SpecAugment keys) is not a conflict while the key keeps its default."""
+  import json
+  from fser_jax import run
+  c = config_lib.base()
+  run.prepare_workdir(c, str(tmp_path))
+  with open(tmp_path / "config.json") as f:
+    saved = json.load(f)
+  del saved["features"]["frames"], saved["augment"]["time_masks"]
+  with open(tmp_path / "config.json", "w") as f:
+    json.dump(saved, f)
+  run.prepare_workdir(c, str(tmp_path))  # no conflict
+  c.augment.time_masks = 2  # but a changed value still is
+  with open(tmp_path / "config.json", "w") as f:
+    json.dump(saved, f)
+  with pytest.raises(run.WorkdirConflict, match="augment.time_masks"):
+    run.prepare_workdir(c, str(tmp_path))

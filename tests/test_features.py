@@ -132,3 +132,74 @@ def test_speaker_normalised_run_standardises_test_speakers_by_themselves(
   np.testing.assert_allclose(
       ip.standardise_clips(data.raw_images(), data.clip_norm), data.images,
       atol=1e-4)
+
+
+# --- logmel_time: the front-end that keeps rate, loudness and length apart ---
+def _bursts(seconds: float, rate_hz: float) -> np.ndarray:
+  """A 220 Hz voice switched on and off `rate_hz` times a second: the same
+  'speech' at another speaking rate keeps its pitch and changes rate."""
+  t = np.arange(int(SR * seconds)) / SR
+  gate = (np.sin(2 * np.pi * rate_hz * t) > 0).astype(np.float32)
+  return (0.3 * np.sin(2 * np.pi * 220 * t) * gate).astype(np.float32)
+
+
+def _on_columns(img: np.ndarray, n: int) -> int:
+  """Bursts seen in the first `n` columns (rising edges of column energy)."""
+  e = img[..., 0].mean(0)[:n]
+  on = e > (e.max() + e.min()) / 2
+  return int(np.sum(on[1:] & ~on[:-1]) + on[0])
+
+
+def test_logmel_time_keeps_speaking_rate_where_the_paper_image_loses_it():
+  fast, slow = _bursts(1.0, 4.0), _bursts(2.0, 2.0)  # slow: 2x slower
+  # Before tiling, the slowed clip spans twice the frames (duration kept).
+  assert features.num_frames(slow.size, 512) - 1 == \
+      2 * (features.num_frames(fast.size, 512) - 1)
+  t = features.compute_images([fast, slow], _cfg("logmel_time"), SR)
+  assert t.shape == (2, 64, 128, 1)
+  # 128 columns = 4.1 s: 4 bursts/s -> ~16, 2 bursts/s -> ~8.
+  n_fast, n_slow = _on_columns(t[0], 128), _on_columns(t[1], 128)
+  assert abs(n_fast - 2 * n_slow) <= 1 and n_fast >= 15, (n_fast, n_slow)
+  # The paper's image stretches each clip to 64 columns: ~4 bursts in both
+  # (within one, at the edges): the rate is gone.
+  r = features.compute_images([fast, slow], _cfg("rgb"), SR)
+  counts = _on_columns(r[0], 64), _on_columns(r[1], 64)
+  assert abs(counts[0] - counts[1]) <= 1 and 3 <= min(counts), counts
+
+
+def test_logmel_time_keeps_loudness_and_tiles_short_clips():
+  y = _bursts(1.0, 4.0)
+  tone = _clip(1.0)
+  quiet = tone * 10 ** (-12 / 20)  # 12 dB quieter
+  t = features.compute_images([tone, quiet], _cfg("logmel_time"), SR)
+  np.testing.assert_allclose(t[0] - t[1], 12.0, atol=0.05)  # fixed reference
+  t = features.compute_images([y], _cfg("logmel_time"), SR)
+  # A 1 s clip fills its 128 columns by repeating: its image is that of the
+  # clip tiled by hand to the same length.
+  tiled = np.tile(y, 5)[:127 * 512]
+  by_hand = features.compute_images([tiled], _cfg("logmel_time"), SR)
+  np.testing.assert_allclose(t[0], by_hand[0], atol=1e-3)
+
+
+def test_logmel_time_stores_long_clips_whole():
+  long = _bursts(6.0, 3.0)  # 6 s: 188 frames -> 192 columns (x16)
+  t = features.compute_images([long, _bursts(1.0, 3.0)], _cfg("logmel_time"),
+                              SR)
+  assert t.shape == (2, 64, 192, 1)
+  assert features.time_frames(_cfg("rgb"), long.size) is None
+
+
+def test_time_pooled_model_is_indifferent_to_how_often_a_clip_repeats():
+  """Averaging over time: the same tiled clip stored 128 or 256 columns wide
+  gives (almost) the same logits, so length is not a shortcut."""
+  from flax import nnx
+  from fser_jax import model as model_lib
+  m = model_lib.FSER(8, in_channels=1, filters=(8, 8, 16, 16), dense=(32,),
+                     time_pool=True, rngs=nnx.Rngs(0))
+  y = _bursts(1.0, 4.0)
+  cfg = _cfg("logmel_time")
+  a = features.compute_images([y], cfg, SR)
+  cfg.frames = 256
+  b = features.compute_images([y], cfg, SR)
+  la, lb = m(jnp.asarray(a / 50)), m(jnp.asarray(b / 50))
+  np.testing.assert_allclose(la, lb, atol=0.05 * float(jnp.abs(la).max()))
