@@ -27,10 +27,6 @@ from fser_jax import config as config_lib
 
 
 def get_config():
-  c = config_lib.base()
-  c.data.dataset = "fser/synthetic"
-  c.data.protocol = "speaker"
-  c.data.num_folds = 4
-  c.features.kind = "rgb"
+  c = config_lib.embedded_speaker_folds(config_lib.base())
   config_lib.fast_recipe(c, num_epochs=60, eval_every_epochs=4)
   return c

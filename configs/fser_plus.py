@@ -22,10 +22,7 @@ from fser_jax import config as config_lib
 
 
 def get_config():
-  c = config_lib.base()
-  c.data.dataset = "fser/synthetic"
-  c.data.protocol = "speaker"
-  c.data.num_folds = 4
+  c = config_lib.embedded_speaker_folds(config_lib.base())
   c.features.kind = "logmel_time"
   c.features.frames = 128
   c.features.normalize = "speaker"
