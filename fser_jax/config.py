@@ -99,6 +99,9 @@ def base() -> ml_collections.ConfigDict:
   # 'xla' (lax.conv) | 'im2col' (each layer one matmul) | 'input_vjp' (the
   # first layer im2col with a data-input VJP, model.input_conv; others xla)
   c.model.conv_impl = "xla"
+  # features.kind='logmel_time': how the time axis is pooled before the
+  # dense layers, 'mean' | 'mean_std' (statistics pooling)
+  c.model.time_pool = "mean"
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 64
@@ -190,6 +193,7 @@ CHOICES = {
     "train.schedule": ("constant", "cosine"),
     "train.precision": ("float32", "bfloat16"),
     "model.conv_impl": ("xla", "im2col", "input_vjp"),
+    "model.time_pool": ("mean", "mean_std"),
 }
 
 

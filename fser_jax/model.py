@@ -143,7 +143,7 @@ class FSER(nnx.Module):
                image_size: int = 64, filters: Sequence[int] = (32, 64, 128, 256),
                kernel_size: int = 3, conv_dropout: float = 0.25,
                dense: Sequence[int] = (512, 256), dense_dropout: float = 0.5,
-               conv_impl: str = "xla", time_pool: bool = False,
+               conv_impl: str = "xla", time_pool: str | bool = False,
                dtype=jnp.float32, rngs: nnx.Rngs):
     if conv_impl not in ("xla", "im2col", "input_vjp"):
       raise ValueError(f"model.conv_impl must be 'xla', 'im2col' or "
@@ -157,10 +157,18 @@ class FSER(nnx.Module):
       cin, size = f, size // 2
     self.convs = nnx.List(convs)
     self.conv_dropout = conv_dropout
-    # time_pool: the last block's columns (time) are averaged before the
-    # dense layers, so any clip length gives the same width (logmel_time).
+    # time_pool: the last block's columns (time) are pooled before the dense
+    # layers, so any clip length gives the same width (logmel_time): 'mean',
+    # or 'mean_std' (statistics pooling, as x-vectors: the mean and the
+    # spread over time, e.g. how much pitch and energy move).
+    time_pool = "mean" if time_pool is True else (time_pool or "")
+    if time_pool not in ("", "mean", "mean_std"):
+      raise ValueError(f"model.time_pool must be 'mean' or 'mean_std', got "
+                       f"{time_pool!r}")
     self.time_pool = time_pool
-    widths = [(size if time_pool else size * size) * cin, *dense, num_classes]
+    per_row = 2 if time_pool == "mean_std" else 1
+    widths = [(size * per_row if time_pool else size * size) * cin, *dense,
+              num_classes]
     self.dense = nnx.List([
         nnx.Linear(a, b, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
         for a, b in zip(widths[:-1], widths[1:])])
@@ -186,7 +194,9 @@ class FSER(nnx.Module):
       x = nnx.relu(max_pool_2x2(y))
       if train:
         x = dropout(x, self.conv_dropout, rngs.dropout())
-    if self.time_pool:
+    if self.time_pool == "mean_std":  # [B, rows, cols, C] -> [B, rows, 2C]
+      x = jnp.concatenate([x.mean(axis=2), x.std(axis=2)], axis=-1)
+    elif self.time_pool:
       x = x.mean(axis=2)  # [B, rows, cols, C] -> [B, rows, C]
     x = x.reshape(x.shape[0], -1)
     for layer in self.dense[:-1]:
@@ -212,5 +222,6 @@ def from_config(cfg, num_classes: int, in_channels: int, seed: int) -> FSER:
               conv_dropout=cfg.model.conv_dropout, dense=tuple(cfg.model.dense),
               dense_dropout=cfg.model.dense_dropout,
               conv_impl=cfg.model.get("conv_impl", "xla"),
-              time_pool=cfg.features.kind == "logmel_time",
+              time_pool=(cfg.model.get("time_pool", "mean")
+                         if cfg.features.kind == "logmel_time" else ""),
               dtype=compute_dtype(cfg.train.precision), rngs=nnx.Rngs(seed))
