@@ -13,9 +13,14 @@ time shift and no zoom (zoom would change the rate), and each speaker's own
 statistics (`features.normalize='speaker'`: a speaker's loudness and timbre
 are divided out, their variation kept).
 
-Measured figures: README "Beat the simple baseline" (the embedded corpus under
-the three protocols, beside the linear baseline). Defaults to the embedded
-corpus; accepts data.dataset / data.protocol / data.fold like fser_fast.py.
+Measured on the embedded corpus with the generalisation command above (2-core
+AVX2 EPYC, 7 runs, 37 min), UA % against the linear baseline on the same
+splits: random split 99.3 vs 98.7; unseen speakers 98.6 +- 0.4 vs 96.9 +- 3.0
+(folds 97.9, 99.0, 98.4, 99.0); unseen language 88.0 +- 0.0 vs 91.8 +- 0.9:
+below the baseline there (the paper's image scored 96.7 / 95.4 / 79.8). One
+run (speaker fold 0) takes about 7 minutes on that CPU. README "A front-end
+that keeps rate, loudness and pitch". Defaults to the embedded corpus;
+accepts data.dataset / data.protocol / data.fold like fser_fast.py.
 """
 
 from fser_jax import config as config_lib
