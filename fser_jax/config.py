@@ -207,28 +207,24 @@ def validate(c: ml_collections.ConfigDict) -> None:
   positive = ["train.batch_size", "train.num_epochs", "train.learning_rate",
               "train.eval_every_epochs", "train.steps_per_dispatch",
               "features.n_fft", "features.hop_length", "features.n_mels",
-              "features.image_size", "data.sample_rate",
+              "features.image_size", "features.frames", "data.sample_rate",
               "train.checkpoint_every_epochs", "train.max_checkpoints"]
   for key in positive:
     section, name = key.split(".")
     if not c[section][name] > 0:
       raise ConfigError(f"config {key}={c[section][name]!r} must be positive")
-  if c.features.get("frames", 128) % (2 ** len(c.model.filters)) or \
-      c.features.get("frames", 128) <= 0:
-    raise ConfigError(f"config features.frames={c.features.get('frames')} "
-                      "must be a positive multiple of 2**len(model.filters)")
   for key in ("augment.time_masks", "augment.freq_masks"):
     section, name = key.split(".")
-    if c[section].get(name, 0) < 0:
+    if c[section][name] < 0:
       raise ConfigError(f"config {key}={c[section][name]!r} must be >= 0")
-  if not 0 <= c.augment.get("mask_width", 0.1) < 1:
-    raise ConfigError(f"config augment.mask_width="
-                      f"{c.augment.mask_width!r} must be in [0, 1)")
-  if c.features.image_size % (2 ** len(c.model.filters)):
-    raise ConfigError(f"config features.image_size={c.features.image_size} must "
-                     f"be divisible by 2**len(model.filters)")
+  for key in ("features.image_size", "features.frames"):  # rows, columns
+    section, name = key.split(".")
+    if c[section][name] % (2 ** len(c.model.filters)):
+      raise ConfigError(f"config {key}={c[section][name]} must be divisible "
+                        "by 2**len(model.filters)")
   for key in ("augment.width_shift", "augment.height_shift", "augment.zoom",
-              "model.conv_dropout", "model.dense_dropout"):
+              "augment.mask_width", "model.conv_dropout",
+              "model.dense_dropout"):
     section, name = key.split(".")
     if not 0 <= c[section][name] < 1:
       raise ConfigError(f"config {key}={c[section][name]!r} must be in [0, 1)")

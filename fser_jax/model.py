@@ -143,7 +143,7 @@ class FSER(nnx.Module):
                image_size: int = 64, filters: Sequence[int] = (32, 64, 128, 256),
                kernel_size: int = 3, conv_dropout: float = 0.25,
                dense: Sequence[int] = (512, 256), dense_dropout: float = 0.5,
-               conv_impl: str = "xla", time_pool: str | bool = False,
+               conv_impl: str = "xla", time_pool: str = "",
                dtype=jnp.float32, rngs: nnx.Rngs):
     if conv_impl not in ("xla", "im2col", "input_vjp"):
       raise ValueError(f"model.conv_impl must be 'xla', 'im2col' or "
@@ -160,8 +160,7 @@ class FSER(nnx.Module):
     # time_pool: the last block's columns (time) are pooled before the dense
     # layers, so any clip length gives the same width (logmel_time): 'mean',
     # or 'mean_std' (statistics pooling, as x-vectors: the mean and the
-    # spread over time, e.g. how much pitch and energy move).
-    time_pool = "mean" if time_pool is True else (time_pool or "")
+    # spread over time, e.g. how much pitch and energy move); '' flattens.
     if time_pool not in ("", "mean", "mean_std"):
       raise ValueError(f"model.time_pool must be 'mean' or 'mean_std', got "
                        f"{time_pool!r}")
