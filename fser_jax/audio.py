@@ -24,6 +24,17 @@ class AudioError(UserError, ValueError):
     super().__init__(f"{self.path}: {problem}")
 
 
+# The faults `load_audio` and `stream` both report, in the same words.
+NOT_FINITE = "contains NaN or Inf samples"
+SILENT = "is silent (all samples are zero)"
+
+
+def _undecodable(path, e: Exception) -> AudioError:
+  return AudioError(path, f"cannot be decoded as audio ({type(e).__name__}: "
+                    f"{e}); check that it is a complete, uncorrupted audio "
+                    "file")
+
+
 def load_audio(path, sample_rate: int, *, min_samples: int = 1,
                max_seconds: float | None = None) -> np.ndarray:
   """Reads any file libsndfile/audioread reads as mono float32 at `sample_rate`.
@@ -68,13 +79,11 @@ def load_audio(path, sample_rate: int, *, min_samples: int = 1,
       warnings.simplefilter("ignore")  # audioread fallback warnings
       wav, native_rate = librosa.load(path, sr=None, mono=False)
   except Exception as e:  # librosa raises many types for corrupt files.
-    raise AudioError(
-        path, f"cannot be decoded as audio ({type(e).__name__}: {e}); "
-        "check that it is a complete, uncorrupted audio file") from None
+    raise _undecodable(path, e) from None
   if wav.size == 0:
     raise AudioError(path, "decodes to zero samples (header without data?)")
   if not np.all(np.isfinite(wav)):
-    raise AudioError(path, "contains NaN or Inf samples")
+    raise AudioError(path, NOT_FINITE)
   wav = librosa.to_mono(wav)  # the mean of the channels
   if native_rate != sample_rate:
     wav = librosa.resample(wav, orig_sr=native_rate, target_sr=sample_rate,
@@ -86,7 +95,7 @@ def load_audio(path, sample_rate: int, *, min_samples: int = 1,
         path, f"is too short: {wav.size} samples at {sample_rate} Hz, the "
         f"front-end needs at least {min_samples} (one FFT window)")
   if not np.any(wav):
-    raise AudioError(path, "is silent (all samples are zero)")
+    raise AudioError(path, SILENT)
   return wav.astype(np.float32)
 
 
@@ -112,8 +121,7 @@ def stream(path, sample_rate: int, block_seconds: float = 30.0):
   try:
     f = sf.SoundFile(path)
   except Exception as e:
-    raise AudioError(path, f"cannot be decoded as audio ({type(e).__name__}: "
-                     f"{e}); check that it is a complete audio file") from None
+    raise _undecodable(path, e) from None
   with f:
     rate = f.samplerate
     rs = (None if rate == sample_rate else
@@ -125,7 +133,7 @@ def stream(path, sample_rate: int, block_seconds: float = 30.0):
       x = f.read(block, dtype="float32", always_2d=True)
       last = x.shape[0] < block
       if not np.all(np.isfinite(x)):
-        raise AudioError(path, "contains NaN or Inf samples")
+        raise AudioError(path, NOT_FINITE)
       x = x.mean(axis=1, dtype=np.float32)
       heard = heard or bool(np.any(x))
       if rs is not None:
@@ -135,7 +143,7 @@ def stream(path, sample_rate: int, block_seconds: float = 30.0):
       if last:
         break
   if not heard:
-    raise AudioError(path, "is silent (all samples are zero)")
+    raise AudioError(path, SILENT)
 
 
 def stream_windows(blocks, window: int, hop: int):
