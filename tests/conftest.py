@@ -39,6 +39,19 @@ def tiny_config(data_dir: str, **overrides):
   return _apply(c, overrides)
 
 
+def tiny_config_file(path, data_dir: str, **overrides) -> str:
+  """Writes a config file (for launch.py subprocesses) whose get_config()
+  is `tiny_config(data_dir, **overrides)`; returns its path."""
+  here = os.path.dirname(os.path.abspath(__file__))
+  with open(path, "w") as f:
+    f.write("import sys\n"
+            f"sys.path.insert(0, {here!r})\n"
+            "from conftest import tiny_config\n"
+            "def get_config():\n"
+            f"  return tiny_config({data_dir!r}, **{overrides!r})\n")
+  return str(path)
+
+
 def _apply(c, overrides: dict):
   """Sets 'section.key' (any depth, or top-level 'key') values on a config."""
   for k, v in overrides.items():

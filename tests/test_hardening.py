@@ -184,15 +184,6 @@ def test_report_values_by_hand():
 # The families not covered above (and the own-data ones' siblings in
 # test_transfer.py and test_reliability.py), each through launch.py's own
 # entry point, in one subprocess (conftest.launch_all).
-def _cfg(path, data_dir, **overrides):
-  path.write_text(
-      "import sys\n"
-      f"sys.path.insert(0, {os.path.dirname(__file__)!r})\n"
-      "from conftest import tiny_config\n"
-      f"def get_config():\n  return tiny_config({data_dir!r}, **{overrides!r})\n")
-  return str(path)
-
-
 def test_every_other_family_exits_2_naming_the_fault(tmp_path, tfds_dir,
                                                      source_run, tiny,
                                                      subtests):
@@ -205,21 +196,21 @@ def test_every_other_family_exits_2_naming_the_fault(tmp_path, tfds_dir,
   (noise / "hum.wav").write_bytes(b"RIFF....WAVEfmt broken")
   conflict = tmp_path / "conflict"
   run.prepare_workdir(tiny(), str(conflict))  # config.json of another config
+  from conftest import tiny_config_file
+
+  def train(name, data_dir=tfds_dir, workdir=None, **overrides):
+    """A training command line on the tiny config with `overrides`."""
+    cfg = tiny_config_file(tmp_path / f"{name}.py", data_dir, **overrides)
+    return ["--config", cfg, "--workdir", str(workdir or tmp_path / name)]
+
   cases = {  # family: (argv, what the line must name)
-      "ConfigError": (
-          ["--config", _cfg(tmp_path / "c1.py", tfds_dir,
-                            **{"train.batch_size": 4096}),
-           "--workdir", str(tmp_path / "w1")],
-          "train.batch_size=4096"),
+      "ConfigError": (train("c1", **{"train.batch_size": 4096}),
+                      "train.batch_size=4096"),
       "DatasetNotBuiltError": (
-          ["--config", _cfg(tmp_path / "c2.py", str(tmp_path / "empty"),
-                            **{"data.dataset": "fser/emodb"}),
-           "--workdir", str(tmp_path / "w2")],
+          train("c2", str(tmp_path / "empty"), **{"data.dataset": "fser/emodb"}),
           "tfds build fser --imports fser_jax.datasets --config emodb"),
       "WorkdirConflict": (
-          ["--config", _cfg(tmp_path / "c3.py", tfds_dir,
-                            **{"train.learning_rate": 0.5}),
-           "--workdir", str(conflict)],
+          train("c3", workdir=conflict, **{"train.learning_rate": 0.5}),
           "train.learning_rate"),
       "CheckpointError": (
           ["--mode", "predict", "--workdir", str(tmp_path / "no_run"),
@@ -231,20 +222,13 @@ def test_every_other_family_exits_2_naming_the_fault(tmp_path, tfds_dir,
            "--label_map", str(tmp_path / "missing.json")],
           "missing.json"),
       "AudioError": (
-          ["--config", _cfg(tmp_path / "c6.py", tfds_dir,
-                            **{"augment.wave.noise_dir": str(noise),
-                               "augment.wave.noise_prob": 0.5}),
-           "--workdir", str(tmp_path / "w6")],
+          train("c6", **{"augment.wave.noise_dir": str(noise),
+                         "augment.wave.noise_prob": 0.5}),
           "hum.wav: cannot be decoded as audio"),
-      "SplitError": (
-          ["--config", _cfg(tmp_path / "c5.py", tfds_dir, **{"data.fold": 9}),
-           "--workdir", str(tmp_path / "w5")],
-          "data.fold=9 does not exist"),
+      "SplitError": (train("c5", **{"data.fold": 9}),
+                     "data.fold=9 does not exist"),
       "TrainingDiverged": (
-          ["--config", _cfg(tmp_path / "c4.py", tfds_dir,
-                            **{"train.learning_rate": 1e12,
-                               "train.momentum": 0.0}),
-           "--workdir", str(tmp_path / "w4")],
+          train("c4", **{"train.learning_rate": 1e12, "train.momentum": 0.0}),
           "No checkpoint was saved before it"),
   }
   from conftest import assert_one_line_exit_2, launch_all

@@ -21,18 +21,6 @@ from fser_jax import splits
 from fser_jax import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TESTS = os.path.dirname(os.path.abspath(__file__))
-
-
-def _config_file(tmp_path, data_dir, **overrides):
-  """A config file for launch.py subprocesses (the tiny test config)."""
-  path = tmp_path / "tiny_cfg.py"
-  path.write_text(
-      "import sys\n"
-      f"sys.path.insert(0, {TESTS!r})\n"
-      "from conftest import tiny_config\n"
-      f"def get_config():\n  return tiny_config({data_dir!r}, **{overrides!r})\n")
-  return str(path)
 
 
 def _launch(cfg, workdir):
@@ -79,7 +67,8 @@ def test_sigterm_then_sigkill_then_resume_to_the_same_parameters(
   resumed to the end: the final parameters are bitwise an uninterrupted
   run's (trained in this process: the same code and XLA flags)."""
   from conftest import tiny_config
-  cfg = _config_file(tmp_path, tfds_dir, **OVR)
+  from conftest import tiny_config_file
+  cfg = tiny_config_file(tmp_path / "tiny_cfg.py", tfds_dir, **OVR)
   workdir = tmp_path / "run"
   proc = _launch(cfg, workdir)
   _wait_for_step(str(workdir), 14, proc)
