@@ -41,6 +41,22 @@ def device_name() -> str:
   return f"{d.device_kind} x{len(jax.devices())}"
 
 
+def tf_conv_backend() -> str:
+  """Whether TensorFlow (already imported) runs its CPU kernels in oneDNN.
+
+  Stock TensorFlow turns oneDNN on by default only on CPUs with AVX512_VNNI,
+  AVX512_BF16, AVX-VNNI or AMX; elsewhere Keras's convolutions are Eigen's
+  unless TF_ENABLE_ONEDNN_OPTS=1 was set before TensorFlow started."""
+  try:
+    from tensorflow.python.util import _pywrap_util_port
+    on = _pywrap_util_port.IsMklEnabled()
+  except Exception as e:  # noqa: BLE001  (private API: report, never fail)
+    return f"unknown ({type(e).__name__})"
+  return ("oneDNN on" if on else "oneDNN off (Eigen kernels)") + (
+      f", TF_ENABLE_ONEDNN_OPTS={os.environ['TF_ENABLE_ONEDNN_OPTS']}"
+      if "TF_ENABLE_ONEDNN_OPTS" in os.environ else ", TensorFlow's default")
+
+
 def windows(fn, *, warmup: int = 2, repeats: int = 5, min_seconds: float = 1.0):
   """Times `fn()` (which must block) over `repeats` windows of >= min_seconds.
 

@@ -9,7 +9,10 @@ from XLA's cost analysis of that compiled function; the peak is a 2048^2 matmul
 (4096^2 on GPUs) timed on the same device in the same run. The Keras side is the
 same architecture (32/64/128/256 3x3 convs, 2x2 max-pool, dropout, dense
 512/256), SGD 1e-3, `train_on_batch` on one resident batch (its fastest path on
-CPU: TF eager + oneDNN; `--keras_jit` tries XLA). bfloat16: JAX computes in bf16
+CPU; `--keras_jit` tries XLA). TensorFlow runs its CPU convolutions in oneDNN
+only on CPUs with AVX512_VNNI/AVX512_BF16/AVX-VNNI/AMX unless told
+(`--keras_onednn 1` sets TF_ENABLE_ONEDNN_OPTS=1 before it starts); the
+result says which ran. bfloat16: JAX computes in bf16
 with f32 parameters; Keras runs the `mixed_bfloat16` policy.
 """
 
@@ -101,12 +104,18 @@ def main(argv=None) -> dict:
                  default="float32")
   p.add_argument("--baseline", choices=["keras", "none"], default="keras")
   p.add_argument("--keras_jit", action="store_true")
+  p.add_argument("--keras_onednn", choices=["default", "1", "0"],
+                 default="default",
+                 help="TF_ENABLE_ONEDNN_OPTS for Keras (default: TF's choice)")
   p.add_argument("--steps_per_dispatch", type=int, default=8)
   p.add_argument("--repeats", type=int, default=5)
   p.add_argument("--json", default=None)
   p.add_argument("--conv_impl", default="xla",
                  help="model.conv_impl; a comma list runs each side by side")
   a = p.parse_args(argv)
+  if a.keras_onednn != "default":
+    import os
+    os.environ["TF_ENABLE_ONEDNN_OPTS"] = a.keras_onednn  # read at TF start
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU") if a.baseline == "none" else None
   result = {"device": common.device_name(), "batch_size": a.batch_size,
@@ -123,6 +132,7 @@ def main(argv=None) -> dict:
   if a.baseline == "keras":
     result["keras"] = bench_keras(a.batch_size, a.precision, a.repeats,
                                   a.keras_jit)
+    result["keras"]["tensorflow"] = common.tf_conv_backend()
     result["speedup_vs_keras"] = (result["jax"]["examples_per_sec"]["median"]
                                   / result["keras"]["examples_per_sec"]["median"])
   common.write_json(a.json, result)
