@@ -34,6 +34,7 @@ def get_config():
   c.augment.width_shift = 0.05
   c.augment.height_shift = 0.0
   c.augment.zoom = 0.0
+  c.augment.horizontal_flip = False  # columns are time: a flip plays it backwards
   c.augment.time_masks = 2
   c.augment.freq_masks = 2
   c.augment.mask_width = 0.1

@@ -109,6 +109,21 @@ def spec_masks(key: jax.Array, images: jax.Array, *, time_masks: int,
   return jnp.where(keep[..., None], images, 0).astype(images.dtype)
 
 
+def time_reversal_note(features_kind: str, cfg) -> str | None:
+  """Why `horizontal_flip` is wrong for a time-keeping front-end, or None.
+
+  On the paper's image a flip is the Keras augmentation it used. On
+  `logmel_time` columns are time at a fixed rate: a flip plays the clip
+  backwards, so a rising pitch contour (surprise) becomes a falling one
+  (anger, sadness) and the label no longer fits the image."""
+  if features_kind == "logmel_time" and cfg.horizontal_flip:
+    return ("augment.horizontal_flip plays logmel_time images backwards (a "
+            "rising pitch contour becomes a falling one); set "
+            "--config.augment.horizontal_flip=False as configs/fser_plus.py "
+            "does")
+  return None
+
+
 def from_config(cfg, crop_to: int | None = None):
   """`(key, images) -> images` for an `augment` config block. `crop_to`:
   logmel_time's training window (features.frames), cut at random from the

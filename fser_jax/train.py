@@ -473,6 +473,9 @@ def fit(config, data, workdir: str, init_params=None) -> dict:
     note = xla_cpu.bfloat16_note()
     if note:
       logging.warning("%s", note)
+  note = augment_lib.time_reversal_note(config.features.kind, config.augment)
+  if note:
+    logging.warning("%s", note)
   mesh = make_mesh(config.mesh)
   n_dev = mesh.devices.size
   replicated = NamedSharding(mesh, P())

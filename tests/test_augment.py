@@ -107,3 +107,16 @@ def test_from_config_without_crop_or_masks_draws_as_before():
                             height_shift=cfg.height_shift, zoom=cfg.zoom,
                             horizontal_flip=cfg.horizontal_flip)
   np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_flip_is_flagged_only_where_columns_are_time():
+  from fser_jax import config as config_lib
+  cfg = config_lib.base().augment
+  assert cfg.horizontal_flip  # the paper's augmentation, kept by default
+  assert "backwards" in augment.time_reversal_note("logmel_time", cfg)
+  assert augment.time_reversal_note("rgb", cfg) is None
+  cfg.horizontal_flip = False
+  assert augment.time_reversal_note("logmel_time", cfg) is None
+  from configs import fser_plus
+  plus = fser_plus.get_config()
+  assert augment.time_reversal_note(plus.features.kind, plus.augment) is None
