@@ -97,7 +97,8 @@ def training_curves(history: list[dict], path: str) -> None:
 
 def example_images(images: np.ndarray, labels: np.ndarray, classes,
                    path: str) -> None:
-  """One model input per class, as the network sees it."""
+  """One model input per class, as the network sees it (the first channel
+  of a log-mel image; logmel_time's position channel is not drawn)."""
   cols = len(classes)
   fig, axes = plt.subplots(1, cols, figsize=(1.6 * cols, 2))
   for c, ax in enumerate(np.atleast_1d(axes)):
@@ -105,10 +106,10 @@ def example_images(images: np.ndarray, labels: np.ndarray, classes,
     ax.axis("off")
     if idx.size:
       img = images[idx[0]]
-      if img.shape[-1] == 1:
-        ax.imshow(img[..., 0], cmap="magma")
-      else:
+      if img.shape[-1] == 3:
         ax.imshow(np.clip(img, 0, 1))
+      else:
+        ax.imshow(img[..., 0], cmap="magma")
     ax.set_title(classes[c], fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=120)

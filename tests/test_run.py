@@ -469,3 +469,28 @@ def test_streamed_classification_equals_the_whole_file(trained, tmp_path):
     np.testing.assert_allclose(got.window_probs[0], ref.window_probs[0],
                                atol=1e-5)
     np.testing.assert_allclose(got.probs, ref.probs, atol=1e-5)
+
+
+def test_time_keeping_front_end_end_to_end(tiny, tmp_path):
+  """features.kind='logmel_time' with the position channel, statistics
+  pooling and SpecAugment masks: trains, reports, and serves audio with the
+  same probabilities as the run's own stored images (no train/serve skew
+  through tiling, cropping or the second channel)."""
+  from fser_jax import input_pipeline
+  from fser_jax.inference import TrainedRun
+  c = tiny(**{"features.kind": "logmel_time", "features.position": True,
+              "model.time_pool": "mean_std", "augment.horizontal_flip": False,
+              "augment.zoom": 0.0, "augment.time_masks": 1,
+              "augment.freq_masks": 1, "train.num_epochs": 2})
+  workdir = str(tmp_path / "run")
+  run.train_and_evaluate(c, workdir)
+  with open(os.path.join(workdir, "report.json")) as f:
+    assert 0.0 <= json.load(f)["accuracy"] <= 1.0
+  data = input_pipeline.load(c, progress=False)
+  assert data.images.shape[1:] == (64, 128, 2)
+  waveforms, _, _, _ = input_pipeline.load_clips(c.data)
+  test = np.flatnonzero(data.split == "test")[:6]
+  p = TrainedRun(workdir)
+  out = p.classify([waveforms[i] for i in test])
+  np.testing.assert_allclose(out.probs, p.forward(data.images[test])[0],
+                             atol=1e-5)
