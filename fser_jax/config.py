@@ -43,10 +43,6 @@ def base() -> ml_collections.ConfigDict:
   # columns; the model averages over time: configs/fser_plus.py)
   c.features.kind = "rgb"
   c.features.frames = 128  # logmel_time's training window (x hop: 4.1 s)
-  # logmel_time: a second channel holding each column's place in its clip
-  # (0 at the start, 1 at the end; repeats with the tiling), so the network
-  # can tell a rising contour from a falling one after pooling over time.
-  c.features.position = False
   c.features.n_fft = 512
   c.features.hop_length = 512
   c.features.n_mels = 128

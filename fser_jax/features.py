@@ -144,32 +144,19 @@ def tile_to(wav: jax.Array, lengths: jax.Array, n: int) -> jax.Array:
 
 def time_image(wav: jax.Array, lengths: jax.Array, *, sample_rate: int,
                n_fft: int, hop_length: int, n_mels: int, image_size: int,
-               frames: int, fmax: float | None = None,
-               position: bool = False) -> jax.Array:
+               frames: int, fmax: float | None = None) -> jax.Array:
   """`kind='logmel_time'`: [B, image_size, frames, 1] log-mel in dB with a
   fixed reference (1.0: a recording's loudness survives), one column per
   hop (time is not stretched: speaking rate survives), each clip tiled to
   `frames` columns (length is not a shortcut: a short clip repeats, and the
-  model averages over time), mel bands resized to `image_size` rows.
-
-  `position`: a second channel, each column's place in its clip (its centre
-  sample over the clip's length, in [0, 1), repeating with the tiling), the
-  same on every row: where in the utterance a pattern happens survives the
-  model's pooling over time (a contour's direction)."""
+  model averages over time), mel bands resized to `image_size` rows."""
   tiled = tile_to(wav, lengths, (frames - 1) * hop_length)
   mel = power_mel(tiled, sample_rate=sample_rate, n_fft=n_fft,
                   hop_length=hop_length, n_mels=n_mels, fmax=fmax)
   db = jnp.flip(power_to_db(mel, None, ref_max=False, top_db=None), axis=1)
   wf = resize_weights(jnp.asarray(n_mels), n_mels, image_size)
-  img = jnp.einsum("im,bmt->bit", wf, db,
-                   precision=jax.lax.Precision.HIGHEST)[..., None]
-  if not position:
-    return img
-  centre = jnp.arange(img.shape[2]) * hop_length  # centred frames
-  n = jnp.maximum(lengths, 1)[:, None]
-  where = (centre[None, :] % n) / n  # [B, T]
-  where = jnp.broadcast_to(where[:, None, :, None], img.shape)
-  return jnp.concatenate([img, where.astype(img.dtype)], axis=-1)
+  return jnp.einsum("im,bmt->bit", wf, db,
+                    precision=jax.lax.Precision.HIGHEST)[..., None]
 
 
 def images_from_waveforms(wav: jax.Array, lengths: jax.Array, *,
@@ -179,8 +166,7 @@ def images_from_waveforms(wav: jax.Array, lengths: jax.Array, *,
                           top_db: float | None = 80.0,
                           fmax: float | None = None,
                           colormap: str = "coolwarm",
-                          frames: int = 128,
-                          position: bool = False) -> jax.Array:
+                          frames: int = 128) -> jax.Array:
   """The model's input images for a padded batch of clips (jit-compatible).
 
   Args:
@@ -188,8 +174,7 @@ def images_from_waveforms(wav: jax.Array, lengths: jax.Array, *,
     lengths: [B] valid samples per clip.
     kind: 'rgb' (the paper's coolwarm picture, [B, S, S, 3] in [0, 1]),
       'logmel' (dB with a fixed reference, [B, S, S, 1], unnormalised) or
-      'logmel_time' (`time_image`: [B, S, frames, 1], time not stretched;
-      [B, S, frames, 2] with `position`).
+      'logmel_time' (`time_image`: [B, S, frames, 1], time not stretched).
 
   Returns:
     float32 images, low frequencies at the bottom row as in a spectrogram plot.
@@ -197,8 +182,7 @@ def images_from_waveforms(wav: jax.Array, lengths: jax.Array, *,
   if kind == "logmel_time":
     return time_image(wav, lengths, sample_rate=sample_rate, n_fft=n_fft,
                       hop_length=hop_length, n_mels=n_mels,
-                      image_size=image_size, frames=frames, fmax=fmax,
-                      position=position)
+                      image_size=image_size, frames=frames, fmax=fmax)
   mel = power_mel(wav, sample_rate=sample_rate, n_fft=n_fft,
                   hop_length=hop_length, n_mels=n_mels, fmax=fmax)
   t = mel.shape[-1]
@@ -236,8 +220,7 @@ def frontend(cfg, sample_rate: int, frames: int | None = None):
       n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_mels=cfg.n_mels,
       image_size=cfg.image_size, top_db=cfg.top_db, fmax=cfg.get("fmax"),
       colormap=cfg.get("colormap", "coolwarm"),
-      frames=frames or cfg.get("frames", 128),
-      position=cfg.get("position", False))
+      frames=frames or cfg.get("frames", 128))
 
 
 def image_fn(cfg, sample_rate: int, frames: int | None = None):
@@ -256,12 +239,9 @@ def time_frames(cfg, longest: int) -> int | None:
   return max(cfg.get("frames", 128), -(-need // 16) * 16)
 
 
-def num_channels(cfg) -> int:
-  """Input channels of a `features` config: 3 for 'rgb', 1 for log-mel
-  ones, 2 for logmel_time with its position channel."""
-  if cfg.kind == "rgb":
-    return 3
-  return 2 if cfg.kind == "logmel_time" and cfg.get("position", False) else 1
+def num_channels(kind: str) -> int:
+  """Input channels of a front-end kind: 3 for 'rgb', 1 for log-mel ones."""
+  return 3 if kind == "rgb" else 1
 
 
 def compute_images(waveforms: list[np.ndarray], cfg, sample_rate: int, *,
@@ -275,7 +255,7 @@ def compute_images(waveforms: list[np.ndarray], cfg, sample_rate: int, *,
   frames = time_frames(cfg, max((w.size for w in waveforms), default=0))
   fn = image_fn(cfg, sample_rate, frames)
   out = np.zeros((n, cfg.image_size, frames or cfg.image_size,
-                  num_channels(cfg)), np.float32)
+                  num_channels(cfg.kind)), np.float32)
   order = np.argsort([w.size for w in waveforms])
   bucket = cfg.hop_length * 16
   batches = range(0, n, batch_size)

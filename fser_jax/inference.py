@@ -78,7 +78,7 @@ class TrainedRun:
     self.normalize = norm.get("normalize", "global")
     self.sample_rate = int(c.data.sample_rate)
     graphdef, state, _ = train_lib.create(
-        c, len(self.classes), features_lib.num_channels(c.features), 1)
+        c, len(self.classes), features_lib.num_channels(c.features.kind), 1)
     self.params, self.step = restore_params(workdir, state)
     self.graphdef = graphdef
     self._infer = train_lib.make_infer_fn(graphdef)

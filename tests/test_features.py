@@ -181,27 +181,6 @@ def test_logmel_time_keeps_loudness_and_tiles_short_clips():
   np.testing.assert_allclose(t[0], by_hand[0], atol=1e-3)
 
 
-def test_position_channel_says_where_in_its_clip_each_column_is():
-  """features.position: channel 1 is the column's centre sample over the
-  clip's length (repeating with the tiling), channel 0 the plain image."""
-  y, long = _bursts(1.0, 4.0), _bursts(6.0, 3.0)
-  cfg = _cfg("logmel_time")
-  plain = features.compute_images([y, long], cfg, SR)
-  cfg.position = True
-  assert features.num_channels(cfg) == 2
-  t = features.compute_images([y, long], cfg, SR)
-  assert t.shape == plain.shape[:3] + (2,)
-  np.testing.assert_array_equal(t[..., :1], plain)
-  for img, n in ((t[0], y.size), (t[1], long.size)):
-    want = (np.arange(img.shape[1]) * 512 % n) / n
-    np.testing.assert_allclose(img[..., 1], np.broadcast_to(want, img.shape[:2]),
-                               atol=1e-6)
-  # stored 192 columns wide (the 6 s clip's length): the 1 s clip restarts
-  # every 31.25 columns, 6 times; the 6 s one runs 0 -> 1 once
-  assert t.shape[2] == 192 and np.sum(np.diff(t[0, 0, :, 1]) < 0) == 6
-  assert np.sum(np.diff(t[1, 0, :188, 1]) < 0) == 0
-
-
 def test_logmel_time_stores_long_clips_whole():
   long = _bursts(6.0, 3.0)  # 6 s: 188 frames -> 192 columns (x16)
   t = features.compute_images([long, _bursts(1.0, 3.0)], _cfg("logmel_time"),

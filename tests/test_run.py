@@ -472,14 +472,13 @@ def test_streamed_classification_equals_the_whole_file(trained, tmp_path):
 
 
 def test_time_keeping_front_end_end_to_end(tiny, tmp_path):
-  """features.kind='logmel_time' with the position channel, statistics
-  pooling and SpecAugment masks: trains, reports, and serves audio with the
-  same probabilities as the run's own stored images (no train/serve skew
-  through tiling, cropping or the second channel)."""
+  """features.kind='logmel_time' with statistics pooling and SpecAugment
+  masks: trains, reports, and serves audio with the same probabilities as
+  the run's own stored images (no train/serve skew through tiling or
+  cropping)."""
   from fser_jax import input_pipeline
   from fser_jax.inference import TrainedRun
-  c = tiny(**{"features.kind": "logmel_time", "features.position": True,
-              "model.time_pool": "mean_std", "augment.horizontal_flip": False,
+  c = tiny(**{"features.kind": "logmel_time", "model.time_pool": "mean_std", "augment.horizontal_flip": False,
               "augment.zoom": 0.0, "augment.time_masks": 1,
               "augment.freq_masks": 1, "train.num_epochs": 2})
   workdir = str(tmp_path / "run")
@@ -487,7 +486,7 @@ def test_time_keeping_front_end_end_to_end(tiny, tmp_path):
   with open(os.path.join(workdir, "report.json")) as f:
     assert 0.0 <= json.load(f)["accuracy"] <= 1.0
   data = input_pipeline.load(c, progress=False)
-  assert data.images.shape[1:] == (64, 128, 2)
+  assert data.images.shape[1:] == (64, 128, 1)
   waveforms, _, _, _ = input_pipeline.load_clips(c.data)
   test = np.flatnonzero(data.split == "test")[:6]
   p = TrainedRun(workdir)
