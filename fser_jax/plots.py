@@ -97,8 +97,8 @@ def training_curves(history: list[dict], path: str) -> None:
 
 def example_images(images: np.ndarray, labels: np.ndarray, classes,
                    path: str) -> None:
-  """One model input per class, as the network sees it (the first channel
-  of a log-mel image; logmel_time's position channel is not drawn)."""
+  """One model input per class, as the network sees it (an RGB picture as
+  it is; any other image by its first channel)."""
   cols = len(classes)
   fig, axes = plt.subplots(1, cols, figsize=(1.6 * cols, 2))
   for c, ax in enumerate(np.atleast_1d(axes)):
