@@ -77,6 +77,29 @@ def windows(fn, *, warmup: int = 2, repeats: int = 5, min_seconds: float = 1.0):
   return out
 
 
+def median_seconds(fn, *, repeats: int = 5, min_seconds: float = 0.3) -> float:
+  """Median seconds per call of `fn()` (which must block) over `windows`."""
+  wins = windows(fn, repeats=repeats, min_seconds=min_seconds)
+  return sorted(dt / n for dt, n in wins)[len(wins) // 2]
+
+
+def conv_directions() -> dict:
+  """The FSER CNN's convolution (stride 1, SAME, NHWC/HWIO) in its three
+  directions, unjitted: 'forward' (x, k), 'input gradient' and 'weight
+  gradient' (x, k, g), as jax.vjp computes them in the train step."""
+  import jax
+
+  def conv(x, k):
+    return jax.lax.conv_general_dilated(
+        x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+  return {
+      "forward": conv,
+      "input gradient": lambda x, k, g: jax.vjp(lambda a: conv(a, k), x)[1](g)[0],
+      "weight gradient": lambda x, k, g: jax.vjp(lambda b: conv(x, b), k)[1](g)[0],
+  }
+
+
 def rate_stats(wins, items_per_call: float) -> dict:
   rates = [calls * items_per_call / dt for dt, calls in wins]
   return {"median": statistics.median(rates), "min": min(rates),

@@ -72,35 +72,14 @@ def tf_kernels():
   }
 
 
-def _conv(x, k):
-  import jax
-  return jax.lax.conv_general_dilated(
-      x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-def xla_kernels():
-  import jax
-  return {
-      "forward": jax.jit(_conv),
-      "input gradient": jax.jit(
-          lambda x, k, g: jax.vjp(lambda a: _conv(a, k), x)[1](g)[0]),
-      "weight gradient": jax.jit(
-          lambda x, k, g: jax.vjp(lambda b: _conv(x, b), k)[1](g)[0]),
-  }
-
-
-def _median_seconds(fn, repeats: int) -> float:
-  wins = common.windows(fn, repeats=repeats, min_seconds=0.5)
-  return sorted(dt / n for dt, n in wins)[len(wins) // 2]
-
-
 def kernels(batch: int, repeats: int) -> list[dict]:
   """Part 1: per piece, XLA ms and TensorFlow ms, with the largest error."""
   import jax
   import numpy as np
   from fser_jax import config as config_lib
   c = config_lib.base()
-  tfk, xk = tf_kernels(), xla_kernels()
+  tfk = tf_kernels()
+  xk = {k: jax.jit(f) for k, f in common.conv_directions().items()}
   rng = np.random.default_rng(0)
   rows, size, cin = [], c.features.image_size, 3
   for i, f in enumerate(c.model.filters):
@@ -116,9 +95,11 @@ def kernels(batch: int, repeats: int) -> list[dict]:
       want = np.asarray(xk[direction](*args_j))
       got = tfk[direction](*args_np)
       err = float(np.max(np.abs(want - got)) / (np.max(np.abs(want)) + 1e-30))
-      t_x = _median_seconds(
-          lambda: jax.block_until_ready(xk[direction](*args_j)), repeats)
-      t_t = _median_seconds(lambda: tfk[direction](*args_np), repeats)
+      t_x = common.median_seconds(
+          lambda: jax.block_until_ready(xk[direction](*args_j)),
+          repeats=repeats, min_seconds=0.5)
+      t_t = common.median_seconds(lambda: tfk[direction](*args_np),
+                                  repeats=repeats, min_seconds=0.5)
       rows.append({"piece": f"conv{i + 1} {size}x{size} {cin}->{f} {direction}",
                    "xla_ms": 1e3 * t_x, "tf_ms": 1e3 * t_t,
                    "max_rel_diff": err})
@@ -205,7 +186,9 @@ def route_steps(batch: int, repeats: int) -> dict:
     return step, loss
 
   out, losses, grads = {}, {}, {}
-  for name, conv in (("xla", lambda h, k, _: _conv(h, k)), ("tf_callback", tf_conv)):
+  xla_conv = common.conv_directions()["forward"]
+  for name, conv in (("xla", lambda h, k, _: xla_conv(h, k)),
+                     ("tf_callback", tf_conv)):
     step, loss = make(conv)
     l, grads[name] = jax.jit(jax.value_and_grad(loss))(params, jax.random.key(1))
     losses[name] = float(l)

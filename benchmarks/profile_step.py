@@ -18,24 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import common  # noqa: F401  (sys.path, XLA:CPU backend)
-
-
-def _time(fn, *args, repeats: int = 5) -> float:
-  import jax
-  out = fn(*args)
-  jax.block_until_ready(out)
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    n = 0
-    while time.perf_counter() - t0 < 0.3:
-      jax.block_until_ready(fn(*args))
-      n += 1
-    times.append((time.perf_counter() - t0) / n)
-  return sorted(times)[len(times) // 2]
 
 
 def _backend(compiled_text: str) -> str:
@@ -59,6 +43,7 @@ def profile(batch: int) -> list[dict]:
   from fser_jax import config as config_lib, model as model_lib, train
   c = config_lib.base()
   rows = []
+  conv = common.conv_directions()
 
   def piece(name, fn, *args):
     j = jax.jit(fn)
@@ -66,7 +51,8 @@ def profile(batch: int) -> list[dict]:
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     flops = float(cost.get("flops", 0.0)) if cost else 0.0
-    sec = _time(compiled, *args)
+    sec = common.median_seconds(
+        lambda: jax.block_until_ready(compiled(*args)))
     rows.append({"piece": name, "ms": 1e3 * sec, "gflops": flops / 1e9,
                  "gflop_per_s": flops / sec / 1e9 if sec else 0.0,
                  "backend": _backend(compiled.as_text())})
@@ -76,15 +62,12 @@ def profile(batch: int) -> list[dict]:
   for i, f in enumerate(c.model.filters):
     x = jnp.asarray(rng.normal(size=(batch, size, size, cin)).astype(np.float32))
     k = jnp.asarray(rng.normal(size=(3, 3, cin, f)).astype(np.float32) * 0.1)
-    conv = lambda x, k: jax.lax.conv_general_dilated(
-        x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    y = conv(x, k)
-    piece(f"conv{i + 1} {size}x{size} {cin}->{f} forward", conv, x, k)
+    y = conv["forward"](x, k)
+    piece(f"conv{i + 1} {size}x{size} {cin}->{f} forward", conv["forward"],
+          x, k)
     if i > 0:  # the first layer's input is data: no input gradient needed
-      piece(f"conv{i + 1} input gradient",
-            lambda x, k, g: jax.vjp(lambda a: conv(a, k), x)[1](g)[0], x, k, y)
-    piece(f"conv{i + 1} weight gradient",
-          lambda x, k, g: jax.vjp(lambda b: conv(x, b), k)[1](g)[0], x, k, y)
+      piece(f"conv{i + 1} input gradient", conv["input gradient"], x, k, y)
+    piece(f"conv{i + 1} weight gradient", conv["weight gradient"], x, k, y)
     piece(f"pool{i + 1} forward", model_lib.max_pool_2x2, y)
     piece(f"pool{i + 1} backward",
           lambda y: jax.grad(lambda a: jnp.sum(model_lib.max_pool_2x2(a)))(y), y)
