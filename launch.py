@@ -76,8 +76,11 @@ def main(argv):
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU")
 
+  import jax
   from fser_jax import jax_cache, xla_cpu
   logging.info("XLA:CPU backend: %s", xla_cpu.CHOICE)
+  logging.info("model.conv_impl='auto' here: %s",
+               "%s (%s)" % xla_cpu.conv_impl(jax.default_backend()))
   logging.info("JAX compilation cache: %s", jax_cache.CHOICE)
   if FLAGS.mode == "predict":
     from fser_jax.experiments import predict

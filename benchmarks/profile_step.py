@@ -1,11 +1,14 @@
 """Per-layer profile of the FSER train step: where the milliseconds go.
 
   python benchmarks/profile_step.py --batch_size 64 [--json OUT.json]
+  python benchmarks/profile_step.py --conv_impl xla   # lax convolutions
   XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type= python benchmarks/profile_step.py
 
 For every layer of the default model at batch 64 and each direction
 (forward, input gradient, weight gradient; pooling forward/backward; dense;
-the optimizer update), the jitted piece is timed alone (warm-up, then the
+the optimizer update; a layer computed by a custom VJP, i.e. 'winograd''s
+phase-matmul first layer and Winograd layers, as forward and backward of its
+convolution + pooling), the jitted piece is timed alone (warm-up, then the
 median of timed windows), its FLOPs read from XLA's cost analysis, and the
 backend that ran it read from the optimized HLO: a YNNPACK fusion
 (`__xnn_fusion`/`ynn` in the HLO), a oneDNN custom call, or XLA's own
@@ -36,7 +39,7 @@ def _backend(compiled_text: str) -> str:
   return ", ".join(kinds) or "XLA elementwise"
 
 
-def profile(batch: int) -> list[dict]:
+def profile(batch: int, conv_impl: str = "auto") -> list[dict]:
   import jax
   import jax.numpy as jnp
   import numpy as np
@@ -59,9 +62,25 @@ def profile(batch: int) -> list[dict]:
 
   rng = np.random.default_rng(0)
   size, cin = c.features.image_size, 3
+  impl = model_lib.resolve_conv_impl(conv_impl)
   for i, f in enumerate(c.model.filters):
     x = jnp.asarray(rng.normal(size=(batch, size, size, cin)).astype(np.float32))
     k = jnp.asarray(rng.normal(size=(3, 3, cin, f)).astype(np.float32) * 0.1)
+    b = jnp.zeros((f,), jnp.float32)
+    block = None
+    if impl == "winograd" and i == 0:
+      block, how = model_lib.pooled_conv, "phase matmul"
+    elif impl == "winograd" and cin >= model_lib.WINOGRAD_MIN_CHANNELS:
+      block, how = (lambda x, k, b: model_lib.max_pool_2x2(
+          model_lib.winograd_conv(x, k, b))), "Winograd F(4x4,3x3)"
+    if block is not None:  # a custom VJP: both gradients in one piece
+      name = f"conv{i + 1}+pool {size}x{size} {cin}->{f} ({how})"
+      piece(f"{name} forward", block, x, k, b)
+      wrt = (1, 2) if i == 0 else (0, 1, 2)  # layer 1's input is data
+      piece(f"{name} backward",
+            jax.grad(lambda *a: jnp.sum(block(*a)), argnums=wrt), x, k, b)
+      size, cin = size // 2, f
+      continue
     y = conv["forward"](x, k)
     piece(f"conv{i + 1} {size}x{size} {cin}->{f} forward", conv["forward"],
           x, k)
@@ -90,13 +109,18 @@ def main(argv=None):
   ap = argparse.ArgumentParser()
   ap.add_argument("--batch_size", type=int, default=64)
   ap.add_argument("--json", default=None)
+  ap.add_argument("--conv_impl", default="auto",
+                  help="model.conv_impl; 'auto' is the library's choice here")
   a = ap.parse_args(argv)
   import train_step
-  rows = profile(a.batch_size)
-  whole = train_step.bench_jax(a.batch_size, "float32", 8, 3, None)
+  from fser_jax import model as model_lib
+  rows = profile(a.batch_size, a.conv_impl)
+  whole = train_step.bench_jax(a.batch_size, "float32", 8, 3, None,
+                               conv_impl=a.conv_impl)
   step_ms = 1e3 * a.batch_size / whole["examples_per_sec"]["median"]
   total = sum(r["ms"] for r in rows)
-  print(f"device: {common.device_name()}")
+  print(f"device: {common.device_name()}; conv_impl={a.conv_impl} -> "
+        f"{model_lib.resolve_conv_impl(a.conv_impl)}")
   print(f"| piece | ms | GFLOP | GFLOP/s | backend |\n|---|---|---|---|---|")
   for r in rows:
     print(f"| {r['piece']} | {r['ms']:.1f} | {r['gflops']:.2f} | "
@@ -104,6 +128,7 @@ def main(argv=None):
   print(f"| sum of pieces | {total:.1f} | | | |")
   print(f"| whole train step (benchmarks/train_step.py) | {step_ms:.1f} | | | |")
   out = {"device": common.device_name(), "batch_size": a.batch_size,
+         "conv_impl": model_lib.resolve_conv_impl(a.conv_impl),
          "pieces": rows, "sum_ms": total, "step_ms": step_ms}
   if a.json:
     with open(a.json, "w") as f:

@@ -96,9 +96,13 @@ def base() -> ml_collections.ConfigDict:
   c.model.conv_dropout = 0.25
   c.model.dense = (512, 256)
   c.model.dense_dropout = 0.5
-  # 'xla' (lax.conv) | 'im2col' (each layer one matmul) | 'input_vjp' (the
-  # first layer im2col with a data-input VJP, model.input_conv; others xla)
-  c.model.conv_impl = "xla"
+  # How the convolutions are computed (same parameters and values, within
+  # float32 rounding): 'auto' (the measured fastest for this backend and CPU,
+  # fser_jax.xla_cpu.conv_impl) | 'xla' (lax.conv) | 'winograd' (Winograd
+  # F(4x4,3x3) for layers with >= 64 input channels, the first layer one
+  # matmul over its pooling phases) | 'im2col' (each layer one matmul) |
+  # 'input_vjp' (the first layer im2col with a data-input VJP; others xla)
+  c.model.conv_impl = "auto"
   # features.kind='logmel_time': how the time axis is pooled before the
   # dense layers, 'mean' | 'mean_std' (statistics pooling)
   c.model.time_pool = "mean"
@@ -192,7 +196,7 @@ CHOICES = {
     "train.optimizer": ("sgd", "adam"),
     "train.schedule": ("constant", "cosine"),
     "train.precision": ("float32", "bfloat16"),
-    "model.conv_impl": ("xla", "im2col", "input_vjp"),
+    "model.conv_impl": ("auto", "xla", "winograd", "im2col", "input_vjp"),
     "model.time_pool": ("mean", "mean_std"),
 }
 

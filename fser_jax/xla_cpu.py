@@ -81,3 +81,31 @@ def bfloat16_note(flags: set[str] | None = None) -> str | None:
           "arithmetic (no AVX512_BF16 / AMX-BF16): expect it to be slower "
           "than float32 here (x0.84 measured on AVX2); use float32 on this "
           "machine, bfloat16 on GPUs and AMX CPUs.")
+
+
+def conv_impl(backend: str, dtype_name: str = "float32",
+              flags: set[str] | None = None) -> tuple[str, str]:
+  """What `model.conv_impl='auto'` means on this machine: (impl, why).
+
+  'winograd' (model.winograd_conv for the layers with >= 64 input channels,
+  model.pooled_conv for the first) on a CPU without AVX-512 in float32: the
+  train step measured side by side on a 2-core AVX2 EPYC,
+  `benchmarks/train_step.py --baseline none --conv_impl xla,winograd,...`,
+  150.6 / 144.6 ex/s with lax convolutions against 183.1 / 188.1 with these.
+  'xla' elsewhere: GPUs run cuDNN, which picks its own algorithms (Winograd
+  among them), and AVX-512 CPUs are unmeasured, so they keep the measured
+  default rather than a guess."""
+  if backend != "cpu":
+    return "xla", f"{backend}: XLA's convolutions (cuDNN picks the algorithm)"
+  if dtype_name != "float32":
+    return "xla", f"{dtype_name}: Winograd's transforms need float32"
+  flags = cpu_flags() if flags is None else flags
+  if not flags:
+    return "xla", "CPU features unknown: XLA's convolutions"
+  if "avx512f" in flags:
+    return "xla", ("CPU has AVX-512: XLA's convolutions (Winograd unmeasured "
+                   "there)")
+  return "winograd", ("CPU without AVX-512: Winograd F(4x4,3x3) for layers "
+                      "with >= 64 input channels and the first layer as one "
+                      "matmul over its pooling phases (x1.25 train step "
+                      "measured on AVX2)")

@@ -84,6 +84,14 @@ def test_each_layer_forward_matches_float64():
       np.asarray(jax.jit(model_lib.im2col_conv)(x, conv.kernel[...],
                                                 conv.bias[...])),
       ref, rtol=1e-4, atol=1e-4)
+  # Winograd F(4x4, 3x3) on enough channels that its transforms matter.
+  xw = rng.normal(size=(2, 12, 8, 64)).astype(np.float32)
+  kw = (0.1 * rng.normal(size=(3, 3, 64, 16))).astype(np.float32)
+  bw = rng.normal(size=(16,)).astype(np.float32)
+  np.testing.assert_allclose(
+      np.asarray(jax.jit(model_lib.winograd_conv)(xw, kw, bw)),
+      _conv_ref(xw.astype(np.float64), kw.astype(np.float64), bw),
+      rtol=1e-4, atol=1e-4)
   pooled = np.asarray(jax.jit(model_lib.max_pool_2x2)(x))
   np.testing.assert_array_equal(
       pooled, x.reshape(4, 8, 2, 8, 2, 3).max(axis=(2, 4)))

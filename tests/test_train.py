@@ -156,6 +156,105 @@ def test_im2col_convolution_equals_lax_conv():
       atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(2, 8, 12, 5, 7), (3, 10, 6, 4, 9)])
+def test_winograd_convolution_and_its_vjp_equal_lax_conv(shape):
+  """Winograd F(4x4, 3x3) with its own VJP: values, input gradient, kernel
+  and bias gradients equal lax.conv's (sizes that are and are not multiples
+  of the 4x4 tile)."""
+  b, h, w, c, f = shape
+  x = jax.random.normal(jax.random.key(0), (b, h, w, c))
+  k = 0.3 * jax.random.normal(jax.random.key(1), (3, 3, c, f))
+  bias = 0.1 * jax.random.normal(jax.random.key(2), (f,))
+  g = jax.random.normal(jax.random.key(3), (b, h, w, f))
+
+  def plain(x, k, bias):
+    return jax.lax.conv_general_dilated(
+        x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
+
+  want, want_vjp = jax.vjp(plain, x, k, bias)
+  got, got_vjp = jax.vjp(model_lib.winograd_conv, x, k, bias)
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+  for o, w_ in zip(got_vjp(g), want_vjp(g)):
+    np.testing.assert_allclose(o, w_, rtol=1e-4, atol=1e-4)
+  with pytest.raises(ValueError, match="3x3"):
+    model_lib.winograd_conv(x, jnp.zeros((5, 5, c, f)), bias)
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 12, 3, 5), (2, 9, 7, 4, 6)])
+def test_pooled_conv_equals_conv_then_pool_with_all_gradients(shape):
+  """The first layer's phase matmul: max_pool_2x2(conv) values; kernel and
+  bias gradients; the input gradient when the input is differentiated; and
+  no input-gradient work when it is not (two dots: forward, kernel)."""
+  b, h, w, c, f = shape
+  x = jax.random.normal(jax.random.key(0), (b, h, w, c))
+  k = 0.3 * jax.random.normal(jax.random.key(1), (3, 3, c, f))
+  bias = 0.1 * jax.random.normal(jax.random.key(2), (f,))
+
+  def plain(x, k, bias):
+    return model_lib.max_pool_2x2(jax.lax.conv_general_dilated(
+        x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        + bias)
+
+  want, want_vjp = jax.vjp(plain, x, k, bias)
+  got, got_vjp = jax.vjp(model_lib.pooled_conv, x, k, bias)
+  assert got.shape == (b, h // 2, w // 2, f)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  g = jax.random.normal(jax.random.key(3), want.shape)
+  for o, w_ in zip(got_vjp(g), want_vjp(g)):
+    np.testing.assert_allclose(o, w_, rtol=1e-4, atol=1e-4)
+  jaxpr = str(jax.make_jaxpr(jax.grad(
+      lambda k: model_lib.pooled_conv(x, k, bias).sum()))(k))
+  assert jaxpr.count("dot_general[") == 2
+
+
+def test_auto_conv_impl_is_chosen_per_backend_and_cpu():
+  from fser_jax import xla_cpu
+  assert xla_cpu.conv_impl("cpu", flags={"avx2", "fma"})[0] == "winograd"
+  assert xla_cpu.conv_impl("cpu", flags={"avx2", "avx512f"})[0] == "xla"
+  assert xla_cpu.conv_impl("cpu", "bfloat16", flags={"avx2"})[0] == "xla"
+  assert xla_cpu.conv_impl("gpu", flags={"avx2"})[0] == "xla"
+  assert xla_cpu.conv_impl("cpu", flags=set())[0] == "xla"  # unknown CPU
+  want = xla_cpu.conv_impl(jax.default_backend())[0]
+  assert model_lib.resolve_conv_impl("auto") == want
+  assert model_lib.resolve_conv_impl("auto", jnp.bfloat16) == "xla"
+  assert model_lib.resolve_conv_impl("im2col") == "im2col"
+  with pytest.raises(ValueError, match="conv_impl"):
+    model_lib.FSER(3, conv_impl="fft", rngs=None)
+
+
+def test_winograd_model_equals_the_xla_model_in_a_train_step():
+  """conv_impl='winograd' changes how the layers with >= 64 input channels
+  are computed, not what: same parameters, same logits and gradients."""
+  from flax import nnx
+  kw = dict(in_channels=3, image_size=16, filters=(8, 64, 16), dense=(12,),
+            rngs=None)
+  x = jax.random.normal(jax.random.key(0), (4, 16, 16, 3))
+  y = jnp.array([0, 1, 2, 1])
+  out = {}
+  for impl in ("xla", "winograd"):
+    m = model_lib.FSER(3, **{**kw, "rngs": nnx.Rngs(0)}, conv_impl=impl)
+
+    def loss(m):
+      return optax.softmax_cross_entropy_with_integer_labels(m(x), y).mean()
+
+    out[impl] = (m(x), nnx.grad(loss)(m))
+  np.testing.assert_allclose(out["winograd"][0], out["xla"][0], rtol=1e-4,
+                             atol=1e-5)
+  gx = jax.tree.leaves(out["xla"][1])
+  gw = jax.tree.leaves(out["winograd"][1])
+  assert len(gx) == len(gw) and len(gx) == 10
+  for a, b in zip(gw, gx):
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+  # Layer 1 is one phase matmul, layer 3 (64 input channels) Winograd, both
+  # custom VJPs; layer 2 (8 input channels) stays lax.conv.
+  graphdef, state = nnx.split(model_lib.FSER(
+      3, **{**kw, "rngs": nnx.Rngs(0)}, conv_impl="winograd"))
+  jaxpr = str(jax.make_jaxpr(lambda s, v: nnx.merge(graphdef, s)(v))(state, x))
+  assert jaxpr.count("name=_pooled_conv\n") == 1
+  assert jaxpr.count("name=_winograd_conv\n") == 1
+  assert jaxpr.count("conv_general_dilated[") == 1
+
+
 def test_wave_batch_fn_feeds_the_front_end_the_channel_and_each_clips_norm():
   """With waveform augmentation a batch's images are the front-end of the
   augmented waveforms, standardised with each clip's own (mean, std)."""
