@@ -6,11 +6,11 @@
 
 For every layer of the default model at batch 64 and each direction
 (forward, input gradient, weight gradient; pooling forward/backward; dense;
-the optimizer update; a layer computed by a custom VJP, i.e. 'winograd''s
-phase-matmul first layer and Winograd layers, as forward and backward of its
-convolution + pooling), the jitted piece is timed alone (warm-up, then the
-median of timed windows), its FLOPs read from XLA's cost analysis, and the
-backend that ran it read from the optimized HLO: a YNNPACK fusion
+the optimizer update; a layer with its own VJP, i.e. conv_impl 'winograd''s
+phase-matmul first layer and Winograd layers, as its convolution + pooling
+forward, then forward + backward together), the jitted piece is timed alone
+(warm-up, then the median of timed windows), its FLOPs read from XLA's cost
+analysis, and the backend that ran it read from the optimized HLO: a YNNPACK fusion
 (`__xnn_fusion`/`ynn` in the HLO), a oneDNN custom call, or XLA's own
 (Eigen) convolution/dot. The sum of the pieces is printed beside the whole
 step, so what the table leaves out (augmentation, dropout, layout copies,
@@ -77,7 +77,7 @@ def profile(batch: int, conv_impl: str = "auto") -> list[dict]:
       name = f"conv{i + 1}+pool {size}x{size} {cin}->{f} ({how})"
       piece(f"{name} forward", block, x, k, b)
       wrt = (1, 2) if i == 0 else (0, 1, 2)  # layer 1's input is data
-      piece(f"{name} backward",
+      piece(f"{name} forward + backward",
             jax.grad(lambda *a: jnp.sum(block(*a)), argnums=wrt), x, k, b)
       size, cin = size // 2, f
       continue

@@ -12,7 +12,8 @@ the paper's plain SGD at 1e-3, which needs hundreds of epochs
 (configs/fser_paper.py).
 
 Expected (measured on a 2-core AMD EPYC CPU with AVX2, fresh dataset build
-included, 2026-11-25): 2 min 51 s, test accuracy 0.979 (UA 0.979, macro-F1
+included, 2026-11-24): 2 min 51 s (3 min 29 s on a 2x slower host of the
+same name, 2026-11-25, with the Winograd step), test accuracy 0.979 (UA 0.979, macro-F1
 0.979) on fold 0's 192 clips; the linear baseline on the same split: UA
 0.964. The same config and seed give the same report.json. Under the
 generalisation mode: paper 96.7, speaker 95.4 +- 1.4, corpus 79.8 +- 3.8 UA %
