@@ -25,10 +25,11 @@ import time
 import common  # noqa: F401  (sys.path, TF log level, XLA:CPU backend)
 
 
-def make_run(workdir: str) -> None:
+def make_run(workdir: str, conv_impl: str = "auto") -> None:
   import numpy as np
   from fser_jax import checkpoints, config as config_lib, familiarity, run, train
   c = config_lib.base()
+  c.model.conv_impl = conv_impl
   run.prepare_workdir(c, workdir)
   _, state, _ = train.create(c, 8, 3, 1)
   ck = checkpoints.Checkpoints(workdir)
@@ -91,11 +92,13 @@ def main(argv=None):
   ap.add_argument("--legacy_files", type=int, default=0,
                   help="files for the legacy side (default: all; it is slow)")
   ap.add_argument("--json", default=None)
+  ap.add_argument("--conv_impl", default="auto",
+                  help="the run's model.conv_impl (config.json)")
   a = ap.parse_args(argv)
   from fser_jax.experiments import predict
   from fser_jax.inference import TrainedRun
   with tempfile.TemporaryDirectory() as tmp:
-    make_run(os.path.join(tmp, "run"))
+    make_run(os.path.join(tmp, "run"), a.conv_impl)
     files = make_files(tmp, a.files, a.seconds)
     run = TrainedRun(os.path.join(tmp, "run"))
     predict.predict_files(run, files[:2], progress=False)  # warm-up
@@ -108,6 +111,7 @@ def main(argv=None):
     legacy(run, files[:n_old])
     old = n_old / (time.perf_counter() - t0)
   result = {"device": common.device_name(), "files": a.files,
+            "conv_impl": a.conv_impl,
             "seconds_per_file": a.seconds, "fser_jax_files_per_sec": ours,
             "legacy_files_per_sec": old, "speedup": ours / old}
   print(json.dumps(result, indent=2))

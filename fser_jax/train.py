@@ -208,12 +208,15 @@ def make_infer_fn(graphdef):
 def predict_logits(eval_fn, params, images: np.ndarray,
                    batch_size: int = 256):
   """Logits (or any per-image output of `eval_fn`, a pytree of arrays) of
-  every image, in fixed-size padded batches (one compilation)."""
+  every image, in fixed-size padded batches. Fewer images than a batch are
+  padded to the next power of two, so calls with varying counts (a folder's
+  last files, one clip at a time) reuse a handful of compilations instead of
+  compiling every count anew."""
   n = images.shape[0]
   if n == 0:
     return np.zeros((0,), np.float32)
   out = []
-  bs = min(batch_size, max(n, 1))
+  bs = min(batch_size, 1 << (n - 1).bit_length())
   for s in range(0, n, bs):
     chunk = images[s:s + bs]
     pad = bs - chunk.shape[0]

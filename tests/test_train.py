@@ -391,3 +391,21 @@ def test_input_conv_vjp_equals_the_plain_convolutions_gradient(chunks):
   # The input is data: its gradient is not computed (zeros by design).
   dx = jax.grad(lambda x: jnp.sum(model_lib.input_conv(x, k, b) * g))(x)
   assert not np.any(np.asarray(dx))
+
+
+def test_predict_logits_pads_small_counts_to_powers_of_two():
+  """Varying image counts reuse a few compilations: 3 and 4 images share the
+  4-image shape, 70 runs as 64 + 6 padded to 64; values are unpadded."""
+  shapes = []
+
+  @jax.jit
+  def eval_fn(params, x):
+    shapes.append(x.shape[0])  # runs once per traced shape
+    return x.sum((1, 2, 3)) * params
+
+  rng = np.random.default_rng(0)
+  for n in (3, 4, 70):
+    images = rng.random((n, 2, 2, 1)).astype(np.float32)
+    got = train.predict_logits(eval_fn, jnp.float32(2.0), images, 64)
+    np.testing.assert_allclose(got, 2 * images.sum((1, 2, 3)), rtol=1e-6)
+  assert shapes == [4, 64]
