@@ -6,8 +6,8 @@
 The JAX side is the library's own `train_chunk` (augmentation, dropout, SGD
 update; `--steps_per_dispatch` steps fused in one dispatch). FLOPs per step come
 from XLA's cost analysis of that function with direct convolutions (the work a
-step stands for, whatever `--conv_impl` computes it with); the peak is a 2048^2 matmul
-(4096^2 on GPUs) timed on the same device in the same run. The Keras side is the
+step stands for, whatever `--conv_impl` computes it with); the peak is a 2048^2
+matmul (4096^2 on GPUs) timed on the same device in the same run. The Keras side is the
 same architecture (32/64/128/256 3x3 convs, 2x2 max-pool, dropout, dense
 512/256), SGD 1e-3, `train_on_batch` on one resident batch (its fastest path on
 CPU; `--keras_jit` tries XLA). TensorFlow runs its CPU convolutions in oneDNN
@@ -30,7 +30,7 @@ def bench_jax(batch_size: int, precision: str, steps_per_dispatch: int,
   import jax
   import jax.numpy as jnp
   import numpy as np
-  from fser_jax import augment, config as config_lib, train
+  from fser_jax import augment, config as config_lib, model as model_lib, train
   c = config_lib.base()
   c.train.precision = precision
   c.model.conv_impl = conv_impl
@@ -49,11 +49,13 @@ def bench_jax(batch_size: int, precision: str, steps_per_dispatch: int,
   # FLOPs of the direct convolutions (conv_impl 'xla'), so that a step doing
   # the same work with fewer products (Winograd) shows as a higher rate
   # rather than a lower count: the step's work, not its method's.
-  c.model.conv_impl = "xla"
-  graphdef_x, state_x, _ = train.create(c, 8, 3, steps_per_epoch=100)
-  chunk_x = train.make_train_chunk(graphdef_x, tx, augment.from_config(c.augment),
-                                   unroll=unroll)
-  cost = chunk_x.lower(state_x, images, labels, idx, key).cost_analysis()
+  direct, direct_state = chunk, state
+  if model_lib.resolve_conv_impl(conv_impl) != "xla":
+    c.model.conv_impl = "xla"
+    graphdef_x, direct_state, _ = train.create(c, 8, 3, steps_per_epoch=100)
+    direct = train.make_train_chunk(
+        graphdef_x, tx, augment.from_config(c.augment), unroll=unroll)
+  cost = direct.lower(direct_state, images, labels, idx, key).cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   flops_per_step = float(cost.get("flops", 0.0)) / steps_per_dispatch
   box = {"state": state}

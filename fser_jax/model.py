@@ -262,10 +262,15 @@ def _winograd_kernel(kernel: jax.Array) -> jax.Array:
   return u.reshape(36, kernel.shape[2], kernel.shape[3])
 
 
-def _winograd(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  b, h, w, _ = x.shape
-  m = jnp.einsum("tpc,tcf->tpf", _winograd_tiles(x), _winograd_kernel(kernel))
+def _winograd_from_tiles(v: jax.Array, kernel: jax.Array, b: int, h: int,
+                         w: int) -> jax.Array:
+  """The convolution from its transformed input tiles v [36, P, C]."""
+  m = jnp.einsum("tpc,tcf->tpf", v, _winograd_kernel(kernel))
   return _winograd_untile(m, b, h, w)
+
+
+def _winograd(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  return _winograd_from_tiles(_winograd_tiles(x), kernel, *x.shape[:3])
 
 
 @jax.custom_vjp
@@ -274,10 +279,8 @@ def _winograd_conv(x, kernel, bias):
 
 
 def _winograd_conv_fwd(x, kernel, bias):
-  b, h, w, _ = x.shape
-  v = _winograd_tiles(x)
-  m = jnp.einsum("tpc,tcf->tpf", v, _winograd_kernel(kernel))
-  return _winograd_untile(m, b, h, w) + bias, (v, kernel)
+  v = _winograd_tiles(x)  # kept for the weight gradient
+  return _winograd_from_tiles(v, kernel, *x.shape[:3]) + bias, (v, kernel)
 
 
 def _winograd_conv_bwd(res, g):
