@@ -23,8 +23,9 @@ def _setup(batch_size, n, steps_per_dispatch):
   import jax.numpy as jnp
   import numpy as np
   from fser_jax import augment, config as config_lib, train
+  from fser_jax import state as state_lib
   c = config_lib.base()
-  graphdef, state, tx = train.create(c, 8, 3, steps_per_epoch=n // batch_size)
+  graphdef, state, tx = state_lib.create(c, 8, 3, steps_per_epoch=n // batch_size)
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.random((n, 64, 64, 3), np.float32))
   labels = jnp.asarray(rng.integers(0, 8, n).astype(np.int32))

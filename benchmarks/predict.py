@@ -28,10 +28,11 @@ import common  # noqa: F401  (sys.path, TF log level, XLA:CPU backend)
 def make_run(workdir: str, conv_impl: str = "auto") -> None:
   import numpy as np
   from fser_jax import checkpoints, config as config_lib, familiarity, run, train
+  from fser_jax import state as state_lib
   c = config_lib.base()
   c.model.conv_impl = conv_impl
   run.prepare_workdir(c, workdir)
-  _, state, _ = train.create(c, 8, 3, 1)
+  _, state, _ = state_lib.create(c, 8, 3, 1)
   ck = checkpoints.Checkpoints(workdir)
   ck.save_latest(1, state)
   ck.wait()

@@ -44,6 +44,7 @@ def profile(batch: int, conv_impl: str = "auto") -> list[dict]:
   import jax.numpy as jnp
   import numpy as np
   from fser_jax import config as config_lib, model as model_lib, train
+  from fser_jax import state as state_lib
   c = config_lib.base()
   rows = []
   conv = common.conv_directions()
@@ -97,7 +98,7 @@ def profile(batch: int, conv_impl: str = "auto") -> list[dict]:
     w = jnp.asarray(rng.normal(size=(a, b)).astype(np.float32) * 0.01)
     piece(f"dense{i + 1} {a}->{b} forward+backward",
           lambda x, w: jax.grad(lambda v: jnp.sum(jnp.tanh(x @ v)))(w), x, w)
-  graphdef, state, tx = train.create(c, 8, 3, 100)
+  graphdef, state, tx = state_lib.create(c, 8, 3, 100)
   grads = jax.tree.map(jnp.ones_like, state["params"])
   piece("optimizer update (SGD)",
         lambda g, s, p: tx.update(g, s, p)[0], grads, state["opt_state"],

@@ -31,11 +31,12 @@ def bench_jax(batch_size: int, precision: str, steps_per_dispatch: int,
   import jax.numpy as jnp
   import numpy as np
   from fser_jax import augment, config as config_lib, model as model_lib, train
+  from fser_jax import state as state_lib
   c = config_lib.base()
   c.train.precision = precision
   c.model.conv_impl = conv_impl
   n = batch_size * steps_per_dispatch
-  graphdef, state, tx = train.create(c, 8, 3, steps_per_epoch=100)
+  graphdef, state, tx = state_lib.create(c, 8, 3, steps_per_epoch=100)
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.random((n, 64, 64, 3), np.float32))
   labels = jnp.asarray(rng.integers(0, 8, n).astype(np.int32))
@@ -52,7 +53,7 @@ def bench_jax(batch_size: int, precision: str, steps_per_dispatch: int,
   direct, direct_state = chunk, state
   if model_lib.resolve_conv_impl(conv_impl) != "xla":
     c.model.conv_impl = "xla"
-    graphdef_x, direct_state, _ = train.create(c, 8, 3, steps_per_epoch=100)
+    graphdef_x, direct_state, _ = state_lib.create(c, 8, 3, steps_per_epoch=100)
     direct = train.make_train_chunk(
         graphdef_x, tx, augment.from_config(c.augment), unroll=unroll)
   cost = direct.lower(direct_state, images, labels, idx, key).cost_analysis()

@@ -66,7 +66,8 @@ def main(argv=None) -> dict:
       repeats=3), b)
   # One train step on images (what every step costs without the chain).
   from fser_jax import augment as augment_lib, train as train_lib
-  graphdef, state, tx = train_lib.create(config, 8, 3, 10)
+  from fser_jax import state as state_lib
+  graphdef, state, tx = state_lib.create(config, 8, 3, 10)
   chunk = train_lib.make_train_chunk(graphdef, tx,
                                      augment_lib.from_config(config.augment))
   images = jnp.asarray(rng.standard_normal((b, 64, 64, 3)).astype(np.float32))

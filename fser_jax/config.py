@@ -116,7 +116,17 @@ def base() -> ml_collections.ConfigDict:
   c.train.nesterov = False
   c.train.schedule = "constant"  # 'constant' | 'cosine'
   c.train.warmup_epochs = 0
+  # Warmup in steps (added to warmup_epochs' steps): a small fine-tuning set
+  # has epochs of one step, where an epoch count means almost no warmup.
+  c.train.warmup_steps = 0
   c.train.weight_decay = 0.0
+  # Clip each update's gradient to this global L2 norm (0 = off). A source
+  # run that is confidently wrong on new data starts with huge logits and
+  # gradients; clipping bounds the first steps (every recipe sets it).
+  c.train.clip_grad_norm = 0.0
+  # Linear probe, then fine-tune (Kumar et al., 2022): the first N steps
+  # update only the output layer, then every layer (train.init_from runs).
+  c.train.head_only_steps = 0
   c.train.precision = "float32"  # 'float32' | 'bfloat16' (compute)
   c.train.eval_every_epochs = 1
   c.train.steps_per_dispatch = 8  # train steps fused into one jitted scan
@@ -138,8 +148,23 @@ def base() -> ml_collections.ConfigDict:
   c.learning_curve = ml_collections.ConfigDict()
   c.learning_curve.shots = (5, 10, 20, 50, -1)  # clips per class; -1: all
   c.learning_curve.repeats = 3  # draws per k (nested across k)
-  c.learning_curve.steps = 240  # train steps per cell, whatever k is
+  # Train steps per cell: learning_curve.epochs over the cell's clips,
+  # within [min_steps, max_steps] (a budget fitted to k: a fixed count
+  # over-trains 5 clips per class and under-trains 50). steps > 0: that
+  # many steps for every cell.
+  c.learning_curve.steps = 0
+  c.learning_curve.epochs = 40
+  c.learning_curve.min_steps = 60
+  c.learning_curve.max_steps = 240
   c.learning_curve.batch_size = 32  # or fewer: the cell's clip count
+  # Arms (fser_jax/experiments/learning_curve.py): 'scratch', 'finetune',
+  # 'probe' (logistic regression on the source run's embedding and the
+  # baseline's statistics), 'baseline' (the statistics alone).
+  c.learning_curve.arms = ("baseline", "probe", "scratch", "finetune")
+  # The finetune arm's recipe (chosen on the embedded stand-in recordings,
+  # docs/learning_curve.md): learning rate, linear-probe steps first, clip.
+  c.learning_curve.finetune_learning_rate = 0.005
+  c.learning_curve.finetune_head_only_steps = 20
   c.learning_curve.test_fraction = 0.25  # without speakers: stratified
   c.learning_curve.label_map = ""  # zero-shot arm: data label -> run class
 
@@ -176,13 +201,16 @@ def fast_recipe(c: ml_collections.ConfigDict, num_epochs: int,
                 eval_every_epochs: int = 4) -> ml_collections.ConfigDict:
   """The recipe that converges in minutes where the paper's plain SGD at 1e-3
   needs hundreds of epochs: SGD with Nesterov momentum 0.9 at 0.02, 2 warmup
-  epochs and a cosine decay (configs/fser_fast.py's docstring: measurements)."""
+  epochs and a cosine decay (configs/fser_fast.py's docstring: measurements),
+  gradients clipped to norm 5 (a bound on a bad step, rarely reached when
+  training from scratch)."""
   c.train.num_epochs = num_epochs
   c.train.learning_rate = 0.02
   c.train.momentum = 0.9
   c.train.nesterov = True
   c.train.schedule = "cosine"
   c.train.warmup_epochs = 2
+  c.train.clip_grad_norm = 5.0
   c.train.eval_every_epochs = eval_every_epochs
   c.train.checkpoint_every_epochs = eval_every_epochs
   return c
@@ -235,6 +263,15 @@ def validate(c: ml_collections.ConfigDict) -> None:
   if c.train.freeze != "none" and not c.train.init_from:
     raise ConfigError(f"config train.freeze={c.train.freeze!r} needs "
                       "train.init_from (frozen random layers learn nothing)")
+  if c.train.get("head_only_steps", 0) and not c.train.init_from:
+    raise ConfigError(f"config train.head_only_steps="
+                      f"{c.train.head_only_steps} needs train.init_from (a "
+                      "random trunk held still learns nothing)")
+  for key in ("train.clip_grad_norm", "train.warmup_steps",
+              "train.head_only_steps"):
+    section, name = key.split(".")
+    if c[section].get(name, 0) < 0:
+      raise ConfigError(f"config {key}={c[section][name]!r} must be >= 0")
   if c.augment.offline_copies < 0:
     raise ConfigError("config augment.offline_copies must be >= 0")
   w = c.augment.get("wave")

@@ -27,6 +27,7 @@ from fser_jax import checkpoints as ckpt_lib
 from fser_jax import familiarity
 from fser_jax import features as features_lib
 from fser_jax import input_pipeline
+from fser_jax import state as state_lib
 from fser_jax import train as train_lib
 from fser_jax.errors import CheckpointError
 
@@ -77,7 +78,7 @@ class TrainedRun:
     # 'global' | 'speaker' | 'corpus' (features.normalize; older runs: global)
     self.normalize = norm.get("normalize", "global")
     self.sample_rate = int(c.data.sample_rate)
-    graphdef, state, _ = train_lib.create(
+    graphdef, state, _ = state_lib.create(
         c, len(self.classes), features_lib.num_channels(c.features.kind), 1)
     self.params, self.step = restore_params(workdir, state)
     self.graphdef = graphdef
@@ -258,7 +259,7 @@ def restore_params(workdir: str, like_state):
   this machine's first device whatever the run trained on.
 
   Args:
-    like_state: a state of the run's structure (`train.create` of its config).
+    like_state: a state of the run's structure (`state.create` of its config).
 
   Returns:
     (params, step).

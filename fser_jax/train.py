@@ -34,12 +34,11 @@ from fser_jax import augment as augment_lib
 from fser_jax.config import ConfigError
 from fser_jax import checkpoints as ckpt_lib
 from fser_jax import features as features_lib
-from fser_jax import model as model_lib
+from fser_jax import state as state_lib
 from fser_jax import wave_augment
 from fser_jax import xla_cpu
 from fser_jax.errors import Interrupted, UserError  # noqa: F401 (re-exported)
 
-State = dict[str, Any]  # {'step': int32[], 'params': nnx.State, 'opt_state'}
 
 
 class TrainingDiverged(UserError, FloatingPointError):
@@ -58,50 +57,7 @@ def make_mesh(mesh_cfg) -> Mesh:
   return Mesh(np.array(devices[:n]), ("data",))
 
 
-# --- state ----------------------------------------------------------------------
-def total_steps(tcfg, steps_per_epoch: int) -> int:
-  """train.num_steps when set, else num_epochs x steps_per_epoch."""
-  if tcfg.get("num_steps", 0):
-    return int(tcfg.num_steps)
-  return tcfg.num_epochs * steps_per_epoch
-
-
-def make_optimizer(tcfg, steps_per_epoch: int) -> optax.GradientTransformation:
-  total = max(1, total_steps(tcfg, steps_per_epoch))
-  lr = tcfg.learning_rate
-  if tcfg.schedule == "cosine":
-    warmup = min(tcfg.warmup_epochs * steps_per_epoch, total - 1)
-    lr = optax.warmup_cosine_decay_schedule(
-        0.0 if warmup else lr, lr, max(warmup, 1),
-        max(total, max(warmup, 1) + 1))  # optax needs a cosine part
-  if tcfg.optimizer == "sgd":
-    tx = optax.sgd(lr, momentum=tcfg.momentum or None, nesterov=tcfg.nesterov)
-  else:
-    tx = optax.adam(lr)
-  if tcfg.weight_decay:
-    tx = optax.chain(optax.add_decayed_weights(tcfg.weight_decay), tx)
-  return tx
-
-
-def create(config, num_classes: int, in_channels: int, steps_per_epoch: int,
-           params=None):
-  """(graphdef, initial state, optimizer).
-
-  Args:
-    params: initial parameters (train.init_from); None: random from the seed.
-  """
-  from fser_jax import transfer  # freeze masks
-  model = model_lib.from_config(config, num_classes, in_channels, config.seed)
-  graphdef, fresh = nnx.split(model, nnx.Param)
-  params = fresh if params is None else params
-  tx = transfer.with_freeze(make_optimizer(config.train, steps_per_epoch),
-                            config.train.get("freeze", "none"),
-                            len(config.model.dense) + 1)
-  state = {"step": jnp.zeros((), jnp.int32), "params": params,
-           "opt_state": tx.init(params)}
-  return graphdef, state, tx
-
-
+# --- forward -------------------------------------------------------------------
 def logits_fn(graphdef, params, images, *, train=False, key=None):
   model = nnx.merge(graphdef, params)
   rngs = nnx.Rngs(dropout=key) if train else None
@@ -146,12 +102,13 @@ def make_train_chunk(graphdef, tx, aug_fn, batch_sharding=None, *,
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state["params"])
+    grad_norm = optax.global_norm(grads)  # before clipping
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     new = {"step": state["step"] + 1,
            "params": optax.apply_updates(state["params"], updates),
            "opt_state": opt_state}
     acc = jnp.mean(jnp.argmax(logits, -1) == y)
-    return new, {"loss": loss, "accuracy": acc}
+    return new, {"loss": loss, "accuracy": acc, "grad_norm": grad_norm}
 
   @functools.partial(jax.jit, donate_argnums=(0,))
   def train_chunk(state, images, labels, idx, key, extras=None):
@@ -360,7 +317,7 @@ def plan(tcfg, n: int, n_devices: int = 1) -> tuple[int, int, int]:
     raise ConfigError(f"config train.batch_size={tcfg.batch_size} is larger "
                       f"than the {n} training examples; lower it")
   steps_per_epoch = n // tcfg.batch_size
-  n_steps = total_steps(tcfg, steps_per_epoch)
+  n_steps = state_lib.total_steps(tcfg, steps_per_epoch)
   return steps_per_epoch, n_steps, -(-n_steps // steps_per_epoch)
 
 
@@ -378,7 +335,8 @@ def dispatches(start: int, n_steps: int, steps_per_epoch: int,
     step += k
 
 
-def resume(ckpts, state, metrics_path: str) -> tuple[State, int, list[dict]]:
+def resume(ckpts, state, metrics_path: str
+           ) -> tuple[state_lib.State, int, list[dict]]:
   """(state, start step, history) from the workdir's latest complete
   checkpoint, or the fresh `state` at step 0. Log lines written after that
   checkpoint (work lost with the interruption, redone now) are dropped from
@@ -489,7 +447,7 @@ def fit(config, data, workdir: str, init_params=None) -> dict:
   inputs = training_inputs(config, data, k_offline)
   x_val, y_val = data.subset("validation")
   steps_per_epoch, n_steps, n_epochs = plan(tcfg, inputs.n, n_dev)
-  graphdef, state, tx = create(config, len(data.classes),
+  graphdef, state, tx = state_lib.create(config, len(data.classes),
                                data.images.shape[-1], steps_per_epoch,
                                params=init_params)
   ckpts = ckpt_lib.Checkpoints(workdir, tcfg.max_checkpoints)
@@ -527,6 +485,7 @@ def fit(config, data, workdir: str, init_params=None) -> dict:
         log({"step": step, "epoch": step / steps_per_epoch,
              "train_loss": float(m["loss"].mean()),
              "train_accuracy": float(m["accuracy"].mean()),
+             "grad_norm": float(m["grad_norm"].max()),
              "examples_per_sec": rate})
         epoch_done = step % steps_per_epoch == 0
         ep = step // steps_per_epoch

@@ -16,7 +16,11 @@ parameters come from RUN's best checkpoint (fser_jax.inference.restore_params).
   so the new config.json always says what the run did.
 - `train.freeze`: 'none'; 'convs' (the four convolution blocks); 'trunk'
   (every layer but the output layer). Frozen parameters get exactly zero
-  updates (optax.multi_transform with optax.set_to_zero): bitwise unchanged.
+  updates (optax.multi_transform with optax.set_to_zero): bitwise unchanged
+  (fser_jax/state.py).
+- `train.head_only_steps`: the output layer alone trains first (a linear
+  probe), then every layer: the new head is fitted before its gradients
+  reach the trunk.
 - Input normalisation: the new run's own training statistics by default;
   `train.init_from_norm=True` keeps RUN's (input_pipeline reads them).
 """
@@ -28,49 +32,15 @@ import os
 
 import jax
 import numpy as np
-import optax
 
-from fser_jax import labels as labels_lib
 from fser_jax import config as config_lib
+from fser_jax import inference
+from fser_jax import labels as labels_lib
+from fser_jax import state as state_lib
 from fser_jax.config import ConfigError
 
 FRONT_END_KEYS = ("data.sample_rate", "model.filters", "model.kernel_size",
                   "model.dense")
-
-
-def param_name(path) -> str:
-  """'convs/0/kernel' from a pytree path of an nnx params State."""
-  parts = []
-  for k in path:
-    k = getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))
-    if str(k) != ".value" and str(k) != "value":
-      parts.append(str(k))
-  return "/".join(parts)
-
-
-def is_head(name: str, num_dense: int) -> bool:
-  return name.startswith(f"dense/{num_dense - 1}/")
-
-
-def freeze_labels(params, mode: str, num_dense: int):
-  """A pytree of 'train' / 'freeze' over `params` for optax.multi_transform."""
-  def label(path, _):
-    name = param_name(path)
-    if mode == "trunk":
-      return "train" if is_head(name, num_dense) else "freeze"
-    if mode == "convs":
-      return "freeze" if name.startswith("convs/") else "train"
-    return "train"
-  return jax.tree_util.tree_map_with_path(label, params)
-
-
-def with_freeze(tx, mode: str, num_dense: int):
-  """`tx` on the trainable parameters, exact zeros on the frozen ones."""
-  if mode in ("", "none"):
-    return tx
-  return optax.multi_transform(
-      {"train": tx, "freeze": optax.set_to_zero()},
-      lambda params: freeze_labels(params, mode, num_dense))
 
 
 def check_compatible(new_config, src_config, run: str) -> None:
@@ -101,16 +71,14 @@ def load_init(config, classes, in_channels: int):
     classes: the new run's class names.
     in_channels: input channels of the new run's images.
   """
-  from fser_jax import inference  # loads runs; imports train
-  from fser_jax import train as train_lib
   run = os.path.expanduser(config.train.init_from)
   src_cfg = inference.read_config(run)
   check_compatible(config, src_cfg, run)
   with open(os.path.join(run, "normalisation.json")) as f:
     src_classes = list(json.load(f)["classes"])
-  _, src_state, _ = train_lib.create(src_cfg, len(src_classes), in_channels, 1)
+  _, src_state, _ = state_lib.create(src_cfg, len(src_classes), in_channels, 1)
   src_params, step = inference.restore_params(run, src_state)
-  _, new_state, _ = train_lib.create(config, len(classes), in_channels, 1)
+  _, new_state, _ = state_lib.create(config, len(classes), in_channels, 1)
   new = new_state["params"].to_pure_dict()
   src = jax.device_get(src_params.to_pure_dict())
   num_dense = len(new["dense"])
@@ -122,7 +90,7 @@ def load_init(config, classes, in_channels: int):
       name = f"{prefix}{k}"
       if isinstance(dst[k], dict):
         walk(dst[k], s[k], name + "/")
-      elif is_head(name, num_dense) and not same_head:
+      elif state_lib.is_head(name, num_dense) and not same_head:
         reinit.append(name)
       else:
         if np.shape(dst[k]) != np.shape(s[k]):

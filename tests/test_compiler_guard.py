@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from fser_jax import state as state_lib
 from fser_jax import model as model_lib
 
 STEP_SCRIPT = r"""
@@ -24,7 +25,7 @@ from fser_jax import config as config_lib, train
 c = config_lib.base()
 c.model.filters = (8, 8, 16, 16); c.model.dense = (32, 16)
 c.model.conv_dropout = 0.0; c.model.dense_dropout = 0.0
-graphdef, state, tx = train.create(c, 5, 3, 4)
+graphdef, state, tx = state_lib.create(c, 5, 3, 4)
 rng = np.random.default_rng(0)
 x = jnp.asarray(rng.normal(size=(8, 64, 64, 3)).astype(np.float32))
 y = jnp.asarray(rng.integers(0, 5, 8).astype(np.int32))

@@ -19,6 +19,7 @@ from fser_jax import input_pipeline
 from fser_jax import run
 from fser_jax import splits
 from fser_jax import train
+from fser_jax import state as state_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -34,7 +35,7 @@ def _launch(cfg, workdir):
 def _final_params(workdir, cfg_overrides, data_dir):
   from conftest import tiny_config
   c = tiny_config(data_dir, **cfg_overrides)
-  _, state, _ = train.create(c, 8, 3, steps_per_epoch=6)
+  _, state, _ = state_lib.create(c, 8, 3, steps_per_epoch=6)
   ck = checkpoints.Checkpoints(str(workdir))
   restored = ck.restore(checkpoints.abstract_like(state))
   ck.close()
@@ -192,8 +193,8 @@ def test_same_seed_same_results_other_seed_same_splits(tiny, tmp_path):
   # it (and initialises differently), another split seed changes it.
   split = lambda **kw: input_pipeline.load(tiny(**kw), progress=False).split
   np.testing.assert_array_equal(split(seed=1), split())
-  _, pa, _ = train.create(tiny(), 8, 3, 1)
-  _, pc, _ = train.create(tiny(seed=1), 8, 3, 1)
+  _, pa, _ = state_lib.create(tiny(), 8, 3, 1)
+  _, pc, _ = state_lib.create(tiny(seed=1), 8, 3, 1)
   assert any(not np.allclose(x, y) for x, y in zip(
       jax.tree.leaves(pa["params"]), jax.tree.leaves(pc["params"])))
   paper = split(**{"data.protocol": "paper"})
@@ -234,7 +235,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_good_checkpoint(
   assert steps, str(e.value)
   assert f"last good checkpoint is step {max(steps)}" in str(e.value)
   assert max(steps) == 12 and "at step 13" in str(e.value)
-  _, state, _ = train.create(c2, 8, 3, 6)
+  _, state, _ = state_lib.create(c2, 8, 3, 6)
   ck = checkpoints.Checkpoints(str(tmp_path / "late"))
   r = ck.restore(checkpoints.abstract_like(state))
   ck.close()
@@ -320,7 +321,7 @@ def test_checkpoint_of_another_model_shape(tmp_path, tiny):
   (tmp_path / "normalisation.json").write_text(
       json.dumps({"mean": 0, "std": 1, "classes": list("abcdefgh")}))
   other = tiny(**{"model.dense": (64, 16)})
-  _, state, _ = train.create(other, 8, 3, 1)
+  _, state, _ = state_lib.create(other, 8, 3, 1)
   ck = checkpoints.Checkpoints(str(tmp_path))
   ck.save_latest(1, state)
   ck.close()

@@ -12,6 +12,7 @@ SCRIPT = textwrap.dedent("""
     import jax, jax.numpy as jnp, numpy as np
     from jax.sharding import NamedSharding, PartitionSpec as P
     from fser_jax import augment, config as config_lib, train
+    from fser_jax import state as state_lib
     assert len(jax.devices()) == 8, jax.devices()
     c = config_lib.base()
     c.model.filters = (8, 8, 16, 16)
@@ -28,7 +29,7 @@ SCRIPT = textwrap.dedent("""
     for n in (1, 8):
       c.mesh.num_devices = n
       mesh = train.make_mesh(c.mesh)
-      graphdef, state, tx = train.create(c, 8, 3, steps_per_epoch=4)
+      graphdef, state, tx = state_lib.create(c, 8, 3, steps_per_epoch=4)
       rep = NamedSharding(mesh, P())
       state = jax.device_put(state, rep)
       bs = NamedSharding(mesh, P("data")) if n > 1 else None

@@ -14,6 +14,7 @@ from fser_jax import checkpoints
 from fser_jax import config as config_lib
 from fser_jax import model as model_lib
 from fser_jax import train
+from fser_jax import state as state_lib
 
 
 def _small_config():
@@ -45,7 +46,7 @@ def test_max_pool_matches_nnx_max_pool():
 
 def test_train_steps_lower_the_loss_on_a_fixed_batch():
   c = _small_config()
-  graphdef, state, tx = train.create(c, 4, 3, steps_per_epoch=20)
+  graphdef, state, tx = state_lib.create(c, 4, 3, steps_per_epoch=20)
   x, y = _batch()
   ident = lambda k, im: im
   chunk = train.make_train_chunk(graphdef, tx, ident)
@@ -62,8 +63,8 @@ def test_train_steps_lower_the_loss_on_a_fixed_batch():
 
 def test_a_chunk_equals_the_same_steps_one_by_one():
   c = _small_config()
-  graphdef, s1, tx = train.create(c, 4, 3, steps_per_epoch=4)
-  _, s2, _ = train.create(c, 4, 3, steps_per_epoch=4)
+  graphdef, s1, tx = state_lib.create(c, 4, 3, steps_per_epoch=4)
+  _, s2, _ = state_lib.create(c, 4, 3, steps_per_epoch=4)
   x, y = _batch()
   aug = augment.from_config(c.augment)
   chunk = train.make_train_chunk(graphdef, tx, aug)
@@ -78,7 +79,7 @@ def test_a_chunk_equals_the_same_steps_one_by_one():
 
 def test_checkpoint_round_trips_to_equal_arrays(tmp_path):
   c = _small_config()
-  graphdef, state, tx = train.create(c, 4, 3, steps_per_epoch=3)
+  graphdef, state, tx = state_lib.create(c, 4, 3, steps_per_epoch=3)
   x, y = _batch()
   chunk = train.make_train_chunk(graphdef, tx, lambda k, im: im)
   state, _ = chunk(state, x, y, jnp.zeros((3, 8), jnp.int32), jax.random.key(0))
@@ -86,7 +87,7 @@ def test_checkpoint_round_trips_to_equal_arrays(tmp_path):
   ck = checkpoints.Checkpoints(str(tmp_path))
   ck.save_latest(3, state)
   ck.wait()
-  _, fresh, _ = train.create(c, 4, 3, steps_per_epoch=3)
+  _, fresh, _ = state_lib.create(c, 4, 3, steps_per_epoch=3)
   restored = ck.restore(checkpoints.abstract_like(fresh))
   assert int(restored["step"]) == 3
   flat_w = jax.tree.leaves(want)
@@ -105,7 +106,7 @@ def test_checkpoint_round_trips_to_equal_arrays(tmp_path):
 def test_bfloat16_compute_keeps_float32_parameters():
   c = _small_config()
   c.train.precision = "bfloat16"
-  graphdef, state, tx = train.create(c, 4, 3, steps_per_epoch=2)
+  graphdef, state, tx = state_lib.create(c, 4, 3, steps_per_epoch=2)
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(state["params"]))
   x, y = _batch()
   logits = train.logits_fn(graphdef, state["params"], x)
