@@ -81,19 +81,33 @@ def features(waveforms, sample_rate: int) -> np.ndarray:
 
 
 def fit_and_score(x_train, y_train, x_test, y_test, num_classes: int) -> dict:
-  """Trains the baseline and returns its summary on the test clips."""
+  """Trains the baseline and returns its summary on the test clips.
+
+  `x_train` / `x_test` may also be lists of feature blocks (the same clips'
+  statistics, a trained run's embedding, ...): one standardised logistic
+  regression per block, their class probabilities multiplied (a product of
+  experts: each block's model keeps its own regularisation, so a large
+  block does not drown a small one, as it would in one regression over the
+  concatenation)."""
   from sklearn.linear_model import LogisticRegression
   from sklearn.pipeline import make_pipeline
   from sklearn.preprocessing import StandardScaler
   from fser_jax import metrics
   if len(np.unique(y_train)) < 2 or len(y_test) == 0:
     return None
-  clf = make_pipeline(StandardScaler(),
-                      LogisticRegression(C=1.0, max_iter=3000))
-  clf.fit(x_train, y_train)
-  pred = clf.predict(x_test)
+  blocks = isinstance(x_train, (list, tuple))
+  xs_train = list(x_train) if blocks else [x_train]
+  xs_test = list(x_test) if blocks else [x_test]
+  log_p = 0.0
+  for a, b in zip(xs_train, xs_test):
+    clf = make_pipeline(StandardScaler(),
+                        LogisticRegression(C=1.0, max_iter=3000))
+    clf.fit(a, y_train)
+    log_p = log_p + np.log(np.maximum(clf.predict_proba(b), 1e-12))
+  pred = clf.classes_[np.argmax(log_p, 1)]
   s = metrics.summary(y_test, pred, num_classes)
+  dims = " + ".join(str(a.shape[1]) for a in xs_train)
   return {"accuracy": s["accuracy"],
           "unweighted_accuracy": s["unweighted_accuracy"],
           "macro_f1": s["macro_f1"], "model": "logistic regression on "
-          f"{x_train.shape[1]} per-clip statistics (fser_jax/baseline.py)"}
+          f"{dims} per-clip features (fser_jax/baseline.py)"}

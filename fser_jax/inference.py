@@ -45,6 +45,8 @@ class Outputs:
   window_distance: list[np.ndarray] | None  # N arrays [W_i]
   window_starts: list[list[int]]  # N lists of start samples
   window_lengths: list[list[int]]
+  # [N, D] mean of the windows' embeddings (the last hidden layer)
+  embedding: np.ndarray | None = None
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
@@ -127,12 +129,18 @@ class TrainedRun:
   def forward(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """(calibrated probabilities [N, C], familiarity distances [N] or
     None). Calibrated: softmax(logits / T), the run's fitted temperature."""
-    logits, emb = train_lib.predict_logits(self._infer, self.params, images,
-                                           BATCH)
+    return self.forward_all(images)[:2]
+
+  def forward_all(self, images: np.ndarray):
+    """`forward`'s two outputs and the trunk's embedding [N, D] for linear
+    probes: the last hidden layer, then the pooled convolution blocks
+    (fser_jax.model.FSER.embed_all)."""
+    logits, emb, blocks = train_lib.predict_logits(self._infer, self.params,
+                                                   images, BATCH)
     dist = (None if self.familiarity is None
             else familiarity.distance(self.familiarity, emb))
-    return calibration.softmax(logits, self.temperature).astype(
-        np.float32), dist
+    return (calibration.softmax(logits, self.temperature).astype(np.float32),
+            dist, np.concatenate([emb, blocks], 1).astype(np.float32))
 
   def confidence_threshold(self, coverage: float) -> float:
     """The calibrated max probability that kept `coverage` of the run's
@@ -171,7 +179,7 @@ class TrainedRun:
     if groups is None:
       # Blocks of windows: an hour-long recording (1800 windows) never holds
       # all its images at once.
-      parts = [self.forward(self.images(flat[i:i + WINDOW_BLOCK]))
+      parts = [self.forward_all(self.images(flat[i:i + WINDOW_BLOCK]))
                for i in range(0, len(flat), WINDOW_BLOCK)]
     else:
       # Group statistics need every window of the group first.
@@ -180,11 +188,12 @@ class TrainedRun:
       window_groups = np.asarray([str(groups[i]) for i in owner], object)
       images = input_pipeline.standardise_clips(
           raw, input_pipeline.group_norms(raw, window_groups))
-      parts = [self.forward(images[i:i + WINDOW_BLOCK])
+      parts = [self.forward_all(images[i:i + WINDOW_BLOCK])
                for i in range(0, len(flat), WINDOW_BLOCK)]
-    probs = np.concatenate([p for p, _ in parts])
+    probs = np.concatenate([p for p, _, _ in parts])
+    emb = np.concatenate([e for _, _, e in parts])
     dist = (None if parts[0][1] is None
-            else np.concatenate([d for _, d in parts]))
+            else np.concatenate([d for _, d, _ in parts]))
     bounds = np.cumsum([0] + [len(s) for s in starts])
     wp = [probs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     wd = (None if dist is None
@@ -193,7 +202,9 @@ class TrainedRun:
         probs=np.stack([p.mean(0) for p in wp]),
         distance=None if wd is None else np.array([d.mean() for d in wd]),
         window_probs=wp, window_distance=wd, window_starts=starts,
-        window_lengths=lengths)
+        window_lengths=lengths,
+        embedding=np.stack([emb[a:b].mean(0)
+                            for a, b in zip(bounds[:-1], bounds[1:])]))
 
 
   def classify_stream(self, path: str, own_statistics: bool | None = None

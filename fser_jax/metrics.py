@@ -110,6 +110,34 @@ def report(y_true: np.ndarray, probs: np.ndarray, classes,
   return out
 
 
+DOMINANT_SHARE = 0.8  # one class taking more of the predictions: degenerate
+
+
+def dominant_class(pred: np.ndarray, classes) -> dict | None:
+  """{'class', 'share'} when one class takes more than DOMINANT_SHARE of the
+  predictions `pred` (class indices), else None: a run that calls almost
+  every clip one thing is not usable on that data as it is."""
+  pred = np.asarray(pred)
+  if pred.size == 0:
+    return None
+  counts = np.bincount(pred, minlength=len(classes))
+  top = int(counts.argmax())
+  share = float(counts[top] / pred.size)
+  return ({"class": str(classes[top]), "share": share}
+          if share > DOMINANT_SHARE else None)
+
+
+def dominant_line(d: dict | None, n: int) -> str | None:
+  """The report's first line for a degenerate run, or None."""
+  if d is None:
+    return None
+  return (f"**Not usable on this data as it is**: {100 * d['share']:.0f}% of "
+          f"the {n} clips are called '{d['class']}'. Label a few clips per "
+          "class and run `--mode learning_curve` (a linear probe on this "
+          "run's embedding, fine-tuning, or the baseline: it says which "
+          "wins at your number of clips).")
+
+
 def pct(x) -> str:
   return "-" if x is None else f"{100 * x:.2f}"
 

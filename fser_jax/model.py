@@ -412,10 +412,21 @@ class FSER(nnx.Module):
   def embed(self, x: jax.Array, *, train: bool = False,
             rngs: nnx.Rngs | None = None) -> jax.Array:
     """The last hidden layer's activations [B, dense[-1]] (before softmax)."""
+    return self.embed_all(x, train=train, rngs=rngs)[0]
+
+  def embed_all(self, x: jax.Array, *, train: bool = False,
+                rngs: nnx.Rngs | None = None) -> tuple[jax.Array, jax.Array]:
+    """(the last hidden layer [B, dense[-1]], every block after the first
+    pooled over both image axes, mean and std [B, 2 * sum(filters[1:])]).
+    The pooled blocks are less specific to the source's classes than the
+    last layer: what a linear probe on new data reads beside it."""
     x = x.astype(self.dtype)
+    pooled = []
     for i, conv in enumerate(self.convs):
       # relu(pool(y)) == pool(relu(y)) (both monotone), on 4x fewer values.
       x = nnx.relu(self._conv_pool(i, conv, x))
+      if i:
+        pooled += [x.mean(axis=(1, 2)), x.std(axis=(1, 2))]
       if train:
         x = dropout(x, self.conv_dropout, rngs.dropout())
     if self.time_pool == "mean_std":  # [B, rows, cols, C] -> [B, rows, 2C]
@@ -427,7 +438,9 @@ class FSER(nnx.Module):
       x = nnx.relu(layer(x))
       if train:
         x = dropout(x, self.dense_dropout, rngs.dropout())
-    return x
+    blocks = (jnp.concatenate(pooled, -1) if pooled
+              else jnp.zeros((x.shape[0], 0), x.dtype))
+    return x, blocks
 
 
 def compute_dtype(precision: str):

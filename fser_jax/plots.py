@@ -142,8 +142,10 @@ def learning_curve(out: dict, path: str) -> None:
   zero-shot as a horizontal line."""
   fig, ax = plt.subplots(figsize=(6.5, 4.5))
   n_classes = len(out["classes"])
-  for arm, style in (("scratch", "o-"), ("finetune", "s-")):
-    rows = out["arms"].get(arm) or []
+  for arm, style in (("baseline", "k^--"), ("probe", "D-"),
+                     ("probe_embedding", "d:"), ("scratch", "o-"),
+                     ("finetune", "s-")):
+    rows = [r for r in out["arms"].get(arm) or [] if r["ua_mean"] is not None]
     if not rows:
       continue
     x = np.array([r["n_train"] / n_classes for r in rows])

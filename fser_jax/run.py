@@ -99,7 +99,7 @@ def model_outputs(infer, params, images: np.ndarray, num_classes: int):
   if len(images) == 0:
     return (np.zeros((0, num_classes), np.float32),
             np.zeros((0, 1), np.float32))
-  return train_lib.predict_logits(infer, params, images)
+  return train_lib.predict_logits(infer, params, images)[:2]
 
 
 def baseline_of(data) -> dict | None:

@@ -151,14 +151,15 @@ def make_eval_fn(graphdef):
 
 
 def make_infer_fn(graphdef):
-  """Jitted `(params, images) -> (logits, last hidden layer)`: the trunk runs
-  once for both (predictions and fser_jax.familiarity)."""
+  """Jitted `(params, images) -> (logits, last hidden layer, pooled conv
+  blocks)`: the trunk runs once for all three (predictions,
+  fser_jax.familiarity and linear probes)."""
   @jax.jit
   def infer_fn(params, images):
     model = nnx.merge(graphdef, params)
-    emb = model.embed(images)
+    emb, blocks = model.embed_all(images)
     return (model.dense[-1](emb).astype(jnp.float32),
-            emb.astype(jnp.float32))
+            emb.astype(jnp.float32), blocks.astype(jnp.float32))
   return infer_fn
 
 

@@ -144,6 +144,7 @@ def evaluate(run: TrainedRun, waveforms, data_labels, meta=None, *,
       "restricted": {k: rs[k] for k in ("accuracy", "unweighted_accuracy",
                                         "macro_f1")},
       "familiarity": fam,
+      "degenerate": metrics_lib.dominant_class(y_pred, run.classes),
   })
   rows = []
   for i, l in enumerate(data_labels):
@@ -181,7 +182,8 @@ def selective_at_val80(run, probs, distance, correct) -> dict:
 
 def to_markdown(rep: dict, source: str, problems: list[str]) -> str:
   pct = metrics_lib.pct
-  lines = [f"Run `{rep['run']}` (checkpoint step {rep['checkpoint_step']}) on "
+  first = metrics_lib.dominant_line(rep.get("degenerate"), rep["n_clips"])
+  lines = ([first, ""] if first else []) + [f"Run `{rep['run']}` (checkpoint step {rep['checkpoint_step']}) on "
            f"`{source}`: {rep['n_clips']} clips, {rep['n_mapped']} with a label "
            f"that maps to a class of the run, {rep['n_unmapped']} without.", "",
            "Label map (data label -> run class):", "",

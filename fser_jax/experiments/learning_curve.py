@@ -1,4 +1,4 @@
-"""How many of my clips must I label? Scratch vs fine-tuned vs zero-shot.
+"""How many of my clips must I label, and what do I do with them?
 
   python launch.py --mode learning_curve --config configs/own_data.py:DATA \
       --config.train.init_from=RUN --workdir OUT
@@ -11,27 +11,43 @@
    `learning_curve.shots` (-1: all), `learning_curve.repeats` times. Draws are
    nested: for one repeat, the clips of k=10 include those of k=5 (each
    repeat is one seeded permutation per class, cut at k).
-3. Three arms: `scratch` (the config from random initialisation),
-   `finetune` (from `train.init_from`, with its `train.freeze` and
-   normalisation choices) and, once, `zero_shot` (the run evaluated on the
-   test set through the label mapping, fser_jax/labels.py; over the mapped
-   classes only). An arm that cannot run is skipped with the reason.
-4. Budget: every cell trains `learning_curve.steps` steps (batch
-   `learning_curve.batch_size`, or the cell's clip count when smaller),
-   whatever k is: with a budget in epochs, k=5 would get a handful of steps
-   and the curve would measure under-training, not data. No validation split
-   (k=5 leaves nothing to spare): each cell reports its final state.
+3. Arms (`learning_curve.arms`), every one on the same cells:
+   - `baseline`: fser_jax/baseline.py's per-clip statistics into a logistic
+     regression: the bar every other arm must clear;
+   - `probe`: a logistic regression on RUN's embedding (its last hidden
+     layer and its pooled convolution blocks, through fser_jax.inference,
+     the way every mode scores a clip) beside the baseline's: their class
+     probabilities multiplied; `probe_embedding` (reported with it): the
+     embedding's regression alone;
+   - `scratch`: the config trained from random initialisation;
+   - `finetune`: from RUN, with the fine-tuning recipe: learning rate
+     `learning_curve.finetune_learning_rate`, the output layer alone for
+     `learning_curve.finetune_head_only_steps` steps (a linear probe), then
+     every layer, gradients clipped to `train.clip_grad_norm`;
+   - once, `zero_shot`: RUN as it is on the test set through the label
+     mapping (fser_jax/labels.py), over the mapped classes only.
+   An arm that cannot run is skipped with the reason; a CNN cell whose loss
+   stops being finite is counted in its row's `diverged`, not lost.
+4. Budget of a CNN cell: `learning_curve.epochs` epochs over its clips within
+   [`min_steps`, `max_steps`] steps (`learning_curve.steps` > 0: that many
+   for every cell). No validation split (k=5 leaves nothing to spare): each
+   cell reports its final state.
 
-Each cell is an ordinary run (protocol `file`) in OUT/<arm>/k<k>_r<r>, so an
-interrupted curve resumes: finished cells are read back, the unfinished one
-resumes from its checkpoint. OUT gets learning_curve.json (shape below),
-learning_curve.md and learning_curve.png.
+Each CNN cell is an ordinary run (protocol `file`) in OUT/<arm>/k<k>_r<r>, so
+an interrupted curve resumes: finished cells are read back, the unfinished
+one resumes from its checkpoint. OUT gets learning_curve.json (shape below),
+learning_curve.md (its first lines: which arm to use at each k, and a
+warning when RUN calls most clips one class) and learning_curve.png.
 
   {"test_clips": int, "classes": [...],
    "arms": {"scratch": [{"shots": k, "n_train": int, "ua_mean": f, "ua_std": f,
                          "acc_mean": f, ...}, ...],
-            "finetune": [...],
-            "zero_shot": {"ua": f, "acc": f, "mapped_classes": [...]}}}
+            "finetune": [...], "baseline": [...], "probe": [...],
+            "probe_embedding": [...],
+            "zero_shot": {"ua": f, "acc": f, "mapped_classes": [...],
+                          "degenerate": {"class", "share"} | null}},
+   "recommendation": [{"shots": k, "arm": str, "ua_mean": f,
+                       "margin_over_baseline": f | null, "text": str}]}
 ("all" is shots -1; a skipped arm is [] or null, with `skipped[arm]` saying why.)
 """
 
@@ -45,14 +61,20 @@ import os
 import numpy as np
 from absl import logging
 
+from fser_jax import baseline as baseline_lib
 from fser_jax import config as config_lib
 from fser_jax import input_pipeline
+from fser_jax import metrics as metrics_lib
 from fser_jax import plots
 from fser_jax import run as run_lib
 from fser_jax import splits as splits_lib
 from fser_jax.errors import DataError
+from fser_jax.train import TrainingDiverged
 
-ARMS = ("scratch", "finetune")
+CNN_ARMS = ("scratch", "finetune")  # trained cells, OUT/<arm>/k<k>_r<r>
+LINEAR_ARMS = ("baseline", "probe", "probe_embedding")  # seconds per cell
+ARMS = ("baseline", "probe", "scratch", "finetune")  # learning_curve.arms
+NEEDS_RUN = ("probe", "finetune", "zero_shot")
 
 
 def fixed_test(config, labels: np.ndarray, meta: dict) -> tuple[np.ndarray, str]:
@@ -89,6 +111,15 @@ def draws(labels: np.ndarray, pool: np.ndarray, shots, repeats: int,
   return out
 
 
+def cell_steps(lc, n_train: int, batch_size: int) -> int:
+  """A CNN cell's budget: `lc.steps` when set, else `lc.epochs` epochs
+  within [lc.min_steps, lc.max_steps]."""
+  if lc.steps > 0:
+    return int(lc.steps)
+  per_epoch = max(1, n_train // batch_size)
+  return int(np.clip(lc.epochs * per_epoch, lc.min_steps, lc.max_steps))
+
+
 def cell_config(config, arm: str, split_file: str, n_train: int, repeat: int):
   c = copy.deepcopy(config)
   lc = config.learning_curve
@@ -97,9 +128,10 @@ def cell_config(config, arm: str, split_file: str, n_train: int, repeat: int):
     c.data.protocol = "file"
     c.data.split_file = os.path.abspath(split_file)
     c.data.fold = 0
-    c.train.num_steps = lc.steps
     c.train.batch_size = min(lc.batch_size, n_train)
-    epochs = -(-lc.steps // max(1, n_train // c.train.batch_size))
+    steps = cell_steps(lc, n_train, c.train.batch_size)
+    c.train.num_steps = steps
+    epochs = -(-steps // max(1, n_train // c.train.batch_size))
     c.train.num_epochs = epochs
     c.train.eval_every_epochs = max(1, epochs // 4)
     c.train.checkpoint_every_epochs = max(1, epochs // 4)
@@ -108,6 +140,13 @@ def cell_config(config, arm: str, split_file: str, n_train: int, repeat: int):
       c.train.freeze = "none"
       c.train.init_from_norm = False
       c.train.init_label_map = ""
+      c.train.head_only_steps = 0
+    else:  # the fine-tuning recipe, warmup counted in steps
+      head = min(int(lc.finetune_head_only_steps), steps // 2)
+      c.train.learning_rate = float(lc.finetune_learning_rate)
+      c.train.head_only_steps = head
+      c.train.warmup_epochs = 0
+      c.train.warmup_steps = head + max(1, steps // 10)
   return c
 
 
@@ -124,32 +163,131 @@ def _write_split(path: str, filenames, train_idx, test_mask) -> None:
     f.write(text)
 
 
-def _run_cell(c, cdir: str, overwrite: bool) -> dict:
+def _run_cell(c, cdir: str, overwrite: bool) -> dict | None:
+  """The cell's report (read back when it finished before), or None when
+  its training diverged (logged, and kept in OUT/<arm>/<cell>/DIVERGED)."""
   path = os.path.join(cdir, "report.json")
-  if os.path.exists(path) and not overwrite:
+  flag = os.path.join(cdir, "DIVERGED")
+  if not overwrite and (os.path.exists(path) or os.path.exists(flag)):
     run_lib.prepare_workdir(c, cdir)  # refuses a changed config
+    if os.path.exists(flag):
+      return None
     with open(path) as f:
       return json.load(f)
-  return run_lib.train_and_evaluate(c, cdir, overwrite=overwrite)
+  try:
+    return run_lib.train_and_evaluate(c, cdir, overwrite=overwrite)
+  except TrainingDiverged as e:
+    logging.warning("learning curve cell %s diverged: %s", cdir, e)
+    with open(flag, "w") as f:
+      f.write(str(e) + "\n")
+    return None
 
 
-def zero_shot(config, waveforms, labels, classes, test: np.ndarray) -> dict:
+def _at_rate(waveforms, rate: int, target: int):
+  if rate == target:
+    return list(waveforms)
+  import librosa
+  return [librosa.resample(w, orig_sr=rate, target_sr=target)
+          for w in waveforms]
+
+
+def zero_shot(config, run, waveforms, labels, classes, test: np.ndarray,
+              meta: dict) -> dict:
   from fser_jax.experiments import evaluate as evaluate_lib
-  from fser_jax.inference import TrainedRun
-  run = TrainedRun(os.path.expanduser(config.train.init_from))
-  wavs = [waveforms[i] for i in np.flatnonzero(test)]
-  if run.sample_rate != config.data.sample_rate:
-    import librosa
-    wavs = [librosa.resample(w, orig_sr=config.data.sample_rate,
-                             target_sr=run.sample_rate) for w in wavs]
+  wavs = _at_rate([waveforms[i] for i in np.flatnonzero(test)],
+                  config.data.sample_rate, run.sample_rate)
   rep, _ = evaluate_lib.evaluate(
       run, wavs, [classes[i] for i in labels[test]],
+      meta={k: np.asarray(v)[test] for k, v in meta.items()},
       label_map=config.learning_curve.get("label_map", ""))
   mapped = sorted({v for v in rep["label_map"].values() if v is not None})
   return {"ua": rep["unweighted_accuracy"], "acc": rep["accuracy"],
           "mapped_classes": mapped, "n_mapped": rep["n_mapped"],
           "unmapped": rep["unmapped"], "label_map": rep["label_map"],
-          "restricted": rep["restricted"]}
+          "restricted": rep["restricted"], "degenerate": rep["degenerate"]}
+
+
+def clip_features(config, waveforms, meta, workdir: str, run=None) -> dict:
+  """{'stats': [N, F] baseline statistics, 'embedding': [N, D] RUN's
+  embedding or absent}, cached in OUT/features.npz by file name."""
+  path = os.path.join(workdir, "features.npz")
+  names = np.asarray([str(f) for f in meta["filename"]])
+  if os.path.exists(path):
+    cached = np.load(path)
+    if np.array_equal(cached["filenames"], names) and (
+        run is None or "embedding" in cached):
+      return {k: cached[k] for k in cached.files if k != "filenames"}
+  logging.info("Learning curve: per-clip statistics of %d clips%s.",
+               len(waveforms), " and the run's embedding" if run else "")
+  out = {"stats": baseline_lib.features(waveforms, config.data.sample_rate)}
+  if run is not None:
+    wavs = _at_rate(waveforms, config.data.sample_rate, run.sample_rate)
+    out["embedding"] = run.classify(
+        wavs, groups=run.groups_for(meta, len(wavs))).embedding
+  np.savez(path, filenames=names, **out)
+  return out
+
+
+def linear_cell(blocks: list, labels, idx, test, num_classes: int) -> dict:
+  """The report on the cell of logistic regressions on feature `blocks`,
+  their probabilities multiplied (fser_jax/baseline.py's)."""
+  rep = baseline_lib.fit_and_score([x[idx] for x in blocks], labels[idx],
+                                   [x[test] for x in blocks], labels[test],
+                                   num_classes)
+  if rep is None:
+    raise DataError("learning curve: a cell holds clips of one class only; "
+                    "use larger learning_curve.shots")
+  return rep
+
+
+def _row(k: int, n_train: int, reps: list[dict | None]) -> dict:
+  ok = [r for r in reps if r is not None]
+  ua = [r["unweighted_accuracy"] for r in ok]
+  acc = [r["accuracy"] for r in ok]
+  f1 = [r["macro_f1"] for r in ok]
+  mean = lambda v: float(np.mean(v)) if v else None
+  return {"shots": k, "n_train": n_train, "ua_mean": mean(ua),
+          "ua_std": float(np.std(ua)) if ua else None,
+          "acc_mean": mean(acc), "acc_std": float(np.std(acc)) if acc else None,
+          "macro_f1_mean": mean(f1), "ua": ua,
+          "diverged": len(reps) - len(ok)}
+
+
+def recommend(out: dict) -> list[dict]:
+  """Per k: the arm with the best mean UA, and its margin over the
+  baseline arm (what a user should do with that many clips)."""
+  arms = {a: rows for a, rows in out["arms"].items()
+          if isinstance(rows, list) and rows}
+  if not arms:
+    return []
+  base = {r["shots"]: r["ua_mean"] for r in arms.get("baseline", [])}
+  recs = []
+  for i, row in enumerate(next(iter(arms.values()))):
+    k = row["shots"]
+    scored = sorted(((rows[i]["ua_mean"], a) for a, rows in arms.items()
+                     if rows[i]["ua_mean"] is not None), reverse=True)
+    if not scored:
+      continue
+    ua, best = scored[0]
+    b = base.get(k)
+    margin = None if b is None else ua - b
+    kk = "all" if k < 0 else str(k)
+    spread = next(r[i]["ua_std"] for a, r in arms.items() if a == best)
+    text = (f"With {kk} clips per class use `{best}`: UA {100 * ua:.1f} "
+            f"± {100 * spread:.1f}%")
+    if best == "baseline":
+      rival = next(((u, a) for u, a in scored[1:]), None)
+      text += (", the CNN-based arms do not beat it here"
+               + (f" (best: `{rival[1]}`, {100 * (ua - rival[0]):.1f} points "
+                  "below)" if rival else "") + ".")
+    elif margin is not None:
+      text += (f", {100 * margin:+.1f} points against the baseline "
+               f"({100 * b:.1f}%).")
+    else:
+      text += "."
+    recs.append({"shots": k, "arm": best, "ua_mean": ua,
+                 "margin_over_baseline": margin, "text": text})
+  return recs
 
 
 def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
@@ -159,6 +297,12 @@ def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
   if not shots or any(k == 0 or k < -1 for k in shots):
     raise config_lib.ConfigError(f"config learning_curve.shots={lc.shots!r}: "
                                  "clips per class, positive or -1 (all)")
+  # A tuple, or one string 'baseline,probe' (as a command line passes it).
+  wanted = [a.strip() for x in lc.arms for a in str(x).split(",") if a.strip()]
+  unknown = sorted(set(wanted) - set(ARMS))
+  if unknown or not wanted:
+    raise config_lib.ConfigError(f"config learning_curve.arms={lc.arms!r}: "
+                                 f"expected some of {ARMS}")
   shots = sorted(set(shots), key=lambda k: (k < 0, k))
   os.makedirs(workdir, exist_ok=True)
   waveforms, labels, classes, meta = input_pipeline.load_clips(config.data)
@@ -177,36 +321,58 @@ def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
     for i in np.flatnonzero(test):
       w.writerow([filenames[i], classes[labels[i]], meta["speaker"][i]])
   cells = draws(labels, pool, shots, lc.repeats, config.data.split_seed)
-  arms = ["scratch"]
+  arms = wanted
   skipped = {}
+  run = None
   if config.train.init_from:
-    arms.append("finetune")
+    from fser_jax.inference import TrainedRun
+    run = TrainedRun(os.path.expanduser(config.train.init_from))
   else:
-    skipped["finetune"] = "no train.init_from (the run to start from)"
-    skipped["zero_shot"] = "no train.init_from (the run to evaluate)"
+    for a in NEEDS_RUN:
+      if a in arms or a == "zero_shot":
+        skipped[a] = "no train.init_from (the run to start from)"
+    arms = [a for a in arms if a not in NEEDS_RUN]
   out = {"dataset": config.data.dataset, "test_clips": int(test.sum()),
          "test_set": test_how, "classes": list(classes),
-         "steps_per_cell": int(lc.steps), "repeats": int(lc.repeats),
+         "steps_per_cell": {("all" if k < 0 else str(k)): cell_steps(
+             lc, int(cells[(k, 0)].size),
+             min(lc.batch_size, int(cells[(k, 0)].size))) for k in shots},
+         "repeats": int(lc.repeats),
          "init_from": config.train.init_from or None,
          "freeze": config.train.freeze, "arms": {}, "skipped": skipped}
-  if "zero_shot" not in skipped:
+  if run is not None:
     try:
-      out["arms"]["zero_shot"] = zero_shot(config, waveforms, labels, classes,
-                                           test)
+      out["arms"]["zero_shot"] = zero_shot(config, run, waveforms, labels,
+                                           classes, test, meta)
     except DataError as e:  # no mappable class
       skipped["zero_shot"] = str(e)
   out["arms"].setdefault("zero_shot", None)
-  total = len(arms) * len(cells)
+
+  # --- the linear arms: seconds per cell ---------------------------------------
+  linear = [a for a in arms if a in ("baseline", "probe")]
+  if linear:
+    feats = clip_features(config, waveforms, meta, workdir,
+                          run if "probe" in arms else None)
+    inputs = {"baseline": [feats["stats"]]}
+    if "probe" in arms:
+      inputs["probe"] = [feats["embedding"], feats["stats"]]
+      inputs["probe_embedding"] = [feats["embedding"]]
+    for arm, x in inputs.items():
+      out["arms"][arm] = [
+          _row(k, int(cells[(k, 0)].size),
+               [linear_cell(x, labels, cells[(k, r)], test, len(classes))
+                for r in range(lc.repeats)]) for k in shots]
+
+  # --- the CNN arms: trained cells -----------------------------------------------
+  trained = [a for a in CNN_ARMS if a in arms]
+  total = len(trained) * len(cells)
   done = 0
-  for arm in ARMS:
+  for arm in trained:
     rows = []
     for k in shots:
-      ua, acc, f1, n_train = [], [], [], 0
+      reps = []
       for r in range(lc.repeats):
         idx = cells[(k, r)]
-        n_train = int(idx.size)
-        if arm not in arms:
-          continue
         done += 1
         tag = f"k{'all' if k < 0 else k}_r{r}"
         cdir = os.path.join(workdir, arm, tag)
@@ -214,19 +380,14 @@ def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
         _write_split(split_file, filenames, idx, test)
         logging.info("=== learning curve cell %d/%d: %s, %s clips per class "
                      "(%d clips), repeat %d ===", done, total, arm,
-                     "all" if k < 0 else k, n_train, r)
-        rep = _run_cell(cell_config(config, arm, split_file, n_train, r),
-                        cdir, overwrite)
-        ua.append(rep["unweighted_accuracy"])
-        acc.append(rep["accuracy"])
-        f1.append(rep["macro_f1"])
-      if arm in arms:
-        rows.append({"shots": k, "n_train": n_train,
-                     "ua_mean": float(np.mean(ua)), "ua_std": float(np.std(ua)),
-                     "acc_mean": float(np.mean(acc)),
-                     "acc_std": float(np.std(acc)),
-                     "macro_f1_mean": float(np.mean(f1)), "ua": ua})
+                     "all" if k < 0 else k, idx.size, r)
+        reps.append(_run_cell(cell_config(config, arm, split_file, idx.size,
+                                          r), cdir, overwrite))
+      rows.append(_row(k, int(cells[(k, 0)].size), reps))
     out["arms"][arm] = rows
+  for arm in ARMS:
+    out["arms"].setdefault(arm, [])
+  out["recommendation"] = recommend(out)
   with open(os.path.join(workdir, "learning_curve.json"), "w") as f:
     json.dump(out, f, indent=2)
   md = to_markdown(out)
@@ -237,13 +398,27 @@ def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
   return out
 
 
+def _cell(row: dict) -> str:
+  if row["ua_mean"] is None:
+    return "diverged"
+  text = f"{100 * row['ua_mean']:.1f} ± {100 * row['ua_std']:.1f}"
+  return text + (f" ({row['diverged']} diverged)" if row.get("diverged")
+                 else "")
+
+
 def to_markdown(out: dict) -> str:
   arms = out["arms"]
-  lines = [f"# Learning curve: `{out['dataset']}`", "",
-           f"Test set: {out['test_clips']} clips, {out['test_set']}; fixed for "
-           f"every cell. Each cell trains {out['steps_per_cell']} steps; "
-           f"{out['repeats']} draws per k (nested), mean ± std of UA %.", ""]
   z = arms.get("zero_shot")
+  lines = [f"# Learning curve: `{out['dataset']}`", ""]
+  first = metrics_lib.dominant_line((z or {}).get("degenerate"),
+                                    (z or {}).get("n_mapped", 0))
+  if first:
+    lines += [first, ""]
+  lines += [r["text"] for r in out.get("recommendation", [])]
+  steps = ", ".join(f"{s} (k={k})" for k, s in out["steps_per_cell"].items())
+  lines += ["", f"Test set: {out['test_clips']} clips, {out['test_set']}; "
+            f"fixed for every cell. CNN cells train {steps} steps; "
+            f"{out['repeats']} draws per k (nested), mean ± std of UA %.", ""]
   if z:
     lines += [f"Zero-shot (`{out['init_from']}` as it is, through the label "
               f"map, over the mapped classes {', '.join(z['mapped_classes'])}; "
@@ -251,7 +426,8 @@ def to_markdown(out: dict) -> str:
               f"{100 * z['ua']:.1f}%, accuracy {100 * z['acc']:.1f}%.", ""]
   for arm, why in out["skipped"].items():
     lines += [f"Skipped `{arm}`: {why}.", ""]
-  have = [a for a in ARMS if arms.get(a)]
+  have = [a for a in ("baseline", "probe", "probe_embedding") + CNN_ARMS
+          if arms.get(a)]
   lines += ["| clips per class | train clips | "
             + " | ".join(f"{a} UA %" for a in have) + " |",
             "|---|---|" + "---|" * len(have)]
@@ -259,7 +435,6 @@ def to_markdown(out: dict) -> str:
   for i in range(n):
     row = arms[have[0]][i]
     k = "all" if row["shots"] < 0 else str(row["shots"])
-    cells = [f"{100 * arms[a][i]['ua_mean']:.1f} ± {100 * arms[a][i]['ua_std']:.1f}"
-             for a in have]
-    lines.append(f"| {k} | {row['n_train']} | " + " | ".join(cells) + " |")
+    lines.append(f"| {k} | {row['n_train']} | "
+                 + " | ".join(_cell(arms[a][i]) for a in have) + " |")
   return "\n".join(lines) + "\n"

@@ -1,0 +1,288 @@
+"""Target sets unlike the training data: the shift suite.
+
+  python -m fser_jax.datasets.shift_suite OUT_DIR [--sets greek_phone,...]
+
+The embedded corpus and the embedded stand-in for a user's recordings come
+from one generator (fser_jax/datasets/synthetic.py): a recipe tuned on them
+is tuned to home. These sets differ from it the way users' recordings do:
+
+- another synthesis method: espeak-ng's formant synthesiser (Debian package
+  `espeak-ng`), speaking real sentences of another language, with its own
+  voices; emotions acted through prosody (pitch level and range, rate,
+  loudness) and voice quality (sox filters), at a random "intensity" per
+  clip (0.4-1.0 of the full acting), so classes overlap as in real speech;
+- channels made by sox (Debian package `sox`, `libsox-fmt-all` for AMR),
+  not by fser_jax/wave_augment.py, which fser_robust trains with.
+
+| set | language | speakers | classes (label names) | channel |
+|---|---|---|---|---|
+| greek_phone | Greek | 6 | anger disgust fear happiness sadness (balanced) | 300-3400 Hz, 8 kHz, mu-law, noise 10-20 dB SNR; WAV and FLAC |
+| spanish_mobile | Spanish | 6 | furious down cheerful scared relaxed plain (unbalanced) | AMR-NB mobile codec, a room, babble 5-20 dB SNR, a loudness offset of -20..+20 dB per speaker; 16 kHz |
+| french_room | French | 3 | anger happiness neutral sadness | a reverberant room, babble 0-10 dB SNR, 44.1 kHz |
+
+Each set is OUT_DIR/<set>/ with its audio and a manifest.csv
+(path,label,speaker,gender) for configs/own_data.py. Deterministic for a
+seed; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import os
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+
+SENTENCES = {
+    "el": ["Το τρένο φεύγει στις επτά το πρωί.",
+           "Άφησα τα κλειδιά πάνω στο τραπέζι.",
+           "Αύριο θα πάμε στο χωριό με τη γιαγιά.",
+           "Η πόρτα ήταν ανοιχτή όλη τη νύχτα.",
+           "Δεν ξέρω τι ώρα θα γυρίσει ο Νίκος.",
+           "Το γράμμα ήρθε χθες το απόγευμα.",
+           "Πήραμε καινούργιο αυτοκίνητο την Τρίτη.",
+           "Η θάλασσα είναι πολύ κρύα σήμερα.",
+           "Μου είπε να τον περιμένω στη γωνία.",
+           "Το κατάστημα κλείνει νωρίς το Σάββατο."],
+    "es": ["El tren sale a las siete de la mañana.",
+           "Dejé las llaves encima de la mesa.",
+           "Mañana vamos al pueblo con la abuela.",
+           "La puerta estuvo abierta toda la noche.",
+           "No sé a qué hora vuelve Carlos.",
+           "La carta llegó ayer por la tarde.",
+           "Compramos un coche nuevo el martes.",
+           "El agua del mar está muy fría hoy.",
+           "Me dijo que lo esperara en la esquina.",
+           "La tienda cierra temprano los sábados."],
+    "fr": ["Le train part à sept heures du matin.",
+           "J'ai laissé les clés sur la table.",
+           "Demain nous allons au village avec grand-mère.",
+           "La porte est restée ouverte toute la nuit.",
+           "Je ne sais pas à quelle heure rentre Paul.",
+           "La lettre est arrivée hier après-midi.",
+           "Nous avons acheté une voiture neuve mardi.",
+           "La mer est très froide aujourd'hui.",
+           "Il m'a dit de l'attendre au coin de la rue.",
+           "Le magasin ferme tôt le samedi."],
+}
+
+# Acting, relative to a speaker's neutral voice: pitch (%), SSML pitch range,
+# rate (%), loudness (dB), and a sox voice-quality effect.
+ACTING = {
+    "neutral": dict(pitch=0, range="medium", rate=100, loud=0.0, sox=[]),
+    "anger": dict(pitch=15, range="high", rate=115, loud=6.0,
+                  sox=["treble", "+5", "3000"]),
+    "happiness": dict(pitch=25, range="x-high", rate=110, loud=3.0, sox=[]),
+    "fear": dict(pitch=35, range="low", rate=125, loud=-2.0,
+                 sox=["tremolo", "7", "40"]),
+    "sadness": dict(pitch=-15, range="x-low", rate=75, loud=-8.0,
+                    sox=["lowpass", "2500"]),
+    "disgust": dict(pitch=-10, range="high", rate=80, loud=0.0,
+                    sox=["bass", "+4", "treble", "-3"]),
+    "calm": dict(pitch=-5, range="low", rate=85, loud=-4.0, sox=[]),
+}
+RANGES = ("x-low", "low", "medium", "high", "x-high")
+
+# (espeak-ng variant, gender, base pitch 0-99, words per minute)
+SPEAKERS = [("m1", "male", 40, 165), ("f2", "female", 62, 175),
+            ("m3", "male", 34, 150), ("f4", "female", 70, 160),
+            ("m7", "male", 46, 180), ("f5", "female", 58, 170)]
+
+
+@dataclasses.dataclass(frozen=True)
+class ShiftSet:
+  name: str
+  voice: str  # espeak-ng language
+  speakers: int
+  counts: dict  # label name -> clips per speaker
+  emotion: dict  # label name -> ACTING key
+  channel: str  # 'phone' | 'mobile' | 'room'
+  rate: int  # stored sample rate
+
+
+SETS = {
+    "greek_phone": ShiftSet(
+        "greek_phone", "el", 6,
+        {e: 12 for e in ("anger", "disgust", "fear", "happiness", "sadness")},
+        {e: e for e in ("anger", "disgust", "fear", "happiness", "sadness")},
+        "phone", 8000),
+    "spanish_mobile": ShiftSet(
+        "spanish_mobile", "es", 6,
+        {"plain": 18, "cheerful": 14, "furious": 12, "down": 12,
+         "relaxed": 10, "scared": 10},
+        {"plain": "neutral", "cheerful": "happiness", "furious": "anger",
+         "down": "sadness", "relaxed": "calm", "scared": "fear"},
+        "mobile", 16000),
+    "french_room": ShiftSet(
+        "french_room", "fr", 3,
+        {e: 30 for e in ("anger", "happiness", "neutral", "sadness")},
+        {e: e for e in ("anger", "happiness", "neutral", "sadness")},
+        "room", 44100),
+}
+# Label map from a set's names to FSER's classes (the zero-shot arm).
+LABEL_MAPS = {"spanish_mobile": "furious=anger,down=sadness,cheerful=happiness,"
+                                 "relaxed=calm,plain=neutral,scared=anxiety"}
+
+
+def check_tools() -> None:
+  missing = [t for t in ("espeak-ng", "sox") if shutil.which(t) is None]
+  if missing:
+    raise SystemExit(f"shift_suite needs {' and '.join(missing)} on PATH: "
+                     "apt-get install espeak-ng sox libsox-fmt-all")
+
+
+def _run(cmd: list[str]) -> None:
+  r = subprocess.run(cmd, capture_output=True, text=True)
+  if r.returncode:
+    raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.strip()[:300]}")
+
+
+def _read(path: str) -> tuple[np.ndarray, int]:
+  import soundfile as sf
+  x, sr = sf.read(path, dtype="float32", always_2d=True)
+  return x.mean(1), sr
+
+
+def speak(text: str, voice: str, speaker: tuple, acting: dict,
+          intensity: float, rng, path: str) -> None:
+  """One utterance by espeak-ng, acted with `intensity` of `acting`."""
+  variant, _, base_pitch, wpm = speaker
+  pitch = acting["pitch"] * intensity + rng.uniform(-6, 6)
+  rate = 100 + (acting["rate"] - 100) * intensity + rng.uniform(-8, 8)
+  r = RANGES.index(acting["range"])
+  r = int(round(2 + (r - 2) * intensity))
+  ssml = (f'<speak><prosody pitch="{pitch:+.0f}%" range="{RANGES[r]}" '
+          f'rate="{rate:.0f}%">{text}</prosody></speak>')
+  _run(["espeak-ng", "-v", f"{voice}+{variant}", "-p", str(base_pitch),
+        "-s", str(wpm), "-m", "-w", path, ssml])
+
+
+def _mix(x: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+  px = np.mean(x ** 2) + 1e-12
+  pn = np.mean(noise ** 2) + 1e-12
+  return x + noise * np.sqrt(px / (pn * 10 ** (snr_db / 10)))
+
+
+def _excerpt(bank: np.ndarray, n: int, rng) -> np.ndarray:
+  s = rng.integers(0, max(1, bank.size - n))
+  out = bank[s:s + n]
+  return np.pad(out, (0, n - out.size))
+
+
+def _pink(n: int, rng) -> np.ndarray:
+  spec = np.fft.rfft(rng.standard_normal(n))
+  spec /= np.sqrt(np.maximum(np.arange(spec.size), 1))
+  return np.fft.irfft(spec, n).astype(np.float32)
+
+
+def babble_bank(s: ShiftSet, tmp: str, rng, seconds: float = 30.0,
+                rate: int = 22050) -> np.ndarray:
+  """Several voices of the set's language talking at once."""
+  streams = []
+  for v in range(4):
+    parts, total = [], 0
+    while total < seconds * rate:
+      p = os.path.join(tmp, "babble.wav")
+      text = SENTENCES[s.voice][rng.integers(len(SENTENCES[s.voice]))]
+      speak(text, s.voice, SPEAKERS[(v + 3) % len(SPEAKERS)],
+            ACTING["neutral"], 0.0, rng, p)
+      x, rate = _read(p)
+      parts.append(x)
+      total += x.size
+    streams.append(np.concatenate(parts)[:int(seconds * rate)])
+  return np.sum(streams, 0)
+
+
+def channel(s: ShiftSet, x: np.ndarray, sr: int, extra_sox: list[str],
+            babble: np.ndarray, gain_db: float, rng, tmp: str) -> np.ndarray:
+  """The acting's voice quality, then the set's channel; returns audio at
+  s.rate."""
+  import soundfile as sf
+  src, dst = os.path.join(tmp, "in.wav"), os.path.join(tmp, "out.wav")
+  x = x * 10 ** (gain_db / 20)
+  if s.channel == "room" or s.channel == "mobile":
+    x = _mix(x, _excerpt(babble, x.size, rng),
+             rng.uniform(0, 10) if s.channel == "room" else rng.uniform(5, 20))
+  sf.write(src, x / max(1.0, float(np.abs(x).max()) / 0.99), sr)
+  effects = list(extra_sox)
+  if s.channel == "phone":
+    effects += ["sinc", "300-3400", "rate", "8000"]
+    _run(["sox", src, "-e", "u-law", "-b", "8", dst] + effects)
+    y, _ = _read(dst)
+    return _mix(y, _pink(y.size, rng), rng.uniform(10, 20))
+  if s.channel == "mobile":
+    amr = os.path.join(tmp, "out.amr-nb")
+    _run(["sox", src, "-r", "8000", amr] + effects
+         + ["reverb", f"{rng.uniform(20, 50):.0f}", "50", "40"])
+    _run(["sox", amr, "-r", str(s.rate), dst])
+    return _read(dst)[0]
+  effects += ["reverb", f"{rng.uniform(50, 90):.0f}", "50", "80",
+              "rate", str(s.rate)]
+  _run(["sox", src, dst] + effects)
+  return _read(dst)[0]
+
+
+def write_set(s: ShiftSet, out_dir: str, seed: int = 0,
+              scale: float = 1.0) -> str:
+  """Writes one set under out_dir/<name>; returns its manifest's path.
+  `scale` multiplies the clips per speaker and label (tests: small)."""
+  import soundfile as sf
+  root = os.path.join(out_dir, s.name)
+  os.makedirs(root, exist_ok=True)
+  rng = np.random.default_rng([seed, sum(map(ord, s.name))])
+  rows = []
+  with tempfile.TemporaryDirectory() as tmp:
+    babble = (babble_bank(s, tmp, rng, seconds=30.0 * min(1.0, scale * 2))
+              if s.channel in ("room", "mobile") else None)
+    for si in range(s.speakers):
+      spk = SPEAKERS[si]
+      spk_id = f"{s.voice}{si + 1:02d}"
+      # A recording session per speaker: its level (mobile: +-20 dB).
+      gain = rng.uniform(-20, 20) if s.channel == "mobile" else 0.0
+      for label, n in s.counts.items():
+        acting = ACTING[s.emotion[label]]
+        for u in range(max(1, int(round(n * scale)))):
+          text = SENTENCES[s.voice][(u + si) % len(SENTENCES[s.voice])]
+          raw = os.path.join(tmp, "clip.wav")
+          intensity = rng.uniform(0.4, 1.0)
+          speak(text, s.voice, spk, acting, intensity, rng, raw)
+          x, sr = _read(raw)
+          level = gain + acting["loud"] * intensity + rng.uniform(-3, 3) - 6
+          y = channel(s, x, sr, acting["sox"], babble, level, rng, tmp)
+          y = np.clip(y, -1, 1)
+          ext = "flac" if (s.channel == "phone" and u % 2) else "wav"
+          rel = os.path.join(spk_id, f"{spk_id}_{label}_{u:02d}.{ext}")
+          os.makedirs(os.path.join(root, spk_id), exist_ok=True)
+          sf.write(os.path.join(root, rel), y, s.rate, subtype="PCM_16")
+          rows.append((rel, label, spk_id, spk[1]))
+  path = os.path.join(root, "manifest.csv")
+  with open(path, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["path", "label", "speaker", "gender"])
+    w.writerows(rows)
+  return path
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("out_dir")
+  p.add_argument("--sets", default=",".join(SETS),
+                 help="comma-separated: " + ", ".join(SETS))
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--scale", type=float, default=1.0,
+                 help="clips per speaker and label x this")
+  a = p.parse_args(argv)
+  check_tools()
+  for name in a.sets.split(","):
+    if name not in SETS:
+      raise SystemExit(f"--sets: unknown set {name!r}; known: "
+                       + ", ".join(SETS))
+    print(write_set(SETS[name], a.out_dir, a.seed, a.scale))
+
+
+if __name__ == "__main__":
+  main()
