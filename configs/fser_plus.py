@@ -32,16 +32,6 @@ from fser_jax import config as config_lib
 
 def get_config():
   c = config_lib.embedded_speaker_folds(config_lib.base())
-  c.features.kind = "logmel_time"
-  c.features.frames = 128
-  c.features.normalize = "speaker"
-  c.model.time_pool = "mean_std"  # statistics pooling: mean and spread
-  c.augment.width_shift = 0.05
-  c.augment.height_shift = 0.0
-  c.augment.zoom = 0.0
-  c.augment.horizontal_flip = False  # columns are time: a flip plays it backwards
-  c.augment.time_masks = 2
-  c.augment.freq_masks = 2
-  c.augment.mask_width = 0.1
+  config_lib.plus_recipe(c)
   config_lib.fast_recipe(c, num_epochs=60, eval_every_epochs=4)
   return c

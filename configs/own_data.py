@@ -33,12 +33,22 @@ per class against scratch 0.60 / 0.62 / 0.78 / 0.79 / 0.75, zero-shot 0.05.
 
 from fser_jax import config as config_lib
 
+RECIPES = ("fast", "plus", "robust")
 
-def get_config(path: str = ""):
+
+def get_config(arg: str = ""):
+  """arg: 'PATH' or 'PATH,RECIPE' (RECIPE: fast | plus | robust)."""
+  path, _, recipe = arg.rpartition(",") if arg.endswith(
+      tuple("," + r for r in RECIPES)) else (arg, "", "fast")
   c = config_lib.base()
   c.data.dataset = "own"
   c.data.own_path = path
   c.data.protocol = "paper"
   c.features.kind = "rgb"
   config_lib.fast_recipe(c, num_epochs=60, eval_every_epochs=2)
+  if recipe == "plus":
+    config_lib.plus_recipe(c)
+  elif recipe == "robust":
+    config_lib.fast_recipe(c, num_epochs=120, eval_every_epochs=4)
+    config_lib.robust_recipe(c)
   return c

@@ -216,6 +216,39 @@ def fast_recipe(c: ml_collections.ConfigDict, num_epochs: int,
   return c
 
 
+def plus_recipe(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """configs/fser_plus.py's front-end, model pooling and augmentation: log-mel
+  at the hop's rate with a fixed dB reference, statistics pooling over
+  time, SpecAugment masks, no zoom or flip, each speaker's statistics."""
+  c.features.kind = "logmel_time"
+  c.features.frames = 128
+  c.features.normalize = "speaker"
+  c.model.time_pool = "mean_std"  # statistics pooling: mean and spread
+  c.augment.width_shift = 0.05
+  c.augment.height_shift = 0.0
+  c.augment.zoom = 0.0
+  c.augment.horizontal_flip = False  # columns are time: a flip plays it backwards
+  c.augment.time_masks = 2
+  c.augment.freq_masks = 2
+  c.augment.mask_width = 0.1
+  return c
+
+
+def robust_recipe(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """configs/fser_robust.py's channel on the training waveforms: noise
+  (p 0.5, 0-20 dB SNR), telephone band (0.3), gain (0.3), speed (0.3), a
+  synthetic room (0.3, RT60 0.2-1.0 s)."""
+  w = c.augment.wave
+  w.noise_prob = 0.5
+  w.noise_snr_db = (0.0, 20.0)
+  w.phone_prob = 0.3
+  w.gain_prob = 0.3
+  w.speed_prob = 0.3
+  w.reverb_prob = 0.3
+  w.reverb_rt60 = (0.2, 1.0)
+  return c
+
+
 CHOICES = {
     "data.protocol": ("paper", "speaker", "corpus", "cross", "file"),
     "train.freeze": ("none", "convs", "trunk"),

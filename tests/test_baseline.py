@@ -62,3 +62,35 @@ def test_every_report_carries_its_baseline(source_run):
   with open(os.path.join(source_run, "report.md")) as f:
     head = f.read().split("\n\n")[1]
   assert "baseline" in head.lower()  # in the report's first lines
+
+
+def _blocks(seed=0, n_per=12, classes=3):
+  """A weak statistics block, a block that separates the classes and a block
+  of pure noise, for the same clips."""
+  rng = np.random.default_rng(seed)
+  y = np.repeat(np.arange(classes), n_per)
+  weak = rng.normal(size=(y.size, 5)) + 0.3 * y[:, None]
+  strong = rng.normal(size=(y.size, 40)) + 3.0 * np.eye(classes, 40)[y]
+  noise = rng.normal(size=(y.size, 200))
+  return y, weak, strong, noise
+
+
+def test_fusion_weight_leaves_out_a_block_of_noise_and_keeps_a_good_one():
+  y, weak, strong, noise = _blocks()
+  assert baseline.fusion_weight([weak, noise], y) == 0.0
+  assert baseline.fusion_weight([weak, strong], y) >= 0.5
+
+
+def test_fused_blocks_score_what_each_regression_predicts():
+  y, weak, strong, noise = _blocks(seed=1)
+  yt, wt, st, nt = _blocks(seed=2)
+  alone = baseline.fit_and_score(weak, y, wt, yt, 3)
+  with_noise = baseline.fit_and_score([weak, noise], y, [wt, nt], yt, 3)
+  with_good = baseline.fit_and_score([weak, strong], y, [wt, st], yt, 3)
+  # Weight 0: exactly the first block's regression.
+  assert with_noise["fusion_weight"] == 0.0
+  assert with_noise["unweighted_accuracy"] == alone["unweighted_accuracy"]
+  assert with_good["unweighted_accuracy"] > alone["unweighted_accuracy"] + 0.2
+  good_alone = baseline.fit_and_score(strong, y, st, yt, 3)
+  assert with_good["unweighted_accuracy"] >= \
+      good_alone["unweighted_accuracy"] - 0.1

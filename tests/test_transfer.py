@@ -209,7 +209,23 @@ def test_learning_curve_end_to_end_and_resumes(source_run, tfds_dir,
     c.learning_curve.steps = 3
     c.learning_curve.batch_size = 8
   out = learning_curve.run_curve(c, str(tmp_path))
-  assert set(out["arms"]) == {"scratch", "finetune", "zero_shot"}
+  assert set(out["arms"]) == {"scratch", "finetune", "zero_shot", "baseline",
+                              "probe", "probe_embedding"}
+  # Every arm's rows have one shape and the cells' clip counts.
+  for arm in ("scratch", "finetune", "baseline", "probe", "probe_embedding"):
+    rows = out["arms"][arm]
+    assert [(r["shots"], r["n_train"]) for r in rows] == [(1, 5), (2, 10)]
+    for r in rows:
+      assert {"ua_mean", "ua_std", "acc_mean"} <= set(r)
+      assert 0 <= r["ua_mean"] <= 1 and len(r["ua"]) == 1
+  # The recommendation names, per k, the arm with the best mean UA.
+  for rec, i in zip(out["recommendation"], range(2)):
+    best = max(("scratch", "finetune", "baseline", "probe", "probe_embedding"),
+               key=lambda a: out["arms"][a][i]["ua_mean"])
+    assert out["arms"][rec["arm"]][i]["ua_mean"] == \
+        out["arms"][best][i]["ua_mean"]
+    assert rec["margin_over_baseline"] == pytest.approx(
+        rec["ua_mean"] - out["arms"]["baseline"][i]["ua_mean"])
   # 6 speakers: leave-one-speaker-out fold 0, 10 test clips, never trained on.
   assert out["test_clips"] == 10
   assert [r["shots"] for r in out["arms"]["scratch"]] == [1, 2]
@@ -226,13 +242,76 @@ def test_learning_curve_end_to_end_and_resumes(source_run, tfds_dir,
   with open(tmp_path / "finetune" / "k1_r0" / "report.json") as f:
     assert json.load(f)["init_from"]["head"] == "rows copied for mapped classes"
   for name in ("learning_curve.json", "learning_curve.md",
-               "learning_curve.png", "test_set.csv"):
+               "learning_curve.png", "test_set.csv", "features.npz"):
     assert (tmp_path / name).exists()
+  md = (tmp_path / "learning_curve.md").read_text()
+  assert out["recommendation"][0]["text"] in md
   stamp = os.path.getmtime(tmp_path / "scratch" / "k2_r0" / "report.json")
   again = learning_curve.run_curve(c, str(tmp_path))  # read back, not retrained
   assert os.path.getmtime(tmp_path / "scratch" / "k2_r0" /
                           "report.json") == stamp
   assert again["arms"]["scratch"] == out["arms"]["scratch"]
+  assert again["arms"]["probe"] == out["arms"]["probe"]
+
+
+def _mismatched_copy(source_run: str, dst: str, scale: float) -> str:
+  """A copy of `source_run` whose output layer is `scale` times larger:
+  confidently wrong on any data (huge logits), like a source run from
+  another domain."""
+  import shutil
+  from fser_jax import checkpoints, state as state_lib
+  from fser_jax.inference import read_config
+  shutil.copytree(source_run, dst)
+  cfg = read_config(dst)
+  _, st, _ = state_lib.create(cfg, 8, 3, 1)
+  ck = checkpoints.Checkpoints(dst)
+  step = ck.best_step()
+  st = ck.restore(checkpoints.abstract_like(st), best=True)
+  head = st["params"]["dense"][len(cfg.model.dense)]
+  head["kernel"][...] = head["kernel"][...] * scale
+  head["bias"][...] = head["bias"][...] * scale
+  ck.close()
+  shutil.rmtree(os.path.join(dst, "best"))
+  ck = checkpoints.Checkpoints(dst)
+  ck.save_best(step, st, 1.0)
+  ck.wait()
+  ck.close()
+  return dst
+
+
+def test_finetune_from_a_mismatched_source_stays_finite(
+    source_run, tfds_dir, user_recordings, tmp_path):
+  """5 clips per class from a source whose logits on the target are huge:
+  the fine-tuning recipe (clipping, the head first, warmup in steps) ends
+  with finite losses; the same cells without it diverge, and the curve
+  counts them instead of crashing."""
+  bad = _mismatched_copy(source_run, str(tmp_path / "bad_source"), 300.0)
+
+  def curve(workdir, **overrides):
+    c = own_tiny_config(tfds_dir, user_recordings,
+                        **{"train.init_from": bad, **overrides})
+    with c.unlocked():
+      c.learning_curve.shots = (5,)
+      c.learning_curve.repeats = 1
+      c.learning_curve.arms = ("finetune",)
+      c.learning_curve.batch_size = 8
+    return learning_curve.run_curve(c, workdir)
+
+  out = curve(str(tmp_path / "recipe"))
+  with open(tmp_path / "recipe" / "finetune" / "k5_r0" / "metrics.jsonl") as f:
+    losses = [json.loads(l)["train_loss"] for l in f if "train_loss" in l]
+  assert losses[0] > 10  # the source is confidently wrong
+  assert np.all(np.isfinite(losses)) and losses[-1] < losses[0] / 5
+  row = out["arms"]["finetune"][0]
+  assert row["diverged"] == 0 and row["ua_mean"] is not None
+  # Without the recipe: no clipping, no head-first phase, a high rate.
+  naive = curve(str(tmp_path / "naive"),
+                **{"train.clip_grad_norm": 0.0,
+                   "learning_curve.finetune_head_only_steps": 0,
+                   "learning_curve.finetune_learning_rate": 0.05})
+  assert naive["arms"]["finetune"][0]["diverged"] == 1
+  assert naive["arms"]["finetune"][0]["ua_mean"] is None
+  assert (tmp_path / "naive" / "finetune" / "k5_r0" / "DIVERGED").exists()
 
 
 # --- one line, exit 2 -------------------------------------------------------------

@@ -16,9 +16,11 @@
      regression: the bar every other arm must clear;
    - `probe`: a logistic regression on RUN's embedding (its last hidden
      layer and its pooled convolution blocks, through fser_jax.inference,
-     the way every mode scores a clip) beside the baseline's: their class
-     probabilities multiplied; `probe_embedding` (reported with it): the
-     embedding's regression alone;
+     the way every mode scores a clip) beside the baseline's: their
+     log-probabilities summed, the embedding's weighted by cross-validation
+     on the cell's clips (fser_jax.baseline.fusion_weight; 0 = the baseline
+     alone); `probe_embedding` (reported with it): the embedding's
+     regression alone;
    - `scratch`: the config trained from random initialisation;
    - `finetune`: from RUN, with the fine-tuning recipe: learning rate
      `learning_curve.finetune_learning_rate`, the output layer alone for
@@ -246,11 +248,14 @@ def _row(k: int, n_train: int, reps: list[dict | None]) -> dict:
   acc = [r["accuracy"] for r in ok]
   f1 = [r["macro_f1"] for r in ok]
   mean = lambda v: float(np.mean(v)) if v else None
-  return {"shots": k, "n_train": n_train, "ua_mean": mean(ua),
-          "ua_std": float(np.std(ua)) if ua else None,
-          "acc_mean": mean(acc), "acc_std": float(np.std(acc)) if acc else None,
-          "macro_f1_mean": mean(f1), "ua": ua,
-          "diverged": len(reps) - len(ok)}
+  row = {"shots": k, "n_train": n_train, "ua_mean": mean(ua),
+         "ua_std": float(np.std(ua)) if ua else None,
+         "acc_mean": mean(acc), "acc_std": float(np.std(acc)) if acc else None,
+         "macro_f1_mean": mean(f1), "ua": ua,
+         "diverged": len(reps) - len(ok)}
+  if ok and "fusion_weight" in ok[0]:
+    row["fusion_weight"] = [r["fusion_weight"] for r in ok]
+  return row
 
 
 def recommend(out: dict) -> list[dict]:
@@ -355,7 +360,7 @@ def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
                           run if "probe" in arms else None)
     inputs = {"baseline": [feats["stats"]]}
     if "probe" in arms:
-      inputs["probe"] = [feats["embedding"], feats["stats"]]
+      inputs["probe"] = [feats["stats"], feats["embedding"]]
       inputs["probe_embedding"] = [feats["embedding"]]
     for arm, x in inputs.items():
       out["arms"][arm] = [
