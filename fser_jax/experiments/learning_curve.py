@@ -127,6 +127,7 @@ def cell_config(config, arm: str, split_file: str, n_train: int, repeat: int):
   lc = config.learning_curve
   with c.unlocked():
     c.seed = config.seed + repeat
+    c.baseline = False  # the curve's own baseline arm scores the same cells
     c.data.protocol = "file"
     c.data.split_file = os.path.abspath(split_file)
     c.data.fold = 0
@@ -211,14 +212,20 @@ def zero_shot(config, run, waveforms, labels, classes, test: np.ndarray,
 
 def clip_features(config, waveforms, meta, workdir: str, run=None) -> dict:
   """{'stats': [N, F] baseline statistics, 'embedding': [N, D] RUN's
-  embedding or absent}, cached in OUT/features.npz by file name."""
+  embedding or absent}, cached in OUT/features.npz by file name and run."""
   path = os.path.join(workdir, "features.npz")
   names = np.asarray([str(f) for f in meta["filename"]])
+  source = np.asarray("" if run is None else
+                      f"{os.path.abspath(run.workdir)}@{run.step}")
   if os.path.exists(path):
     cached = np.load(path)
-    if np.array_equal(cached["filenames"], names) and (
-        run is None or "embedding" in cached):
-      return {k: cached[k] for k in cached.files if k != "filenames"}
+    fresh = np.array_equal(cached["filenames"], names)
+    if run is not None:  # the embedding must be this run's
+      fresh = fresh and "source" in cached.files and str(
+          cached["source"]) == str(source) and "embedding" in cached.files
+    if fresh:
+      return {k: cached[k] for k in cached.files
+              if k not in ("filenames", "source")}
   logging.info("Learning curve: per-clip statistics of %d clips%s.",
                len(waveforms), " and the run's embedding" if run else "")
   out = {"stats": baseline_lib.features(waveforms, config.data.sample_rate)}
@@ -226,7 +233,7 @@ def clip_features(config, waveforms, meta, workdir: str, run=None) -> dict:
     wavs = _at_rate(waveforms, config.data.sample_rate, run.sample_rate)
     out["embedding"] = run.classify(
         wavs, groups=run.groups_for(meta, len(wavs))).embedding
-  np.savez(path, filenames=names, **out)
+  np.savez(path, filenames=names, source=source, **out)
   return out
 
 
