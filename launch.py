@@ -1,7 +1,7 @@
 """fser_jax entry point. Intentionally thin: the logic lives in the library.
 
-  python launch.py --config configs/synthetic.py --workdir runs/demo
-  python launch.py --config configs/synthetic.py --workdir runs/gen --mode generalisation
+  python launch.py --config configs/fser_fast.py --workdir runs/demo
+  python launch.py --config configs/fser_fast.py --workdir runs/gen --mode generalisation
   python launch.py --mode predict --workdir runs/demo --audio my_clips/*.wav other.mp3
   python launch.py --mode evaluate --workdir runs/demo --data my_clips/ --output_dir runs/demo_on_mine
   python launch.py --mode learning_curve --config configs/own_data.py:my_clips/ \
@@ -105,7 +105,7 @@ def main(argv):
     return
   if FLAGS.config is None:
     raise app.UsageError("--config is required for --mode "
-                         f"{FLAGS.mode} (e.g. configs/synthetic.py)")
+                         f"{FLAGS.mode} (e.g. configs/fser_fast.py)")
   if FLAGS.mode == "train":
     from fser_jax import run
     run.train_and_evaluate(FLAGS.config, FLAGS.workdir,

@@ -27,7 +27,7 @@ import common  # noqa: F401  (sys.path, TF log level, XLA:CPU backend)
 
 def make_run(workdir: str, conv_impl: str = "auto") -> None:
   import numpy as np
-  from fser_jax import checkpoints, config as config_lib, familiarity, run, train
+  from fser_jax import checkpoints, config as config_lib, familiarity, run
   from fser_jax import state as state_lib
   c = config_lib.base()
   c.model.conv_impl = conv_impl
@@ -67,8 +67,8 @@ def legacy(run, files):
   import jax
   import jax.numpy as jnp
   from flax import nnx
-  from fser_jax import familiarity, features, input_pipeline, train
-  eval_fn = train.make_eval_fn(run.graphdef)
+  from fser_jax import familiarity, features, forward, input_pipeline
+  eval_fn = forward.make_eval_fn(run.graphdef)
 
   @jax.jit
   def embed_fn(params, images):
@@ -81,8 +81,8 @@ def legacy(run, files):
                                      run.config.features, run.sample_rate,
                                      batch_size=16)
     images = input_pipeline.standardise(images, run.norm)
-    train.predict_logits(eval_fn, run.params, images, 16)
-    emb = train.predict_logits(embed_fn, run.params, images, 16)
+    forward.predict_logits(eval_fn, run.params, images, 16)
+    emb = forward.predict_logits(embed_fn, run.params, images, 16)
     familiarity.distance(run.familiarity, emb)
 
 

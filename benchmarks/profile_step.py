@@ -43,7 +43,7 @@ def profile(batch: int, conv_impl: str = "auto") -> list[dict]:
   import jax
   import jax.numpy as jnp
   import numpy as np
-  from fser_jax import config as config_lib, model as model_lib, train
+  from fser_jax import config as config_lib, model as model_lib
   from fser_jax import state as state_lib
   c = config_lib.base()
   rows = []

@@ -1,4 +1,4 @@
-"""A front-end that keeps what the paper's image throws away (issue 12).
+"""A front-end that keeps what the paper's image throws away.
 
   python launch.py --config configs/fser_plus.py --workdir runs/plus
   python launch.py --mode generalisation --config configs/fser_plus.py --workdir runs/gen_plus

@@ -20,11 +20,11 @@ data.dataset / data.protocol / data.fold like configs/fser_fast.py. Trains
 Expected (measured on a 2-core AMD EPYC CPU with AVX2, 2026-11-25; README
 "Robust to your channel"): 20 min while the CPU also ran the test suite
 (about 11 min alone at the 85 ex/s measured alone at 60 epochs: an epoch
-costs 1.5x the fast recipe's); test UA 0.990 on fold 0's 192 clips (configs/synthetic.py:
+costs 1.5x the fast recipe's); test UA 0.990 on fold 0's 192 clips (configs/fser_fast.py:
 0.979). Under --mode robustness, UA lost against clean: telephone 4.2
 points (the default run: 63.5), white noise at 10 dB SNR 10.9 (59.4), rooms
 5.2-11.5, speed and gain at most 1. Zero-shot on the embedded stand-in for a
-user's phone recordings: UA 0.662 (configs/synthetic.py: 0.118).
+user's phone recordings: UA 0.662 (configs/fser_fast.py: 0.118).
 """
 
 from fser_jax import config as config_lib

@@ -13,6 +13,7 @@ familiarity embedding).
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -28,7 +29,7 @@ from fser_jax import familiarity
 from fser_jax import features as features_lib
 from fser_jax import input_pipeline
 from fser_jax import state as state_lib
-from fser_jax import train as train_lib
+from fser_jax import forward
 from fser_jax.errors import CheckpointError
 
 BATCH = 64  # windows per forward pass
@@ -84,7 +85,7 @@ class TrainedRun:
         c, len(self.classes), features_lib.num_channels(c.features.kind), 1)
     self.params, self.step = restore_params(workdir, state)
     self.graphdef = graphdef
-    self._infer = train_lib.make_infer_fn(graphdef)
+    self._infer = forward.make_infer_fn(graphdef)
     fam_path = os.path.join(workdir, familiarity.FILENAME)
     self.familiarity = (familiarity.load(fam_path)
                         if os.path.exists(fam_path) else None)
@@ -135,7 +136,7 @@ class TrainedRun:
     """`forward`'s two outputs and the trunk's embedding [N, D] for linear
     probes: the last hidden layer, then the pooled convolution blocks
     (fser_jax.model.FSER.embed_all)."""
-    logits, emb, blocks = train_lib.predict_logits(self._infer, self.params,
+    logits, emb, blocks = forward.predict_logits(self._infer, self.params,
                                                    images, BATCH)
     dist = (None if self.familiarity is None
             else familiarity.distance(self.familiarity, emb))
@@ -294,3 +295,25 @@ def restore_params(workdir: str, like_state):
   finally:
     ckpts.close()
   return params, int(step)
+
+
+class Long:
+  """A recording longer than STREAM_SECONDS: not loaded here, but
+  streamed block by block when its turn comes (bounded memory)."""
+
+
+LONG = Long()
+
+
+def load_many(run: TrainedRun, paths: list[str], workers: int = 4):
+  """Yields (path, waveform or AudioError or LONG) in order, reading ahead."""
+  def one(p):
+    d = audio_lib.duration_seconds(p) if os.path.isfile(p) else None
+    if d is not None and d > STREAM_SECONDS:
+      return p, LONG
+    try:
+      return p, run.load_audio(p)
+    except audio_lib.AudioError as e:
+      return p, e
+  with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    yield from pool.map(one, paths)

@@ -37,7 +37,7 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
   upstream gradient through a mask of the maxima saved by the forward pass:
   one select, where XLA:CPU's reduce-window gradient, and even the autodiff
   of reshape + max (compare, count, divide), cost several passes over the
-  un-pooled activations (issue 5; measured 44 -> 19 ms on a 64x64x32 batch).
+  un-pooled activations (measured 44 -> 19 ms on a 64x64x32 batch).
   """
   return _pool_window(x).max(axis=(2, 4))
 
@@ -76,7 +76,7 @@ def im2col_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
 
   Same parameters and values as `nnx.Conv`. On XLA:CPU the matmul and its
   transposes run on the fast GEMM path, where the convolution's gradients do
-  not (issue 5); on GPUs both are cuDNN/cuBLAS-fast.
+  not; on GPUs both are cuDNN/cuBLAS-fast.
   """
   return _patch_matmul(_patches(x, *kernel.shape[:2]), kernel, bias)
 

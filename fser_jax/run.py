@@ -27,6 +27,7 @@ from fser_jax import input_pipeline
 from fser_jax import metrics as metrics_lib
 from fser_jax import plots
 from fser_jax import train as train_lib
+from fser_jax import forward
 from fser_jax import transfer
 from fser_jax.errors import UserError
 
@@ -95,11 +96,11 @@ def prepare_workdir(config, workdir: str, overwrite: bool = False) -> None:
 
 def model_outputs(infer, params, images: np.ndarray, num_classes: int):
   """(logits, last hidden layer) of `params` on `images` through
-  `train.make_infer_fn`'s function: the trunk runs once for both."""
+  `forward.make_infer_fn`'s function: the trunk runs once for both."""
   if len(images) == 0:
     return (np.zeros((0, num_classes), np.float32),
             np.zeros((0, 1), np.float32))
-  return train_lib.predict_logits(infer, params, images)[:2]
+  return forward.predict_logits(infer, params, images)[:2]
 
 
 def baseline_of(data) -> dict | None:
@@ -168,7 +169,7 @@ def evaluate_and_report(config, data, result: dict, workdir: str,
   k = len(data.classes)
   (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
       data.subset("train"), data.subset("validation"), data.subset("test"))
-  infer = train_lib.make_infer_fn(result["graphdef"])  # one compilation
+  infer = forward.make_infer_fn(result["graphdef"])  # one compilation
   params = result["state"]["params"]
   logits, emb_test = model_outputs(infer, params, x_test, k)
   val_logits, emb_val = model_outputs(infer, params, x_val, k)

@@ -27,13 +27,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from absl import logging
-from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from fser_jax import augment as augment_lib
 from fser_jax.config import ConfigError
 from fser_jax import checkpoints as ckpt_lib
 from fser_jax import features as features_lib
+from fser_jax import forward
+from fser_jax import runlog
 from fser_jax import state as state_lib
 from fser_jax import wave_augment
 from fser_jax import xla_cpu
@@ -55,13 +56,6 @@ def make_mesh(mesh_cfg) -> Mesh:
     raise ConfigError(f"config mesh.num_devices={n} but only {len(devices)} "
                      "devices are visible")
   return Mesh(np.array(devices[:n]), ("data",))
-
-
-# --- forward -------------------------------------------------------------------
-def logits_fn(graphdef, params, images, *, train=False, key=None):
-  model = nnx.merge(graphdef, params)
-  rngs = nnx.Rngs(dropout=key) if train else None
-  return model(images, train=train, rngs=rngs)
 
 
 # --- the jitted core ------------------------------------------------------------
@@ -96,7 +90,7 @@ def make_train_chunk(graphdef, tx, aug_fn, batch_sharding=None, *,
     x = aug_fn(k_aug, x) if extras is None else aug_fn(k_aug, x, extras)
 
     def loss_fn(params):
-      logits = logits_fn(graphdef, params, x, train=True, key=k_drop)
+      logits = forward.logits_fn(graphdef, params, x, train=True, key=k_drop)
       loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
       return loss, logits
 
@@ -141,49 +135,6 @@ def make_wave_batch_fn(config, sample_rate: int, image_aug_fn):
     images = (frontend(wav, lengths) - norm[:, 0]) / norm[:, 1]
     return image_aug_fn(k_img, images)
   return fn
-
-
-def make_eval_fn(graphdef):
-  @jax.jit
-  def eval_fn(params, images):
-    return logits_fn(graphdef, params, images)
-  return eval_fn
-
-
-def make_infer_fn(graphdef):
-  """Jitted `(params, images) -> (logits, last hidden layer, pooled conv
-  blocks)`: the trunk runs once for all three (predictions,
-  fser_jax.familiarity and linear probes)."""
-  @jax.jit
-  def infer_fn(params, images):
-    model = nnx.merge(graphdef, params)
-    emb, blocks = model.embed_all(images)
-    return (model.dense[-1](emb).astype(jnp.float32),
-            emb.astype(jnp.float32), blocks.astype(jnp.float32))
-  return infer_fn
-
-
-def predict_logits(eval_fn, params, images: np.ndarray,
-                   batch_size: int = 256):
-  """Logits (or any per-image output of `eval_fn`, a pytree of arrays) of
-  every image, in fixed-size padded batches. Fewer images than a batch are
-  padded to the next power of two, so calls with varying counts (a folder's
-  last files, one clip at a time) reuse a handful of compilations instead of
-  compiling every count anew."""
-  n = images.shape[0]
-  if n == 0:
-    return np.zeros((0,), np.float32)
-  out = []
-  bs = min(batch_size, 1 << (n - 1).bit_length())
-  for s in range(0, n, bs):
-    chunk = images[s:s + bs]
-    pad = bs - chunk.shape[0]
-    if pad:
-      chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:],
-                                              chunk.dtype)])
-    res = eval_fn(params, jnp.asarray(chunk))
-    out.append(jax.tree.map(lambda a: np.asarray(a)[:bs - pad], res))
-  return jax.tree.map(lambda *a: np.concatenate(a), *out)
 
 
 def epoch_indices(key, epoch: int, n: int, batch: int, steps: int):
@@ -231,35 +182,6 @@ class _StopFlag:
   def __exit__(self, *exc):
     for s, h in self._old.items():
       signal.signal(s, h)
-
-
-def _fmt_time(s: float) -> str:
-  s = int(max(s, 0))
-  return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else \
-      f"{s // 60}m{s % 60:02d}s"
-
-
-def _read_jsonl(path: str) -> list[dict]:
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
-
-
-class _SummaryWriter:
-  """TensorBoard scalars through tf.summary (TensorFlow is already here)."""
-
-  def __init__(self, logdir: str):
-    import tensorflow as tf
-    self._tf = tf
-    self._writer = tf.summary.create_file_writer(logdir)
-
-  def scalar(self, tag: str, value: float, step: int) -> None:
-    with self._writer.as_default():
-      self._tf.summary.scalar(tag, value, step=step)
-
-  def flush(self) -> None:
-    self._writer.flush()
 
 
 @dataclasses.dataclass
@@ -348,7 +270,7 @@ def resume(ckpts, state, metrics_path: str
     start = int(state["step"])
   else:
     start = 0
-  history = [h for h in _read_jsonl(metrics_path) if h["step"] <= start]
+  history = [h for h in runlog.read_jsonl(metrics_path) if h["step"] <= start]
   with open(metrics_path, "w") as f:
     f.writelines(json.dumps(h) + "\n" for h in history)
   return state, start, history
@@ -370,56 +292,11 @@ def check_finite(m, step: int, epoch: int, last_checkpoint, workdir: str):
       + "Lower train.learning_rate or check the data.")
 
 
-class RunLog:
-  """metrics.jsonl (appended and flushed line by line) and TensorBoard."""
-
-  def __init__(self, workdir: str, history: list[dict]):
-    self.history = history
-    self._file = open(os.path.join(workdir, "metrics.jsonl"), "a")
-    self._writer = _SummaryWriter(os.path.join(workdir, "tensorboard"))
-
-  def __call__(self, record: dict) -> None:
-    self.history.append(record)
-    self._file.write(json.dumps(record) + "\n")
-    self._file.flush()
-    for k, v in record.items():
-      if k not in ("step", "epoch"):
-        self._writer.scalar(k, v, record["step"])
-
-  def close(self) -> None:
-    self._file.close()
-    self._writer.flush()
-
-
-class Throughput:
-  """Examples per second since the end of the first dispatch (which
-  compiles), and the time left."""
-
-  def __init__(self, batch_size: int):
-    self.batch_size = batch_size
-    self._t0, self._steps = None, 0
-
-  def update(self, k: int, dt: float) -> float:
-    if self._t0 is None:
-      self._t0 = time.perf_counter()
-      self.rate = k * self.batch_size / dt
-    else:
-      self._steps += k
-      self.rate = (self._steps * self.batch_size
-                   / (time.perf_counter() - self._t0))
-    return self.rate
-
-  def eta(self, steps_left: int) -> str:
-    if not self._steps:
-      return "after the first dispatch"
-    return _fmt_time(steps_left * self.batch_size / self.rate)
-
-
 def validate(eval_fn, params, x_val, y_val) -> dict | None:
   """Validation loss and accuracy, or None without a validation split."""
   if y_val.size == 0:
     return None
-  logits = predict_logits(eval_fn, params, x_val)
+  logits = forward.predict_logits(eval_fn, params, x_val)
   return {"val_loss": float(optax.softmax_cross_entropy_with_integer_labels(
               logits, y_val).mean()),
           "val_accuracy": float(np.mean(logits.argmax(-1) == y_val))}
@@ -462,9 +339,9 @@ def fit(config, data, workdir: str, init_params=None) -> dict:
   x_dev, y_dev, extras = jax.device_put(
       (inputs.x, jnp.asarray(inputs.y), inputs.extras), replicated)
   train_chunk = make_train_chunk(graphdef, tx, inputs.aug_fn, batch_sharding)
-  eval_fn = make_eval_fn(graphdef)
-  log = RunLog(workdir, history)
-  speed = Throughput(tcfg.batch_size)
+  eval_fn = forward.make_eval_fn(graphdef)
+  log = runlog.RunLog(workdir, history)
+  speed = runlog.Throughput(tcfg.batch_size)
 
   logging.info("Training %d steps (%d epochs x %d steps of %d) on %d %s "
                "device(s), from step %d.", n_steps, n_epochs,

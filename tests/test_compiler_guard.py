@@ -14,7 +14,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fser_jax import state as state_lib
 from fser_jax import model as model_lib
 
 STEP_SCRIPT = r"""
@@ -22,6 +21,8 @@ import sys
 import numpy as np
 import fser_jax, jax, jax.numpy as jnp, optax
 from fser_jax import config as config_lib, train
+from fser_jax import forward
+from fser_jax import state as state_lib
 c = config_lib.base()
 c.model.filters = (8, 8, 16, 16); c.model.dense = (32, 16)
 c.model.conv_dropout = 0.0; c.model.dense_dropout = 0.0
@@ -30,7 +31,7 @@ rng = np.random.default_rng(0)
 x = jnp.asarray(rng.normal(size=(8, 64, 64, 3)).astype(np.float32))
 y = jnp.asarray(rng.integers(0, 5, 8).astype(np.int32))
 def loss_fn(p):
-  logits = train.logits_fn(graphdef, p, x)
+  logits = forward.logits_fn(graphdef, p, x)
   return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 loss, g = jax.jit(jax.value_and_grad(loss_fn))(state["params"])
 leaves = [np.asarray(l) for l in jax.tree.leaves(g)]

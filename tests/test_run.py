@@ -104,7 +104,7 @@ def test_changed_config_is_refused_naming_the_key(trained):
 def test_unknown_config_key_is_named(tmp_path):
   r = subprocess.run(
       [sys.executable, os.path.join(ROOT, "launch.py"), "--config",
-       os.path.join(ROOT, "configs/synthetic.py"), "--config.train.bogus_key=3",
+       os.path.join(ROOT, "configs/fser_fast.py"), "--config.train.bogus_key=3",
        "--workdir", str(tmp_path / "w")], capture_output=True, text=True,
       timeout=300)
   assert r.returncode != 0
@@ -210,7 +210,7 @@ def test_predict_matches_evaluation_on_the_same_clips(trained):
   from fser_jax import calibration
   from fser_jax import input_pipeline
   from fser_jax import metrics
-  from fser_jax import train
+  from fser_jax import forward
   from fser_jax.inference import TrainedRun
   workdir, c, _ = trained
   waveforms, _, _, _ = input_pipeline.load_clips(c.data)
@@ -218,8 +218,8 @@ def test_predict_matches_evaluation_on_the_same_clips(trained):
   test = np.flatnonzero(data.split == "test")[:8]
   p = TrainedRun(workdir)
   out = p.classify([waveforms[i] for i in test])
-  eval_fn = train.make_eval_fn(p.graphdef)
-  logits = train.predict_logits(eval_fn, p.params, data.images[test], 16)
+  eval_fn = forward.make_eval_fn(p.graphdef)
+  logits = forward.predict_logits(eval_fn, p.params, data.images[test], 16)
   # Served probabilities are calibrated: softmax(logits / T), T from
   # the run's validation split.
   direct = calibration.softmax(logits, p.temperature)
@@ -419,7 +419,7 @@ def test_launch_predict_takes_several_paths_after_one_audio_flag(trained,
   assert files == ["a.wav", "b.wav"]
   r = subprocess.run(
       [sys.executable, os.path.join(ROOT, "launch.py"), "--config",
-       os.path.join(ROOT, "configs/synthetic.py"), "--workdir",
+       os.path.join(ROOT, "configs/fser_fast.py"), "--workdir",
        str(tmp_path / "w"), "stray.wav"], capture_output=True, text=True,
       timeout=300)
   assert r.returncode != 0 and "Unexpected arguments: stray.wav" in r.stderr

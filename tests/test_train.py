@@ -14,6 +14,7 @@ from fser_jax import checkpoints
 from fser_jax import config as config_lib
 from fser_jax import model as model_lib
 from fser_jax import train
+from fser_jax import forward
 from fser_jax import state as state_lib
 
 
@@ -51,10 +52,10 @@ def test_train_steps_lower_the_loss_on_a_fixed_batch():
   ident = lambda k, im: im
   chunk = train.make_train_chunk(graphdef, tx, ident)
   idx = jnp.tile(jnp.arange(16)[None], (20, 1))
-  logits0 = train.logits_fn(graphdef, state["params"], x)
+  logits0 = forward.logits_fn(graphdef, state["params"], x)
   loss0 = float(optax.softmax_cross_entropy_with_integer_labels(logits0, y).mean())
   state, m = chunk(state, x, y, idx, jax.random.key(0))
-  logits = train.logits_fn(graphdef, state["params"], x)
+  logits = forward.logits_fn(graphdef, state["params"], x)
   loss = float(optax.softmax_cross_entropy_with_integer_labels(logits, y).mean())
   assert int(state["step"]) == 20
   assert m["loss"].shape == (20,)
@@ -109,7 +110,7 @@ def test_bfloat16_compute_keeps_float32_parameters():
   graphdef, state, tx = state_lib.create(c, 4, 3, steps_per_epoch=2)
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(state["params"]))
   x, y = _batch()
-  logits = train.logits_fn(graphdef, state["params"], x)
+  logits = forward.logits_fn(graphdef, state["params"], x)
   assert logits.dtype == jnp.float32
   chunk = train.make_train_chunk(graphdef, tx, lambda k, im: im)
   state, m = chunk(state, x, y, jnp.tile(jnp.arange(16)[None], (2, 1)),
@@ -407,6 +408,6 @@ def test_predict_logits_pads_small_counts_to_powers_of_two():
   rng = np.random.default_rng(0)
   for n in (3, 4, 70):
     images = rng.random((n, 2, 2, 1)).astype(np.float32)
-    got = train.predict_logits(eval_fn, jnp.float32(2.0), images, 64)
+    got = forward.predict_logits(eval_fn, jnp.float32(2.0), images, 64)
     np.testing.assert_allclose(got, 2 * images.sum((1, 2, 3)), rtol=1e-6)
   assert shapes == [4, 64]

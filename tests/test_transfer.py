@@ -11,6 +11,7 @@ import pytest
 
 from fser_jax import labels
 from fser_jax import run
+from fser_jax import scoring
 from fser_jax import transfer
 from fser_jax.config import ConfigError
 from fser_jax.experiments import evaluate
@@ -71,7 +72,7 @@ def test_evaluate_rectangular_confusion_and_ua_over_present_classes():
   pred = [0, 1, 1, 1, 2, 2]  # argmax per clip
   probs = np.full((6, 3), 0.1)
   probs[np.arange(6), pred] = 0.8
-  rep, rows = evaluate.evaluate(_FakeRun(probs, classes), [np.zeros(1)] * 6,
+  rep, rows = scoring.evaluate(_FakeRun(probs, classes), [np.zeros(1)] * 6,
                                 data)
   # Mapped clips: angry -> anger (1 of 2 right), happy -> happiness (2 of 3).
   assert rep["n_mapped"] == 5 and rep["unmapped"] == {"whisper": 1}

@@ -1,6 +1,6 @@
 """Does it generalise? One config under the three protocols, side by side.
 
-  python launch.py --mode generalisation --config configs/synthetic.py --workdir DIR
+  python launch.py --mode generalisation --config configs/fser_fast.py --workdir DIR
 
 Each fold is an ordinary run in DIR/<protocol>/fold_<k> (so an interrupted
 experiment resumes where it stopped: finished folds are read back from their
@@ -22,6 +22,7 @@ from absl import logging
 from fser_jax import input_pipeline
 from fser_jax import plots
 from fser_jax import run as run_lib
+from fser_jax import scoring
 from fser_jax import splits as splits_lib
 
 KEYS = ("accuracy", "unweighted_accuracy", "macro_f1")
@@ -165,7 +166,6 @@ def cross_matrix(config, workdir: str, corpora: list[str]) -> dict:
   on the same training clips and scored on the same clips. Each fold's row
   is kept in its folder (cross_row.json), so a rerun reads it back."""
   from fser_jax import baseline as baseline_lib
-  from fser_jax.experiments import evaluate as evaluate_lib
   from fser_jax.inference import TrainedRun
   import csv
   loaded = None
@@ -205,9 +205,9 @@ def cross_matrix(config, workdir: str, corpora: list[str]) -> dict:
           continue
         m = np.asarray(meta["corpus"]) == dst
         ids = np.flatnonzero(m)
-        r, _ = evaluate_lib.evaluate(
+        r, _ = scoring.evaluate(
             run, [wavs[k] for k in ids], [classes[y[k]] for k in ids],
-            {k: meta[k][m] for k in evaluate_lib.META})
+            {k: meta[k][m] for k in scoring.META})
         b = (baseline_lib.fit_and_score(stats[tr], y[tr], stats[m], y[m],
                                         len(classes))
              if stats is not None else {})

@@ -69,6 +69,7 @@ from fser_jax import input_pipeline
 from fser_jax import metrics as metrics_lib
 from fser_jax import plots
 from fser_jax import run as run_lib
+from fser_jax import scoring
 from fser_jax import splits as splits_lib
 from fser_jax.errors import DataError
 from fser_jax.train import TrainingDiverged
@@ -196,10 +197,9 @@ def _at_rate(waveforms, rate: int, target: int):
 
 def zero_shot(config, run, waveforms, labels, classes, test: np.ndarray,
               meta: dict) -> dict:
-  from fser_jax.experiments import evaluate as evaluate_lib
   wavs = _at_rate([waveforms[i] for i in np.flatnonzero(test)],
                   config.data.sample_rate, run.sample_rate)
-  rep, _ = evaluate_lib.evaluate(
+  rep, _ = scoring.evaluate(
       run, wavs, [classes[i] for i in labels[test]],
       meta={k: np.asarray(v)[test] for k, v in meta.items()},
       label_map=config.learning_curve.get("label_map", ""))

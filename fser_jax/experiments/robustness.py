@@ -42,7 +42,7 @@ from absl import logging
 from fser_jax import input_pipeline
 from fser_jax import wave_augment
 from fser_jax.errors import DataError
-from fser_jax.experiments import evaluate as evaluate_lib
+from fser_jax import scoring
 from fser_jax.inference import TrainedRun
 
 PAD_MULTIPLE = 8192  # clips are padded per own length: batching-independent
@@ -65,7 +65,7 @@ def run_test_split(run: TrainedRun):
                     f"in {run.config.data.dataset}; pass --data SOURCE")
   return ([meta["filename"][i] for i in keep], [wavs[i] for i in keep],
           [classes[y[i]] for i in keep],
-          {k: meta[k][keep] for k in evaluate_lib.META})
+          {k: meta[k][keep] for k in scoring.META})
 
 
 def degrade(waveforms: list[np.ndarray], name: str, sample_rate: int,
@@ -124,7 +124,7 @@ def score_condition(run: TrainedRun, name: str, wavs, labels, meta, *,
                     label_map=None, seed: int = 0) -> tuple[dict, np.ndarray]:
   """(the condition's row, per-clip familiarity distances or None)."""
   degraded = degrade(wavs, name, run.sample_rate, seed)
-  rep, rows = evaluate_lib.evaluate(run, degraded, labels, meta,
+  rep, rows = scoring.evaluate(run, degraded, labels, meta,
                                     label_map=label_map)
   dist = (np.array([r["distance"] for r in rows]) if "distance" in rows[0]
           else None)
@@ -153,7 +153,7 @@ def run_conditions(workdir: str, *, data: str = "", output_dir: str = "",
   cond_dir = os.path.join(out_dir, "conditions")
   os.makedirs(cond_dir, exist_ok=True)
   if data:
-    names, wavs, labels, meta, problems = evaluate_lib.load_labelled(
+    names, wavs, labels, meta, problems = scoring.load_labelled(
         data, run, data_dir)
     if problems:
       logging.warning("Skipped %d file(s):\n  %s", len(problems),

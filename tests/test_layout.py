@@ -1,0 +1,91 @@
+"""The house's shape, read from the imports (module-level and inside
+functions): no circle, every import points down a layer, stages never import
+experiments, experiments never import each other."""
+
+import ast
+import glob
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Lower layers first; a module may import its own layer or lower ones.
+LAYERS = [
+    {"errors", "config", "labels", "metrics", "calibration", "familiarity",
+     "splits", "plots", "checkpoints", "audio", "features", "wave_augment",
+     "augment", "model", "baseline", "xla_cpu", "jax_cache", "datasets",
+     "runlog"},
+    {"state", "forward", "input_pipeline"},
+    {"train"},
+    {"inference"},
+    {"transfer", "scoring"},
+    {"run"},
+    {"experiments"},
+]
+
+
+def module_name(path: str) -> str:
+  rel = os.path.relpath(path, ROOT)[:-3].replace(os.sep, ".")
+  return rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
+
+
+def imports() -> dict[str, set[str]]:
+  graph = {}
+  for path in glob.glob(os.path.join(ROOT, "fser_jax", "**", "*.py"),
+                        recursive=True):
+    name = module_name(path)
+    deps = set()
+    for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):
+      if isinstance(node, ast.ImportFrom) and node.module and \
+          node.module.startswith("fser_jax"):
+        for a in node.names:
+          full = f"{node.module}.{a.name}"
+          deps.add(full if os.path.exists(os.path.join(
+              ROOT, *full.split(".")) + ".py") else node.module)
+      elif isinstance(node, ast.Import):
+        deps |= {a.name for a in node.names if a.name.startswith("fser_jax.")}
+    graph[name] = {d for d in deps if d != name and d != "fser_jax"}
+  return graph
+
+
+def layer(module: str) -> int:
+  part = module.split(".")[1] if module.count(".") else ""
+  for i, names in enumerate(LAYERS):
+    if part in names:
+      return i
+  raise AssertionError(f"{module}: not in any layer of test_layout.LAYERS")
+
+
+def test_every_import_points_down():
+  bad = [f"{m} -> {d}" for m, deps in imports().items() if m != "fser_jax"
+         for d in deps if layer(d) > layer(m)]
+  assert not bad, "\n".join(sorted(bad))
+
+
+def test_experiments_never_import_each_other():
+  bad = [f"{m} -> {d}" for m, deps in imports().items()
+         if m.startswith("fser_jax.experiments.")
+         for d in deps if d.startswith("fser_jax.experiments.")]
+  assert not bad, "\n".join(bad)
+
+
+def test_no_circle():
+  graph = imports()
+  state = {}
+
+  def visit(m, path):
+    if state.get(m) == 1:
+      raise AssertionError("circle: " + " -> ".join(path + [m]))
+    if state.get(m) == 2:
+      return
+    state[m] = 1
+    for d in graph.get(m, ()):
+      visit(d, path + [m])
+    state[m] = 2
+
+  for m in graph:
+    visit(m, [])
+
+
+def test_train_py_holds_the_step_and_the_loop():
+  lines = open(os.path.join(ROOT, "fser_jax", "train.py")).read().splitlines()
+  assert len(lines) < 420
