@@ -92,6 +92,26 @@ def test_evaluate_rectangular_confusion_and_ua_over_present_classes():
   assert [r["correct"] for r in rows] == ["yes", "no", "yes", "yes", "no", ""]
 
 
+def test_a_run_calling_most_clips_one_class_is_said_unusable_first():
+  classes = ["anger", "happiness", "sadness"]
+  data = ["angry"] * 5 + ["happy"] * 5
+  pred = [2] * 9 + [1]  # 90% sadness
+  probs = np.full((10, 3), 0.1)
+  probs[np.arange(10), pred] = 0.8
+  rep, _ = scoring.evaluate(_FakeRun(probs, classes), [np.zeros(1)] * 10, data)
+  assert rep["degenerate"] == {"class": "sadness", "share": 0.9}
+  md = evaluate.to_markdown(rep, "clips", [])
+  first = md.split("\n\n")[1]  # after the title
+  assert first.startswith("**Not usable on this data as it is**: 90% of the 10 "
+                       "clips are called 'sadness'")
+  # 80% exactly is not degenerate; the report then starts with the run.
+  probs[8] = [0.8, 0.1, 0.1]
+  rep, _ = scoring.evaluate(_FakeRun(probs, classes), [np.zeros(1)] * 10, data)
+  assert rep["degenerate"] is None
+  assert evaluate.to_markdown(rep, "clips", []).split("\n\n")[1].startswith(
+      "Run `")
+
+
 def test_evaluate_run_on_user_folder(source_run, user_recordings, tmp_path):
   """The real path: manifest -> TrainedRun's front-end -> report files."""
   out = tmp_path / "eval"
@@ -307,7 +327,7 @@ def test_finetune_from_a_mismatched_source_stays_finite(
   assert row["diverged"] == 0 and row["ua_mean"] is not None
   # Without the recipe: no clipping, no head-first phase, a high rate.
   naive = curve(str(tmp_path / "naive"),
-                **{"train.clip_grad_norm": 0.0,
+                **{"learning_curve.finetune_clip_grad_norm": 0.0,
                    "learning_curve.finetune_head_only_steps": 0,
                    "learning_curve.finetune_learning_rate": 0.05})
   assert naive["arms"]["finetune"][0]["diverged"] == 1

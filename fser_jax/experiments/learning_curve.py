@@ -25,7 +25,7 @@
    - `finetune`: from RUN, with the fine-tuning recipe: learning rate
      `learning_curve.finetune_learning_rate`, the output layer alone for
      `learning_curve.finetune_head_only_steps` steps (a linear probe), then
-     every layer, gradients clipped to `train.clip_grad_norm`;
+     every layer, gradients clipped to `learning_curve.finetune_clip_grad_norm`;
    - once, `zero_shot`: RUN as it is on the test set through the label
      mapping (fser_jax/labels.py), over the mapped classes only.
    An arm that cannot run is skipped with the reason; a CNN cell whose loss
@@ -148,6 +148,7 @@ def cell_config(config, arm: str, split_file: str, n_train: int, repeat: int):
     else:  # the fine-tuning recipe, warmup counted in steps
       head = min(int(lc.finetune_head_only_steps), steps // 2)
       c.train.learning_rate = float(lc.finetune_learning_rate)
+      c.train.clip_grad_norm = float(lc.finetune_clip_grad_norm)
       c.train.head_only_steps = head
       c.train.warmup_epochs = 0
       c.train.warmup_steps = head + max(1, steps // 10)
