@@ -29,9 +29,9 @@ Guesses where the paper is silent (each a config key):
 
 The paper reports (Tables 2, 3): accuracy 95%, macro-F1 95%, macro ROC-AUC
 99.79% on 609 test clips; report.md prints those beside ours. Expect the run to
-be long: 255,600 steps x 64 images; at the ~414 examples/s measured for the
-train step on a 2-core CPU (benchmarks/train_step.py) that is about 11 hours,
-against the paper's 8 days on a K80. Interrupt it at will: the same command
+be long: 255,600 steps x 64 images; at the 190 examples/s of the train step
+on a 2-core AVX2 EPYC (benchmarks/train_step.py, docs/performance.md) that
+is about 24 hours, against the paper's 8 days on a K80. Interrupt it at will: the same command
 resumes it.
 """
 

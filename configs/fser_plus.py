@@ -16,14 +16,17 @@ a falling one), and each speaker's own statistics
 (`features.normalize='speaker'`: a speaker's loudness and timbre are divided
 out, their variation kept).
 
+Optimizer as fser_fast.py (SGD + Nesterov 0.02, warmup 2 epochs, cosine,
+60 epochs, clip 20); config.plus_recipe sets the front-end and augmentation.
+
 Measured on the embedded corpus with the generalisation command above (2-core
-AVX2 EPYC, 2026-11-25), UA % against the linear baseline on the same
-splits: random split 100.0 vs 98.7; unseen speakers 99.3 +- 0.4 vs
+AVX2 EPYC, 2026-11-25, without gradient clipping), UA % against the linear
+baseline on the same splits: random split 100.0 vs 98.7; unseen speakers 99.3 +- 0.4 vs
 96.9 +- 3.0 (folds 99.0, 99.5, 100.0, 99.0; none below its baseline);
 unseen language 92.7 +- 1.3 vs 91.8 +- 0.9 (folds 91.4 / 94.0 against
 92.7 / 90.9: a thin margin). The paper's image scored 96.7 / 95.4 / 79.8.
-One run takes about 6 minutes on that CPU. README "A front-end that keeps
-rate, loudness and pitch". Defaults to the embedded corpus; accepts
+One run takes about 6 minutes on that CPU (docs/generalisation.md). The
+source run that transfers best to new recordings (docs/learning_curve.md). Defaults to the embedded corpus; accepts
 data.dataset / data.protocol / data.fold like fser_fast.py.
 """
 

@@ -17,11 +17,13 @@ Defaults to the embedded corpus, speaker-independent fold 0; accepts
 data.dataset / data.protocol / data.fold like configs/fser_fast.py. Trains
 120 epochs, twice the fast recipe: at 60 the channel leaves it underfitted.
 
-Expected (measured on a 2-core AMD EPYC CPU with AVX2, 2026-11-25; README
-"Robust to your channel"): 20 min while the CPU also ran the test suite
-(about 11 min alone at the 85 ex/s measured alone at 60 epochs: an epoch
-costs 1.5x the fast recipe's); test UA 0.990 on fold 0's 192 clips (configs/fser_fast.py:
-0.979). Under --mode robustness, UA lost against clean: telephone 4.2
+Optimizer as fser_fast.py (SGD + Nesterov 0.02, warmup 2 epochs, cosine,
+clip 20), 120 epochs; config.robust_recipe sets the channel.
+
+Expected (2-core AMD EPYC CPU with AVX2, 2026-11-25; docs/robustness.md):
+about 11 min alone (an epoch costs 1.5x the fast recipe's); test UA 0.990 on
+fold 0's 192 clips without gradient clipping, 0.984 clipped at norm 5
+(configs/fser_fast.py: 0.979). Under --mode robustness, UA lost against clean: telephone 4.2
 points (the default run: 63.5), white noise at 10 dB SNR 10.9 (59.4), rooms
 5.2-11.5, speed and gain at most 1. Zero-shot on the embedded stand-in for a
 user's phone recordings: UA 0.662 (configs/fser_fast.py: 0.118).
