@@ -99,18 +99,29 @@ def _log_proba(clf, x, classes) -> np.ndarray:
   return out
 
 
-def fusion_weight(xs, y) -> float:
+def fusion_weight(xs, y, groups=None) -> float:
   """The weight of the blocks after the first (w in FUSION_WEIGHTS) whose
   fused out-of-fold predictions have the lowest log loss on the training
-  clips (stratified folds); 1.0 when a class has one clip."""
-  from sklearn.model_selection import StratifiedKFold
+  clips; 1.0 when a class has one clip.
+
+  Folds hold out whole `groups` (speakers) when there are at least two, as
+  the test does: within a speaker, statistics that identify the speaker
+  look better than they are on a new one."""
+  from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
   classes = np.unique(y)
-  folds = min(5, int(np.bincount(np.searchsorted(classes, y)).min()))
-  if folds < 2:
-    return 1.0
+  n_groups = 0 if groups is None else len(set(np.asarray(groups).tolist()))
+  if n_groups >= 2:
+    folds = min(5, n_groups)
+    split = StratifiedGroupKFold(folds, shuffle=True, random_state=0).split(
+        xs[0], y, np.asarray(groups))
+  else:
+    folds = min(5, int(np.bincount(np.searchsorted(classes, y)).min()))
+    if folds < 2:
+      return 1.0
+    split = StratifiedKFold(folds, shuffle=True,
+                            random_state=0).split(xs[0], y)
   oof = np.zeros((len(xs), len(y), len(classes)))
-  for tr, va in StratifiedKFold(folds, shuffle=True,
-                                random_state=0).split(xs[0], y):
+  for tr, va in split:
     for b, x in enumerate(xs):
       oof[b, va] = _log_proba(_logistic().fit(x[tr], y[tr]), x[va], classes)
   yi = np.searchsorted(classes, y)
@@ -123,15 +134,17 @@ def fusion_weight(xs, y) -> float:
   return min(FUSION_WEIGHTS, key=loss)  # ties: the smaller weight
 
 
-def fit_and_score(x_train, y_train, x_test, y_test, num_classes: int) -> dict:
+def fit_and_score(x_train, y_train, x_test, y_test, num_classes: int,
+                  groups_train=None) -> dict:
   """Trains the baseline and returns its summary on the test clips.
 
   `x_train` / `x_test` may also be lists of feature blocks (the baseline's
   statistics first, then e.g. a trained run's embedding): one standardised
   logistic regression per block, their log-probabilities summed with the
   later blocks weighted by `fusion_weight` (chosen by cross-validation on
-  the training clips: 0 falls back to the first block alone, so a block
-  that does not help on this data is left out). Separate regressions keep
+  the training clips, by speaker when `groups_train` gives them: 0 falls
+  back to the first block alone, so a block that does not help on this
+  data is left out). Separate regressions keep
   a large block from drowning a small one, as one regression over the
   concatenation would."""
   from fser_jax import metrics
@@ -141,7 +154,8 @@ def fit_and_score(x_train, y_train, x_test, y_test, num_classes: int) -> dict:
   xs_train = list(x_train) if blocks else [x_train]
   xs_test = list(x_test) if blocks else [x_test]
   classes = np.unique(y_train)
-  w = fusion_weight(xs_train, y_train) if len(xs_train) > 1 else 1.0
+  w = (fusion_weight(xs_train, y_train, groups_train) if len(xs_train) > 1
+       else 1.0)
   log_p = sum((1.0 if b == 0 else w)
               * _log_proba(_logistic().fit(a, y_train), t, classes)
               for b, (a, t) in enumerate(zip(xs_train, xs_test)))

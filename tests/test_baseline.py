@@ -94,3 +94,17 @@ def test_fused_blocks_score_what_each_regression_predicts():
   good_alone = baseline.fit_and_score(strong, y, st, yt, 3)
   assert with_good["unweighted_accuracy"] >= \
       good_alone["unweighted_accuracy"] - 0.1
+
+
+def test_fusion_weight_folds_hold_out_speakers():
+  """Statistics that identify each speaker's class look perfect within
+  speakers and fail on a new one; folds by speaker see it."""
+  rng = np.random.default_rng(3)
+  y = np.tile(np.repeat([0, 1], 10), 4)
+  spk = np.repeat(np.arange(4), 20)
+  # Speaker-specific cue: a direction per speaker that flips with the class.
+  cue = rng.normal(size=(4, 30))
+  stats = cue[spk] * (2 * y[:, None] - 1) * 3 + rng.normal(size=(80, 30))
+  emb = rng.normal(size=(80, 20)) + 0.5 * y[:, None]  # the same for everyone
+  assert baseline.fusion_weight([stats, emb], y) < \
+      baseline.fusion_weight([stats, emb], y, spk)

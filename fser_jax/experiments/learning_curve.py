@@ -18,8 +18,8 @@
      layer and its pooled convolution blocks, through fser_jax.inference,
      the way every mode scores a clip) beside the baseline's: their
      log-probabilities summed, the embedding's weighted by cross-validation
-     on the cell's clips (fser_jax.baseline.fusion_weight; 0 = the baseline
-     alone); `probe_embedding` (reported with it): the embedding's
+     on the cell's clips, holding out whole speakers where there are several
+     (fser_jax.baseline.fusion_weight; 0 = the baseline alone); `probe_embedding` (reported with it): the embedding's
      regression alone;
    - `scratch`: the config trained from random initialisation;
    - `finetune`: from RUN, with the fine-tuning recipe: learning rate
@@ -238,12 +238,18 @@ def clip_features(config, waveforms, meta, workdir: str, run=None) -> dict:
   return out
 
 
-def linear_cell(blocks: list, labels, idx, test, num_classes: int) -> dict:
+def linear_cell(blocks: list, labels, idx, test, num_classes: int,
+                speakers=None) -> dict:
   """The report on the cell of logistic regressions on feature `blocks`,
-  their probabilities multiplied (fser_jax/baseline.py's)."""
+  fused as fser_jax/baseline.py does (weighted by speaker-held-out
+  cross-validation when the clips have speakers)."""
+  groups = None
+  if speakers is not None:
+    g = np.asarray(speakers)[idx]
+    groups = g if len(set((g[g != ""]).tolist())) >= 2 else None
   rep = baseline_lib.fit_and_score([x[idx] for x in blocks], labels[idx],
                                    [x[test] for x in blocks], labels[test],
-                                   num_classes)
+                                   num_classes, groups_train=groups)
   if rep is None:
     raise DataError("learning curve: a cell holds clips of one class only; "
                     "use larger learning_curve.shots")
@@ -373,7 +379,8 @@ def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
     for arm, x in inputs.items():
       out["arms"][arm] = [
           _row(k, int(cells[(k, 0)].size),
-               [linear_cell(x, labels, cells[(k, r)], test, len(classes))
+               [linear_cell(x, labels, cells[(k, r)], test, len(classes),
+                            meta["speaker"])
                 for r in range(lc.repeats)]) for k in shots]
 
   # --- the CNN arms: trained cells -----------------------------------------------
