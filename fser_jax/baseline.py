@@ -135,18 +135,17 @@ def fusion_weight(xs, y, groups=None) -> float:
 
 
 def fit_and_score(x_train, y_train, x_test, y_test, num_classes: int,
-                  groups_train=None) -> dict:
+                  groups_train=None, fusion: str = "product") -> dict:
   """Trains the baseline and returns its summary on the test clips.
 
   `x_train` / `x_test` may also be lists of feature blocks (the baseline's
   statistics first, then e.g. a trained run's embedding): one standardised
-  logistic regression per block, their log-probabilities summed with the
-  later blocks weighted by `fusion_weight` (chosen by cross-validation on
-  the training clips, by speaker when `groups_train` gives them: 0 falls
-  back to the first block alone, so a block that does not help on this
-  data is left out). Separate regressions keep
-  a large block from drowning a small one, as one regression over the
-  concatenation would."""
+  logistic regression per block, their log-probabilities summed (a product
+  of experts, `fusion='product'`), or with the later blocks weighted by
+  `fusion_weight` (`fusion='cv'`: chosen by cross-validation on the training
+  clips, by speaker when `groups_train` gives them; 0 falls back to the
+  first block alone). Separate regressions keep a large block from drowning
+  a small one, as one regression over the concatenation would."""
   from fser_jax import metrics
   if len(np.unique(y_train)) < 2 or len(y_test) == 0:
     return None
@@ -154,8 +153,10 @@ def fit_and_score(x_train, y_train, x_test, y_test, num_classes: int,
   xs_train = list(x_train) if blocks else [x_train]
   xs_test = list(x_test) if blocks else [x_test]
   classes = np.unique(y_train)
-  w = (fusion_weight(xs_train, y_train, groups_train) if len(xs_train) > 1
-       else 1.0)
+  if fusion not in ("product", "cv"):
+    raise ValueError(f"fusion must be 'product' or 'cv', got {fusion!r}")
+  w = (fusion_weight(xs_train, y_train, groups_train)
+       if len(xs_train) > 1 and fusion == "cv" else 1.0)
   log_p = sum((1.0 if b == 0 else w)
               * _log_proba(_logistic().fit(a, y_train), t, classes)
               for b, (a, t) in enumerate(zip(xs_train, xs_test)))
@@ -166,6 +167,6 @@ def fit_and_score(x_train, y_train, x_test, y_test, num_classes: int,
          "unweighted_accuracy": s["unweighted_accuracy"],
          "macro_f1": s["macro_f1"], "model": "logistic regression on "
          f"{dims} per-clip features (fser_jax/baseline.py)"}
-  if len(xs_train) > 1:
+  if fusion == "cv" and len(xs_train) > 1:
     out["fusion_weight"] = w
   return out

@@ -85,8 +85,10 @@ def test_fused_blocks_score_what_each_regression_predicts():
   y, weak, strong, noise = _blocks(seed=1)
   yt, wt, st, nt = _blocks(seed=2)
   alone = baseline.fit_and_score(weak, y, wt, yt, 3)
-  with_noise = baseline.fit_and_score([weak, noise], y, [wt, nt], yt, 3)
-  with_good = baseline.fit_and_score([weak, strong], y, [wt, st], yt, 3)
+  with_noise = baseline.fit_and_score([weak, noise], y, [wt, nt], yt, 3,
+                                      fusion="cv")
+  with_good = baseline.fit_and_score([weak, strong], y, [wt, st], yt, 3,
+                                      fusion="cv")
   # Weight 0: exactly the first block's regression.
   assert with_noise["fusion_weight"] == 0.0
   assert with_noise["unweighted_accuracy"] == alone["unweighted_accuracy"]
@@ -108,3 +110,21 @@ def test_fusion_weight_folds_hold_out_speakers():
   emb = rng.normal(size=(80, 20)) + 0.5 * y[:, None]  # the same for everyone
   assert baseline.fusion_weight([stats, emb], y) < \
       baseline.fusion_weight([stats, emb], y, spk)
+
+
+def test_product_fusion_is_the_sum_of_each_regressions_log_probabilities():
+  from fser_jax import metrics
+  from sklearn.linear_model import LogisticRegression
+  from sklearn.pipeline import make_pipeline
+  from sklearn.preprocessing import StandardScaler
+  y, weak, strong, _ = _blocks(seed=4)
+  yt, wt, st, _ = _blocks(seed=5)
+  logp = 0
+  for a, t in ((weak, wt), (strong, st)):
+    clf = make_pipeline(StandardScaler(),
+                        LogisticRegression(C=1.0, max_iter=3000)).fit(a, y)
+    logp = logp + np.log(clf.predict_proba(t))
+  want = metrics.summary(yt, logp.argmax(1), 3)["unweighted_accuracy"]
+  got = baseline.fit_and_score([weak, strong], y, [wt, st], yt, 3)
+  assert got["unweighted_accuracy"] == pytest.approx(want)
+  assert "fusion_weight" not in got

@@ -16,11 +16,11 @@
      regression: the bar every other arm must clear;
    - `probe`: a logistic regression on RUN's embedding (its last hidden
      layer and its pooled convolution blocks, through fser_jax.inference,
-     the way every mode scores a clip) beside the baseline's: their
-     log-probabilities summed, the embedding's weighted by cross-validation
-     on the cell's clips, holding out whole speakers where there are several
-     (fser_jax.baseline.fusion_weight; 0 = the baseline alone); `probe_embedding` (reported with it): the embedding's
-     regression alone;
+     the way every mode scores a clip) beside the baseline's, their
+     log-probabilities summed (a product of experts); reported with it:
+     `probe_cv` (the embedding's weight chosen by cross-validation holding
+     out whole speakers, fser_jax.baseline.fusion_weight; 0 = the baseline
+     alone) and `probe_embedding` (the embedding's regression alone);
    - `scratch`: the config trained from random initialisation;
    - `finetune`: from RUN, with the fine-tuning recipe: learning rate
      `learning_curve.finetune_learning_rate`, the output layer alone for
@@ -45,7 +45,7 @@ warning when RUN calls most clips one class) and learning_curve.png.
    "arms": {"scratch": [{"shots": k, "n_train": int, "ua_mean": f, "ua_std": f,
                          "acc_mean": f, ...}, ...],
             "finetune": [...], "baseline": [...], "probe": [...],
-            "probe_embedding": [...],
+            "probe_cv": [...], "probe_embedding": [...],
             "zero_shot": {"ua": f, "acc": f, "mapped_classes": [...],
                           "degenerate": {"class", "share"} | null}},
    "recommendation": [{"shots": k, "arm": str, "ua_mean": f,
@@ -75,8 +75,8 @@ from fser_jax.errors import DataError
 from fser_jax.train import TrainingDiverged
 
 CNN_ARMS = ("scratch", "finetune")  # trained cells, OUT/<arm>/k<k>_r<r>
-LINEAR_ARMS = ("baseline", "probe", "probe_embedding")  # seconds per cell
 ARMS = ("baseline", "probe", "scratch", "finetune")  # learning_curve.arms
+ROWS = ARMS + ("probe_cv", "probe_embedding")  # rows in learning_curve.json
 NEEDS_RUN = ("probe", "finetune", "zero_shot")
 
 
@@ -239,17 +239,18 @@ def clip_features(config, waveforms, meta, workdir: str, run=None) -> dict:
 
 
 def linear_cell(blocks: list, labels, idx, test, num_classes: int,
-                speakers=None) -> dict:
+                speakers=None, fusion: str = "product") -> dict:
   """The report on the cell of logistic regressions on feature `blocks`,
-  fused as fser_jax/baseline.py does (weighted by speaker-held-out
-  cross-validation when the clips have speakers)."""
+  fused as fser_jax/baseline.py does (`fusion='cv'`: weighted by
+  speaker-held-out cross-validation when the clips have speakers)."""
   groups = None
   if speakers is not None:
     g = np.asarray(speakers)[idx]
     groups = g if len(set((g[g != ""]).tolist())) >= 2 else None
   rep = baseline_lib.fit_and_score([x[idx] for x in blocks], labels[idx],
                                    [x[test] for x in blocks], labels[test],
-                                   num_classes, groups_train=groups)
+                                   num_classes, groups_train=groups,
+                                   fusion=fusion)
   if rep is None:
     raise DataError("learning curve: a cell holds clips of one class only; "
                     "use larger learning_curve.shots")
@@ -291,7 +292,7 @@ def recommend(out: dict) -> list[dict]:
     b = base.get(k)
     margin = None if b is None else ua - b
     kk = "all" if k < 0 else str(k)
-    spread = next(r[i]["ua_std"] for a, r in arms.items() if a == best)
+    spread = arms[best][i]["ua_std"]
     text = (f"With {kk} clips per class use `{best}`: UA {100 * ua:.1f} "
             f"± {100 * spread:.1f}%")
     if best == "baseline":
@@ -372,15 +373,17 @@ def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
   if linear:
     feats = clip_features(config, waveforms, meta, workdir,
                           run if "probe" in arms else None)
-    inputs = {"baseline": [feats["stats"]]}
+    inputs = {"baseline": ([feats["stats"]], "product")}
     if "probe" in arms:
-      inputs["probe"] = [feats["stats"], feats["embedding"]]
-      inputs["probe_embedding"] = [feats["embedding"]]
-    for arm, x in inputs.items():
+      both = [feats["stats"], feats["embedding"]]
+      inputs["probe"] = (both, "product")
+      inputs["probe_cv"] = (both, "cv")
+      inputs["probe_embedding"] = ([feats["embedding"]], "product")
+    for arm, (x, fusion) in inputs.items():
       out["arms"][arm] = [
           _row(k, int(cells[(k, 0)].size),
                [linear_cell(x, labels, cells[(k, r)], test, len(classes),
-                            meta["speaker"])
+                            meta["speaker"], fusion)
                 for r in range(lc.repeats)]) for k in shots]
 
   # --- the CNN arms: trained cells -----------------------------------------------
@@ -405,7 +408,7 @@ def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
                                           r), cdir, overwrite))
       rows.append(_row(k, int(cells[(k, 0)].size), reps))
     out["arms"][arm] = rows
-  for arm in ARMS:
+  for arm in ROWS:
     out["arms"].setdefault(arm, [])
   out["recommendation"] = recommend(out)
   with open(os.path.join(workdir, "learning_curve.json"), "w") as f:
@@ -446,8 +449,8 @@ def to_markdown(out: dict) -> str:
               f"{100 * z['ua']:.1f}%, accuracy {100 * z['acc']:.1f}%.", ""]
   for arm, why in out["skipped"].items():
     lines += [f"Skipped `{arm}`: {why}.", ""]
-  have = [a for a in ("baseline", "probe", "probe_embedding") + CNN_ARMS
-          if arms.get(a)]
+  have = [a for a in ("baseline", "probe", "probe_cv", "probe_embedding")
+          + CNN_ARMS if arms.get(a)]
   lines += ["| clips per class | train clips | "
             + " | ".join(f"{a} UA %" for a in have) + " |",
             "|---|---|" + "---|" * len(have)]
