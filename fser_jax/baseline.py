@@ -110,14 +110,14 @@ def fusion_weight(xs, y, groups=None) -> float:
   from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
   classes = np.unique(y)
   n_groups = 0 if groups is None else len(set(np.asarray(groups).tolist()))
+  smallest = int(np.bincount(np.searchsorted(classes, y)).min())
+  folds = min(5, smallest, n_groups if n_groups >= 2 else smallest)
+  if folds < 2:
+    return 1.0
   if n_groups >= 2:
-    folds = min(5, n_groups)
     split = StratifiedGroupKFold(folds, shuffle=True, random_state=0).split(
         xs[0], y, np.asarray(groups))
   else:
-    folds = min(5, int(np.bincount(np.searchsorted(classes, y)).min()))
-    if folds < 2:
-      return 1.0
     split = StratifiedKFold(folds, shuffle=True,
                             random_state=0).split(xs[0], y)
   oof = np.zeros((len(xs), len(y), len(classes)))

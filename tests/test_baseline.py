@@ -128,3 +128,12 @@ def test_product_fusion_is_the_sum_of_each_regressions_log_probabilities():
   got = baseline.fit_and_score([weak, strong], y, [wt, st], yt, 3)
   assert got["unweighted_accuracy"] == pytest.approx(want)
   assert "fusion_weight" not in got
+
+
+def test_fusion_weight_with_one_clip_per_class_falls_back_to_the_product():
+  y, weak, strong, _ = _blocks(n_per=1)
+  assert baseline.fusion_weight([weak, strong], y, np.arange(3)) == 1.0
+  y, weak, strong, _ = _blocks(n_per=2)  # 2 per class: 2 folds
+  assert baseline.fusion_weight([weak, strong], y,
+                                np.tile(np.arange(2), 3)) in \
+      baseline.FUSION_WEIGHTS
