@@ -231,9 +231,10 @@ def test_learning_curve_end_to_end_and_resumes(source_run, tfds_dir,
     c.learning_curve.batch_size = 8
   out = learning_curve.run_curve(c, str(tmp_path))
   assert set(out["arms"]) == {"scratch", "finetune", "zero_shot", "baseline",
-                              "probe", "probe_embedding"}
+                              "probe", "probe_cv", "probe_embedding"}
   # Every arm's rows have one shape and the cells' clip counts.
-  for arm in ("scratch", "finetune", "baseline", "probe", "probe_embedding"):
+  for arm in ("scratch", "finetune", "baseline", "probe", "probe_cv",
+              "probe_embedding"):
     rows = out["arms"][arm]
     assert [(r["shots"], r["n_train"]) for r in rows] == [(1, 5), (2, 10)]
     for r in rows:
@@ -241,7 +242,8 @@ def test_learning_curve_end_to_end_and_resumes(source_run, tfds_dir,
       assert 0 <= r["ua_mean"] <= 1 and len(r["ua"]) == 1
   # The recommendation names, per k, the arm with the best mean UA.
   for rec, i in zip(out["recommendation"], range(2)):
-    best = max(("scratch", "finetune", "baseline", "probe", "probe_embedding"),
+    best = max(("scratch", "finetune", "baseline", "probe", "probe_cv",
+                "probe_embedding"),
                key=lambda a: out["arms"][a][i]["ua_mean"])
     assert out["arms"][rec["arm"]][i]["ua_mean"] == \
         out["arms"][best][i]["ua_mean"]
