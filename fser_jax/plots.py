@@ -151,8 +151,8 @@ def learning_curve(out: dict, path: str) -> None:
     x = np.array([r["n_train"] / n_classes for r in rows])
     m = np.array([r["ua_mean"] for r in rows])
     s = np.array([r["ua_std"] for r in rows])
-    ax.plot(x, m, style, label=arm)
-    ax.fill_between(x, m - s, m + s, alpha=0.2)
+    line, = ax.plot(x, m, style, label=arm)
+    ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.2)
   z = out["arms"].get("zero_shot")
   if z:
     ax.axhline(z["ua"], color="gray", ls="--",
