@@ -156,3 +156,14 @@ def own_config_args(path: str, sample_rate: int = 16000) -> dict:
       .encode()).hexdigest()[:10]
   return dict(name=f"own_{digest}", labels=labels, path=abspath,
               sample_rate=sample_rate, description=f"Own data from {abspath}")
+
+
+def write_manifest(out_dir: str, rows) -> str:
+  """Writes OUT/manifest.csv (path,label,speaker,gender) from `rows` of
+  those four values, as scan_own reads it; returns its path."""
+  path = os.path.join(out_dir, "manifest.csv")
+  with open(path, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["path", "label", "speaker", "gender"])
+    w.writerows(rows)
+  return path

@@ -28,7 +28,6 @@ seed; nothing is downloaded.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import os
 import shutil
@@ -36,6 +35,8 @@ import subprocess
 import tempfile
 
 import numpy as np
+
+from fser_jax.datasets import files
 
 SENTENCES = {
     "el": ["Το τρένο φεύγει στις επτά το πρωί.",
@@ -259,12 +260,7 @@ def write_set(s: ShiftSet, out_dir: str, seed: int = 0,
           os.makedirs(os.path.join(root, spk_id), exist_ok=True)
           sf.write(os.path.join(root, rel), y, s.rate, subtype="PCM_16")
           rows.append((rel, label, spk_id, spk[1]))
-  path = os.path.join(root, "manifest.csv")
-  with open(path, "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["path", "label", "speaker", "gender"])
-    w.writerows(rows)
-  return path
+  return files.write_manifest(root, rows)
 
 
 def main(argv=None):

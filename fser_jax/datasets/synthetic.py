@@ -224,9 +224,9 @@ def write_user_recordings(out_dir: str, *, seed: int = 1, utterances: int = 20,
   emotions under the user's own names (angry, happy, sad, fear, neutral).
   600 clips by default, as OUT/<label>/<speaker>_<nn>.wav, plus
   OUT/manifest.csv (path,label,speaker,gender). Returns the manifest path."""
-  import csv
   import os
   import soundfile as sf
+  from fser_jax.datasets import files
   os.makedirs(out_dir, exist_ok=True)
   rows = []
   spks = speakers(seed, languages=(USER_LANGUAGE[0],))
@@ -242,10 +242,5 @@ def write_user_recordings(out_dir: str, *, seed: int = 1, utterances: int = 20,
         rel = f"{label}/{spk.id}_{k:02d}.wav"
         sf.write(os.path.join(out_dir, rel), phone, 8000, subtype="PCM_16")
         rows.append((rel, label, spk.id, spk.gender))
-  path = os.path.join(out_dir, "manifest.csv")
-  with open(path, "w", newline="") as f:
-    w = csv.writer(f)
-    w.writerow(["path", "label", "speaker", "gender"])
-    w.writerows(rows)
-  return path
+  return files.write_manifest(out_dir, rows)
 

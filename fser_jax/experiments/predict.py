@@ -16,7 +16,6 @@ gives files/s and an ETA.
 
 from __future__ import annotations
 
-import concurrent.futures
 import csv
 import glob
 import os
@@ -29,8 +28,9 @@ from absl import logging
 from fser_jax import audio as audio_lib
 from fser_jax.datasets.files import AUDIO_EXTENSIONS
 from fser_jax.errors import DataError
-from fser_jax.inference import STREAM_SECONDS
+from fser_jax.inference import LONG
 from fser_jax.inference import TrainedRun
+from fser_jax.inference import load_many
 
 CHUNK = 64  # files per classify call
 
@@ -50,28 +50,6 @@ def expand(paths) -> list[str]:
     else:
       out.append(p)  # missing files get an error row
   return out
-
-
-class Long:
-  """A recording longer than inference.STREAM_SECONDS: not loaded here, but
-  streamed block by block when its turn comes (bounded memory)."""
-
-
-LONG = Long()
-
-
-def load_many(run: TrainedRun, paths: list[str], workers: int = 4):
-  """Yields (path, waveform or AudioError or LONG) in order, reading ahead."""
-  def one(p):
-    d = audio_lib.duration_seconds(p) if os.path.isfile(p) else None
-    if d is not None and d > STREAM_SECONDS:
-      return p, LONG
-    try:
-      return p, run.load_audio(p)
-    except audio_lib.AudioError as e:
-      return p, e
-  with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-    yield from pool.map(one, paths)
 
 
 def parse_abstain(spec: str | None, run: TrainedRun) -> float | None:
