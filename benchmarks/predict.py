@@ -27,21 +27,20 @@ import common  # noqa: F401  (sys.path, TF log level, XLA:CPU backend)
 
 def make_run(workdir: str, conv_impl: str = "auto") -> None:
   import numpy as np
-  from fser_jax import checkpoints, config as config_lib, familiarity, run
+  from fser_jax import checkpoints, config as config_lib, familiarity, rundir
   from fser_jax import state as state_lib
   c = config_lib.base()
   c.model.conv_impl = conv_impl
-  run.prepare_workdir(c, workdir)
+  rundir.prepare(c, workdir)
   _, state, _ = state_lib.create(c, 8, 3, 1)
   ck = checkpoints.Checkpoints(workdir)
   ck.save_latest(1, state)
   ck.wait()
   ck.close()
-  with open(os.path.join(workdir, "normalisation.json"), "w") as f:
-    json.dump({"mean": [0.5] * 3, "std": [0.25] * 3,
-               "classes": [f"c{i}" for i in range(8)]}, f)
+  rundir.write_normalisation(workdir, ([0.5] * 3, [0.25] * 3),
+                             [f"c{i}" for i in range(8)], "global")
   rng = np.random.default_rng(0)
-  familiarity.save(os.path.join(workdir, familiarity.FILENAME), {
+  familiarity.save(rundir.path(workdir, rundir.FAMILIARITY), {
       "means": rng.normal(size=(8, 256)), "precision": np.eye(256),
       "threshold": 20.0, "quantile": 0.99})
 

@@ -44,17 +44,33 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
   return e / e.sum(-1, keepdims=True)
 
 
+def clip_probs(logits: np.ndarray, temperature: float = 1.0,
+               bounds: np.ndarray | None = None) -> np.ndarray:
+  """softmax(logits / T) per row; with `bounds` ([N + 1]: clip i's windows
+  are rows bounds[i]:bounds[i + 1]), each clip's windows' mean, as
+  fser_jax.inference aggregates a clip longer than its window."""
+  p = softmax(logits, temperature)
+  if bounds is None:
+    return p
+  if len(bounds) < 2:
+    return np.zeros((0, p.shape[-1]))
+  return np.stack([p[a:b].mean(0) for a, b in zip(bounds[:-1], bounds[1:])])
+
+
 def nll(probs: np.ndarray, labels: np.ndarray) -> float:
   p = probs[np.arange(labels.size), labels]
   return float(-np.mean(np.log(np.maximum(p, 1e-12))))
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-  """T minimising the NLL of softmax(logits / T) over [0.05, 20]."""
+def fit_temperature(logits: np.ndarray, labels: np.ndarray,
+                    bounds: np.ndarray | None = None) -> float:
+  """T minimising the NLL of softmax(logits / T) over [0.05, 20] (of each
+  clip's windows' mean with `bounds`, see clip_probs)."""
   from scipy.optimize import minimize_scalar
   if labels.size == 0:
     return 1.0
-  res = minimize_scalar(lambda lt: nll(softmax(logits, np.exp(lt)), labels),
+  res = minimize_scalar(lambda lt: nll(clip_probs(logits, np.exp(lt), bounds),
+                                       labels),
                         bounds=(np.log(0.05), np.log(20.0)), method="bounded",
                         options={"xatol": 1e-4})
   return float(np.exp(res.x))
@@ -168,10 +184,11 @@ def threshold_for(val_scores: np.ndarray, coverage: float) -> float:
   return float(np.quantile(np.asarray(val_scores, np.float64), 1 - coverage))
 
 
-def fit(val_logits, val_labels, val_distance=None) -> dict:
-  """Temperature and the validation references selective thresholds need."""
-  t = fit_temperature(val_logits, val_labels)
-  probs = softmax(val_logits, t)
+def fit(val_logits, val_labels, val_distance=None, bounds=None) -> dict:
+  """Temperature and the validation references selective thresholds need
+  (`val_logits` of windows grouped by `bounds`, see clip_probs)."""
+  t = fit_temperature(val_logits, val_labels, bounds)
+  probs = clip_probs(val_logits, t, bounds)
   return {"temperature": t,
           "val_confidence": probs.max(1).tolist(),
           "val_distance": (None if val_distance is None
@@ -180,10 +197,13 @@ def fit(val_logits, val_labels, val_distance=None) -> dict:
 
 
 def summarise(cal: dict, test_logits, test_labels, test_distance=None,
-              val_logits=None, val_distance=None) -> tuple[dict, dict]:
-  """(report['calibration'], report['selective']) on the test split."""
+              val_logits=None, val_distance=None, *, test_bounds=None,
+              val_bounds=None) -> tuple[dict, dict]:
+  """(report['calibration'], report['selective']) on the test split
+  (logits of windows grouped by `*_bounds`, see clip_probs)."""
   t = cal["temperature"]
-  before, after = softmax(test_logits, 1.0), softmax(test_logits, t)
+  before = clip_probs(test_logits, 1.0, test_bounds)
+  after = clip_probs(test_logits, t, test_bounds)
   calib = {"temperature": t, "bins": BINS, "binning": "equal-width",
            "ece_before": ece(before, test_labels),
            "ece_after": ece(after, test_labels),
@@ -193,7 +213,7 @@ def summarise(cal: dict, test_logits, test_labels, test_distance=None,
            "brier_before": brier(before, test_labels)}
   correct = after.argmax(1) == test_labels
   sc = scores(after, test_distance, cal)
-  val_sc = (scores(softmax(val_logits, t), val_distance, cal)
+  val_sc = (scores(clip_probs(val_logits, t, val_bounds), val_distance, cal)
             if val_logits is not None and len(val_logits) else {})
   selective = {}
   for name, s in sc.items():

@@ -10,10 +10,15 @@ complete, so a run killed mid-write restores from the last complete one.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 
 import jax
 import orbax.checkpoint as ocp
+from absl import logging
+
+from fser_jax import runlog
 
 
 class Checkpoints:
@@ -70,3 +75,48 @@ def abstract_like(state, sharding=None):
     return jax.ShapeDtypeStruct(x.shape, x.dtype,
                                 sharding=sharding or getattr(x, "sharding", None))
   return jax.tree.map(leaf, state)
+
+
+def resume(ckpts, state, metrics_path: str
+           ) -> tuple[dict, int, list[dict]]:
+  """(state, start step, history) from the workdir's latest complete
+  checkpoint, or the fresh `state` at step 0. Log lines written after that
+  checkpoint (work lost with the interruption, redone now) are dropped from
+  metrics.jsonl, so no step is logged twice."""
+  start = ckpts.latest_step()
+  if start is not None:
+    state = ckpts.restore(abstract_like(state))
+    start = int(state["step"])
+  else:
+    start = 0
+  history = [h for h in runlog.read_jsonl(metrics_path) if h["step"] <= start]
+  with open(metrics_path, "w") as f:
+    f.writelines(json.dumps(h) + "\n" for h in history)
+  return state, start, history
+
+
+class StopFlag:
+  """SIGTERM/SIGINT set a flag; the loop saves and stops after the dispatch."""
+
+  def __init__(self):
+    self.signum = None
+    self._old = {}
+
+  def __enter__(self):
+    for s in (signal.SIGTERM, signal.SIGINT):
+      try:
+        self._old[s] = signal.signal(s, self._handle)
+      except ValueError:  # not the main thread
+        pass
+    return self
+
+  def _handle(self, signum, frame):
+    if self.signum is not None and signum == signal.SIGINT:
+      raise KeyboardInterrupt  # second Ctrl-C: stop now
+    self.signum = signum
+    logging.warning("Received %s: saving a checkpoint after this dispatch.",
+                    signal.Signals(signum).name)
+
+  def __exit__(self, *exc):
+    for s, h in self._old.items():
+      signal.signal(s, h)

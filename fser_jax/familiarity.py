@@ -22,9 +22,16 @@ FILENAME = "familiarity.npz"
 
 
 def fit(train_emb: np.ndarray, train_labels: np.ndarray,
-        val_emb: np.ndarray, quantile: float = QUANTILE) -> dict:
+        val_emb: np.ndarray, quantile: float = QUANTILE,
+        val_bounds: np.ndarray | None = None) -> dict:
   """Class means and shared precision from training embeddings [N, D]; the
-  threshold from the validation embeddings (the training ones if none)."""
+  threshold from the validation embeddings (the training ones if none).
+
+  Args:
+    val_bounds: [N + 1] when `val_emb` holds windows: clip i's windows are
+      rows val_bounds[i]:val_bounds[i + 1], and a clip's distance is its
+      windows' mean (as fser_jax.inference gives it).
+  """
   from sklearn.covariance import LedoitWolf
   train_emb = np.asarray(train_emb, np.float64)
   present = np.unique(train_labels)
@@ -32,8 +39,14 @@ def fit(train_emb: np.ndarray, train_labels: np.ndarray,
   centred = train_emb - means[np.searchsorted(present, train_labels)]
   precision = LedoitWolf(assume_centered=True).fit(centred).precision_
   fam = {"means": means, "precision": precision}
-  ref = val_emb if len(val_emb) else train_emb
-  fam["threshold"] = float(np.quantile(distance(fam, ref), quantile))
+  if len(val_emb):
+    d = distance(fam, val_emb)
+    if val_bounds is not None:
+      d = np.array([d[a:b].mean() for a, b in zip(val_bounds[:-1],
+                                                 val_bounds[1:])])
+  else:
+    d = distance(fam, train_emb)
+  fam["threshold"] = float(np.quantile(d, quantile))
   fam["quantile"] = float(quantile)
   return fam
 

@@ -15,21 +15,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import json
 import os
 
-import jax
-import ml_collections
 import numpy as np
 
 from fser_jax import audio as audio_lib
 from fser_jax import calibration
-from fser_jax import checkpoints as ckpt_lib
 from fser_jax import familiarity
 from fser_jax import features as features_lib
 from fser_jax import input_pipeline
-from fser_jax import state as state_lib
 from fser_jax import forward
+from fser_jax import rundir
 from fser_jax.errors import CheckpointError
 
 BATCH = 64  # windows per forward pass
@@ -46,53 +42,55 @@ class Outputs:
   window_distance: list[np.ndarray] | None  # N arrays [W_i]
   window_starts: list[list[int]]  # N lists of start samples
   window_lengths: list[list[int]]
-  # [N, D] mean of the windows' embeddings (the last hidden layer)
+  # [N, D] mean of the windows' embeddings: the last hidden layer, then the
+  # pooled convolution blocks (linear probes)
   embedding: np.ndarray | None = None
 
 
-def read_config(workdir: str) -> ml_collections.ConfigDict:
-  path = os.path.join(workdir, "config.json")
-  if not os.path.isdir(workdir):
-    raise CheckpointError(f"{workdir}: no such run folder; point --workdir (or "
-                          "train.init_from) at a folder written by "
-                          "launch.py --mode train")
-  if not os.path.exists(path):
-    raise CheckpointError(f"{workdir}: no config.json; is this a workdir "
-                          "written by launch.py --mode train?")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+@dataclasses.dataclass
+class Windows:
+  """Raw network outputs of every window of some clips (before the
+  temperature and the familiarity model): `TrainedRun.window_outputs`."""
+  logits: np.ndarray  # [W, C]
+  hidden: np.ndarray  # [W, H] last hidden layer
+  blocks: np.ndarray  # [W, E] pooled convolution blocks
+  bounds: np.ndarray  # [N + 1] clip i's windows are bounds[i]:bounds[i + 1]
+  starts: list[list[int]]  # N lists of start samples
+  lengths: list[list[int]]
+
+  def clip_of_window(self) -> np.ndarray:
+    """[W] the clip each window belongs to."""
+    return np.repeat(np.arange(len(self.starts)), np.diff(self.bounds))
 
 
 class TrainedRun:
   """A trained run (its config, classes, normalisation and best parameters)
   ready to classify waveforms on this machine's first device."""
 
-  def __init__(self, workdir: str):
+  def __init__(self, workdir: str, *, trust: bool = True):
+    """Args:
+      trust: load the run's familiarity model and calibration (False: raw
+        probabilities, T = 1, no distances; what the report fits them on).
+    """
     self.workdir = workdir
-    self.config = c = read_config(workdir)
-    norm_path = os.path.join(workdir, "normalisation.json")
-    if not os.path.exists(norm_path):
-      raise CheckpointError(f"{workdir}: no normalisation.json; the run did "
-                            "not finish loading its data (train it first)")
-    with open(norm_path) as f:
-      norm = json.load(f)
+    self.config = c = rundir.read_config(workdir)
+    norm = rundir.read_normalisation(workdir)
     self.classes = list(norm["classes"])
     self.norm = (norm["mean"], norm["std"])  # per channel, training split
-    # 'global' | 'speaker' | 'corpus' (features.normalize; older runs: global)
-    self.normalize = norm.get("normalize", "global")
+    self.normalize = norm["normalize"]  # 'global' | 'speaker' | 'corpus'
     self.sample_rate = int(c.data.sample_rate)
-    graphdef, state, _ = state_lib.create(
-        c, len(self.classes), features_lib.num_channels(c.features.kind), 1)
-    self.params, self.step = restore_params(workdir, state)
-    self.graphdef = graphdef
-    self._infer = forward.make_infer_fn(graphdef)
-    fam_path = os.path.join(workdir, familiarity.FILENAME)
-    self.familiarity = (familiarity.load(fam_path)
-                        if os.path.exists(fam_path) else None)
-    # Temperature and selective thresholds (runs saved before it: T = 1).
-    self.calibration = calibration.load(workdir)
-    self.temperature = (self.calibration["temperature"] if self.calibration
-                        else 1.0)
+    self.graphdef, self.params, self.step = rundir.restore_params(
+        workdir, c, len(self.classes))
+    self._infer = forward.make_infer_fn(self.graphdef)
+    self.familiarity, self.calibration, self.temperature = None, None, 1.0
+    if trust:
+      fam_path = os.path.join(workdir, rundir.FAMILIARITY)
+      if os.path.exists(fam_path):
+        self.familiarity = familiarity.load(fam_path)
+      # Temperature and selective thresholds (runs saved before it: T = 1).
+      self.calibration = calibration.load(workdir)
+      if self.calibration:
+        self.temperature = self.calibration["temperature"]
 
   # --- stages ------------------------------------------------------------------
   def load_audio(self, path: str) -> np.ndarray:
@@ -129,19 +127,25 @@ class TrainedRun:
 
   def forward(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """(calibrated probabilities [N, C], familiarity distances [N] or
-    None). Calibrated: softmax(logits / T), the run's fitted temperature."""
-    return self.forward_all(images)[:2]
+    None) of standardised images. Calibrated: softmax(logits / T), the
+    run's fitted temperature."""
+    logits, hidden, _ = self.network(images)
+    return self.trust(logits, hidden)
 
-  def forward_all(self, images: np.ndarray):
-    """`forward`'s two outputs and the trunk's embedding [N, D] for linear
-    probes: the last hidden layer, then the pooled convolution blocks
-    (fser_jax.model.FSER.embed_all)."""
-    logits, emb, blocks = forward.predict_logits(self._infer, self.params,
-                                                   images, BATCH)
+  def network(self, images: np.ndarray):
+    """(logits [N, C], last hidden layer [N, H], pooled conv blocks [N, E])
+    of standardised images: one trunk pass (fser_jax.model.FSER.embed_all)."""
+    logits, hidden, blocks = forward.predict_logits(self._infer, self.params,
+                                                    images, BATCH)
+    return (np.asarray(logits, np.float32), np.asarray(hidden, np.float32),
+            np.asarray(blocks, np.float32))
+
+  def trust(self, logits: np.ndarray, hidden: np.ndarray):
+    """(calibrated probabilities, familiarity distances or None)."""
     dist = (None if self.familiarity is None
-            else familiarity.distance(self.familiarity, emb))
+            else familiarity.distance(self.familiarity, hidden))
     return (calibration.softmax(logits, self.temperature).astype(np.float32),
-            dist, np.concatenate([emb, blocks], 1).astype(np.float32))
+            dist)
 
   def confidence_threshold(self, coverage: float) -> float:
     """The calibrated max probability that kept `coverage` of the run's
@@ -153,9 +157,10 @@ class TrainedRun:
                                      coverage)
 
   # --- the whole way -----------------------------------------------------------
-  def classify(self, waveforms: list[np.ndarray], groups="auto") -> Outputs:
-    """Windows every clip, runs all windows through the front-end and the
-    network in shared batches, and averages each clip's windows.
+  def window_outputs(self, waveforms: list[np.ndarray], groups="auto"
+                     ) -> Windows:
+    """Windows every clip and runs all windows through the front-end and
+    the network in shared batches: the raw outputs `classify` aggregates.
 
     Args:
       groups: how inputs are standardised. None: the training split's
@@ -171,16 +176,17 @@ class TrainedRun:
       lengths.append([w.size for _, w in ws])
       flat += [w for _, w in ws]
       owner += [i] * len(ws)
-    owner = np.asarray(owner, np.int64)
-    k = len(self.classes)
+    bounds = np.cumsum([0] + [len(s) for s in starts])
     if not flat:
-      return Outputs(np.zeros((0, k), np.float32), None, [], None, [], [])
+      k = len(self.classes)
+      return Windows(np.zeros((0, k), np.float32), np.zeros((0, 1), np.float32),
+                     np.zeros((0, 1), np.float32), bounds, starts, lengths)
     if isinstance(groups, str) and groups == "auto":
       groups = None if self.normalize == "global" else [0] * len(waveforms)
     if groups is None:
       # Blocks of windows: an hour-long recording (1800 windows) never holds
       # all its images at once.
-      parts = [self.forward_all(self.images(flat[i:i + WINDOW_BLOCK]))
+      parts = [self.network(self.images(flat[i:i + WINDOW_BLOCK]))
                for i in range(0, len(flat), WINDOW_BLOCK)]
     else:
       # Group statistics need every window of the group first.
@@ -189,24 +195,34 @@ class TrainedRun:
       window_groups = np.asarray([str(groups[i]) for i in owner], object)
       images = input_pipeline.standardise_clips(
           raw, input_pipeline.group_norms(raw, window_groups))
-      parts = [self.forward_all(images[i:i + WINDOW_BLOCK])
+      parts = [self.network(images[i:i + WINDOW_BLOCK])
                for i in range(0, len(flat), WINDOW_BLOCK)]
-    probs = np.concatenate([p for p, _, _ in parts])
-    emb = np.concatenate([e for _, _, e in parts])
-    dist = (None if parts[0][1] is None
-            else np.concatenate([d for _, d, _ in parts]))
-    bounds = np.cumsum([0] + [len(s) for s in starts])
-    wp = [probs[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-    wd = (None if dist is None
-          else [dist[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+    logits, hidden, blocks = (np.concatenate(p) for p in zip(*parts))
+    return Windows(logits, hidden, blocks, bounds, starts, lengths)
+
+  def aggregate(self, w: Windows) -> Outputs:
+    """Per-clip outputs from window outputs: each clip's probabilities are
+    its windows' calibrated probabilities' mean; its distance and
+    embedding, its windows' means."""
+    n = len(w.starts)
+    if n == 0 or w.logits.shape[0] == 0:
+      return Outputs(np.zeros((0, len(self.classes)), np.float32), None, [],
+                     None, [], [])
+    probs, dist = self.trust(w.logits, w.hidden)
+    emb = np.concatenate([w.hidden, w.blocks], 1)
+    cut = lambda a: [a[x:y] for x, y in zip(w.bounds[:-1], w.bounds[1:])]
+    wp, wd = cut(probs), None if dist is None else cut(dist)
     return Outputs(
         probs=np.stack([p.mean(0) for p in wp]),
         distance=None if wd is None else np.array([d.mean() for d in wd]),
-        window_probs=wp, window_distance=wd, window_starts=starts,
-        window_lengths=lengths,
-        embedding=np.stack([emb[a:b].mean(0)
-                            for a, b in zip(bounds[:-1], bounds[1:])]))
+        window_probs=wp, window_distance=wd, window_starts=w.starts,
+        window_lengths=w.lengths,
+        embedding=np.stack([e.mean(0) for e in cut(emb)]))
 
+  def classify(self, waveforms: list[np.ndarray], groups="auto") -> Outputs:
+    """The one way from clips to probabilities: `window_outputs`, then
+    `aggregate` (see window_outputs for `groups`)."""
+    return self.aggregate(self.window_outputs(waveforms, groups))
 
   def classify_stream(self, path: str, own_statistics: bool | None = None
                       ) -> Outputs:
@@ -264,37 +280,6 @@ class TrainedRun:
                    distance=None if wd is None else np.array([wd.mean()]),
                    window_probs=[wp], window_distance=None if wd is None
                    else [wd], window_starts=[starts], window_lengths=[lengths])
-
-
-def restore_params(workdir: str, like_state):
-  """The best (else latest) parameters of the run in `workdir`, restored onto
-  this machine's first device whatever the run trained on.
-
-  Args:
-    like_state: a state of the run's structure (`state.create` of its config).
-
-  Returns:
-    (params, step).
-  """
-  sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  ckpts = ckpt_lib.Checkpoints(workdir)
-  try:
-    use_best = ckpts.best_step() is not None
-    if not use_best and ckpts.latest_step() is None:
-      raise CheckpointError(f"{workdir}: no checkpoint to use (train first, or "
-                            "point at a trained run)")
-    step = ckpts.best_step() if use_best else ckpts.latest_step()
-    params = ckpts.restore(ckpt_lib.abstract_like(like_state, sharding),
-                           best=use_best)["params"]
-  except CheckpointError:
-    raise
-  except Exception as e:  # shape/structure mismatch from orbax
-    raise CheckpointError(
-        f"{workdir}: the checkpoint does not fit the model of its config "
-        f"({type(e).__name__}: {str(e)[:300]})") from None
-  finally:
-    ckpts.close()
-  return params, int(step)
 
 
 class Long:

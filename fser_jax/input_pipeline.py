@@ -50,6 +50,9 @@ class Data:
   # row for every clip under features.normalize='global', its speaker's or
   # corpus' own statistics under 'speaker' / 'corpus'.
   clip_norm: np.ndarray | None = None
+  # Each clip's position in `load_clips`' order (the dataset sorted by file
+  # name): `waveforms` reads the clips again by it.
+  clip_index: np.ndarray | None = None
 
   def raw_images(self) -> np.ndarray:
     """The images before standardisation (for pictures of them)."""
@@ -165,6 +168,7 @@ def load(config, *, progress: bool = True, norm=None) -> Data:
         seed=d.split_seed, test_fraction=d.test_fraction,
         val_fraction=d.val_fraction)
   used = split != splits_lib.UNUSED
+  clip_index = np.flatnonzero(used)
   if not used.all():  # protocol 'file': clips the split file leaves out
     waveforms = [w for w, u in zip(waveforms, used) if u]
     labels, split = labels[used], split[used]
@@ -182,7 +186,7 @@ def load(config, *, progress: bool = True, norm=None) -> Data:
                np.sum(split == "validation"), np.sum(split == "test"))
   images = features_lib.compute_images(waveforms, config.features,
                                        d.sample_rate, progress=progress)
-  data = Data(images, labels, classes, meta, split)
+  data = Data(images, labels, classes, meta, split, clip_index=clip_index)
   wave = wave_augment.from_config(config.augment.get("wave"), d.sample_rate)
   if wave.active:
     data.wav, data.wav_lengths = pad_waveforms(
@@ -212,6 +216,18 @@ def load(config, *, progress: bool = True, norm=None) -> Data:
   data.clip_norm = np.ascontiguousarray(data.clip_norm)
   data.images = standardise_clips(images, data.clip_norm)
   return data
+
+
+def waveforms(config, data: Data) -> list:
+  """The clips of `data`, in its order, read again from the dataset: the
+  report scores them through fser_jax.inference, from audio, as predict
+  and evaluate do."""
+  wavs, _, _, meta = load_clips(config.data)
+  if not np.array_equal(meta["filename"][data.clip_index],
+                        data.meta["filename"]):
+    raise DataError(f"dataset {config.data.dataset} changed while the run "
+                    "was training; train again")
+  return [wavs[i] for i in data.clip_index]
 
 
 NORMALIZE = ("global", "speaker", "corpus")

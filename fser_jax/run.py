@@ -1,20 +1,17 @@
 """One run from config to report: what `launch.py --mode train` calls.
 
-workdir/
-  config.json     the resolved config (a different config is refused)
-  splits.csv      every clip and its split
-  metrics.jsonl   one JSON object per logged step
-  checkpoints/    orbax, latest states (resume)
-  best/           orbax, best state by validation accuracy
-  tensorboard/    event files
-  report.json, report.md, plots/*.png
+The run directory's files are fser_jax/rundir.py's. After training, the
+report scores the splits' clips the one way every mode does
+(fser_jax.inference.TrainedRun: the best checkpoint restored from the
+workdir, each clip from its audio through the run's front-end,
+standardisation and windows), so a run's report and `--mode evaluate` on
+the same clips give the same numbers, whatever the clips' length.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import numpy as np
 from absl import logging
@@ -23,84 +20,13 @@ from fser_jax import baseline as baseline_lib
 from fser_jax import calibration as calibration_lib
 from fser_jax import config as config_lib
 from fser_jax import familiarity
+from fser_jax import inference
 from fser_jax import input_pipeline
 from fser_jax import metrics as metrics_lib
 from fser_jax import plots
+from fser_jax import rundir
 from fser_jax import train as train_lib
-from fser_jax import forward
 from fser_jax import transfer
-from fser_jax.errors import UserError
-
-# Keys that may change between invocations on one workdir without changing
-# the run: extending training, logging and checkpoint cadence, devices.
-RESUMABLE_KEYS = {"train.num_epochs",
-                  "train.eval_every_epochs", "train.checkpoint_every_epochs",
-                  "train.steps_per_dispatch", "train.max_checkpoints",
-                  "mesh.num_devices", "mesh.distributed", "baseline",
-                  "data.data_dir", "data.manual_dir"}
-RUN_FILES = ("config.json", "splits.csv", "metrics.jsonl", "report.json",
-             "report.md", "normalisation.json", familiarity.FILENAME,
-             calibration_lib.FILENAME)
-RUN_DIRS = ("checkpoints", "best", "tensorboard", "plots")
-
-
-class WorkdirConflict(UserError, RuntimeError):
-  pass
-
-
-def config_dict(config) -> dict:
-  return json.loads(config.to_json_best_effort())
-
-
-def prepare_workdir(config, workdir: str, overwrite: bool = False) -> None:
-  """Creates the workdir, or checks that the run in it has the same config."""
-  os.makedirs(workdir, exist_ok=True)
-  path = os.path.join(workdir, "config.json")
-  new = config_dict(config)
-  if os.path.exists(path):
-    with open(path) as f:
-      old = json.load(f)
-    a, b = config_lib.flatten(old), config_lib.flatten(new)
-    # A key the saved run lacks (added to the library since) at its default
-    # value is not a change: the old run ran with that default's behaviour.
-    defaults = config_lib.flatten(config_dict(config_lib.base()))
-    diff = sorted(k for k in set(a) | set(b)
-                  if a.get(k) != b.get(k) and k not in RESUMABLE_KEYS
-                  and not (k not in a and b.get(k) == defaults.get(k)))
-    if (a.get("train.num_epochs") != b.get("train.num_epochs")
-        and b.get("train.schedule") != "constant" and not overwrite):
-      # A decaying schedule's shape is fixed by its length: extending it
-      # would give a learning rate that matches neither the original run nor
-      # a fresh longer one. Only constant-rate runs can be extended.
-      raise WorkdirConflict(
-          f"{workdir}: train.num_epochs {a.get('train.num_epochs')} -> "
-          f"{b.get('train.num_epochs')} under train.schedule="
-          f"{b.get('train.schedule')!r}: the schedule's length would change "
-          "mid-run. Start a new --workdir (or --overwrite); only "
-          "train.schedule='constant' runs can be extended.")
-    if diff and not overwrite:
-      shown = ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in diff[:8])
-      raise WorkdirConflict(
-          f"{workdir} holds a run with another config ({shown}). Use another "
-          "--workdir, or pass --overwrite to delete that run and start anew.")
-    if overwrite:  # a fresh start, whether or not the config changed
-      logging.warning("--overwrite: deleting the run in %s.", workdir)
-      for name in RUN_FILES:
-        if os.path.exists(os.path.join(workdir, name)):
-          os.remove(os.path.join(workdir, name))
-      for name in RUN_DIRS:
-        shutil.rmtree(os.path.join(workdir, name), ignore_errors=True)
-  with open(path, "w") as f:
-    json.dump(new, f, indent=2, sort_keys=True)
-
-
-def model_outputs(infer, params, images: np.ndarray, num_classes: int):
-  """(logits, last hidden layer) of `params` on `images` through
-  `forward.make_infer_fn`'s function: the trunk runs once for both."""
-  if len(images) == 0:
-    return (np.zeros((0, num_classes), np.float32),
-            np.zeros((0, 1), np.float32))
-  return forward.predict_logits(infer, params, images)[:2]
 
 
 def baseline_of(data) -> dict | None:
@@ -164,31 +90,42 @@ def familiarity_line(fam: dict) -> str:
           f"{acc('accuracy_unfamiliar')}.")
 
 
-def evaluate_and_report(config, data, result: dict, workdir: str,
-                        init_info: dict | None = None) -> dict:
-  k = len(data.classes)
-  (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
-      data.subset("train"), data.subset("validation"), data.subset("test"))
-  infer = forward.make_infer_fn(result["graphdef"])  # one compilation
-  params = result["state"]["params"]
-  logits, emb_test = model_outputs(infer, params, x_test, k)
-  val_logits, emb_val = model_outputs(infer, params, x_val, k)
-  _, emb_train = model_outputs(infer, params, x_train, k)
-  probs = metrics_lib.softmax(logits)
-  rep = metrics_lib.report(y_test, probs, data.classes, data.meta_of("test"))
-  # Familiarity: fitted on the training clips, threshold from validation.
-  fam = familiarity.fit(emb_train, y_train, emb_val)
-  familiarity.save(os.path.join(workdir, familiarity.FILENAME), fam)
-  d_test = familiarity.distance(fam, emb_test)
-  d_val = familiarity.distance(fam, emb_val) if len(emb_val) else None
+def evaluate_and_report(config, data, result: train_lib.FitResult,
+                        workdir: str, init_info: dict | None = None) -> dict:
+  """Fits the familiarity model (training windows) and the calibration
+  (validation windows), then scores the test clips as `--mode evaluate`
+  does, and writes report.json, report.md and the plots."""
+  run = inference.TrainedRun(workdir, trust=False)  # T = 1, no distances
+  wavs = input_pipeline.waveforms(config, data)
+
+  def windows(split):
+    idx = np.flatnonzero(data.split == split)
+    return run.window_outputs([wavs[i] for i in idx],
+                              groups=run.groups_for(data.meta_of(split),
+                                                    idx.size))
+
+  w_train, w_val, w_test = (windows(s) for s in ("train", "validation", "test"))
+  y_train, y_val, y_test = (data.labels[data.split == s]
+                            for s in ("train", "validation", "test"))
+  # Familiarity: fitted on the training windows, threshold from validation.
+  fam = familiarity.fit(w_train.hidden, y_train[w_train.clip_of_window()],
+                        w_val.hidden, val_bounds=w_val.bounds)
+  familiarity.save(rundir.path(workdir, rundir.FAMILIARITY), fam)
+  run.familiarity = fam
+  d_val = (run.aggregate(w_val).distance if y_val.size else None)
   # Calibration: temperature and selective thresholds from validation only.
-  cal = calibration_lib.fit(val_logits, y_val, d_val)
-  calibration_lib.save(os.path.join(workdir, calibration_lib.FILENAME), cal)
-  calib, selective = calibration_lib.summarise(cal, logits, y_test, d_test,
-                                               val_logits, d_val)
+  cal = calibration_lib.fit(w_val.logits, y_val, d_val, bounds=w_val.bounds)
+  calibration_lib.save(rundir.path(workdir, rundir.CALIBRATION), cal)
+  run.calibration, run.temperature = cal, cal["temperature"]
+  out = run.aggregate(w_test)  # what evaluate gives on these clips
+  probs, d_test = out.probs, out.distance
+  rep = metrics_lib.report(y_test, probs, data.classes, data.meta_of("test"))
+  calib, selective = calibration_lib.summarise(
+      cal, w_test.logits, y_test, d_test, w_val.logits, d_val,
+      test_bounds=w_test.bounds, val_bounds=w_val.bounds)
   rep.update({
       "dataset": config.data.dataset, "protocol": config.data.protocol,
-      "fold": config.data.fold, "best_step": int(result["best_step"]),
+      "fold": config.data.fold, "best_step": int(result.best_step),
       "n_train": int(np.sum(data.split == "train")),
       "n_validation": int(np.sum(data.split == "validation")),
       "familiarity": familiarity.summary(fam, d_test,
@@ -197,7 +134,7 @@ def evaluate_and_report(config, data, result: dict, workdir: str,
       "init_from": init_info,
       "baseline": baseline_of(data),
   })
-  with open(os.path.join(workdir, "report.json"), "w") as f:
+  with open(rundir.path(workdir, rundir.REPORT_JSON), "w") as f:
     json.dump(rep, f, indent=2)
   paper = config.data.dataset == "fser/all" and config.data.protocol == "paper"
   extra = baseline_line(rep) + "\n\n" if rep.get("baseline") else ""
@@ -216,39 +153,36 @@ def evaluate_and_report(config, data, result: dict, workdir: str,
                  if init_info["head_rows_copied"] else "")
               + f"; frozen: {init_info['freeze']}; input normalisation: "
               f"{init_info['normalisation']}.")
-  with open(os.path.join(workdir, "report.md"), "w") as f:
+  with open(rundir.path(workdir, rundir.REPORT_MD), "w") as f:
     f.write(metrics_lib.to_markdown(rep, paper=paper, extra=extra))
   pdir = plots.ensure_dir(workdir)
   plots.confusion_matrix(rep, os.path.join(pdir, "confusion_matrix.png"))
   plots.roc_curves(y_test, probs, data.classes, os.path.join(pdir, "roc.png"))
-  plots.training_curves(result["history"],
+  plots.training_curves(result.history,
                         os.path.join(pdir, "training_curves.png"))
-  t = rep["calibration"]["temperature"]
   plots.reliability(
-      calibration_lib.reliability(calibration_lib.softmax(logits), y_test),
-      calibration_lib.reliability(calibration_lib.softmax(logits, t), y_test),
+      calibration_lib.reliability(
+          calibration_lib.clip_probs(w_test.logits, 1.0, w_test.bounds),
+          y_test),
+      calibration_lib.reliability(probs, y_test),
       os.path.join(pdir, "reliability.png"))
-  cal_probs = calibration_lib.softmax(logits, t)
   plots.risk_coverage(
-      calibration_lib.scores(cal_probs, d_test, cal),
-      cal_probs.argmax(1) == y_test, os.path.join(pdir, "risk_coverage.png"))
+      calibration_lib.scores(probs, d_test, cal),
+      probs.argmax(1) == y_test, os.path.join(pdir, "risk_coverage.png"))
   return rep
 
 
 def train_and_evaluate(config, workdir: str, *, overwrite: bool = False) -> dict:
   """Trains (resuming if the workdir holds a run) and writes the report."""
   config_lib.validate(config)
-  prepare_workdir(config, workdir, overwrite)
+  rundir.prepare(config, workdir, overwrite)
   data = input_pipeline.load(config, norm=transfer.source_norm(config))
-  input_pipeline.write_splits_csv(os.path.join(workdir, "splits.csv"), data)
+  input_pipeline.write_splits_csv(rundir.path(workdir, rundir.SPLITS), data)
   pdir = plots.ensure_dir(workdir)
   plots.example_images(data.raw_images(), data.labels, data.classes,
                        os.path.join(pdir, "inputs.png"))
-  with open(os.path.join(workdir, "normalisation.json"), "w") as f:
-    json.dump({"mean": data.norm[0], "std": data.norm[1],
-               "classes": list(data.classes),
-               "normalize": input_pipeline.normalize_mode(config.features)},
-              f)
+  rundir.write_normalisation(workdir, data.norm, data.classes,
+                             input_pipeline.normalize_mode(config.features))
   init_params, init_info = None, None
   if config.train.init_from:
     init_params, init_info = transfer.load_init(config, data.classes,
@@ -263,5 +197,17 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False) -> dict
                "macro-F1 %.4f. Report: %s", config.data.protocol,
                config.data.fold, rep["n_test"], rep["accuracy"],
                rep["unweighted_accuracy"], rep["macro_f1"],
-               os.path.join(workdir, "report.md"))
+               rundir.path(workdir, rundir.REPORT_MD))
+  return rep
+
+
+def train_or_read_back(config, workdir: str, *, overwrite: bool = False
+                       ) -> dict:
+  """The report of the run of `config` in `workdir`: read back when it
+  finished before (after checking the config is the same), else trained
+  (resuming from its checkpoint)."""
+  rep = None if overwrite else rundir.read_report(workdir)
+  if rep is None:
+    return train_and_evaluate(config, workdir, overwrite=overwrite)
+  rundir.prepare(config, workdir)  # refuses a changed config
   return rep

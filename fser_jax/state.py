@@ -21,10 +21,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import Mesh
 
 from fser_jax import model as model_lib
+from fser_jax.config import ConfigError
 
 State = dict[str, Any]  # {'step': int32[], 'params': nnx.State, 'opt_state'}
 
@@ -143,3 +146,15 @@ def create(config, num_classes: int, in_channels: int, steps_per_epoch: int,
   state = {"step": jnp.zeros((), jnp.int32), "params": params,
            "opt_state": tx.init(params)}
   return graphdef, state, tx
+
+
+# --- devices ------------------------------------------------------------------
+def make_mesh(mesh_cfg) -> Mesh:
+  if mesh_cfg.distributed:
+    jax.distributed.initialize()  # multi-host: env/cluster auto-detection
+  devices = jax.devices()
+  n = mesh_cfg.num_devices or len(devices)
+  if n > len(devices):
+    raise ConfigError(f"config mesh.num_devices={n} but only {len(devices)} "
+                     "devices are visible")
+  return Mesh(np.array(devices[:n]), ("data",))

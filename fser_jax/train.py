@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import os
 import signal
 import time
 from typing import Any, Callable
@@ -27,35 +25,23 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from absl import logging
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from fser_jax import augment as augment_lib
-from fser_jax.config import ConfigError
 from fser_jax import checkpoints as ckpt_lib
-from fser_jax import features as features_lib
 from fser_jax import forward
+from fser_jax import rundir
 from fser_jax import runlog
 from fser_jax import state as state_lib
-from fser_jax import wave_augment
+from fser_jax import train_inputs
 from fser_jax import xla_cpu
-from fser_jax.errors import Interrupted, UserError  # noqa: F401 (re-exported)
+from fser_jax.config import ConfigError
+from fser_jax.errors import Interrupted, UserError
 
 
 
 class TrainingDiverged(UserError, FloatingPointError):
   pass
-
-
-# --- devices ------------------------------------------------------------------
-def make_mesh(mesh_cfg) -> Mesh:
-  if mesh_cfg.distributed:
-    jax.distributed.initialize()  # multi-host: env/cluster auto-detection
-  devices = jax.devices()
-  n = mesh_cfg.num_devices or len(devices)
-  if n > len(devices):
-    raise ConfigError(f"config mesh.num_devices={n} but only {len(devices)} "
-                     "devices are visible")
-  return Mesh(np.array(devices[:n]), ("data",))
 
 
 # --- the jitted core ------------------------------------------------------------
@@ -119,117 +105,12 @@ def make_train_chunk(graphdef, tx, aug_fn, batch_sharding=None, *,
   return train_chunk
 
 
-def make_wave_batch_fn(config, sample_rate: int, image_aug_fn):
-  """`(key, {'wav', 'length', 'norm'}, extras) -> images`: the recording's channel
-  (wave_augment.py), the front-end, the run's standardisation and the image
-  augmentation, inside the jitted step. extras: {'noise': [M] | None,
-  'ir': [K, R] | None}, the user's folders."""
-  wave = wave_augment.from_config(config.augment.wave, sample_rate)
-  frontend = features_lib.frontend(config.features, sample_rate)
-
-  def fn(key, batch, extras):
-    k_wave, k_img = jax.random.split(key)
-    wav, lengths = wave_augment.augment(k_wave, batch["wav"],
-                                        batch["length"], wave, extras)
-    norm = batch["norm"][:, :, None, None, :]  # each clip's (mean, std)
-    images = (frontend(wav, lengths) - norm[:, 0]) / norm[:, 1]
-    return image_aug_fn(k_img, images)
-  return fn
-
-
 def epoch_indices(key, epoch: int, n: int, batch: int, steps: int):
   perm = jax.random.permutation(jax.random.fold_in(key, epoch), n)
   return perm[:steps * batch].reshape(steps, batch)
 
 
-def offline_augment(key, images: np.ndarray, labels: np.ndarray, copies: int,
-                    aug_fn, batch: int = 256):
-  """The paper's Algorithm 1: `copies` augmented images per training image,
-  drawn once on the device and kept (originals first)."""
-  out_x, out_y = [images], [labels]
-  for c in range(copies):
-    kc = jax.random.fold_in(key, c)
-    for s in range(0, images.shape[0], batch):
-      x = jnp.asarray(images[s:s + batch])
-      out_x.append(np.asarray(aug_fn(jax.random.fold_in(kc, s), x)))
-    out_y.append(labels)
-  return np.concatenate(out_x), np.concatenate(out_y)
-
-
 # --- the loop -------------------------------------------------------------------
-class _StopFlag:
-  """SIGTERM/SIGINT set a flag; the loop saves and stops after the dispatch."""
-
-  def __init__(self):
-    self.signum = None
-    self._old = {}
-
-  def __enter__(self):
-    for s in (signal.SIGTERM, signal.SIGINT):
-      try:
-        self._old[s] = signal.signal(s, self._handle)
-      except ValueError:  # not the main thread
-        pass
-    return self
-
-  def _handle(self, signum, frame):
-    if self.signum is not None and signum == signal.SIGINT:
-      raise KeyboardInterrupt  # second Ctrl-C: stop now
-    self.signum = signum
-    logging.warning("Received %s: saving a checkpoint after this dispatch.",
-                    signal.Signals(signum).name)
-
-  def __exit__(self, *exc):
-    for s, h in self._old.items():
-      signal.signal(s, h)
-
-
-@dataclasses.dataclass
-class TrainingInputs:
-  """The training split as the jitted step sees it."""
-  x: Any  # images [N, H, W, C], or {'wav', 'length', 'norm'} per clip
-  y: np.ndarray  # [N] labels
-  aug_fn: Callable  # (key, batch[, extras]) -> images, inside the step
-  extras: dict | None  # device-resident banks the augmentation reads
-
-  @property
-  def n(self) -> int:
-    return int(self.y.shape[0])
-
-
-def training_inputs(config, data, key) -> TrainingInputs:
-  """What each step gathers its batch from: the training images with the
-  image augmentation; or, with `augment.wave`, the training waveforms, the
-  channel simulation and the front-end; or the paper's offline copies
-  (Algorithm 1), drawn once with `key` and then used as they are."""
-  x, y = data.subset("train")
-  time_crop = (config.features.get("frames", 128)
-               if config.features.kind == "logmel_time" else None)
-  aug_fn = augment_lib.from_config(config.augment, crop_to=time_crop)
-  extras = None
-  if data.wav is not None:
-    m = data.split == "train"
-    x = {"wav": data.wav[m], "length": data.wav_lengths[m],
-         "norm": data.clip_norm[m]}
-    aug_fn = make_wave_batch_fn(config, config.data.sample_rate, aug_fn)
-    noise, irs = wave_augment.load_banks(config.augment.wave,
-                                         config.data.sample_rate)
-    extras = {k: np.asarray(v) for k, v in (("noise", noise), ("ir", irs))
-              if v is not None}
-    extras.update(wave_augment.noise_banks(config.data.sample_rate,
-                                           config.seed))
-    logging.info("Waveform augmentation on: %d training clips of %d samples "
-                 "on the device%s.", y.size, x["wav"].shape[1],
-                 "".join(f", {k} bank {np.shape(v)}"
-                         for k, v in extras.items()))
-  if config.augment.offline_copies:
-    logging.info("Offline augmentation: %d copies of %d training images.",
-                 config.augment.offline_copies, x.shape[0])
-    x, y = offline_augment(key, x, y, config.augment.offline_copies, aug_fn)
-    aug_fn = lambda k, x: x  # the paper trained on the fixed copies
-  return TrainingInputs(x, y, aug_fn, extras)
-
-
 def plan(tcfg, n: int, n_devices: int = 1) -> tuple[int, int, int]:
   """(steps per epoch, total steps, epochs) for `n` training examples, or a
   ConfigError naming the batch size that cannot work."""
@@ -258,24 +139,6 @@ def dispatches(start: int, n_steps: int, steps_per_epoch: int,
     step += k
 
 
-def resume(ckpts, state, metrics_path: str
-           ) -> tuple[state_lib.State, int, list[dict]]:
-  """(state, start step, history) from the workdir's latest complete
-  checkpoint, or the fresh `state` at step 0. Log lines written after that
-  checkpoint (work lost with the interruption, redone now) are dropped from
-  metrics.jsonl, so no step is logged twice."""
-  start = ckpts.latest_step()
-  if start is not None:
-    state = ckpts.restore(ckpt_lib.abstract_like(state))
-    start = int(state["step"])
-  else:
-    start = 0
-  history = [h for h in runlog.read_jsonl(metrics_path) if h["step"] <= start]
-  with open(metrics_path, "w") as f:
-    f.writelines(json.dumps(h) + "\n" for h in history)
-  return state, start, history
-
-
 def check_finite(m, step: int, epoch: int, last_checkpoint, workdir: str):
   """Raises TrainingDiverged naming the first non-finite step of a dispatch
   that started after `step`, and the checkpoint to go back to."""
@@ -302,11 +165,21 @@ def validate(eval_fn, params, x_val, y_val) -> dict | None:
           "val_accuracy": float(np.mean(logits.argmax(-1) == y_val))}
 
 
-def fit(config, data, workdir: str, init_params=None) -> dict:
+@dataclasses.dataclass
+class FitResult:
+  """What `fit` returns."""
+  graphdef: Any  # the model's nnx graphdef (forward.logits_fn merges it)
+  state: state_lib.State  # best by validation accuracy (else the final one)
+  final_state: state_lib.State
+  best_step: int
+  history: list[dict]  # every line of metrics.jsonl
+  eval_fn: Callable  # jitted (params, images) -> logits
+
+
+def fit(config, data, workdir: str, init_params=None) -> FitResult:
   """Trains on `data` (input_pipeline.Data) in `workdir`, resuming from its
   latest checkpoint. `init_params` (train.init_from) replace the random
-  initial parameters of a fresh run. Returns {'graphdef', 'state' (best),
-  'history', ...}."""
+  initial parameters of a fresh run."""
   tcfg = config.train
   if tcfg.precision == "bfloat16" and jax.default_backend() == "cpu":
     note = xla_cpu.bfloat16_note()
@@ -315,22 +188,23 @@ def fit(config, data, workdir: str, init_params=None) -> dict:
   note = augment_lib.time_reversal_note(config.features.kind, config.augment)
   if note:
     logging.warning("%s", note)
-  mesh = make_mesh(config.mesh)
+  mesh = state_lib.make_mesh(config.mesh)
   n_dev = mesh.devices.size
   replicated = NamedSharding(mesh, P())
   batch_sharding = NamedSharding(mesh, P("data")) if n_dev > 1 else None
   key = jax.random.key(config.seed)
   k_init, k_data, k_steps, k_offline = jax.random.split(key, 4)
 
-  inputs = training_inputs(config, data, k_offline)
+  inputs = train_inputs.training_inputs(config, data, k_offline)
   x_val, y_val = data.subset("validation")
   steps_per_epoch, n_steps, n_epochs = plan(tcfg, inputs.n, n_dev)
   graphdef, state, tx = state_lib.create(config, len(data.classes),
                                data.images.shape[-1], steps_per_epoch,
                                params=init_params)
   ckpts = ckpt_lib.Checkpoints(workdir, tcfg.max_checkpoints)
-  state, start, history = resume(ckpts, jax.device_put(state, replicated),
-                                 os.path.join(workdir, "metrics.jsonl"))
+  state, start, history = ckpt_lib.resume(
+      ckpts, jax.device_put(state, replicated),
+      rundir.path(workdir, rundir.METRICS))
   if start:
     logging.info("Resuming from the checkpoint at step %d (epoch %d).", start,
                  start // steps_per_epoch)
@@ -349,7 +223,7 @@ def fit(config, data, workdir: str, init_params=None) -> dict:
                start)
   step = start
   try:
-    with _StopFlag() as stop:
+    with ckpt_lib.StopFlag() as stop:
       for epoch, offset, k in dispatches(start, n_steps, steps_per_epoch,
                                          tcfg.steps_per_dispatch):
         idx = epoch_indices(k_data, epoch, inputs.n, tcfg.batch_size,
@@ -402,5 +276,6 @@ def fit(config, data, workdir: str, init_params=None) -> dict:
   else:
     best_state = ckpts.restore(ckpt_lib.abstract_like(state), best=True)
   ckpts.close()
-  return {"graphdef": graphdef, "state": best_state, "final_state": state,
-          "history": log.history, "eval_fn": eval_fn, "best_step": best_step}
+  return FitResult(graphdef=graphdef, state=best_state, final_state=state,
+                   best_step=int(best_step), history=log.history,
+                   eval_fn=eval_fn)

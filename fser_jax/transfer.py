@@ -1,7 +1,7 @@
 """Start a run from a trained run: `train.init_from`, `train.freeze`.
 
 `--config.train.init_from=RUN` on any training config: the new run's initial
-parameters come from RUN's best checkpoint (fser_jax.inference.restore_params).
+parameters come from RUN's best checkpoint (fser_jax.rundir.restore_params).
 
 - Every layer but the output layer is copied. The output layer is copied
   whole when the new label set equals RUN's classes (same names, same
@@ -27,15 +27,14 @@ parameters come from RUN's best checkpoint (fser_jax.inference.restore_params).
 
 from __future__ import annotations
 
-import json
 import os
 
 import jax
 import numpy as np
 
 from fser_jax import config as config_lib
-from fser_jax import inference
 from fser_jax import labels as labels_lib
+from fser_jax import rundir
 from fser_jax import state as state_lib
 from fser_jax.config import ConfigError
 
@@ -46,14 +45,11 @@ FRONT_END_KEYS = ("data.sample_rate", "model.filters", "model.kernel_size",
 def check_compatible(new_config, src_config, run: str) -> None:
   """Refuses a RUN whose front-end or architecture differs, naming the keys."""
   # Keys added after a run was saved compare as their defaults.
-  defaults = {"features.normalize": "global"}
-  a = {**defaults,
-       **config_lib.flatten(json.loads(new_config.to_json_best_effort()))}
-  b = {**defaults,
-       **config_lib.flatten(json.loads(src_config.to_json_best_effort()))}
-  keys = sorted(k for k in set(a) | set(b)
-                if (k.startswith("features.") or k in FRONT_END_KEYS)
-                and a.get(k) != b.get(k))
+  a = rundir.config_dict(new_config)
+  b = rundir.config_dict(src_config)
+  keys = rundir.changed_keys(
+      b, a, only=lambda k: k.startswith("features.") or k in FRONT_END_KEYS)
+  a, b = config_lib.flatten(a), config_lib.flatten(b)
   if keys:
     shown = ", ".join(f"{k}={b.get(k)!r} (this config: {a.get(k)!r})"
                       for k in keys[:6])
@@ -72,12 +68,11 @@ def load_init(config, classes, in_channels: int):
     in_channels: input channels of the new run's images.
   """
   run = os.path.expanduser(config.train.init_from)
-  src_cfg = inference.read_config(run)
+  src_cfg = rundir.read_config(run)
   check_compatible(config, src_cfg, run)
-  with open(os.path.join(run, "normalisation.json")) as f:
-    src_classes = list(json.load(f)["classes"])
-  _, src_state, _ = state_lib.create(src_cfg, len(src_classes), in_channels, 1)
-  src_params, step = inference.restore_params(run, src_state)
+  src_classes = list(rundir.read_normalisation(run)["classes"])
+  _, src_params, step = rundir.restore_params(run, src_cfg, len(src_classes),
+                                              in_channels)
   _, new_state, _ = state_lib.create(config, len(classes), in_channels, 1)
   new = new_state["params"].to_pure_dict()
   src = jax.device_get(src_params.to_pure_dict())
@@ -137,10 +132,9 @@ def source_norm(config):
   """RUN's normalisation statistics (train.init_from_norm), or None."""
   if not (config.train.get("init_from") and config.train.get("init_from_norm")):
     return None
-  path = os.path.join(os.path.expanduser(config.train.init_from),
-                      "normalisation.json")
-  if not os.path.exists(path):
-    raise ConfigError(f"config train.init_from_norm=True: {path} is missing")
-  with open(path) as f:
-    n = json.load(f)
+  run = os.path.expanduser(config.train.init_from)
+  if not os.path.exists(rundir.path(run, rundir.NORMALISATION)):
+    raise ConfigError(f"config train.init_from_norm=True: "
+                      f"{rundir.path(run, rundir.NORMALISATION)} is missing")
+  n = rundir.read_normalisation(run)
   return (n["mean"], n["std"])

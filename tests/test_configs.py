@@ -86,17 +86,17 @@ def test_old_workdir_without_new_keys_at_their_defaults_still_resumes(tmp_path):
   """A run saved before a key existed (here features.frames and the
   SpecAugment keys) is not a conflict while the key keeps its default."""
   import json
-  from fser_jax import run
+  from fser_jax import rundir
   c = config_lib.base()
-  run.prepare_workdir(c, str(tmp_path))
+  rundir.prepare(c, str(tmp_path))
   with open(tmp_path / "config.json") as f:
     saved = json.load(f)
   del saved["features"]["frames"], saved["augment"]["time_masks"]
   with open(tmp_path / "config.json", "w") as f:
     json.dump(saved, f)
-  run.prepare_workdir(c, str(tmp_path))  # no conflict
+  rundir.prepare(c, str(tmp_path))  # no conflict
   c.augment.time_masks = 2  # but a changed value still is
   with open(tmp_path / "config.json", "w") as f:
     json.dump(saved, f)
-  with pytest.raises(run.WorkdirConflict, match="augment.time_masks"):
-    run.prepare_workdir(c, str(tmp_path))
+  with pytest.raises(rundir.WorkdirConflict, match="augment.time_masks"):
+    rundir.prepare(c, str(tmp_path))

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from fser_jax import errors
-from fser_jax import run
+from fser_jax import rundir
 from fser_jax import splits
 from fser_jax.datasets import files
 
@@ -74,20 +74,20 @@ def test_tfds_data_dir_is_honoured(monkeypatch, tmp_path):
 
 def test_extending_a_cosine_run_is_refused(tiny, tmp_path):
   c = tiny(**{"train.schedule": "cosine"})
-  run.prepare_workdir(c, str(tmp_path))
+  rundir.prepare(c, str(tmp_path))
   longer = tiny(**{"train.schedule": "cosine", "train.num_epochs": 5})
-  with pytest.raises(run.WorkdirConflict, match="schedule's length"):
-    run.prepare_workdir(longer, str(tmp_path))
+  with pytest.raises(rundir.WorkdirConflict, match="schedule's length"):
+    rundir.prepare(longer, str(tmp_path))
   const = tiny()
-  run.prepare_workdir(const, str(tmp_path / "const"))
-  run.prepare_workdir(tiny(**{"train.num_epochs": 5}), str(tmp_path / "const"))
+  rundir.prepare(const, str(tmp_path / "const"))
+  rundir.prepare(tiny(**{"train.num_epochs": 5}), str(tmp_path / "const"))
 
 
 def test_every_user_error_derives_from_the_one_base():
   from fser_jax import audio, config, input_pipeline, labels, train
   from fser_jax.datasets import corpora
   for cls in (audio.AudioError, config.ConfigError, corpora.FilenameError,
-              input_pipeline.DatasetNotBuiltError, run.WorkdirConflict,
+              input_pipeline.DatasetNotBuiltError, rundir.WorkdirConflict,
               splits.SplitError, train.TrainingDiverged, errors.DataError,
               errors.CheckpointError, labels.LabelMapError):
     assert issubclass(cls, errors.UserError), cls
@@ -195,7 +195,7 @@ def test_every_other_family_exits_2_naming_the_fault(tmp_path, tfds_dir,
   noise.mkdir()
   (noise / "hum.wav").write_bytes(b"RIFF....WAVEfmt broken")
   conflict = tmp_path / "conflict"
-  run.prepare_workdir(tiny(), str(conflict))  # config.json of another config
+  rundir.prepare(tiny(), str(conflict))  # config.json of another config
   from conftest import tiny_config_file
 
   def train(name, data_dir=tfds_dir, workdir=None, **overrides):

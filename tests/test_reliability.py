@@ -16,6 +16,7 @@ import soundfile as sf
 from fser_jax import audio
 from fser_jax import checkpoints
 from fser_jax import input_pipeline
+from fser_jax import rundir
 from fser_jax import run
 from fser_jax import splits
 from fser_jax import train
@@ -166,15 +167,15 @@ def test_resume_is_exact_from_every_kill_point(tiny, tmp_path, monkeypatch):
   # A checkpoint every epoch (6 steps); the write of step 18's was killed.
   assert resumed_from == [None, 6, 12, 12]
   out = train.fit(c, data, workdir)
-  assert int(out["final_state"]["step"]) == 24
-  for a, b in zip(jax.tree.leaves(out["final_state"]),
-                  jax.tree.leaves(ref["final_state"])):
+  assert int(out.final_state["step"]) == 24
+  for a, b in zip(jax.tree.leaves(out.final_state),
+                  jax.tree.leaves(ref.final_state)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-  for a, b in zip(jax.tree.leaves(out["state"]), jax.tree.leaves(ref["state"])):
+  for a, b in zip(jax.tree.leaves(out.state), jax.tree.leaves(ref.state)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # best too
-  got = [(h["step"], h["train_loss"]) for h in out["history"]
+  got = [(h["step"], h["train_loss"]) for h in out.history
          if "train_loss" in h]
-  want = [(h["step"], h["train_loss"]) for h in ref["history"]
+  want = [(h["step"], h["train_loss"]) for h in ref.history
           if "train_loss" in h]
   assert got == want  # each step logged once, with the same loss
   lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
@@ -306,7 +307,7 @@ def test_dataset_not_built_says_how_to_build(tiny, tmp_path):
 def test_predict_with_a_config_but_no_checkpoint(tmp_path, tiny):
   from fser_jax.inference import TrainedRun
   from fser_jax.errors import CheckpointError
-  run.prepare_workdir(tiny(), str(tmp_path))
+  rundir.prepare(tiny(), str(tmp_path))
   (tmp_path / "normalisation.json").write_text(
       json.dumps({"mean": 0, "std": 1, "classes": list("abcdefgh")}))
   with pytest.raises(CheckpointError, match="no checkpoint"):
@@ -317,7 +318,7 @@ def test_checkpoint_of_another_model_shape(tmp_path, tiny):
   from fser_jax.inference import TrainedRun
   from fser_jax.errors import CheckpointError
   c = tiny()
-  run.prepare_workdir(c, str(tmp_path))
+  rundir.prepare(c, str(tmp_path))
   (tmp_path / "normalisation.json").write_text(
       json.dumps({"mean": 0, "std": 1, "classes": list("abcdefgh")}))
   other = tiny(**{"model.dense": (64, 16)})

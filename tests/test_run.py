@@ -15,6 +15,7 @@ from fser_jax import audio
 from fser_jax.experiments import generalisation
 from fser_jax.experiments import predict
 from fser_jax import run
+from fser_jax import rundir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -97,7 +98,7 @@ def test_changed_config_is_refused_naming_the_key(trained):
   c2 = c.copy_and_resolve_references()
   with c2.unlocked():
     c2.train.learning_rate = 0.5
-  with pytest.raises(run.WorkdirConflict, match="train.learning_rate"):
+  with pytest.raises(rundir.WorkdirConflict, match="train.learning_rate"):
     run.train_and_evaluate(c2, workdir)
 
 
@@ -388,17 +389,17 @@ def test_generalisation_on_own_manifest_with_speakers(tmp_path):
 
 def test_overwrite_starts_anew_even_with_the_same_config(tiny, tmp_path):
   c = tiny()
-  run.prepare_workdir(c, str(tmp_path))
-  for d in run.RUN_DIRS:
+  rundir.prepare(c, str(tmp_path))
+  for d in rundir.DIRS:
     (tmp_path / d).mkdir()
-  for f in run.RUN_FILES[1:]:  # all but config.json
+  for f in rundir.FILES[1:]:  # all but config.json
     (tmp_path / f).write_text("old")
-  run.prepare_workdir(c, str(tmp_path))  # same config: kept, to resume
-  assert all((tmp_path / d).exists() for d in run.RUN_DIRS)
-  run.prepare_workdir(c, str(tmp_path), overwrite=True)
-  assert not any((tmp_path / d).exists() for d in run.RUN_DIRS)
-  assert [f for f in run.RUN_FILES if (tmp_path / f).exists()] == ["config.json"]
-  assert json.loads((tmp_path / "config.json").read_text()) == run.config_dict(c)
+  rundir.prepare(c, str(tmp_path))  # same config: kept, to resume
+  assert all((tmp_path / d).exists() for d in rundir.DIRS)
+  rundir.prepare(c, str(tmp_path), overwrite=True)
+  assert not any((tmp_path / d).exists() for d in rundir.DIRS)
+  assert [f for f in rundir.FILES if (tmp_path / f).exists()] == ["config.json"]
+  assert json.loads((tmp_path / "config.json").read_text()) == rundir.config_dict(c)
 
 
 def test_launch_predict_takes_several_paths_after_one_audio_flag(trained,
@@ -493,3 +494,36 @@ def test_time_keeping_front_end_end_to_end(tiny, tmp_path):
   out = p.classify([waveforms[i] for i in test])
   np.testing.assert_allclose(out.probs, p.forward(data.images[test])[0],
                              atol=1e-5)
+
+
+def test_report_and_evaluate_agree_on_clips_longer_than_the_window(
+    tiny, tmp_path):
+  """One way from a clip to probabilities: with windows shorter than the
+  clips (every test clip is cut into several), the run's report and
+  `--mode evaluate`'s scoring of the same test clips give the same numbers;
+  scoring the whole-clip training images instead would not."""
+  from fser_jax import input_pipeline
+  from fser_jax import scoring
+  from fser_jax.inference import TrainedRun
+  c = tiny(**{"train.num_epochs": 1, "predict.window_seconds": 0.5,
+              "predict.hop_seconds": 0.25})
+  workdir = str(tmp_path / "run")
+  rep = run.train_and_evaluate(c, workdir)
+  data = input_pipeline.load(c, progress=False)
+  test = np.flatnonzero(data.split == "test")
+  wavs = input_pipeline.waveforms(c, data)
+  tr = TrainedRun(workdir)
+  ev, _ = scoring.evaluate(tr, [wavs[i] for i in test],
+                           [data.classes[data.labels[i]] for i in test],
+                           data.meta_of("test"))
+  out = tr.classify([wavs[i] for i in test])
+  assert min(len(w) for w in out.window_probs) >= 2  # every clip windowed
+  for k in ("accuracy", "unweighted_accuracy", "macro_f1", "macro_auc",
+            "confusion_counts"):
+    assert ev[k] == rep[k], k
+  assert (ev["familiarity"]["test_unfamiliar_fraction"]
+          == rep["familiarity"]["test_unfamiliar_fraction"])
+  # Scoring the whole-clip images (what training saw) instead would give
+  # other outputs: the parity above is not true of any two ways.
+  _, whole_d = tr.forward(data.images[test])
+  assert np.abs(whole_d - out.distance).max() > 0.01 * out.distance.mean()

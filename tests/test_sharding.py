@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent("""
     out = {}
     for n in (1, 8):
       c.mesh.num_devices = n
-      mesh = train.make_mesh(c.mesh)
+      mesh = state_lib.make_mesh(c.mesh)
       graphdef, state, tx = state_lib.create(c, 8, 3, steps_per_epoch=4)
       rep = NamedSharding(mesh, P())
       state = jax.device_put(state, rep)

@@ -14,6 +14,7 @@ from fser_jax import checkpoints
 from fser_jax import config as config_lib
 from fser_jax import model as model_lib
 from fser_jax import train
+from fser_jax import train_inputs
 from fser_jax import forward
 from fser_jax import state as state_lib
 
@@ -122,7 +123,7 @@ def test_offline_augmentation_is_the_papers_algorithm_1():
   c = _small_config()
   x, y = _batch(8)
   aug = augment.from_config(c.augment)
-  xs, ys = train.offline_augment(jax.random.key(0), np.asarray(x),
+  xs, ys = train_inputs.offline_augment(jax.random.key(0), np.asarray(x),
                                  np.asarray(y), 20, aug, batch=4)
   assert xs.shape == (8 * 21, 64, 64, 3) and ys.shape == (8 * 21,)
   np.testing.assert_array_equal(xs[:8], np.asarray(x))  # originals first
@@ -131,7 +132,7 @@ def test_offline_augmentation_is_the_papers_algorithm_1():
   copies = xs[8:].reshape(20, 8, 64, 64, 3)
   assert all(not np.allclose(copies[k, 0], x[0]) for k in range(20))
   assert not np.allclose(copies[0, 0], copies[1, 0])
-  again, _ = train.offline_augment(jax.random.key(0), np.asarray(x),
+  again, _ = train_inputs.offline_augment(jax.random.key(0), np.asarray(x),
                                    np.asarray(y), 20, aug, batch=4)
   np.testing.assert_array_equal(xs, again)
 
@@ -268,7 +269,7 @@ def test_wave_batch_fn_feeds_the_front_end_the_channel_and_each_clips_norm():
   lengths = jnp.array([12000, 9000])
   norm = jnp.asarray([[[0.1, 0.2, 0.3], [1.0, 2.0, 4.0]],
                       [[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]]], jnp.float32)
-  fn = train.make_wave_batch_fn(c, 16000, lambda k, x: x)  # no image aug
+  fn = train_inputs.make_wave_batch_fn(c, 16000, lambda k, x: x)  # no image aug
   got = fn(jax.random.key(0), {"wav": wav, "length": lengths, "norm": norm},
            {})
   phoned = wave_augment.phone(wav, lengths, 16000)
@@ -290,7 +291,7 @@ def test_fit_with_waveform_augmentation(tiny, tmp_path):
   # The buffer holds the longest clip slowed to 0.9x.
   assert data.wav.shape[1] >= data.wav_lengths.max() / 0.9
   out = train.fit(c, data, str(tmp_path))
-  losses = [h["train_loss"] for h in out["history"] if "train_loss" in h]
+  losses = [h["train_loss"] for h in out.history if "train_loss" in h]
   assert losses and np.all(np.isfinite(losses))
 
 
@@ -335,12 +336,12 @@ def test_resume_drops_the_log_lines_after_the_checkpoint(tmp_path):
   with open(path, "w") as f:
     f.writelines(json.dumps(x) + "\n" for x in lines)
   fresh = {"step": jnp.zeros(()), "params": jnp.zeros(2)}
-  state, start, history = train.resume(_FakeCheckpoints(4), fresh, path)
+  state, start, history = checkpoints.resume(_FakeCheckpoints(4), fresh, path)
   assert start == 4 and float(state["params"].sum()) == 2  # restored
   assert [h["step"] for h in history] == [2, 4]  # 6 and 8 are redone
   with open(path) as f:  # and the file says the same
     assert [json.loads(x)["step"] for x in f] == [2, 4]
-  state, start, history = train.resume(_FakeCheckpoints(None), fresh, path)
+  state, start, history = checkpoints.resume(_FakeCheckpoints(None), fresh, path)
   assert start == 0 and state is fresh and history == []
 
 
@@ -359,7 +360,7 @@ def test_training_inputs_with_the_papers_offline_copies(tiny):
   c = tiny(**{"augment.offline_copies": 2})
   data = input_pipeline.load(c, progress=False)
   x, y = data.subset("train")
-  inp = train.training_inputs(c, data, jax.random.key(0))
+  inp = train_inputs.training_inputs(c, data, jax.random.key(0))
   assert inp.n == 3 * y.size and inp.extras is None
   np.testing.assert_array_equal(inp.y, np.tile(y, 3))
   np.testing.assert_array_equal(inp.x[:y.size], x)  # originals first

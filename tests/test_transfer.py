@@ -283,7 +283,7 @@ def _mismatched_copy(source_run: str, dst: str, scale: float) -> str:
   another domain."""
   import shutil
   from fser_jax import checkpoints, state as state_lib
-  from fser_jax.inference import read_config
+  from fser_jax.rundir import read_config
   shutil.copytree(source_run, dst)
   cfg = read_config(dst)
   _, st, _ = state_lib.create(cfg, 8, 3, 1)

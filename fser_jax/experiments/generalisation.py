@@ -22,6 +22,7 @@ from absl import logging
 from fser_jax import input_pipeline
 from fser_jax import plots
 from fser_jax import run as run_lib
+from fser_jax import rundir
 from fser_jax import scoring
 from fser_jax import splits as splits_lib
 
@@ -95,24 +96,9 @@ def run_all(config, workdir: str, protocols=("paper", "speaker", "corpus"),
       fdir = os.path.join(workdir, protocol, f"fold_{c.data.fold}")
       name = splits_lib.fold_name(protocol, meta, c.data.fold,
                                   folds=c.data.num_folds)
-      report_path = os.path.join(fdir, "report.json")
-      if os.path.exists(report_path) and not overwrite:
-        run_lib.prepare_workdir(c, fdir)  # refuses a changed config
-        with open(report_path) as f:
-          rep = json.load(f)
-        logging.info("%s fold %d (%s): done, read back.", protocol,
-                     c.data.fold, name)
-        if "baseline" not in rep and c.get("baseline", True):
-          # A fold trained before reports carried the baseline: fit it on
-          # the fold's own split now (seconds) and keep it in its report.
-          rep["baseline"] = run_lib.baseline_of(
-              input_pipeline.load(c, progress=False))
-          with open(report_path, "w") as f:
-            json.dump(rep, f, indent=2)
-      else:
-        logging.info("=== %s fold %d/%d: test on %s ===", protocol,
-                     c.data.fold + 1, len(cfgs), name)
-        rep = run_lib.train_and_evaluate(c, fdir, overwrite=overwrite)
+      logging.info("=== %s fold %d/%d: test on %s ===", protocol,
+                   c.data.fold + 1, len(cfgs), name)
+      rep = run_lib.train_or_read_back(c, fdir, overwrite=overwrite)
       fam = rep.get("familiarity", {})
       folds.append({"fold": c.data.fold, "test": name, "n_test": rep["n_test"],
                     **{k: rep[k] for k in KEYS},
@@ -167,7 +153,6 @@ def cross_matrix(config, workdir: str, corpora: list[str]) -> dict:
   is kept in its folder (cross_row.json), so a rerun reads it back."""
   from fser_jax import baseline as baseline_lib
   from fser_jax.inference import TrainedRun
-  import csv
   loaded = None
   n = len(corpora)
   ua = [[None] * n for _ in range(n)]
@@ -186,13 +171,9 @@ def cross_matrix(config, workdir: str, corpora: list[str]) -> dict:
                  if config.get("baseline", True) else None)
         loaded = (wavs, y, classes, meta, stats)
       wavs, y, classes, meta, stats = loaded
-      with open(os.path.join(fdir, "report.json")) as f:
-        rep = json.load(f)
-      with open(os.path.join(fdir, "splits.csv"), newline="") as f:
-        train_names = {r["filename"] for r in csv.DictReader(f)
-                       if r["split"] == "train"}
+      rep = rundir.read_report(fdir)
       run = TrainedRun(fdir)
-      tr = np.array([name in train_names for name in meta["filename"]])
+      tr = rundir.split_of(fdir, meta["filename"]) == splits_lib.TRAIN
       row = {"train_on": src, "cells": {}}
       fam = rep.get("familiarity") or {}
       row["cells"][src] = {

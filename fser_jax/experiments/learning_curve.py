@@ -69,6 +69,7 @@ from fser_jax import input_pipeline
 from fser_jax import metrics as metrics_lib
 from fser_jax import plots
 from fser_jax import run as run_lib
+from fser_jax import rundir
 from fser_jax import scoring
 from fser_jax import splits as splits_lib
 from fser_jax.errors import DataError
@@ -171,16 +172,12 @@ def _write_split(path: str, filenames, train_idx, test_mask) -> None:
 def _run_cell(c, cdir: str, overwrite: bool) -> dict | None:
   """The cell's report (read back when it finished before), or None when
   its training diverged (logged, and kept in OUT/<arm>/<cell>/DIVERGED)."""
-  path = os.path.join(cdir, "report.json")
   flag = os.path.join(cdir, "DIVERGED")
-  if not overwrite and (os.path.exists(path) or os.path.exists(flag)):
-    run_lib.prepare_workdir(c, cdir)  # refuses a changed config
-    if os.path.exists(flag):
-      return None
-    with open(path) as f:
-      return json.load(f)
+  if not overwrite and os.path.exists(flag):
+    rundir.prepare(c, cdir)  # refuses a changed config
+    return None
   try:
-    return run_lib.train_and_evaluate(c, cdir, overwrite=overwrite)
+    return run_lib.train_or_read_back(c, cdir, overwrite=overwrite)
   except TrainingDiverged as e:
     logging.warning("learning curve cell %s diverged: %s", cdir, e)
     with open(flag, "w") as f:

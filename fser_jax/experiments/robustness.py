@@ -30,7 +30,6 @@ OUT (default RUN/robustness) gets
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 
@@ -42,6 +41,7 @@ from absl import logging
 from fser_jax import input_pipeline
 from fser_jax import wave_augment
 from fser_jax.errors import DataError
+from fser_jax import rundir
 from fser_jax import scoring
 from fser_jax.inference import TrainedRun
 
@@ -52,14 +52,12 @@ BATCH = 16  # clips per call (padded; small: the source clips' lengths vary)
 def run_test_split(run: TrainedRun):
   """(names, waveforms, labels, meta) of the clips RUN's splits.csv marks
   `test`, read through the run's own data config."""
-  path = os.path.join(run.workdir, "splits.csv")
-  if not os.path.exists(path):
+  if not os.path.exists(rundir.path(run.workdir, rundir.SPLITS)):
     raise DataError(f"{run.workdir}: no splits.csv; pass --data SOURCE to "
                     "score other clips")
-  with open(path, newline="") as f:
-    test = {r["filename"] for r in csv.DictReader(f) if r["split"] == "test"}
   wavs, y, classes, meta = input_pipeline.load_clips(run.config.data)
-  keep = [i for i, name in enumerate(meta["filename"]) if name in test]
+  keep = np.flatnonzero(rundir.split_of(run.workdir, meta["filename"])
+                        == "test").tolist()
   if not keep:
     raise DataError(f"{run.workdir}: none of the test clips of splits.csv is "
                     f"in {run.config.data.dataset}; pass --data SOURCE")
