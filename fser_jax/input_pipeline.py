@@ -92,7 +92,14 @@ def get_builder(data_cfg):
   name = data_cfg.dataset
   if not name.startswith("fser/"):
     raise ConfigError(f"config data.dataset={name!r}: expected 'fser/<config>' "
-                     "(synthetic, all, emodb, emovo, savee, ravdess) or 'own'")
+                     "(synthetic, all, emodb, aesdd, field, ...; docs/data.md), "
+                     "'fser/<corpus>+<corpus>...' or 'own'")
+  if "+" in name:  # several corpora, unified labels
+    try:
+      cfg = datasets.mix_config(name.split("/", 1)[1].split("+"))
+    except DataError as e:
+      raise ConfigError(f"config data.dataset={name!r}: {e}") from None
+    return datasets.Fser(config=cfg, data_dir=data_dir)
   known = [c.name for c in datasets.Fser.BUILDER_CONFIGS]
   if name.split("/", 1)[1] not in known:
     raise ConfigError(f"config data.dataset={name!r}: unknown fser config; "

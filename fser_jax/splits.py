@@ -62,7 +62,17 @@ def speaker_folds(speakers: np.ndarray, corpora: np.ndarray,
                                genders[speakers == s][0], s))
   if not uniq or uniq == [""]:
     raise SplitError("the speaker protocol needs speaker ids; this dataset has "
-                     "none (own data: add a 'speaker' column to the manifest)")
+                     "none (own data: add a 'speaker' column to the manifest; "
+                     "MESD publishes none: use data.protocol='paper' or "
+                     "'corpus')")
+  if "" in uniq:
+    lacking = sorted(set(np.asarray(corpora)[speakers == ""].tolist()))
+    raise SplitError(
+        f"the speaker protocol needs every clip's speaker; "
+        f"{int(np.sum(speakers == ''))} clips of {', '.join(lacking)} have "
+        "none (MESD publishes no speaker ids), so their speakers could sit on "
+        "both sides of the split. Leave those corpora out or use "
+        "data.protocol='corpus'")
   n = num_folds or (len(uniq) if len(uniq) <= max_loso_speakers else 6)
   if n < 2 or n > len(uniq):
     raise SplitError(f"data.num_folds={n} does not fit {len(uniq)} speakers")

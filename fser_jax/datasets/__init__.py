@@ -2,4 +2,4 @@
 (`tfds build fser --imports fser_jax.datasets ...`, `tfds.load('fser/all')`)."""
 
 from fser_jax.datasets.files import scan_own  # noqa: F401
-from fser_jax.datasets.fser import Fser, FserConfig, own_config  # noqa: F401
+from fser_jax.datasets.fser import Fser, FserConfig, mix_config, own_config  # noqa: F401

@@ -35,6 +35,14 @@ LANGUAGE = {"emodb": "german", "emovo": "italian", "savee": "english",
 # Native -> FSER: fear joins anxiety, EmoDB's boredom joins calm (section 2).
 TO_FSER = {"fear": "anxiety", "boredom": "calm"}
 
+# One label space for every corpus (fser_jax.datasets.more_corpora adds
+# eleven more languages' worth): the paper's 8 classes, then the classes the
+# other corpora add, kept as their own classes (never folded into the 8).
+UNIFIED_CLASSES = FSER_CLASSES + ("amusement", "excitement", "sleepiness")
+# Native -> unified, beyond the paper's two rules: TESS's "pleasant surprise"
+# is surprise of positive valence (its documentation), kept as surprise.
+TO_UNIFIED = {**TO_FSER, "pleasant surprise": "surprise"}
+
 # The paper's Table 1, which `fser/all` reproduces from the complete corpora.
 TABLE1 = {"anger": 463, "anxiety": 405, "calm": 273, "disgust": 382,
           "happiness": 407, "neutral": 379, "sadness": 398, "surprise": 336}
@@ -42,6 +50,13 @@ TABLE1 = {"anger": 463, "anxiety": 405, "calm": 273, "disgust": 382,
 
 def to_fser(label: str) -> str:
   return TO_FSER.get(label, label)
+
+
+def to_unified(label: str) -> str:
+  out = TO_UNIFIED.get(label, label)
+  if out not in UNIFIED_CLASSES:
+    raise ValueError(f"native label {label!r} has no unified class")
+  return out
 
 
 class FilenameError(UserError, ValueError):
@@ -62,10 +77,11 @@ class Clip:
   gender: str  # 'female' | 'male'
   text_id: str = ""
   intensity: str = ""
+  lang: str = ""  # the clip's language where the corpus has several
 
   @property
   def language(self) -> str:
-    return LANGUAGE.get(self.corpus, "")
+    return self.lang or LANGUAGE.get(self.corpus, "")
 
 
 def _stem(filename: str) -> str:

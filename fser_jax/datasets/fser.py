@@ -4,6 +4,14 @@ synthetic corpus and the user's own recordings.
 Configs:
   emodb, emovo, savee, ravdess  one corpus, native labels
   all                           every corpus present, the 8 FSER classes
+  aesdd, crema_d, tess, cafe, subesco, shemo, urdu, jl, emov_db, esd, mesd,
+  oreau                         one more corpus each (more_corpora.py), native
+                                labels
+  paper_aesdd                   the paper's four and AESDD (Greek), unified
+                                labels (corpora.UNIFIED_CLASSES)
+  field                         every corpus present, unified labels
+  a mix such as `emodb+aesdd`   any corpora named with `+` (`mix_config`),
+                                unified labels
   synthetic                     the embedded procedural corpus (no download)
   own                           the user's folder or CSV manifest (see below)
 
@@ -28,10 +36,13 @@ import tensorflow_datasets as tfds
 from fser_jax import audio as audio_lib
 from fser_jax.datasets import corpora
 from fser_jax.datasets import files
+from fser_jax.datasets import more_corpora
 from fser_jax.datasets import synthetic
 from fser_jax.errors import DataError
 
-CORPORA = ("emodb", "emovo", "savee", "ravdess")
+CORPORA = ("emodb", "emovo", "savee", "ravdess")  # the paper's
+MORE = tuple(more_corpora.CORPORA)
+KNOWN = CORPORA + MORE
 # Longer clips are refused by dataset builds (a 4-corpus clip lasts 1-9 s).
 MAX_CLIP_SECONDS = 60.0
 MIN_SAMPLES = 512  # one FFT window of the paper's front-end
@@ -44,6 +55,8 @@ class FserConfig(tfds.core.BuilderConfig):
   Attributes:
     corpora: corpus folders read from the manual dir (real corpora only).
     fser_labels: map native labels to the 8 FSER classes.
+    unified: map native labels into corpora.UNIFIED_CLASSES (the classes
+      the corpora have, in that order).
     sample_rate: every clip is resampled to this rate.
     labels: the label set of an `own` dataset (found by `own_config`).
     path: the `own` dataset's folder or CSV manifest.
@@ -51,6 +64,7 @@ class FserConfig(tfds.core.BuilderConfig):
   """
   corpora: tuple[str, ...] = ()
   fser_labels: bool = False
+  unified: bool = False
   sample_rate: int = 16000
   labels: tuple[str, ...] = ()
   path: str = ""
@@ -71,7 +85,13 @@ archive as its site serves it or its extracted contents:
 
 EmoDB: http://emodb.bilderbar.info  EMOVO: http://voice.fub.it/activities/corpora/emovo
 SAVEE: http://kahlan.eps.surrey.ac.uk/savee (registration)  RAVDESS: https://zenodo.org/record/1188976
-`all` uses every corpus present and logs which are missing. Nothing in the
+
+The other corpora go the same way, one folder each, named as their config
+(M/aesdd/anger/a01 (1).wav, M/crema_d/AudioWAV/1001_DFA_ANG_XX.wav with
+VideoDemographics.csv, M/tess, M/cafe, M/subesco, M/shemo, M/urdu, M/jl,
+M/emov_db, M/esd, M/mesd, M/oreau); docs/data.md gives each layout, licence
+and where to ask for it.
+`all` and `field` use every corpus present and log which are missing. Nothing in the
 manual dir is modified: archives are extracted into TFDS's download dir.
 
 For `own` data, the manual dir is your data: one subfolder per label
@@ -95,6 +115,17 @@ class Fser(tfds.core.GeneratorBasedBuilder):
       FserConfig(name="all", corpora=CORPORA, fser_labels=True,
                  description="Every corpus present, mapped to the 8 FSER "
                  "classes (fear -> anxiety, EmoDB boredom -> calm)."),
+      *[FserConfig(name=c, corpora=(c,),
+                   description=f"{more_corpora.CORPORA[c].title} "
+                   f"({more_corpora.CORPORA[c].language}) with its native "
+                   "labels.") for c in MORE],
+      FserConfig(name="paper_aesdd", corpora=CORPORA + ("aesdd",),
+                 unified=True,
+                 description="The paper's four corpora and AESDD (Greek), "
+                 "in the unified label space."),
+      FserConfig(name="field", corpora=KNOWN, unified=True,
+                 description="Every corpus present, in the unified label "
+                 "space."),
       FserConfig(name="synthetic", fser_labels=True,
                  description="Embedded procedural emotional-speech corpus: "
                  "8 classes, 12 speakers, 2 languages; no download."),
@@ -108,10 +139,14 @@ class Fser(tfds.core.GeneratorBasedBuilder):
     cfg = self.builder_config
     if cfg.fser_labels:
       return corpora.FSER_CLASSES
+    if cfg.unified:
+      present = {corpora.to_unified(label) for c in cfg.corpora
+                 for label in native_classes(c)}
+      return tuple(c for c in corpora.UNIFIED_CLASSES if c in present)
     if cfg.labels:
       return tuple(cfg.labels)
     if len(cfg.corpora) == 1:
-      return corpora.NATIVE_CLASSES[cfg.corpora[0]]
+      return native_classes(cfg.corpora[0])
     raise ValueError(f"fser config {cfg.name!r} has no label set")
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -169,12 +204,13 @@ class Fser(tfds.core.GeneratorBasedBuilder):
     for corpus, roots in found.items():
       clips = []
       for root in roots:
+        parse = parser(corpus, root)
         for rel in files.walk_audio(root):
-          name = corpora.corpus_relative(corpus, rel)
+          name = relative_name(corpus, rel)
           if name is None:
             continue
           try:
-            clips.append((corpora.PARSERS[corpus](name), os.path.join(root, rel)))
+            clips.append((parse(name), os.path.join(root, rel)))
           except corpora.FilenameError as e:
             skipped.append(f"{corpus}/{rel}: {e.problem}")
       if not clips:
@@ -190,7 +226,8 @@ class Fser(tfds.core.GeneratorBasedBuilder):
         except audio_lib.AudioError as e:
           skipped.append(f"{corpus}/{clip.filename}: {e.problem}")
           continue
-        label = corpora.to_fser(clip.label) if cfg.fser_labels else clip.label
+        label = (corpora.to_fser(clip.label) if cfg.fser_labels else
+                 corpora.to_unified(clip.label) if cfg.unified else clip.label)
         yield f"{corpus}/{clip.filename}", _example(
             wav, label=label, speaker=clip.speaker, gender=clip.gender,
             corpus=corpus, language=clip.language, filename=clip.filename,
@@ -226,7 +263,46 @@ class Fser(tfds.core.GeneratorBasedBuilder):
 
 _EXAMPLE = {"emodb": "wav/03a01Wa.wav", "emovo": "EMOVO/f1/dis-f1-b1.wav",
             "savee": "AudioData/DC/a01.wav or DC_a01.wav",
-            "ravdess": "Actor_01/03-01-05-01-01-01-01.wav"}
+            "ravdess": "Actor_01/03-01-05-01-01-01-01.wav",
+            **{c.name: c.example for c in more_corpora.CORPORA.values()}}
+
+
+def native_classes(corpus: str) -> tuple[str, ...]:
+  if corpus in corpora.NATIVE_CLASSES:
+    return corpora.NATIVE_CLASSES[corpus]
+  return more_corpora.CORPORA[corpus].classes
+
+
+def parser(corpus: str, root: str):
+  """`name -> Clip` for a corpus folder (reading its extra files once)."""
+  if corpus in corpora.PARSERS:
+    return corpora.PARSERS[corpus]
+  spec = more_corpora.CORPORA[corpus]
+  if spec.context is None:
+    return spec.parse
+  ctx = spec.context(root)
+  return lambda name: spec.parse(name, ctx)
+
+
+def relative_name(corpus: str, rel: str) -> str | None:
+  if corpus in corpora.PARSERS:
+    return corpora.corpus_relative(corpus, rel)
+  return more_corpora.corpus_relative(corpus, rel)
+
+
+def mix_config(names) -> FserConfig:
+  """The builder config of several corpora by name (`emodb+aesdd`), in the
+  unified label space; its name lists them sorted, so any order of the same
+  corpora shares one built dataset."""
+  names = sorted(set(names))
+  unknown = [n for n in names if n not in KNOWN]
+  if unknown:
+    raise DataError(f"unknown corpus {unknown[0]!r} in a mix; known: "
+                    f"{', '.join(KNOWN)}")
+  return FserConfig(name="mix_" + "_".join(names), corpora=tuple(names),
+                    unified=True,
+                    description="Corpora " + ", ".join(names)
+                    + ", unified labels.")
 
 
 def _example(wav: np.ndarray, **meta) -> dict:
