@@ -20,14 +20,98 @@ measured beats one we guessed. A flag the user set in XLA_FLAGS always wins.
 `configure()` runs when fser_jax is imported (before the first computation,
 which is when XLA reads XLA_FLAGS); `CHOICE` says what it did and why, and
 launch.py logs it.
+
+Chosen by measurement: `python -m fser_jax.tune` times the train step under
+every candidate (this flag's values, `model.conv_impl`, precisions), each in
+a subprocess, and caches the fastest float32 one per CPU model, ISA flags
+and jaxlib version (`tune_cache_path()`). Where that cache has this
+machine's entry, `configure()` and `conv_impl()` apply it; without one, the
+per-ISA defaults below apply:
+
+  AVX2 (no AVX-512)  YNNPACK fusions off, Winograd: measured here (above).
+  AVX-512            `individual_dot,reduce`, Winograd: the fastest of the
+                     candidates measured on a 2-core Xeon with AVX-512,
+                     AVX512_BF16 and AMX (jaxlib 0.10.2; 471 ex/s against
+                     jaxlib's default 217, Keras 525 in the same run). Not
+                     measured on an AVX-512 machine by this module's tests:
+                     run the tuner there.
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 FLAG = "--xla_cpu_experimental_ynn_fusion_type"
 CHOICE = "not configured"
+AVX512_DEFAULT = "individual_dot,reduce"
+NO_TUNE_ENV = "FSER_JAX_NO_TUNE_CACHE"  # set: ignore the tuner's cache
+
+
+def cpu_model() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return "unknown"
+
+
+# ISA flags that change which kernels XLA:CPU and YNNPACK can use.
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+             "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8",
+             "avx_vnni")
+
+
+def machine_key(flags: set[str] | None = None, model: str | None = None,
+                jaxlib: str | None = None) -> str:
+  """What a tuned choice holds for: CPU model, ISA flags, jaxlib version."""
+  flags = cpu_flags() if flags is None else flags
+  if jaxlib is None:
+    from importlib import metadata
+    try:
+      jaxlib = metadata.version("jaxlib")
+    except metadata.PackageNotFoundError:
+      jaxlib = "unknown"
+  isa = "+".join(f for f in ISA_FLAGS if f in flags) or "none"
+  return f"{model or cpu_model()} | {isa} | jaxlib {jaxlib}"
+
+
+def tune_cache_path() -> str:
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+  return os.path.join(base, "fser_jax", "tune.json")
+
+
+def load_tuned(key: str | None = None, path: str | None = None) -> dict | None:
+  """This machine's entry in the tuner's cache, or None."""
+  if os.environ.get(NO_TUNE_ENV):
+    return None
+  path = path or tune_cache_path()
+  try:
+    with open(path) as f:
+      cache = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return cache.get(key or machine_key())
+
+
+def save_tuned(entry: dict, key: str | None = None,
+               path: str | None = None) -> str:
+  path = path or tune_cache_path()
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  try:
+    with open(path) as f:
+      cache = json.load(f)
+  except (OSError, ValueError):
+    cache = {}
+  cache[key or machine_key()] = entry
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(cache, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+  return path
 
 
 def cpu_flags() -> set[str]:
@@ -53,11 +137,24 @@ def configure(environ=None, flags: set[str] | None = None) -> str:
     CHOICE = "FSER_JAX_KEEP_XLA_DEFAULTS is set: jaxlib's default backend"
   else:
     flags = cpu_flags() if flags is None else flags
-    if not flags:
+    tuned = load_tuned(machine_key(flags)) if flags else None
+    if tuned and tuned.get("ynn_fusion") is not None:
+      if tuned["ynn_fusion"] != "default":
+        environ["XLA_FLAGS"] = (current + f" {FLAG}={tuned['ynn_fusion']}"
+                                ).strip()
+      CHOICE = (f"tuned on this machine ({tuned.get('date', '?')}): "
+                f"{FLAG}={tuned['ynn_fusion']} with conv_impl "
+                f"{tuned.get('conv_impl')}, {tuned.get('examples_per_sec', 0):.0f}"
+                f" ex/s against {tuned.get('default_examples_per_sec', 0):.0f} "
+                "for the untuned default (python -m fser_jax.tune)")
+    elif not flags:
       CHOICE = "CPU features unknown (no /proc/cpuinfo): jaxlib's default"
     elif "avx512f" in flags:
-      CHOICE = ("CPU has AVX-512: jaxlib's default (YNNPACK fusions); the "
-                "alternative is unmeasured on AVX-512")
+      environ["XLA_FLAGS"] = (current + f" {FLAG}={AVX512_DEFAULT}").strip()
+      CHOICE = (f"CPU has AVX-512, not tuned here: {FLAG}={AVX512_DEFAULT} "
+                "(the fastest measured on a 2-core AVX-512/AMX Xeon, 2.2x "
+                "jaxlib's default with Winograd; run python -m fser_jax.tune "
+                "to measure this machine)")
     else:
       environ["XLA_FLAGS"] = (current + f" {FLAG}=").strip()
       CHOICE = (f"CPU without AVX-512: {FLAG}= (YNNPACK fusions off, XLA's "
@@ -92,9 +189,10 @@ def conv_impl(backend: str, dtype_name: str = "float32",
   train step measured side by side on a 2-core AVX2 EPYC (batch 64),
   `benchmarks/train_step.py --conv_impl auto,xla`: 190.0 ex/s with these,
   131.1 with lax convolutions, Keras 108.5 (x1.75 and x1.21).
-  'xla' elsewhere: GPUs run cuDNN, which picks its own algorithms (Winograd
-  among them), and AVX-512 CPUs are unmeasured, so they keep the measured
-  default rather than a guess."""
+  On AVX-512 also 'winograd': with the AVX-512 flag default (module
+  docstring) it was the fastest candidate measured on an AVX-512/AMX Xeon.
+  The tuner's cached choice, where this machine has one, comes first.
+  'xla' on GPUs: cuDNN picks its own algorithms (Winograd among them)."""
   if backend != "cpu":
     return "xla", f"{backend}: XLA's convolutions (cuDNN picks the algorithm)"
   if dtype_name != "float32":
@@ -102,9 +200,15 @@ def conv_impl(backend: str, dtype_name: str = "float32",
   flags = cpu_flags() if flags is None else flags
   if not flags:
     return "xla", "CPU features unknown: XLA's convolutions"
+  tuned = load_tuned(machine_key(flags))
+  if tuned and tuned.get("conv_impl"):
+    return tuned["conv_impl"], ("tuned on this machine "
+                                f"({tuned.get('date', '?')}; "
+                                "python -m fser_jax.tune)")
   if "avx512f" in flags:
-    return "xla", ("CPU has AVX-512: XLA's convolutions (Winograd unmeasured "
-                   "there)")
+    return "winograd", ("CPU has AVX-512, not tuned here: Winograd (with "
+                        f"{FLAG}={AVX512_DEFAULT}, the fastest measured on a "
+                        "2-core AVX-512/AMX Xeon)")
   return "winograd", ("CPU without AVX-512: Winograd F(4x4,3x3) for layers "
                       "with >= 64 input channels and the first layer as one "
                       "matmul over its pooling phases (train step x1.45 "

@@ -4,6 +4,9 @@ tiny configs (Flax examples shrink configs in tests the same way)."""
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Tests never read the developer's tuned settings (python -m fser_jax.tune):
+# every run here gets the per-ISA defaults; tests of the cache unset this.
+os.environ["FSER_JAX_NO_TUNE_CACHE"] = "1"
 
 import pytest  # noqa: E402
 
