@@ -56,6 +56,13 @@ flags.DEFINE_string("output_dir", None, "evaluate: where the report goes; "
 flags.DEFINE_list("conditions", [], "robustness: a subset of the conditions "
                   "(default all: clean, snr_20, ..., phone+snr_10).")
 flags.DEFINE_integer("seed", 0, "robustness: the seed of the noise and rooms.")
+flags.DEFINE_string("coordinator_address", "", "Several processes (hosts): "
+                    "the first process's HOST:PORT (else $JAX_COORDINATOR_"
+                    "ADDRESS); see fser_jax/distributed.py.")
+flags.DEFINE_integer("num_processes", 0, "Several processes: how many (else "
+                     "$JAX_NUM_PROCESSES).")
+flags.DEFINE_integer("process_id", -1, "Several processes: this one's index, "
+                     "0 first (else $JAX_PROCESS_ID).")
 flags.DEFINE_string("label_map", "", "evaluate: 'data_label=run_class,...' or "
                     "a JSON file; 'label=' marks a label with no counterpart.")
 
@@ -72,6 +79,10 @@ def main(argv):
   if extra and FLAGS.mode != "predict":
     raise app.UsageError(f"Unexpected arguments: {' '.join(extra)}")
   logging.get_absl_handler().addFilter(_QuietLibraries())
+  from fser_jax import distributed
+  logging.info("Processes: %s", distributed.initialize(
+      FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
+      auto=bool(FLAGS.config and FLAGS.config.mesh.distributed)))
   # Keep TensorFlow (used by TFDS for reading data) off the GPUs.
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU")

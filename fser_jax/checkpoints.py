@@ -18,6 +18,7 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
+from fser_jax import distributed
 from fser_jax import runlog
 
 
@@ -77,7 +78,7 @@ def abstract_like(state, sharding=None):
   return jax.tree.map(leaf, state)
 
 
-def resume(ckpts, state, metrics_path: str
+def resume(ckpts, state, metrics_path: str, write: bool = True
            ) -> tuple[dict, int, list[dict]]:
   """(state, start step, history) from the workdir's latest complete
   checkpoint, or the fresh `state` at step 0. Log lines written after that
@@ -86,12 +87,13 @@ def resume(ckpts, state, metrics_path: str
   start = ckpts.latest_step()
   if start is not None:
     state = ckpts.restore(abstract_like(state))
-    start = int(state["step"])
+    start = int(distributed.host(state["step"]))
   else:
     start = 0
   history = [h for h in runlog.read_jsonl(metrics_path) if h["step"] <= start]
-  with open(metrics_path, "w") as f:
-    f.writelines(json.dumps(h) + "\n" for h in history)
+  if write:  # one process of a multi-process run writes
+    with open(metrics_path, "w") as f:
+      f.writelines(json.dumps(h) + "\n" for h in history)
   return state, start, history
 
 

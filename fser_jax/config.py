@@ -27,6 +27,10 @@ def base() -> ml_collections.ConfigDict:
   c.data.dataset = "fser/synthetic"  # 'fser/<config>' or 'own'
   c.data.data_dir = ""  # TFDS data dir ('' = ~/tensorflow_datasets)
   c.data.manual_dir = ""  # corpora folder, to build a dataset on first use
+  # Build on Apache Beam: pipeline options as the TFDS CLI's
+  # --beam_pipeline_options, e.g. 'direct_num_workers=4,direct_running_mode=
+  # multi_processing' (or runner=DataflowRunner,...); '' builds in-process.
+  c.data.beam_options = ""
   c.data.own_path = ""  # own data: folder of label subfolders or CSV manifest
   c.data.sample_rate = 16000
   c.data.protocol = "paper"  # 'paper' | 'speaker' | 'corpus' | 'cross' | 'file'
@@ -171,7 +175,9 @@ def base() -> ml_collections.ConfigDict:
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.num_devices = 0  # data-parallel devices; 0 = every local device
-  c.mesh.distributed = False  # call jax.distributed.initialize() (multi-host)
+  # Several processes from the cluster's environment (SLURM, MPI, k8s):
+  # launch.py calls jax.distributed.initialize() (fser_jax/distributed.py).
+  c.mesh.distributed = False
   return c
 
 

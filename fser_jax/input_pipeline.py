@@ -124,8 +124,24 @@ def ensure_built(builder, data_cfg) -> None:
   logging.info("Building fser/%s into %s (first use).", name,
                builder.data_dir_root)
   dl_config = tfds.download.DownloadConfig(
-      manual_dir=os.path.expanduser(data_cfg.manual_dir) or None)
+      manual_dir=os.path.expanduser(data_cfg.manual_dir) or None,
+      beam_options=beam_options(data_cfg.get("beam_options", "")))
   builder.download_and_prepare(download_config=dl_config)
+
+
+def beam_options(text: str):
+  """Apache Beam PipelineOptions from 'key=value,...' (the TFDS CLI's
+  --beam_pipeline_options), or None for an in-process build. Beam is
+  imported only here, so reading a built dataset never needs it."""
+  if not text:
+    return None
+  try:
+    from apache_beam.options.pipeline_options import PipelineOptions
+  except ImportError:
+    raise ConfigError("config data.beam_options needs Apache Beam: pip "
+                      "install -e '.[beam]'") from None
+  return PipelineOptions(flags=[f"--{o.strip()}" for o in text.split(",")
+                                if o.strip()])
 
 
 def load_clips(data_cfg):

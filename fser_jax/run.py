@@ -19,6 +19,7 @@ from absl import logging
 from fser_jax import baseline as baseline_lib
 from fser_jax import calibration as calibration_lib
 from fser_jax import config as config_lib
+from fser_jax import distributed
 from fser_jax import familiarity
 from fser_jax import inference
 from fser_jax import input_pipeline
@@ -110,12 +111,15 @@ def evaluate_and_report(config, data, result: train_lib.FitResult,
   # Familiarity: fitted on the training windows, threshold from validation.
   fam = familiarity.fit(w_train.hidden, y_train[w_train.clip_of_window()],
                         w_val.hidden, val_bounds=w_val.bounds)
-  familiarity.save(rundir.path(workdir, rundir.FAMILIARITY), fam)
+  lead = distributed.is_lead()  # the one process that writes
+  if lead:
+    familiarity.save(rundir.path(workdir, rundir.FAMILIARITY), fam)
   run.familiarity = fam
   d_val = (run.aggregate(w_val).distance if y_val.size else None)
   # Calibration: temperature and selective thresholds from validation only.
   cal = calibration_lib.fit(w_val.logits, y_val, d_val, bounds=w_val.bounds)
-  calibration_lib.save(rundir.path(workdir, rundir.CALIBRATION), cal)
+  if lead:
+    calibration_lib.save(rundir.path(workdir, rundir.CALIBRATION), cal)
   run.calibration, run.temperature = cal, cal["temperature"]
   out = run.aggregate(w_test)  # what evaluate gives on these clips
   probs, d_test = out.probs, out.distance
@@ -134,6 +138,8 @@ def evaluate_and_report(config, data, result: train_lib.FitResult,
       "init_from": init_info,
       "baseline": baseline_of(data),
   })
+  if not lead:
+    return rep
   with open(rundir.path(workdir, rundir.REPORT_JSON), "w") as f:
     json.dump(rep, f, indent=2)
   paper = config.data.dataset == "fser/all" and config.data.protocol == "paper"
@@ -176,13 +182,15 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False) -> dict
   """Trains (resuming if the workdir holds a run) and writes the report."""
   config_lib.validate(config)
   rundir.prepare(config, workdir, overwrite)
+  distributed.barrier("workdir prepared")  # the lead's --overwrite is done
   data = input_pipeline.load(config, norm=transfer.source_norm(config))
-  input_pipeline.write_splits_csv(rundir.path(workdir, rundir.SPLITS), data)
-  pdir = plots.ensure_dir(workdir)
-  plots.example_images(data.raw_images(), data.labels, data.classes,
-                       os.path.join(pdir, "inputs.png"))
+  if distributed.is_lead():
+    input_pipeline.write_splits_csv(rundir.path(workdir, rundir.SPLITS), data)
+    plots.example_images(data.raw_images(), data.labels, data.classes,
+                         os.path.join(plots.ensure_dir(workdir), "inputs.png"))
   rundir.write_normalisation(workdir, data.norm, data.classes,
                              input_pipeline.normalize_mode(config.features))
+  distributed.barrier("normalisation written")
   init_params, init_info = None, None
   if config.train.init_from:
     init_params, init_info = transfer.load_init(config, data.classes,

@@ -32,6 +32,7 @@ from flax import nnx
 
 from fser_jax import checkpoints as ckpt_lib
 from fser_jax import config as config_lib
+from fser_jax import distributed
 from fser_jax import features as features_lib
 from fser_jax import model as model_lib
 from fser_jax import splits as splits_lib
@@ -55,7 +56,7 @@ RESUMABLE_KEYS = {"train.num_epochs",
                   "train.eval_every_epochs", "train.checkpoint_every_epochs",
                   "train.steps_per_dispatch", "train.max_checkpoints",
                   "mesh.num_devices", "mesh.distributed", "baseline",
-                  "data.data_dir", "data.manual_dir"}
+                  "data.data_dir", "data.manual_dir", "data.beam_options"}
 
 
 class WorkdirConflict(UserError, RuntimeError):
@@ -104,6 +105,8 @@ def prepare(config, workdir: str, overwrite: bool = False) -> None:
   os.makedirs(workdir, exist_ok=True)
   p = path(workdir, CONFIG)
   new = config_dict(config)
+  if os.path.exists(p) and not distributed.is_lead():
+    return  # the lead process checks and writes (it may be writing it now)
   if os.path.exists(p):
     with open(p) as f:
       old = json.load(f)
@@ -132,12 +135,15 @@ def prepare(config, workdir: str, overwrite: bool = False) -> None:
           os.remove(path(workdir, name))
       for name in DIRS:
         shutil.rmtree(path(workdir, name), ignore_errors=True)
-  with open(p, "w") as f:
-    json.dump(new, f, indent=2, sort_keys=True)
+  if distributed.is_lead():
+    with open(p, "w") as f:
+      json.dump(new, f, indent=2, sort_keys=True)
 
 
 # --- normalisation, splits, report ----------------------------------------------
 def write_normalisation(workdir: str, norm, classes, mode: str) -> None:
+  if not distributed.is_lead():
+    return
   with open(path(workdir, NORMALISATION), "w") as f:
     json.dump({"mean": norm[0], "std": norm[1], "classes": list(classes),
                "normalize": mode}, f)
@@ -191,7 +197,7 @@ def restore_params(workdir: str, config=None, num_classes: int | None = None,
   if num_classes is None:
     num_classes = len(read_normalisation(workdir)["classes"])
   graphdef, params = abstract_params(config, num_classes, in_channels)
-  sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   params = ckpt_lib.abstract_like(params, sharding)
   ckpts = ckpt_lib.Checkpoints(workdir)
   try:

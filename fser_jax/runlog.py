@@ -41,13 +41,19 @@ class SummaryWriter:
 class RunLog:
   """metrics.jsonl (appended and flushed line by line) and TensorBoard."""
 
-  def __init__(self, workdir: str, history: list[dict]):
+  def __init__(self, workdir: str, history: list[dict], write: bool = True):
+    """`write`: False in every process of a multi-process run but the
+    first (the records are kept, nothing is written)."""
     self.history = history
-    self._file = open(os.path.join(workdir, "metrics.jsonl"), "a")
-    self._writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    self._write = write
+    if write:
+      self._file = open(os.path.join(workdir, "metrics.jsonl"), "a")
+      self._writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
   def __call__(self, record: dict) -> None:
     self.history.append(record)
+    if not self._write:
+      return
     self._file.write(json.dumps(record) + "\n")
     self._file.flush()
     for k, v in record.items():
@@ -55,8 +61,9 @@ class RunLog:
         self._writer.scalar(k, v, record["step"])
 
   def close(self) -> None:
-    self._file.close()
-    self._writer.flush()
+    if self._write:
+      self._file.close()
+      self._writer.flush()
 
 
 class Throughput:

@@ -150,8 +150,8 @@ def create(config, num_classes: int, in_channels: int, steps_per_epoch: int,
 
 # --- devices ------------------------------------------------------------------
 def make_mesh(mesh_cfg) -> Mesh:
-  if mesh_cfg.distributed:
-    jax.distributed.initialize()  # multi-host: env/cluster auto-detection
+  """A 1-D 'data' mesh over `mesh.num_devices` devices (0: all, every
+  process's in a multi-process run: fser_jax/distributed.py starts it)."""
   devices = jax.devices()
   n = mesh_cfg.num_devices or len(devices)
   if n > len(devices):

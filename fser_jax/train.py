@@ -29,6 +29,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from fser_jax import augment as augment_lib
 from fser_jax import checkpoints as ckpt_lib
+from fser_jax import distributed
 from fser_jax import forward
 from fser_jax import rundir
 from fser_jax import runlog
@@ -202,19 +203,24 @@ def fit(config, data, workdir: str, init_params=None) -> FitResult:
                                data.images.shape[-1], steps_per_epoch,
                                params=init_params)
   ckpts = ckpt_lib.Checkpoints(workdir, tcfg.max_checkpoints)
+  lead = distributed.is_lead()
   state, start, history = ckpt_lib.resume(
-      ckpts, jax.device_put(state, replicated),
-      rundir.path(workdir, rundir.METRICS))
+      ckpts, jax.device_put(distributed.host(state) if distributed.multi()
+                            else state, replicated),
+      rundir.path(workdir, rundir.METRICS), write=lead)
   if start:
     logging.info("Resuming from the checkpoint at step %d (epoch %d).", start,
                  start // steps_per_epoch)
   best_val = max([h["val_accuracy"] for h in history if "val_accuracy" in h],
                  default=-1.0)
   x_dev, y_dev, extras = jax.device_put(
-      (inputs.x, jnp.asarray(inputs.y), inputs.extras), replicated)
+      (inputs.x, np.asarray(inputs.y), inputs.extras), replicated)
   train_chunk = make_train_chunk(graphdef, tx, inputs.aug_fn, batch_sharding)
   eval_fn = forward.make_eval_fn(graphdef)
-  log = runlog.RunLog(workdir, history)
+  log = runlog.RunLog(workdir, history, write=lead)
+  if distributed.multi():  # every input of the step on the global mesh
+    k_steps = jax.random.wrap_key_data(jax.device_put(
+        np.asarray(jax.random.key_data(k_steps)), replicated))
   speed = runlog.Throughput(tcfg.batch_size)
 
   logging.info("Training %d steps (%d epochs x %d steps of %d) on %d %s "
@@ -228,9 +234,11 @@ def fit(config, data, workdir: str, init_params=None) -> FitResult:
                                          tcfg.steps_per_dispatch):
         idx = epoch_indices(k_data, epoch, inputs.n, tcfg.batch_size,
                             steps_per_epoch)[offset:offset + k]
+        if distributed.multi():
+          idx = jax.device_put(np.asarray(idx), replicated)
         t0 = time.perf_counter()
         state, m = train_chunk(state, x_dev, y_dev, idx, k_steps, extras)
-        m = jax.device_get(m)
+        m = distributed.host(m)
         check_finite(m, step, epoch, ckpts.latest_step(), workdir)
         step += k
         rate = speed.update(k, time.perf_counter() - t0)
@@ -244,7 +252,9 @@ def fit(config, data, workdir: str, init_params=None) -> FitResult:
         val = None
         if epoch_done and (ep % tcfg.eval_every_epochs == 0
                            or step == n_steps):
-          val = validate(eval_fn, state["params"], x_val, y_val)
+          val = validate(eval_fn, distributed.host(state["params"])
+                         if distributed.multi() else state["params"],
+                         x_val, y_val)
           if val is not None:
             log({"step": step, "epoch": ep, **val})
             if val["val_accuracy"] > best_val:

@@ -13,12 +13,12 @@ LAYERS = [
     {"errors", "config", "labels", "metrics", "calibration", "familiarity",
      "splits", "plots", "checkpoints", "audio", "features", "wave_augment",
      "augment", "model", "baseline", "xla_cpu", "jax_cache", "datasets",
-     "runlog"},
+     "runlog", "distributed"},
     {"state", "forward", "input_pipeline", "rundir", "train_inputs"},
     {"train"},
     {"inference"},
     {"transfer", "scoring"},
-    {"run"},
+    {"run", "tune"},
     {"experiments"},
 ]
 

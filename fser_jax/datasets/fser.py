@@ -27,6 +27,7 @@ Build with the TFDS CLI:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 
@@ -169,12 +170,23 @@ class Fser(tfds.core.GeneratorBasedBuilder):
         "for Speech Emotion Recognition, 2021.",
     )
 
+  def _generate_splits(self, dl_manager, download_config):
+    # Beam when asked (`tfds build ... --beam_pipeline_options=...`,
+    # data.beam_options): the clips are then decoded and resampled on the
+    # pipeline's workers; otherwise in this process. Both paths make every
+    # example with the same function from the same list of items.
+    self._beam = bool(download_config.beam_options
+                      or download_config.beam_runner)
+    return super()._generate_splits(dl_manager, download_config)
+
   def _split_generators(self, dl_manager):
     cfg = self.builder_config
     if cfg.name.startswith("synthetic"):
-      return {"train": self._generate_examples("synthetic", None)}
+      items = [("synthetic", cfg.synthetic_seed, it) for it in
+               synthetic.items(cfg.synthetic_seed, cfg.synthetic_utterances)]
+      return {"train": self._generate_examples(items, [])}
     if cfg.path:
-      return {"train": self._generate_examples("own", cfg.path)}
+      return {"train": self._generate_examples(*self._own_items(cfg.path))}
     manual = os.fspath(dl_manager.manual_dir)
     found, missing = {}, []
     for corpus in cfg.corpora:
@@ -191,16 +203,39 @@ class Fser(tfds.core.GeneratorBasedBuilder):
     if missing:
       _stderr(f"fser/{cfg.name}: corpora missing from {manual}: "
               f"{', '.join(missing)}; building from {', '.join(found)}.")
-    return {"train": self._generate_examples("corpora", found)}
+    return {"train": self._generate_examples(*self._corpus_items(found))}
 
-  def _generate_examples(self, source: str, arg):
-    return {"corpora": self._generate_corpora, "own": self._generate_own,
-            "synthetic": lambda _: self._generate_synthetic()}[source](arg)
+  def _generate_examples(self, items: list, skipped: list[str]):
+    """Examples of `items` (see `make_example`): a Beam PTransform when the
+    build runs on Beam, else a generator. `skipped` are the files the
+    listing already refused (named in the build's output)."""
+    name = f"fser/{self.builder_config.name}"
+    make = functools.partial(make_example,
+                             sample_rate=self.builder_config.sample_rate)
+    if getattr(self, "_beam", False):
+      _report_skipped(name, skipped)
+      beam = tfds.core.lazy_imports.apache_beam
+      return beam.Create(items) | beam.FlatMap(
+          functools.partial(_beam_examples, make=make, name=name))
+    return self._in_process(items, skipped, make, name)
 
-  # --- the four corpora --------------------------------------------------------
-  def _generate_corpora(self, found: dict[str, list[str]]):
+  @staticmethod
+  def _in_process(items, skipped, make, name):
+    skipped = list(skipped)
+    for item in items:
+      key, example, problem = make(item)
+      if problem:
+        skipped.append(f"{key}: {problem}")
+      else:
+        yield key, example
+    _report_skipped(name, skipped)
+
+  # --- what each source's items are --------------------------------------------
+  def _corpus_items(self, found: dict[str, list[str]]):
+    """(items, skipped) of the corpora: every file named by its corpus's
+    convention, with its metadata; the others skipped with the reason."""
     cfg = self.builder_config
-    skipped = []
+    items, skipped = [], []
     for corpus, roots in found.items():
       clips = []
       for root in roots:
@@ -219,46 +254,46 @@ class Fser(tfds.core.GeneratorBasedBuilder):
             f"(expected e.g. {_EXAMPLE[corpus]}); see the manual instructions:\n"
             + MANUAL_DOWNLOAD_INSTRUCTIONS)
       for clip, path in sorted(clips, key=lambda c: c[0].filename):
-        try:
-          wav = audio_lib.load_audio(path, cfg.sample_rate,
-                                     min_samples=MIN_SAMPLES,
-                                     max_seconds=MAX_CLIP_SECONDS)
-        except audio_lib.AudioError as e:
-          skipped.append(f"{corpus}/{clip.filename}: {e.problem}")
-          continue
         label = (corpora.to_fser(clip.label) if cfg.fser_labels else
                  corpora.to_unified(clip.label) if cfg.unified else clip.label)
-        yield f"{corpus}/{clip.filename}", _example(
-            wav, label=label, speaker=clip.speaker, gender=clip.gender,
+        items.append(("file", f"{corpus}/{clip.filename}", path, dict(
+            label=label, speaker=clip.speaker, gender=clip.gender,
             corpus=corpus, language=clip.language, filename=clip.filename,
-            text_id=clip.text_id, intensity=clip.intensity)
-    _report_skipped(f"fser/{cfg.name}", skipped)
+            text_id=clip.text_id, intensity=clip.intensity)))
+    return items, skipped
 
-  # --- the embedded corpus -----------------------------------------------------
-  def _generate_synthetic(self):
-    cfg = self.builder_config
-    for key, meta, wav in synthetic.generate(cfg.synthetic_seed,
-                                             cfg.synthetic_utterances,
-                                             cfg.sample_rate):
-      yield key, _example(wav, **meta)
-
-  # --- the user's own data -----------------------------------------------------
-  def _generate_own(self, path: str):
+  @staticmethod
+  def _own_items(path: str):
     entries, problems = files.scan_own(path)
-    skipped = list(problems)
-    for e in entries:
-      try:
-        wav = audio_lib.load_audio(e["abspath"], self.builder_config.sample_rate,
-                                   min_samples=MIN_SAMPLES,
-                                   max_seconds=MAX_CLIP_SECONDS)
-      except audio_lib.AudioError as err:
-        skipped.append(f"{e['filename']}: {err.problem}")
-        continue
-      yield e["filename"], _example(
-          wav, label=e["label"], speaker=e["speaker"], gender=e["gender"],
-          corpus=e["corpus"], language=e["language"], filename=e["filename"],
-          text_id="", intensity="")
-    _report_skipped(f"fser/{self.builder_config.name}", skipped)
+    return [("file", e["filename"], e["abspath"], dict(
+        label=e["label"], speaker=e["speaker"], gender=e["gender"],
+        corpus=e["corpus"], language=e["language"], filename=e["filename"],
+        text_id="", intensity="")) for e in entries], list(problems)
+
+
+def make_example(item, sample_rate: int):
+  """(key, example or None, problem or None) of one item:
+  ('file', key, path, metadata) is read, mixed to mono and resampled;
+  ('synthetic', seed, (speaker, emotion, utterance)) is synthesised."""
+  if item[0] == "synthetic":
+    _, seed, it = item
+    key, meta, wav = synthetic.clip(seed, it, sample_rate)
+    return key, _example(wav, **meta), None
+  _, key, path, meta = item
+  try:
+    wav = audio_lib.load_audio(path, sample_rate, min_samples=MIN_SAMPLES,
+                               max_seconds=MAX_CLIP_SECONDS)
+  except audio_lib.AudioError as e:
+    return key, None, e.problem
+  return key, _example(wav, **meta), None
+
+
+def _beam_examples(item, make, name):
+  key, example, problem = make(item)
+  if problem:  # on the worker: named in its log
+    _stderr(f"{name}: skipped 1 file(s):\n  {key}: {problem}")
+    return []
+  return [(key, example)]
 
 
 _EXAMPLE = {"emodb": "wav/03a01Wa.wav", "emovo": "EMOVO/f1/dis-f1-b1.wav",

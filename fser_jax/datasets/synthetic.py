@@ -182,21 +182,35 @@ def synthesize(spk: Speaker, emotion: str, text: list[int], seed,
   return np.clip(out, -1, 1).astype(np.float32)
 
 
+def items(seed: int = 0, utterances: int = 8) -> list[tuple[int, int, int]]:
+  """(speaker index, emotion index, utterance) of every clip, in order."""
+  return [(si, ei, k) for si in range(len(speakers(seed)))
+          for ei in range(len(FSER_CLASSES)) for k in range(utterances)]
+
+
+def clip(seed: int, item: tuple[int, int, int], sample_rate: int = 16000):
+  """(key, metadata dict, waveform) of one clip: each clip depends on its
+  own (seed, speaker, emotion, utterance) only, so clips can be made in any
+  order, on any worker."""
+  si, ei, k = item
+  spk = speakers(seed)[si]
+  emotion = FSER_CLASSES[ei]
+  texts = sentences(spk.language, seed=seed)
+  text_id = (k + ei) % len(texts)
+  wav = synthesize(spk, emotion, texts[text_id], [seed, si, ei, k],
+                   sample_rate)
+  fname = f"{spk.id}/{emotion}_{k:02d}.wav"
+  return fname, dict(label=emotion, speaker=f"synth_{spk.id}",
+                     gender=spk.gender, corpus=f"synth_{spk.language}",
+                     language=spk.language, filename=fname,
+                     text_id=f"{spk.language}_s{text_id}",
+                     intensity=""), wav
+
+
 def generate(seed: int = 0, utterances: int = 8, sample_rate: int = 16000):
   """Yields (key, metadata dict, waveform) for the whole corpus, in order."""
-  for si, spk in enumerate(speakers(seed)):
-    texts = sentences(spk.language, seed=seed)
-    for ei, emotion in enumerate(FSER_CLASSES):
-      for k in range(utterances):
-        text_id = (k + ei) % len(texts)
-        wav = synthesize(spk, emotion, texts[text_id], [seed, si, ei, k],
-                         sample_rate)
-        fname = f"{spk.id}/{emotion}_{k:02d}.wav"
-        yield fname, dict(label=emotion, speaker=f"synth_{spk.id}",
-                          gender=spk.gender, corpus=f"synth_{spk.language}",
-                          language=spk.language, filename=fname,
-                          text_id=f"{spk.language}_s{text_id}",
-                          intensity=""), wav
+  for item in items(seed, utterances):
+    yield clip(seed, item, sample_rate)
 
 
 def phone_channel(wav: np.ndarray, sample_rate: int, snr_db: float,
