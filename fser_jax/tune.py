@@ -121,7 +121,8 @@ def tune(config: str = DEFAULT_CONFIG, *, steps: int = 4, repeats: int = 3,
            "conv_impl": best["candidate"]["conv_impl"],
            "examples_per_sec": best["examples_per_sec"],
            "default_examples_per_sec": default.get("examples_per_sec", 0.0),
-           "config": config, "date": datetime.date.today().isoformat()}
+           "config": config,
+           "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat()}
   bf16 = [r for r in results if r["candidate"]["precision"] == "bfloat16"
           and r.get("examples_per_sec")]
   if bf16:
