@@ -26,15 +26,21 @@ class Checkpoints:
 
   def __init__(self, workdir: str, max_to_keep: int = 2):
     workdir = os.path.abspath(workdir)
+    # Each manager its own barrier names: in a multi-process run both may
+    # commit the same step at once, and orbax names barriers by step.
     self.latest = ocp.CheckpointManager(
         os.path.join(workdir, "checkpoints"),
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
-                                             create=True))
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep, create=True,
+            multiprocessing_options=ocp.options.MultiprocessingOptions(
+                barrier_sync_key_prefix="latest")))
     self.best = ocp.CheckpointManager(
         os.path.join(workdir, "best"),
         options=ocp.CheckpointManagerOptions(
             max_to_keep=1, create=True, best_fn=lambda m: m["val_accuracy"],
-            best_mode="max", keep_checkpoints_without_metrics=False))
+            best_mode="max", keep_checkpoints_without_metrics=False,
+            multiprocessing_options=ocp.options.MultiprocessingOptions(
+                barrier_sync_key_prefix="best")))
 
   def save_latest(self, step: int, state) -> None:
     self.latest.save(step, args=ocp.args.StandardSave(state))
