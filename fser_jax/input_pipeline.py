@@ -171,6 +171,54 @@ def load_clips(data_cfg):
           classes, meta)
 
 
+def available_memory() -> int | None:
+  """Bytes of memory available to this process (Linux MemAvailable)."""
+  try:
+    with open("/proc/meminfo") as f:
+      for line in f:
+        if line.startswith("MemAvailable:"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return None
+
+
+def memory_estimate(config, n_clips: int, total_samples: int,
+                    longest: int) -> dict:
+  """Bytes a run holds while it loads and trains, by part: every clip's
+  waveform (float32, while featurising), the images (float32), and with
+  waveform augmentation the padded buffer of every training clip."""
+  f = config.features
+  if f.kind == "logmel_time":
+    per_image = f.n_mels * max(f.get("frames", 128),
+                               longest // f.hop_length + 1) * 4
+  else:
+    per_image = f.image_size ** 2 * features_lib.num_channels(f.kind) * 4
+  wave = wave_augment.from_config(config.augment.get("wave"),
+                                  config.data.sample_rate)
+  buffer = (n_clips * int(longest * wave.length_factor) * 4
+            if wave.active else 0)
+  out = {"waveforms": total_samples * 4, "images": n_clips * per_image,
+         "augmentation_buffer": buffer}
+  out["total"] = sum(out.values())
+  return out
+
+
+def memory_line(est: dict, available: int | None) -> tuple[str, bool]:
+  """(a log line on the run's memory, whether it likely does not fit)."""
+  gb = lambda b: f"{b / 2 ** 30:.1f} GB"
+  parts = ", ".join(f"{k.replace('_', ' ')} {gb(v)}" for k, v in est.items()
+                    if k != "total" and v)
+  tight = available is not None and est["total"] > 0.9 * available
+  line = (f"Memory: this run holds about {gb(est['total'])} ({parts})"
+          + (f"; {gb(available)} available" if available is not None else ""))
+  if tight:
+    line += (": it may be killed for memory. Turn off augment.wave, train on "
+             "fewer corpora or use a larger machine (training data is not "
+             "streamed from disk).")
+  return line, tight
+
+
 def load(config, *, progress: bool = True, norm=None) -> Data:
   """Loads, splits and featurises the dataset of `config`.
 
@@ -203,6 +251,11 @@ def load(config, *, progress: bool = True, norm=None) -> Data:
           f"({len(labels)} clips, "
           f"{len(set(meta['speaker'].tolist()) - {''})} speakers); use another "
           "data.protocol or more data")
+  line, tight = memory_line(
+      memory_estimate(config, len(waveforms),
+                      int(sum(w.size for w in waveforms)),
+                      max(w.size for w in waveforms)), available_memory())
+  (logging.warning if tight else logging.info)("%s", line)
   logging.info("fser data %s: %d clips, %d classes; protocol %s fold %d: "
                "train %d, validation %d, test %d", d.dataset, len(waveforms),
                len(classes), d.protocol, d.fold, np.sum(split == "train"),

@@ -236,3 +236,25 @@ def test_every_other_family_exits_2_naming_the_fault(tmp_path, tfds_dir,
   for (family, (_, want)), got in zip(cases.items(), results):
     with subtests.test(family=family):
       assert_one_line_exit_2(got, want)
+
+
+def test_memory_estimate_warns_before_a_run_that_will_not_fit():
+  """ESD-sized data (35,000 clips of ~3 s at 16 kHz) with waveform
+  augmentation: the estimate names each part, and the line warns when the
+  machine's available memory is short."""
+  from fser_jax import config as config_lib
+  from fser_jax import input_pipeline
+  c = config_lib.base()
+  n, mean, longest = 35_000, 48_000, 80_000
+  est = input_pipeline.memory_estimate(c, n, n * mean, longest)
+  assert est["waveforms"] == n * mean * 4  # float32
+  assert est["images"] == n * 64 * 64 * 3 * 4
+  assert est["augmentation_buffer"] == 0  # augment.wave off by default
+  c.augment.wave.noise_prob = 0.5
+  est = input_pipeline.memory_estimate(c, n, n * mean, longest)
+  assert est["augmentation_buffer"] >= n * longest * 4  # padded to the longest
+  assert 17 * 2 ** 30 < est["total"] < 19 * 2 ** 30  # 6.3 + 1.6 + 10.4 GB
+  line, tight = input_pipeline.memory_line(est, 16 * 2 ** 30)
+  assert tight and "may be killed for memory" in line and "16.0 GB" in line
+  line, tight = input_pipeline.memory_line(est, 256 * 2 ** 30)
+  assert not tight and "augmentation buffer" in line
