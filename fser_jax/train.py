@@ -203,10 +203,12 @@ def fit(config, data, workdir: str, init_params=None) -> FitResult:
                                data.images.shape[-1], steps_per_epoch,
                                params=init_params)
   ckpts = ckpt_lib.Checkpoints(workdir, tcfg.max_checkpoints)
-  lead = distributed.is_lead()
+  # Several processes: every input of the step must live on the global
+  # mesh, and only the first process writes.
+  lead, multi = distributed.is_lead(), distributed.multi()
   state, start, history = ckpt_lib.resume(
-      ckpts, jax.device_put(distributed.host(state) if distributed.multi()
-                            else state, replicated),
+      ckpts, jax.device_put(distributed.host(state) if multi else state,
+                            replicated),
       rundir.path(workdir, rundir.METRICS), write=lead)
   if start:
     logging.info("Resuming from the checkpoint at step %d (epoch %d).", start,
@@ -218,7 +220,7 @@ def fit(config, data, workdir: str, init_params=None) -> FitResult:
   train_chunk = make_train_chunk(graphdef, tx, inputs.aug_fn, batch_sharding)
   eval_fn = forward.make_eval_fn(graphdef)
   log = runlog.RunLog(workdir, history, write=lead)
-  if distributed.multi():  # every input of the step on the global mesh
+  if multi:
     k_steps = jax.random.wrap_key_data(jax.device_put(
         np.asarray(jax.random.key_data(k_steps)), replicated))
   speed = runlog.Throughput(tcfg.batch_size)
@@ -234,7 +236,7 @@ def fit(config, data, workdir: str, init_params=None) -> FitResult:
                                          tcfg.steps_per_dispatch):
         idx = epoch_indices(k_data, epoch, inputs.n, tcfg.batch_size,
                             steps_per_epoch)[offset:offset + k]
-        if distributed.multi():
+        if multi:
           idx = jax.device_put(np.asarray(idx), replicated)
         t0 = time.perf_counter()
         state, m = train_chunk(state, x_dev, y_dev, idx, k_steps, extras)
@@ -253,8 +255,7 @@ def fit(config, data, workdir: str, init_params=None) -> FitResult:
         if epoch_done and (ep % tcfg.eval_every_epochs == 0
                            or step == n_steps):
           val = validate(eval_fn, distributed.host(state["params"])
-                         if distributed.multi() else state["params"],
-                         x_val, y_val)
+                         if multi else state["params"], x_val, y_val)
           if val is not None:
             log({"step": step, "epoch": ep, **val})
             if val["val_accuracy"] > best_val:

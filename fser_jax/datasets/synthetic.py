@@ -207,12 +207,6 @@ def clip(seed: int, item: tuple[int, int, int], sample_rate: int = 16000):
                      intensity=""), wav
 
 
-def generate(seed: int = 0, utterances: int = 8, sample_rate: int = 16000):
-  """Yields (key, metadata dict, waveform) for the whole corpus, in order."""
-  for item in items(seed, utterances):
-    yield clip(seed, item, sample_rate)
-
-
 def phone_channel(wav: np.ndarray, sample_rate: int, snr_db: float,
                   rng: np.random.Generator) -> np.ndarray:
   """A telephone line: band-pass 300-3400 Hz, 8 kHz, additive noise at
