@@ -22,7 +22,7 @@ def _setup(batch_size, n, steps_per_dispatch):
   import jax
   import jax.numpy as jnp
   import numpy as np
-  from fser_jax import augment, config as config_lib, train
+  from fser_jax import augment, config as config_lib, train, train_inputs
   from fser_jax import state as state_lib
   c = config_lib.base()
   graphdef, state, tx = state_lib.create(c, 8, 3, steps_per_epoch=n // batch_size)
@@ -41,7 +41,7 @@ def epoch_vs_steps(batch_size=64, n=2048, steps_per_dispatch=8, repeats=3):
   box = {"state": state}
 
   def one_epoch(epoch):
-    idx_all = train.epoch_indices(data_key, epoch, n, batch_size, steps)
+    idx_all = train_inputs.epoch_indices(data_key, epoch, n, batch_size, steps)
     for s in range(0, steps, steps_per_dispatch):
       box["state"], m = chunk(box["state"], images, labels,
                               idx_all[s:s + steps_per_dispatch], key)
@@ -53,7 +53,7 @@ def epoch_vs_steps(batch_size=64, n=2048, steps_per_dispatch=8, repeats=3):
     t0 = time.perf_counter()
     one_epoch(e + 1)
     epoch_times.append(time.perf_counter() - t0)
-  idx = train.epoch_indices(data_key, 0, n, batch_size, steps)[:steps_per_dispatch]
+  idx = train_inputs.epoch_indices(data_key, 0, n, batch_size, steps)[:steps_per_dispatch]
 
   def call():
     box["state"], m = chunk(box["state"], images, labels, idx, key)

@@ -31,6 +31,11 @@ def base() -> ml_collections.ConfigDict:
   # --beam_pipeline_options, e.g. 'direct_num_workers=4,direct_running_mode=
   # multi_processing' (or runner=DataflowRunner,...); '' builds in-process.
   c.data.beam_options = ""
+  # Training input: 'on' reads the training clips from the dataset as steps
+  # need them (bounded memory; ArrayRecord files, fser_jax/stream.py),
+  # 'off' holds every clip in memory, 'auto' streams when memory would not
+  # hold the in-memory path (the log says which and why).
+  c.data.stream = "auto"
   c.data.own_path = ""  # own data: folder of label subfolders or CSV manifest
   c.data.sample_rate = 16000
   c.data.protocol = "paper"  # 'paper' | 'speaker' | 'corpus' | 'cross' | 'file'

@@ -62,6 +62,28 @@ class Windows:
     """[W] the clip each window belongs to."""
     return np.repeat(np.arange(len(self.starts)), np.diff(self.bounds))
 
+  @staticmethod
+  def concat(parts: list["Windows"]) -> "Windows":
+    """The windows of several groups of clips, one after the other."""
+    counts = np.concatenate([np.diff(p.bounds) for p in parts])
+    return Windows(*(np.concatenate([getattr(p, f) for p in parts])
+                     for f in ("logits", "hidden", "blocks")),
+                   bounds=np.concatenate([[0], np.cumsum(counts)]),
+                   starts=[s for p in parts for s in p.starts],
+                   lengths=[s for p in parts for s in p.lengths])
+
+  def take(self, clips) -> "Windows":
+    """The windows of `clips` (clip indices), in that order."""
+    clips = np.asarray(clips, np.int64)
+    rows = (np.concatenate([np.arange(self.bounds[c], self.bounds[c + 1])
+                            for c in clips]) if clips.size
+            else np.zeros(0, np.int64))
+    counts = np.diff(self.bounds)[clips]
+    return Windows(self.logits[rows], self.hidden[rows], self.blocks[rows],
+                   np.concatenate([[0], np.cumsum(counts)]),
+                   [self.starts[c] for c in clips],
+                   [self.lengths[c] for c in clips])
+
 
 class TrainedRun:
   """A trained run (its config, classes, normalisation and best parameters)
@@ -199,6 +221,35 @@ class TrainedRun:
                for i in range(0, len(flat), WINDOW_BLOCK)]
     logits, hidden, blocks = (np.concatenate(p) for p in zip(*parts))
     return Windows(logits, hidden, blocks, bounds, starts, lengths)
+
+  def window_outputs_read(self, read, positions, groups="auto",
+                          chunk: int | None = None) -> Windows:
+    """`window_outputs` of the clips at `positions`, read by `read`
+    (positions -> waveforms) `chunk` clips at a time, so a training split
+    larger than memory is never held. With groups, each chunk holds whole
+    groups (a group's statistics need all its windows)."""
+    positions = np.asarray(positions)
+    n = positions.size
+    if isinstance(groups, str) and groups == "auto":
+      groups = None if self.normalize == "global" else [0] * n
+    if not chunk or n <= chunk:
+      return self.window_outputs(read(positions), groups)
+    if groups is None:
+      pieces = [np.arange(s, min(n, s + chunk)) for s in range(0, n, chunk)]
+    else:
+      g = np.asarray([str(x) for x in groups], object)
+      pieces, cur = [], np.zeros(0, np.int64)
+      for key in sorted(set(g.tolist())):
+        members = np.flatnonzero(g == key)
+        if cur.size and cur.size + members.size > chunk:
+          pieces.append(cur)
+          cur = np.zeros(0, np.int64)
+        cur = np.concatenate([cur, members])
+      pieces.append(cur)
+    parts = [self.window_outputs(
+        read(positions[p]), None if groups is None else [groups[i] for i in p])
+             for p in pieces]
+    return Windows.concat(parts).take(np.argsort(np.concatenate(pieces)))
 
   def aggregate(self, w: Windows) -> Outputs:
     """Per-clip outputs from window outputs: each clip's probabilities are

@@ -19,11 +19,12 @@ from fser_jax import baseline as baseline_lib
 from fser_jax import features as features_lib
 from fser_jax.config import ConfigError
 from fser_jax import splits as splits_lib
+from fser_jax import stream as stream_lib
 from fser_jax import wave_augment
 from fser_jax.errors import DataError, UserError
 
-META_KEYS = ("speaker", "gender", "corpus", "language", "filename", "text_id",
-             "intensity")
+META_KEYS = stream_lib.META_KEYS
+STREAM = ("auto", "on", "off")
 
 
 class DatasetNotBuiltError(UserError, RuntimeError):
@@ -53,17 +54,40 @@ class Data:
   # Each clip's position in `load_clips`' order (the dataset sorted by file
   # name): `waveforms` reads the clips again by it.
   clip_index: np.ndarray | None = None
+  # Streamed (data.stream): the dataset read by position (stream.ClipSource);
+  # `images` then holds the validation and test clips' images only, the
+  # clips at `image_rows`; the training clips are read as steps need them,
+  # padded to `pad_to` samples.
+  source: stream_lib.ClipSource | None = None
+  image_rows: np.ndarray | None = None
+  pad_to: int = 0
+
+  @property
+  def streamed(self) -> bool:
+    return self.source is not None
+
+  @property
+  def channels(self) -> int:
+    return int(self.images.shape[-1])
+
+  def rows(self) -> np.ndarray:
+    """The clips `images` holds (every clip unless streamed)."""
+    return (np.arange(self.labels.size) if self.image_rows is None
+            else self.image_rows)
 
   def raw_images(self) -> np.ndarray:
-    """The images before standardisation (for pictures of them)."""
+    """`images` before standardisation (for pictures; labels[rows()])."""
     if self.clip_norm is not None:
-      c = self.clip_norm[:, :, None, None, :]
+      c = self.clip_norm[self.rows()][:, :, None, None, :]
       return self.images * c[:, 1] + c[:, 0]
     return self.images * np.float32(self.norm[1]) + np.float32(self.norm[0])
 
   def subset(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-    m = self.split == name
-    return self.images[m], self.labels[m]
+    rows = self.rows()
+    m = self.split[rows] == name
+    if name == splits_lib.TRAIN and self.streamed:
+      raise ValueError("a streamed run holds no training images")
+    return self.images[m], self.labels[rows][m]
 
   def meta_of(self, name: str) -> dict[str, np.ndarray]:
     m = self.split == name
@@ -107,8 +131,9 @@ def get_builder(data_cfg):
   return tfds.builder(name, data_dir=data_dir)
 
 
-def ensure_built(builder, data_cfg) -> None:
-  """Builds the dataset if needed (the synthetic corpus always can be)."""
+def ensure_built(builder, data_cfg, file_format: str | None = None) -> None:
+  """Builds the dataset if needed (the synthetic corpus always can be), in
+  `file_format` ('array_record' for streaming; None: TFDS' default)."""
   import tensorflow_datasets as tfds
   if builder.is_prepared():
     return
@@ -118,15 +143,18 @@ def ensure_built(builder, data_cfg) -> None:
     raise DatasetNotBuiltError(
         f"dataset fser/{name} is not built in {builder.data_dir_root}. Build it "
         f"with\n  tfds build fser --imports fser_jax.datasets --config {name} "
-        f"--manual_dir M --data_dir {builder.data_dir_root}\nor set "
-        f"--config.data.manual_dir=M to build it now.\n"
+        f"--manual_dir M --data_dir {builder.data_dir_root}"
+        + (f" --file_format {file_format}" if file_format else "")
+        + "\nor set --config.data.manual_dir=M to build it now.\n"
         + builder.MANUAL_DOWNLOAD_INSTRUCTIONS)
-  logging.info("Building fser/%s into %s (first use).", name,
-               builder.data_dir_root)
+  logging.info("Building fser/%s into %s (first use%s).", name,
+               builder.data_dir_root,
+               f", {file_format} files" if file_format else "")
   dl_config = tfds.download.DownloadConfig(
       manual_dir=os.path.expanduser(data_cfg.manual_dir) or None,
       beam_options=beam_options(data_cfg.get("beam_options", "")))
-  builder.download_and_prepare(download_config=dl_config)
+  builder.download_and_prepare(download_config=dl_config,
+                               file_format=file_format)
 
 
 def beam_options(text: str):
@@ -144,25 +172,41 @@ def beam_options(text: str):
                                 if o.strip()])
 
 
-def load_clips(data_cfg):
-  """(waveforms list, labels, class names, metadata) of the whole dataset."""
+def examples(builder):
+  """Every example of the built dataset, in storage order (ArrayRecord
+  files by position, others through tf.data)."""
   import tensorflow_datasets as tfds
-  builder = get_builder(data_cfg)
-  ensure_built(builder, data_cfg)
-  info = builder.info
-  classes = tuple(info.features["label"].names)
-  sr = info.features["audio"].sample_rate
+  if stream_lib.random_access(builder):
+    records = builder.as_data_source(split="train")
+    for s in range(0, len(records), stream_lib.BLOCK):
+      yield from (records[i] for i in range(s, min(len(records),
+                                                   s + stream_lib.BLOCK)))
+    return
+  yield from tfds.as_numpy(builder.as_dataset(split="train",
+                                              shuffle_files=False))
+
+
+def check_sample_rate(builder, data_cfg) -> None:
+  sr = builder.info.features["audio"].sample_rate
   if sr != data_cfg.sample_rate:
     raise DataError(f"dataset {data_cfg.dataset} holds {sr} Hz audio but "
                     f"config data.sample_rate={data_cfg.sample_rate}; set "
                     f"--config.data.sample_rate={sr}")
-  ds = builder.as_dataset(split="train", shuffle_files=False)
+
+
+def load_clips(data_cfg, builder=None):
+  """(waveforms list, labels, class names, metadata) of the whole dataset."""
+  if builder is None:
+    builder = get_builder(data_cfg)
+    ensure_built(builder, data_cfg)
+  check_sample_rate(builder, data_cfg)
+  classes = tuple(builder.info.features["label"].names)
   waveforms, labels, meta = [], [], {k: [] for k in META_KEYS}
-  for ex in tfds.as_numpy(ds):
+  for ex in examples(builder):
     waveforms.append(ex["audio"].astype(np.float32) / 32768.0)
     labels.append(int(ex["label"]))
-    for k in META_KEYS:
-      meta[k].append(ex[k].decode())
+    for k, v in stream_lib.meta_of(ex).items():
+      meta[k].append(v)
   # TFDS' read order is a hash of the keys: sort by file name so every
   # consumer sees one order.
   order = np.argsort(np.array(meta["filename"]), kind="stable")
@@ -219,31 +263,18 @@ def memory_line(est: dict, available: int | None) -> tuple[str, bool]:
   return line, tight
 
 
-def load(config, *, progress: bool = True, norm=None) -> Data:
-  """Loads, splits and featurises the dataset of `config`.
-
-  Args:
-    norm: (mean, std) per channel to standardise with instead of the
-      training split's (train.init_from_norm: the source run's).
-  """
-  d = config.data
-  waveforms, labels, classes, meta = load_clips(d)
-  if not waveforms:
-    raise DataError(f"dataset {d.dataset} has no clips")
+def assign_split(d, labels, meta) -> np.ndarray:
+  """Every clip's split under data.protocol (splits.py)."""
   if d.protocol == "file":
-    split = splits_lib.from_file(os.path.expanduser(d.get("split_file", "")),
-                                 meta["filename"])
-  else:
-    split = splits_lib.assign(
-        d.protocol, {**meta, "label": labels}, fold=d.fold, folds=d.num_folds,
-        seed=d.split_seed, test_fraction=d.test_fraction,
-        val_fraction=d.val_fraction)
-  used = split != splits_lib.UNUSED
-  clip_index = np.flatnonzero(used)
-  if not used.all():  # protocol 'file': clips the split file leaves out
-    waveforms = [w for w, u in zip(waveforms, used) if u]
-    labels, split = labels[used], split[used]
-    meta = {k: v[used] for k, v in meta.items()}
+    return splits_lib.from_file(os.path.expanduser(d.get("split_file", "")),
+                                meta["filename"])
+  return splits_lib.assign(
+      d.protocol, {**meta, "label": labels}, fold=d.fold, folds=d.num_folds,
+      seed=d.split_seed, test_fraction=d.test_fraction,
+      val_fraction=d.val_fraction)
+
+
+def check_split(d, split, labels, meta) -> None:
   for s in (splits_lib.TRAIN, splits_lib.TEST):
     if not np.any(split == s):
       raise DataError(
@@ -251,15 +282,75 @@ def load(config, *, progress: bool = True, norm=None) -> Data:
           f"({len(labels)} clips, "
           f"{len(set(meta['speaker'].tolist()) - {''})} speakers); use another "
           "data.protocol or more data")
+  logging.info("fser data %s: %d clips; protocol %s fold %d: train %d, "
+               "validation %d, test %d", d.dataset, len(labels), d.protocol,
+               d.fold, np.sum(split == "train"),
+               np.sum(split == "validation"), np.sum(split == "test"))
+
+
+def stream_choice(config, builder) -> tuple[bool, str]:
+  """(stream the training clips?, why): data.stream 'on' / 'off', or 'auto':
+  streamed when the in-memory path would hold over half the available
+  memory and the dataset is stored as ArrayRecord."""
+  mode = config.data.get("stream", "auto")
+  if mode not in STREAM:
+    raise ConfigError(f"config data.stream={mode!r}: expected one of "
+                      f"{', '.join(STREAM)}")
+  if mode != "auto":
+    return mode == "on", f"data.stream={mode}"
+  info = builder.info.splits["train"]
+  n, nbytes = info.num_examples, info.num_bytes
+  # int16 audio: ~2 bytes a sample; the longest clip guessed at 2x the mean.
+  samples = nbytes // 2
+  est = memory_estimate(config, n, samples, 2 * samples // max(n, 1))
+  avail = available_memory()
+  need = f"~{est['total'] / 2 ** 30:.1f} GB"
+  if avail is None or est["total"] <= 0.5 * avail:
+    return False, f"data.stream=auto: in memory ({need} fits)"
+  if not stream_lib.random_access(builder):
+    logging.warning("The in-memory path needs %s of %.1f GB available; to "
+                    "stream instead: %s", need, avail / 2 ** 30,
+                    stream_lib.rebuild_line(builder))
+    return False, (f"data.stream=auto: in memory ({need} of "
+                   f"{avail / 2 ** 30:.1f} GB; not ArrayRecord, cannot stream)")
+  return True, (f"data.stream=auto: streamed (in memory it would hold {need} "
+                f"of {avail / 2 ** 30:.1f} GB available)")
+
+
+def load(config, *, progress: bool = True, norm=None) -> Data:
+  """Loads, splits and featurises the dataset of `config`; streamed
+  (data.stream, fser_jax/stream.py) or every clip in memory.
+
+  Args:
+    norm: (mean, std) per channel to standardise with instead of the
+      training split's (train.init_from_norm: the source run's).
+  """
+  d = config.data
+  builder = get_builder(d)
+  if d.get("stream", "auto") == "on" and not builder.is_prepared():
+    ensure_built(builder, d, "array_record")
+  ensure_built(builder, d)
+  check_sample_rate(builder, d)
+  streamed, why = stream_choice(config, builder)
+  logging.info("Training input: %s.", why)
+  if streamed:
+    return load_streamed(config, builder, progress=progress, norm=norm)
+  waveforms, labels, classes, meta = load_clips(d, builder)
+  if not waveforms:
+    raise DataError(f"dataset {d.dataset} has no clips")
+  split = assign_split(d, labels, meta)
+  used = split != splits_lib.UNUSED
+  clip_index = np.flatnonzero(used)
+  if not used.all():  # protocol 'file': clips the split file leaves out
+    waveforms = [w for w, u in zip(waveforms, used) if u]
+    labels, split = labels[used], split[used]
+    meta = {k: v[used] for k, v in meta.items()}
+  check_split(d, split, labels, meta)
   line, tight = memory_line(
       memory_estimate(config, len(waveforms),
                       int(sum(w.size for w in waveforms)),
                       max(w.size for w in waveforms)), available_memory())
   (logging.warning if tight else logging.info)("%s", line)
-  logging.info("fser data %s: %d clips, %d classes; protocol %s fold %d: "
-               "train %d, validation %d, test %d", d.dataset, len(waveforms),
-               len(classes), d.protocol, d.fold, np.sum(split == "train"),
-               np.sum(split == "validation"), np.sum(split == "test"))
   images = features_lib.compute_images(waveforms, config.features,
                                        d.sample_rate, progress=progress)
   data = Data(images, labels, classes, meta, split, clip_index=clip_index)
@@ -269,7 +360,18 @@ def load(config, *, progress: bool = True, norm=None) -> Data:
         waveforms, wave.length_factor, config.features.hop_length)
   if config.get("baseline", True):
     data.clip_stats = baseline_lib.features(waveforms, d.sample_rate)
-  channels = images.shape[-1]
+  train = split == "train"
+  standardise_data(config, data, norm,
+                   lambda: channel_stats(images[train]),
+                   lambda groups: group_norms(images, groups))
+  return data
+
+
+def standardise_data(config, data: Data, norm, train_stats, group_stats):
+  """Sets data.norm, data.clip_norm and standardises data.images: `norm`
+  when given (global), else the training split's statistics
+  (`train_stats()`), or each group's (`group_stats(groups)`)."""
+  channels = data.channels
   data.norm = ([0.0] * channels, [1.0] * channels)
   mode = normalize_mode(config.features)
   if norm is not None and mode == "global":
@@ -279,18 +381,63 @@ def load(config, *, progress: bool = True, norm=None) -> Data:
     # channel for every clip, so loudness and colour differences between
     # clips survive (per-image scaling would erase them). Under 'speaker' /
     # 'corpus' they are kept for --normalize_by none.
-    data.norm = channel_stats(images[split == "train"])
+    data.norm = train_stats()
   data.clip_norm = np.broadcast_to(
-      np.asarray(data.norm, np.float32)[None], (len(labels), 2, channels))
+      np.asarray(data.norm, np.float32)[None],
+      (len(data.labels), 2, channels))
   if mode != "global":
     # Each group's own clips, every split: a test speaker's statistics come
     # from that speaker's audio only (never labels, never other speakers).
-    groups = norm_groups(meta, mode)
-    data.clip_norm = group_norms(images, groups)
+    groups = norm_groups(data.meta, mode)
+    data.clip_norm = group_stats(groups)
     logging.info("Normalisation per %s: %d groups.", mode,
                  len(set(groups.tolist())))
   data.clip_norm = np.ascontiguousarray(data.clip_norm)
-  data.images = standardise_clips(images, data.clip_norm)
+  data.images = standardise_clips(data.images, data.clip_norm[data.rows()])
+
+
+def load_streamed(config, builder, *, progress: bool = True, norm=None
+                  ) -> Data:
+  """The streamed path: one index pass over every clip (labels, metadata,
+  lengths, image sums, baseline statistics), then the validation and test
+  clips' images; the training clips are read as steps need them."""
+  d = config.data
+  source = stream_lib.ClipSource(builder)
+  index = stream_lib.index_pass(source, config.features, d.sample_rate,
+                                baseline=config.get("baseline", True),
+                                progress=progress)
+  if not index.labels.size:
+    raise DataError(f"dataset {d.dataset} has no clips")
+  labels, meta = index.labels, index.meta
+  split = assign_split(d, labels, meta)
+  used = split != splits_lib.UNUSED
+  clip_index = np.flatnonzero(used)
+  source.order = source.order[used]  # positions follow the used clips
+  labels, split = labels[used], split[used]
+  meta = {k: v[used] for k, v in meta.items()}
+  sums, lengths = index.sums[used], index.lengths[used]
+  check_split(d, split, labels, meta)
+  rows = np.flatnonzero(split != splits_lib.TRAIN)
+  images = np.concatenate([
+      features_lib.compute_images(source.read(rows[s:s + stream_lib.BLOCK]),
+                                  config.features, d.sample_rate)
+      for s in range(0, rows.size, stream_lib.BLOCK)])
+  classes = tuple(builder.info.features["label"].names)
+  data = Data(images, labels, classes, meta, split, clip_index=clip_index,
+              source=source, image_rows=rows)
+  wave = wave_augment.from_config(config.augment.get("wave"), d.sample_rate)
+  hop = config.features.hop_length
+  data.pad_to = int(np.ceil(lengths.max() * wave.length_factor / hop)) * hop
+  if index.clip_stats is not None:
+    data.clip_stats = index.clip_stats[used]
+  train = split == "train"
+  standardise_data(config, data, norm,
+                   lambda: stream_lib.stats_from_sums(sums[train]),
+                   lambda groups: stream_lib.group_norms_from_sums(sums,
+                                                                   groups))
+  logging.info("Streamed: %d training clips read as steps need them (padded "
+               "to %d samples); %d validation and test images held.",
+               int(train.sum()), data.pad_to, rows.size)
   return data
 
 
@@ -298,12 +445,24 @@ def waveforms(config, data: Data) -> list:
   """The clips of `data`, in its order, read again from the dataset: the
   report scores them through fser_jax.inference, from audio, as predict
   and evaluate do."""
+  if data.streamed:
+    return data.source.read(np.arange(data.labels.size))
   wavs, _, _, meta = load_clips(config.data)
   if not np.array_equal(meta["filename"][data.clip_index],
                         data.meta["filename"]):
     raise DataError(f"dataset {config.data.dataset} changed while the run "
                     "was training; train again")
   return [wavs[i] for i in data.clip_index]
+
+
+def clip_reader(config, data: Data):
+  """`read(positions) -> waveforms` over `data`'s clips, and how many clips
+  to read at a time: streamed, from the dataset by position (blocks of
+  stream.BLOCK); in memory, every clip read once, then from the list."""
+  if data.streamed:
+    return data.source.read, stream_lib.BLOCK
+  wavs = waveforms(config, data)
+  return (lambda positions: [wavs[i] for i in positions]), max(1, len(wavs))
 
 
 NORMALIZE = ("global", "speaker", "corpus")

@@ -97,13 +97,13 @@ def evaluate_and_report(config, data, result: train_lib.FitResult,
   (validation windows), then scores the test clips as `--mode evaluate`
   does, and writes report.json, report.md and the plots."""
   run = inference.TrainedRun(workdir, trust=False)  # T = 1, no distances
-  wavs = input_pipeline.waveforms(config, data)
+  read, chunk = input_pipeline.clip_reader(config, data)
 
   def windows(split):
     idx = np.flatnonzero(data.split == split)
-    return run.window_outputs([wavs[i] for i in idx],
-                              groups=run.groups_for(data.meta_of(split),
-                                                    idx.size))
+    return run.window_outputs_read(
+        read, idx, groups=run.groups_for(data.meta_of(split), idx.size),
+        chunk=chunk)
 
   w_train, w_val, w_test = (windows(s) for s in ("train", "validation", "test"))
   y_train, y_val, y_test = (data.labels[data.split == s]
@@ -186,7 +186,8 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False) -> dict
   data = input_pipeline.load(config, norm=transfer.source_norm(config))
   if distributed.is_lead():
     input_pipeline.write_splits_csv(rundir.path(workdir, rundir.SPLITS), data)
-    plots.example_images(data.raw_images(), data.labels, data.classes,
+    plots.example_images(data.raw_images(), data.labels[data.rows()],
+                         data.classes,
                          os.path.join(plots.ensure_dir(workdir), "inputs.png"))
   rundir.write_normalisation(workdir, data.norm, data.classes,
                              input_pipeline.normalize_mode(config.features))
@@ -194,7 +195,7 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False) -> dict
   init_params, init_info = None, None
   if config.train.init_from:
     init_params, init_info = transfer.load_init(config, data.classes,
-                                                data.images.shape[-1])
+                                                data.channels)
     logging.info("Initialised from %s (step %d): %d tensors transferred, "
                  "output layer %s; frozen: %s.", init_info["run"],
                  init_info["checkpoint_step"], len(init_info["transferred"]),

@@ -60,6 +60,8 @@ def make_train_chunk(graphdef, tx, aug_fn, batch_sharding=None, *,
   pytree of per-example arrays (waveforms and lengths, with waveform
   augmentation) that `aug_fn(key, batch[, extras])` turns into images;
   `extras` holds shared arrays (noise and impulse-response banks).
+  Streamed input: `images` and `labels` are None and `idx` is the batches
+  themselves, {'x': pytree [K, B, ...], 'y': [K, B]}.
 
   The K steps run as one `lax.scan` (fully unrolled on CPU, see
   `default_unroll`): one dispatch, no host round trip between steps.
@@ -68,8 +70,11 @@ def make_train_chunk(graphdef, tx, aug_fn, batch_sharding=None, *,
 
   def step(carry, batch_idx, images, labels, key, extras):
     state = carry
-    x = jax.tree.map(lambda a: a[batch_idx], images)
-    y = labels[batch_idx]
+    if images is None:  # streamed: the batch itself, {'x', 'y'}
+      x, y = batch_idx["x"], batch_idx["y"]
+    else:
+      x = jax.tree.map(lambda a: a[batch_idx], images)
+      y = labels[batch_idx]
     if batch_sharding is not None:
       x = jax.lax.with_sharding_constraint(x, batch_sharding)
       y = jax.lax.with_sharding_constraint(y, batch_sharding)
@@ -95,20 +100,16 @@ def make_train_chunk(graphdef, tx, aug_fn, batch_sharding=None, *,
   def train_chunk(state, images, labels, idx, key, extras=None):
     body = functools.partial(step, images=images, labels=labels, key=key,
                              extras=extras)
-    if unroll and idx.shape[0] == 1:
+    k = jax.tree.leaves(idx)[0].shape[0]
+    if unroll and k == 1:
       # A scan of length 1 stays a while loop even "unrolled", and XLA:CPU
       # ran the step inside it ~40x slower (measured at batch 32 on AVX2:
       # 6 vs 260 ex/s). Epochs of one step (small data) hit this every step.
-      state, m = body(state, idx[0])
+      state, m = body(state, jax.tree.map(lambda a: a[0], idx))
       return state, jax.tree.map(lambda v: v[None], m)
-    return jax.lax.scan(body, state, idx, unroll=idx.shape[0] if unroll else 1)
+    return jax.lax.scan(body, state, idx, unroll=k if unroll else 1)
 
   return train_chunk
-
-
-def epoch_indices(key, epoch: int, n: int, batch: int, steps: int):
-  perm = jax.random.permutation(jax.random.fold_in(key, epoch), n)
-  return perm[:steps * batch].reshape(steps, batch)
 
 
 # --- the loop -------------------------------------------------------------------
@@ -200,7 +201,7 @@ def fit(config, data, workdir: str, init_params=None) -> FitResult:
   x_val, y_val = data.subset("validation")
   steps_per_epoch, n_steps, n_epochs = plan(tcfg, inputs.n, n_dev)
   graphdef, state, tx = state_lib.create(config, len(data.classes),
-                               data.images.shape[-1], steps_per_epoch,
+                               data.channels, steps_per_epoch,
                                params=init_params)
   ckpts = ckpt_lib.Checkpoints(workdir, tcfg.max_checkpoints)
   # Several processes: every input of the step must live on the global
@@ -216,7 +217,8 @@ def fit(config, data, workdir: str, init_params=None) -> FitResult:
   best_val = max([h["val_accuracy"] for h in history if "val_accuracy" in h],
                  default=-1.0)
   x_dev, y_dev, extras = jax.device_put(
-      (inputs.x, np.asarray(inputs.y), inputs.extras), replicated)
+      (inputs.x, None if inputs.batches else np.asarray(inputs.y),
+       inputs.extras), replicated)
   train_chunk = make_train_chunk(graphdef, tx, inputs.aug_fn, batch_sharding)
   eval_fn = forward.make_eval_fn(graphdef)
   log = runlog.RunLog(workdir, history, write=lead)
@@ -230,14 +232,14 @@ def fit(config, data, workdir: str, init_params=None) -> FitResult:
                steps_per_epoch, tcfg.batch_size, n_dev, jax.default_backend(),
                start)
   step = start
+  feed = train_inputs.feeder(
+      inputs, k_data, steps_per_epoch, tcfg.batch_size,
+      dispatches(start, n_steps, steps_per_epoch, tcfg.steps_per_dispatch),
+      NamedSharding(mesh, P(None, "data")) if multi else None,
+      replicated if multi else None)
   try:
     with ckpt_lib.StopFlag() as stop:
-      for epoch, offset, k in dispatches(start, n_steps, steps_per_epoch,
-                                         tcfg.steps_per_dispatch):
-        idx = epoch_indices(k_data, epoch, inputs.n, tcfg.batch_size,
-                            steps_per_epoch)[offset:offset + k]
-        if multi:
-          idx = jax.device_put(np.asarray(idx), replicated)
+      for (epoch, offset, k), idx in feed:
         t0 = time.perf_counter()
         state, m = train_chunk(state, x_dev, y_dev, idx, k_steps, extras)
         m = distributed.host(m)
@@ -278,6 +280,7 @@ def fit(config, data, workdir: str, init_params=None) -> FitResult:
               "checkpoint saved. Run the same command to resume.",
               int(stop.signum))
   finally:
+    feed.close()  # stops a streamed feed's reading threads
     ckpts.wait()
     log.close()
 

@@ -9,12 +9,16 @@ arrays that live on the device and the augmentation the step applies:
   (features.py) and the run's standardisation, then the image augmentation,
   inside the step; or
 - with `augment.offline_copies`, the paper's Algorithm 1: fixed augmented
-  copies drawn once, then used as they are.
+  copies drawn once, then used as they are; or
+- streamed (data.stream, fser_jax/stream.py): nothing on the device; each
+  dispatch's clips are read from the dataset (`batches`) and go through the
+  waveform route above (the channel simulation when augment.wave is on).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable
 
 import jax
@@ -24,7 +28,9 @@ from absl import logging
 
 from fser_jax import augment as augment_lib
 from fser_jax import features as features_lib
+from fser_jax import stream as stream_lib
 from fser_jax import wave_augment
+from fser_jax.config import ConfigError
 
 
 @dataclasses.dataclass
@@ -34,6 +40,9 @@ class TrainingInputs:
   y: np.ndarray  # [N] labels
   aug_fn: Callable  # (key, batch[, extras]) -> images, inside the step
   extras: dict | None  # device-resident banks the augmentation reads
+  # Streamed: (idx [K, B]) -> ({'wav', 'length', 'norm'} [K, B, ...], y
+  # [K, B]), this process's share of the batch; x is then None.
+  batches: Callable | None = None
 
   @property
   def n(self) -> int:
@@ -45,15 +54,29 @@ def training_inputs(config, data, key) -> TrainingInputs:
   image augmentation; or, with `augment.wave`, the training waveforms, the
   channel simulation and the front-end; or the paper's offline copies
   (Algorithm 1), drawn once with `key` and then used as they are."""
-  x, y = data.subset("train")
   time_crop = (config.features.get("frames", 128)
                if config.features.kind == "logmel_time" else None)
   aug_fn = augment_lib.from_config(config.augment, crop_to=time_crop)
-  extras = None
-  if data.wav is not None:
-    m = data.split == "train"
-    x = {"wav": data.wav[m], "length": data.wav_lengths[m],
-         "norm": data.clip_norm[m]}
+  extras, batches = None, None
+  m = data.split == "train"
+  if data.streamed:
+    if config.augment.offline_copies:
+      raise ConfigError("config augment.offline_copies (the paper's fixed "
+                        "copies) needs every image in memory; set "
+                        "--config.data.stream=off")
+    x, y = None, data.labels[m]
+    batch, n_proc = config.train.batch_size, jax.process_count()
+    share = batch // n_proc  # plan() checks batch % devices
+    p = jax.process_index()
+    batches = stream_lib.Batches(
+        data.source, np.flatnonzero(m), y, data.clip_norm[m], data.pad_to,
+        local=(p * share, (p + 1) * share) if n_proc > 1 else None)
+  else:
+    x, y = data.subset("train")
+  if data.wav is not None or data.streamed:
+    if data.wav is not None:
+      x = {"wav": data.wav[m], "length": data.wav_lengths[m],
+           "norm": data.clip_norm[m]}
     aug_fn = make_wave_batch_fn(config, config.data.sample_rate, aug_fn)
     noise, irs = wave_augment.load_banks(config.augment.wave,
                                          config.data.sample_rate)
@@ -61,8 +84,9 @@ def training_inputs(config, data, key) -> TrainingInputs:
               if v is not None}
     extras.update(wave_augment.noise_banks(config.data.sample_rate,
                                            config.seed))
-    logging.info("Waveform augmentation on: %d training clips of %d samples "
-                 "on the device%s.", y.size, x["wav"].shape[1],
+    logging.info("Waveform route: %d training clips of %d samples %s%s.",
+                 y.size, data.pad_to if x is None else x["wav"].shape[1],
+                 "streamed" if x is None else "on the device",
                  "".join(f", {k} bank {np.shape(v)}"
                          for k, v in extras.items()))
   if config.augment.offline_copies:
@@ -70,7 +94,7 @@ def training_inputs(config, data, key) -> TrainingInputs:
                  config.augment.offline_copies, x.shape[0])
     x, y = offline_augment(key, x, y, config.augment.offline_copies, aug_fn)
     aug_fn = lambda k, x: x  # the paper trained on the fixed copies
-  return TrainingInputs(x, y, aug_fn, extras)
+  return TrainingInputs(x, y, aug_fn, extras, batches)
 
 
 def make_wave_batch_fn(config, sample_rate: int, image_aug_fn):
@@ -103,3 +127,34 @@ def offline_augment(key, images: np.ndarray, labels: np.ndarray, copies: int,
       out_x.append(np.asarray(aug_fn(jax.random.fold_in(kc, s), x)))
     out_y.append(labels)
   return np.concatenate(out_x), np.concatenate(out_y)
+
+
+def epoch_indices(key, epoch: int, n: int, batch: int, steps: int):
+  perm = jax.random.permutation(jax.random.fold_in(key, epoch), n)
+  return perm[:steps * batch].reshape(steps, batch)
+
+
+def feeder(inputs, key, steps_per_epoch: int, batch: int, plan_,
+           batch_sharding=None, replicated=None):
+  """((epoch, offset, k), what train_chunk's `idx` gets) for each dispatch
+  of `plan_`: the batch indices (the data is on the device), or, streamed,
+  the batches read ahead in threads (stream.Prefetcher). Several processes:
+  each reads its share and the shares form one global batch."""
+  perm = functools.lru_cache(maxsize=2)(lambda epoch: np.asarray(
+      epoch_indices(key, epoch, inputs.n, batch, steps_per_epoch)))
+  if inputs.batches is None:
+    for epoch, offset, k in plan_:
+      idx = perm(epoch)[offset:offset + k]
+      yield (epoch, offset, k), (idx if replicated is None
+                                 else jax.device_put(idx, replicated))
+    return
+
+  def read(d):
+    epoch, offset, k = d
+    x, y = inputs.batches(perm(epoch)[offset:offset + k])
+    out = {"x": x, "y": y}
+    if batch_sharding is not None:
+      out = jax.tree.map(lambda a: jax.make_array_from_process_local_data(
+          batch_sharding, a), out)
+    return out
+  yield from stream_lib.Prefetcher(read, plan_)

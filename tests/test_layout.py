@@ -13,7 +13,7 @@ LAYERS = [
     {"errors", "config", "labels", "metrics", "calibration", "familiarity",
      "splits", "plots", "checkpoints", "audio", "features", "wave_augment",
      "augment", "model", "baseline", "xla_cpu", "jax_cache", "datasets",
-     "runlog", "distributed"},
+     "runlog", "distributed", "stream"},
     {"state", "forward", "input_pipeline", "rundir", "train_inputs"},
     {"train"},
     {"inference"},

@@ -1,0 +1,218 @@
+"""Streamed training input: clips read from the built dataset as steps need them.
+
+The in-memory path (input_pipeline.load) holds every clip's waveform while it
+featurises, every image, and with waveform augmentation a buffer of every
+training clip padded to the longest. Corpora the field trains on do not fit
+that (ESD: 35,000 clips). The streamed path holds none of it:
+
+- `ClipSource` reads clips by position from the dataset's ArrayRecord files
+  (`tfds` random access, `builder.as_data_source`), in the one order every
+  consumer uses (sorted by file name).
+- `index_pass` reads every clip once, in blocks, and keeps only what is small:
+  labels, metadata, lengths, each clip's per-channel image sums (for the
+  training split's standardisation, or each speaker's) and the baseline's
+  per-clip statistics.
+- `Batches` turns a dispatch's batch indices [K, B] into the arrays the jitted
+  step consumes: the clips' samples padded to one length [K, B, L], their
+  lengths and standardisation rows. The front-end and the channel simulation
+  run inside the step (train_inputs.make_wave_batch_fn), as on the in-memory
+  waveform path; with the same seed the two paths feed the step the same
+  numbers.
+- `Prefetcher` prepares the next dispatches' batches in threads while the
+  device runs the current one.
+
+Resumption is exact by construction: a dispatch's batch is a function of the
+seed, the epoch and the step (train_inputs.epoch_indices), so a resumed run reads
+the same clips in the same order as an uninterrupted one; the loader's state
+is the step the checkpoint holds.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+
+import numpy as np
+
+from fser_jax import baseline as baseline_lib
+from fser_jax import features as features_lib
+from fser_jax.errors import DataError
+
+META_KEYS = ("speaker", "gender", "corpus", "language", "filename", "text_id",
+             "intensity")
+BLOCK = 256  # clips read and featurised at a time by the index pass
+
+
+def random_access(builder) -> bool:
+  """Whether the built dataset can be read by position (ArrayRecord)."""
+  return str(getattr(builder.info.file_format, "value",
+                     builder.info.file_format)) == "array_record"
+
+
+def rebuild_line(builder) -> str:
+  name = builder.builder_config.name
+  return (f"dataset fser/{name} in {builder.data_dir_root} is stored as "
+          f"{builder.info.file_format.value} files, which cannot be read by "
+          "position; streaming needs ArrayRecord. Rebuild it with\n  tfds "
+          f"build fser --imports fser_jax.datasets --config {name} "
+          f"--file_format array_record --data_dir {builder.data_dir_root} "
+          "--overwrite\n(add --manual_dir M as for the first build), or set "
+          "--config.data.stream=off")
+
+
+class ClipSource:
+  """The dataset's clips by position (sorted by file name)."""
+
+  def __init__(self, builder):
+    if not random_access(builder):
+      raise DataError(rebuild_line(builder))
+    self.records = builder.as_data_source(split="train")
+    self.order = np.arange(len(self.records))  # position -> record
+
+  def __len__(self) -> int:
+    return len(self.order)
+
+  def examples(self, positions) -> list[dict]:
+    rec = [int(self.order[p]) for p in positions]
+    get = getattr(self.records, "__getitems__", None)
+    return list(get(rec)) if get else [self.records[r] for r in rec]
+
+  def read(self, positions) -> list[np.ndarray]:
+    """float32 waveforms in [-1, 1) of the clips at `positions`."""
+    return [ex["audio"].astype(np.float32) / 32768.0
+            for ex in self.examples(positions)]
+
+
+def meta_of(ex) -> dict:
+  dec = lambda v: v.decode() if isinstance(v, bytes) else str(v)
+  return {k: dec(ex[k]) for k in META_KEYS}
+
+
+@dataclasses.dataclass
+class Index:
+  """What the index pass keeps of every clip (sorted by file name)."""
+  labels: np.ndarray  # [N] int32
+  meta: dict  # META_KEYS -> [N] object
+  lengths: np.ndarray  # [N] int64 samples
+  sums: np.ndarray  # [N, 3, C] float64 per channel: count, sum, sum of squares
+  clip_stats: np.ndarray | None  # [N, F] baseline statistics, or None
+
+
+def index_pass(source: ClipSource, features_cfg, sample_rate: int, *,
+               baseline: bool, progress: bool = True) -> Index:
+  """Reads every clip once in blocks, keeps labels, metadata, lengths, the
+  images' per-channel sums and the baseline's statistics; sorts the source
+  by file name. Holds one block of clips at a time."""
+  n = len(source.records)
+  labels, lengths, sums, stats = [], [], [], []
+  meta = {k: [] for k in META_KEYS}
+  blocks = range(0, n, BLOCK)
+  if progress:
+    from tqdm import tqdm
+    blocks = tqdm(blocks, desc="index pass", unit="block")
+  for s in blocks:
+    exs = [source.records[r] for r in range(s, min(n, s + BLOCK))]
+    wavs = [ex["audio"].astype(np.float32) / 32768.0 for ex in exs]
+    for ex, w in zip(exs, wavs):
+      labels.append(int(ex["label"]))
+      lengths.append(w.size)
+      for k, v in meta_of(ex).items():
+        meta[k].append(v)
+    imgs = features_lib.compute_images(wavs, features_cfg, sample_rate)
+    flat = imgs.reshape(imgs.shape[0], -1, imgs.shape[-1]).astype(np.float64)
+    sums.append(np.stack([np.full(flat.shape[::2], flat.shape[1], np.float64),
+                          flat.sum(1), (flat ** 2).sum(1)], 1))
+    if baseline:
+      stats.append(baseline_lib.features(wavs, sample_rate))
+  order = np.argsort(np.array(meta["filename"]), kind="stable")
+  source.order = order
+  return Index(
+      labels=np.array(labels, np.int32)[order],
+      meta={k: np.array(v, dtype=object)[order] for k, v in meta.items()},
+      lengths=np.array(lengths, np.int64)[order],
+      sums=np.concatenate(sums)[order],
+      clip_stats=np.concatenate(stats)[order] if baseline else None)
+
+
+def stats_from_sums(sums: np.ndarray) -> tuple[list[float], list[float]]:
+  """Per-channel (mean, std) of the clips whose sums are `sums` [M, 3, C]:
+  the statistics input_pipeline.channel_stats gives over their images."""
+  count, s, ss = sums.sum(0)
+  mean = s / count
+  std = np.sqrt(np.maximum(ss / count - mean ** 2, 0.0)) + 1e-6
+  return mean.tolist(), std.tolist()
+
+
+def group_norms_from_sums(sums: np.ndarray, groups) -> np.ndarray:
+  """[N, 2, C] each clip's group's (mean, std) from the groups' sums."""
+  groups = np.asarray(groups, object)
+  out = np.zeros((len(groups), 2, sums.shape[-1]), np.float32)
+  for g in sorted(set(groups.tolist())):
+    m = groups == g
+    out[m] = np.asarray(stats_from_sums(sums[m]), np.float32)
+  return out
+
+
+class Batches:
+  """A dispatch's batches read from `source`: `(idx [K, B]) -> (x, y)`, x the
+  step's pytree {'wav' [K, B, L], 'length' [K, B], 'norm' [K, B, 2, C]},
+  y [K, B] int32. `rows` maps the training split's positions (what
+  train_inputs.epoch_indices draws from) to the source's; `local` = (start, stop)
+  of the batch this process reads (its shard; the whole batch on one)."""
+
+  def __init__(self, source: ClipSource, rows: np.ndarray, labels, norm,
+               pad_to: int, local: tuple[int, int] | None = None):
+    self.source, self.rows = source, np.asarray(rows)
+    self.labels, self.norm = np.asarray(labels), np.asarray(norm, np.float32)
+    self.pad_to, self.local = int(pad_to), local
+
+  def __call__(self, idx) -> tuple[dict, np.ndarray]:
+    idx = np.asarray(idx)
+    if self.local is not None:
+      idx = idx[:, self.local[0]:self.local[1]]
+    k, b = idx.shape
+    wav = np.zeros((k, b, self.pad_to), np.float32)
+    length = np.zeros((k, b), np.int32)
+    for (i, j), w in zip(np.ndindex(k, b),
+                         self.source.read(self.rows[idx.reshape(-1)])):
+      if w.size > self.pad_to:
+        raise DataError(f"clip {self.source.order[self.rows[idx[i, j]]]} is "
+                        f"longer ({w.size} samples) than the index pass saw")
+      wav[i, j, :w.size] = w
+      length[i, j] = w.size
+    return ({"wav": wav, "length": length, "norm": self.norm[idx]},
+            self.labels[idx])
+
+
+class Prefetcher:
+  """Runs `fn(*args)` for the next `depth` items of `items` in threads while
+  the caller consumes earlier results, in order."""
+
+  def __init__(self, fn, items, depth: int = 2, threads: int = 2):
+    self.fn, self.items = fn, iter(items)
+    self.pool = concurrent.futures.ThreadPoolExecutor(threads)
+    self.queue = collections.deque()
+    for _ in range(depth):
+      self._submit()
+
+  def _submit(self):
+    item = next(self.items, None)
+    if item is not None:
+      self.queue.append((item, self.pool.submit(self.fn, item)))
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    if not self.queue:
+      self.close()
+      raise StopIteration
+    item, fut = self.queue.popleft()
+    self._submit()
+    return item, fut.result()
+
+  def close(self):
+    for _, f in self.queue:
+      f.cancel()
+    self.pool.shutdown(wait=True, cancel_futures=True)

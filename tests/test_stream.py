@@ -1,0 +1,183 @@
+"""Streamed training input (fser_jax/stream.py): the step gets the numbers
+the in-memory path gives it, a killed run resumes exactly, the report is the
+same, and what the loader holds does not grow with the training set."""
+
+import os
+import tracemalloc
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from fser_jax import input_pipeline, run, stream, train
+from fser_jax.errors import DataError
+from test_reliability import _Killed, _kill_at
+
+WAVE = {"augment.wave.noise_prob": 0.5, "augment.wave.gain_prob": 0.5,
+        "augment.wave.speed_prob": 0.5}
+
+
+@pytest.fixture(scope="session")
+def ar_dir(tmp_path_factory):
+  """fser/synthetic_small built as ArrayRecord files (random access)."""
+  import tensorflow_datasets as tfds
+  import fser_jax.datasets  # noqa: F401
+  d = str(tmp_path_factory.mktemp("tfds_array_record"))
+  tfds.builder("fser/synthetic_small", data_dir=d).download_and_prepare(
+      file_format="array_record")
+  return d
+
+
+def cfg(data_dir, **kw):
+  return tiny_config(data_dir, **{"train.num_epochs": 2, **kw})
+
+
+def leaves_equal(a, b):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_streamed_training_is_the_in_memory_training(ar_dir, tfds_dir,
+                                                    tmp_path):
+  """Same seed, waveform augmentation on: streamed and in-memory feed the
+  step the same clips, padding, lengths and standardisation, so the final
+  parameters are bitwise equal; the in-memory path reads the ArrayRecord
+  build as it reads the TFRecord one."""
+  mem = input_pipeline.load(cfg(ar_dir, **WAVE, **{"data.stream": "off"}),
+                            progress=False)
+  tfr = input_pipeline.load(cfg(tfds_dir, **WAVE, **{"data.stream": "off"}),
+                            progress=False)
+  np.testing.assert_array_equal(mem.images, tfr.images)
+  np.testing.assert_array_equal(mem.wav, tfr.wav)
+  c = cfg(ar_dir, **WAVE, **{"data.stream": "on"})
+  st = input_pipeline.load(c, progress=False, norm=mem.norm)
+  assert st.streamed and not mem.streamed
+  assert st.pad_to == mem.wav.shape[1]
+  np.testing.assert_array_equal(st.split, mem.split)
+  np.testing.assert_array_equal(st.meta["filename"], mem.meta["filename"])
+  # Held: validation and test images only, equal to the in-memory ones.
+  rows = st.rows()
+  assert rows.size == np.sum(mem.split != "train") < mem.labels.size
+  np.testing.assert_allclose(st.images, mem.images[rows], rtol=0, atol=1e-5)
+  a = train.fit(cfg(ar_dir, **WAVE, **{"data.stream": "off"}), mem,
+                str(tmp_path / "mem"))
+  b = train.fit(c, st, str(tmp_path / "st"))
+  leaves_equal(a.final_state, b.final_state)
+  assert [h["train_loss"] for h in a.history if "train_loss" in h] == \
+      [h["train_loss"] for h in b.history if "train_loss" in h]
+
+
+def test_streamed_norm_from_sums_matches_the_images(ar_dir):
+  """The training split's statistics from the index pass's per-clip sums
+  equal those of the in-memory images (float64 sums, not bitwise)."""
+  mem = input_pipeline.load(cfg(ar_dir, **{"data.stream": "off"}),
+                            progress=False)
+  st = input_pipeline.load(cfg(ar_dir, **{"data.stream": "on"}),
+                           progress=False)
+  np.testing.assert_allclose(st.norm[0], mem.norm[0], rtol=1e-5)
+  np.testing.assert_allclose(st.norm[1], mem.norm[1], rtol=1e-5)
+  spk = lambda s: input_pipeline.load(
+      cfg(ar_dir, **{"data.stream": s, "features.normalize": "speaker"}),
+      progress=False).clip_norm
+  np.testing.assert_allclose(spk("on"), spk("off"), rtol=1e-4)
+
+
+def test_streamed_run_killed_resumes_exactly(ar_dir, tmp_path, monkeypatch):
+  c = cfg(ar_dir, **WAVE, **{"data.stream": "on", "train.num_epochs": 3,
+                              "train.steps_per_dispatch": 2})
+  data = input_pipeline.load(c, progress=False)  # 6 steps an epoch
+  ref = train.fit(c, data, str(tmp_path / "ref"))
+  workdir = str(tmp_path / "killed")
+  for step in (4, 10):
+    with monkeypatch.context() as m:
+      _kill_at(m, step)
+      with pytest.raises(_Killed):
+        train.fit(c, data, workdir)
+  out = train.fit(c, data, workdir)
+  assert int(out.final_state["step"]) == 18
+  leaves_equal(out.final_state, ref.final_state)
+
+
+def test_streamed_report_equals_the_in_memory_report(ar_dir, tmp_path):
+  """A whole run, streamed and in memory with the same statistics: the
+  same report.json (the report reads the clips by position, in chunks)."""
+  import json
+  from fser_jax import inference
+  base = {**WAVE, "train.num_epochs": 1}
+  mem = run.train_and_evaluate(cfg(ar_dir, **base, **{"data.stream": "off"}),
+                               str(tmp_path / "mem"))
+  st = run.train_and_evaluate(cfg(ar_dir, **base, **{"data.stream": "on"}),
+                              str(tmp_path / "st"))
+  for k in ("accuracy", "unweighted_accuracy", "n_test", "n_train"):
+    assert st[k] == pytest.approx(mem[k], abs=1e-6), k
+  # Chunked windows (streamed splits larger than a chunk) equal one pass.
+  r = inference.TrainedRun(str(tmp_path / "st"), trust=False)
+  data = input_pipeline.load(cfg(ar_dir, **base, **{"data.stream": "on"}),
+                             progress=False)
+  idx = np.flatnonzero(data.split == "train")
+  whole = r.window_outputs(data.source.read(idx))
+  for groups in (None, [str(s) for s in data.meta["speaker"][idx]]):
+    parts = r.window_outputs_read(data.source.read, idx, groups=groups,
+                                  chunk=7)
+    ref = whole if groups is None else r.window_outputs(
+        data.source.read(idx), groups)
+    np.testing.assert_array_equal(parts.bounds, ref.bounds)
+    np.testing.assert_allclose(parts.logits, ref.logits, atol=1e-5)
+  assert json.load(open(tmp_path / "st" / "report.json"))["n_test"] == \
+      mem["n_test"]
+
+
+def test_what_the_stream_holds_does_not_grow_with_the_data(ar_dir,
+                                                          monkeypatch):
+  """Python-heap peak (tracemalloc: numpy's buffers) while loading and
+  reading batches: the in-memory path holds every clip; the streamed one a
+  block of clips, the eval images and the batches in flight."""
+  monkeypatch.setattr(stream, "BLOCK", 16)  # 12 blocks of the 192 clips
+
+  def peak(stream_mode):
+    c = cfg(ar_dir, **WAVE, **{"data.stream": stream_mode})
+    tracemalloc.start()
+    data = input_pipeline.load(c, progress=False)
+    if data.streamed:
+      from fser_jax import train_inputs
+      inputs = train_inputs.training_inputs(c, data, jax.random.key(0))
+      for _ in stream.Prefetcher(inputs.batches, [
+          (np.arange(16).reshape(1, 16) + 16 * i) % inputs.n for i in range(8)]):
+        pass
+    _, top = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return top, data
+  peak("on")  # imports and compilations first: not what is measured
+  mem_peak, mem = peak("off")
+  st_peak, st = peak("on")
+  clips = sum(w.size for w in input_pipeline.waveforms(
+      cfg(ar_dir, **{"data.stream": "off"}), mem)) * 4
+  assert mem_peak > clips  # every waveform held at once
+  assert st_peak < mem_peak / 3
+  # Streamed: the eval images (and their standardisation's temporaries),
+  # two index blocks' clips; no term grows with the training split (its 96
+  # clips padded would be 24 MB; the peak is under 30 MB).
+  block = stream.BLOCK * st.pad_to * 4
+  assert st_peak < 5 * st.images.nbytes + 2 * block, (st_peak, block)
+
+
+def test_streaming_a_tfrecord_build_names_the_rebuild(tfds_dir):
+  with pytest.raises(DataError, match="--file_format array_record"):
+    input_pipeline.load(cfg(tfds_dir, **{"data.stream": "on"}),
+                        progress=False)
+
+
+def test_auto_streams_only_when_memory_would_not_hold_it(ar_dir, tfds_dir,
+                                                       monkeypatch):
+  import tensorflow_datasets as tfds
+  c = cfg(ar_dir)
+  b = tfds.builder("fser/synthetic_small", data_dir=ar_dir)
+  on, why = input_pipeline.stream_choice(c, b)
+  assert not on and "in memory" in why
+  monkeypatch.setattr(input_pipeline, "available_memory", lambda: 10 ** 6)
+  on, why = input_pipeline.stream_choice(c, b)
+  assert on and "streamed" in why
+  t = tfds.builder("fser/synthetic_small", data_dir=tfds_dir)
+  on, why = input_pipeline.stream_choice(cfg(tfds_dir), t)
+  assert not on and "cannot stream" in why
