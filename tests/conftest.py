@@ -23,6 +23,18 @@ def tfds_dir(tmp_path_factory):
   return d
 
 
+@pytest.fixture(scope="session")
+def ar_dir(tmp_path_factory):
+  """fser/synthetic_small built as ArrayRecord files (random access: what
+  streamed training reads)."""
+  import tensorflow_datasets as tfds
+  import fser_jax.datasets  # noqa: F401
+  d = str(tmp_path_factory.mktemp("tfds_array_record"))
+  tfds.builder("fser/synthetic_small", data_dir=d).download_and_prepare(
+      file_format="array_record")
+  return d
+
+
 def tiny_config(data_dir: str, **overrides):
   """A small, fast config on fser/synthetic_small."""
   c = config_lib.base()

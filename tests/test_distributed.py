@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from conftest import tiny_config_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,9 +41,14 @@ def _losses(workdir):
            if "val_accuracy" in h])
 
 
-def test_two_processes_train_the_one_process_run(tmp_path, tfds_dir):
-  cfg = tiny_config_file(tmp_path / "tiny.py", tfds_dir,
-                         **{"train.num_epochs": 2})
+@pytest.mark.parametrize("stream", ["off", "on"])
+def test_two_processes_train_the_one_process_run(tmp_path, tfds_dir, ar_dir,
+                                                 stream):
+  """In memory every process holds the dataset; streamed (ArrayRecord),
+  each reads only its half of every batch."""
+  cfg = tiny_config_file(tmp_path / "tiny.py",
+                         ar_dir if stream == "on" else tfds_dir,
+                         **{"train.num_epochs": 2, "data.stream": stream})
   # One process with two (virtual) CPU devices: the same mesh, the same
   # split of each batch, so the same sums in the same order.
   one = _launch(cfg, tmp_path / "one", log=tmp_path / "one.log", devices=2)
@@ -59,6 +66,7 @@ def test_two_processes_train_the_one_process_run(tmp_path, tfds_dir):
     assert p.returncode == 0, o[-3000:]
   assert "process 0 of 2, 1 local / 2 devices" in outs[0]
   assert "on 2 cpu device(s)" in outs[0]
+  assert f"Training input: data.stream={stream}" in outs[0]
   (l1, v1), (l2, v2) = _losses(tmp_path / "one"), _losses(tmp_path / "two")
   assert [s for s, _ in l1] == [s for s, _ in l2] and len(l1) >= 4
   # The batch is split 8/8 over the processes, the gradients all-reduced

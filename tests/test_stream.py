@@ -18,17 +18,6 @@ WAVE = {"augment.wave.noise_prob": 0.5, "augment.wave.gain_prob": 0.5,
         "augment.wave.speed_prob": 0.5}
 
 
-@pytest.fixture(scope="session")
-def ar_dir(tmp_path_factory):
-  """fser/synthetic_small built as ArrayRecord files (random access)."""
-  import tensorflow_datasets as tfds
-  import fser_jax.datasets  # noqa: F401
-  d = str(tmp_path_factory.mktemp("tfds_array_record"))
-  tfds.builder("fser/synthetic_small", data_dir=d).download_and_prepare(
-      file_format="array_record")
-  return d
-
-
 def cfg(data_dir, **kw):
   return tiny_config(data_dir, **{"train.num_epochs": 2, **kw})
 
