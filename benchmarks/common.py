@@ -124,3 +124,14 @@ def write_json(path: str | None, result: dict) -> None:
     with open(path, "w") as f:
       f.write(text + "\n")
   print(text)
+
+
+def recipe(name: str):
+  """configs/<name>.py's get_config()."""
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      name, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                         "configs", f"{name}.py"))
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod.get_config()

@@ -30,12 +30,12 @@ def _setup(batch_size, n, steps_per_dispatch):
   images = jnp.asarray(rng.random((n, 64, 64, 3), np.float32))
   labels = jnp.asarray(rng.integers(0, 8, n).astype(np.int32))
   chunk = train.make_train_chunk(graphdef, tx, augment.from_config(c.augment))
-  return jax, train, state, images, labels, chunk
+  return jax, train_inputs, state, images, labels, chunk
 
 
 def epoch_vs_steps(batch_size=64, n=2048, steps_per_dispatch=8, repeats=3):
-  jax, train, state, images, labels, chunk = _setup(batch_size, n,
-                                                    steps_per_dispatch)
+  jax, train_inputs, state, images, labels, chunk = _setup(
+      batch_size, n, steps_per_dispatch)
   steps = n // batch_size
   data_key, key = jax.random.key(1), jax.random.key(2)
   box = {"state": state}
@@ -53,7 +53,8 @@ def epoch_vs_steps(batch_size=64, n=2048, steps_per_dispatch=8, repeats=3):
     t0 = time.perf_counter()
     one_epoch(e + 1)
     epoch_times.append(time.perf_counter() - t0)
-  idx = train_inputs.epoch_indices(data_key, 0, n, batch_size, steps)[:steps_per_dispatch]
+  idx = train_inputs.epoch_indices(data_key, 0, n, batch_size,
+                                   steps)[:steps_per_dispatch]
 
   def call():
     box["state"], m = chunk(box["state"], images, labels, idx, key)
@@ -70,8 +71,8 @@ def epoch_vs_steps(batch_size=64, n=2048, steps_per_dispatch=8, repeats=3):
 def sweep(sizes, steps_per_dispatch=4, repeats=3):
   out = {}
   for b in sizes:
-    jax, train, state, images, labels, chunk = _setup(b, b * steps_per_dispatch,
-                                                      steps_per_dispatch)
+    jax, _, state, images, labels, chunk = _setup(b, b * steps_per_dispatch,
+                                                  steps_per_dispatch)
     idx = jax.numpy.arange(b * steps_per_dispatch).reshape(steps_per_dispatch, b)
     key = jax.random.key(0)
     box = {"state": state}

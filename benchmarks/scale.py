@@ -37,14 +37,7 @@ def builder(utterances: int, data_dir: str):
 
 
 def config(utterances: int, data_dir: str, stream: str, steps: int):
-  import importlib.util
-  import os
-  spec = importlib.util.spec_from_file_location(
-      "robust", os.path.join(os.path.dirname(__file__), "..", "configs",
-                             "fser_robust.py"))
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  c = mod.get_config()
+  c = common.recipe("fser_robust")
   c.data.dataset = f"fser/synthetic_u{utterances}"
   c.data.data_dir = data_dir
   c.data.stream = stream
@@ -86,7 +79,7 @@ def main(argv=None) -> dict:
                beam_options=a.beam_options)
   else:
     import tempfile
-    from fser_jax import datasets, input_pipeline, train
+    from fser_jax import input_pipeline, train
     c = config(a.utterances, a.data_dir, a.stream, a.steps)
     t0 = time.perf_counter()
     # The builder above is not registered under fser/: load through it.
@@ -108,7 +101,6 @@ def main(argv=None) -> dict:
                load_seconds=load_s, fit_seconds=fit_s, steps=a.steps,
                examples_per_sec_median=rates[len(rates) // 2] if rates else 0,
                peak_rss_gb_after_load=rss_load, peak_rss_gb=peak_rss_gb())
-    del datasets
   print(json.dumps(out, indent=2))
   if a.json:
     with open(a.json, "w") as f:

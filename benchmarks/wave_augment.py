@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
-import os
 
 import common
 
@@ -30,12 +28,7 @@ def main(argv=None) -> dict:
   import jax.numpy as jnp
   import numpy as np
   from fser_jax import features, wave_augment as wa
-  spec = importlib.util.spec_from_file_location(
-      "robust", os.path.join(os.path.dirname(__file__), "..", "configs",
-                             "fser_robust.py"))
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  config = mod.get_config()
+  config = common.recipe("fser_robust")
   sr = config.data.sample_rate
   b, n = a.batch_size, int(a.seconds * sr)
   rng = np.random.default_rng(0)

@@ -433,8 +433,8 @@ def load_streamed(config, builder, *, progress: bool = True, norm=None
   train = split == "train"
   standardise_data(config, data, norm,
                    lambda: stream_lib.stats_from_sums(sums[train]),
-                   lambda groups: stream_lib.group_norms_from_sums(sums,
-                                                                   groups))
+                   lambda groups: group_norms(sums, groups,
+                                              stream_lib.stats_from_sums))
   logging.info("Streamed: %d training clips read as steps need them (padded "
                "to %d samples); %d validation and test images held.",
                int(train.sum()), data.pad_to, rows.size)
@@ -489,14 +489,16 @@ def norm_groups(meta: dict, mode: str) -> np.ndarray:
                    for s, c in zip(meta["speaker"], corpus)], object)
 
 
-def group_norms(images: np.ndarray, groups) -> np.ndarray:
+def group_norms(images: np.ndarray, groups, stats=channel_stats
+                ) -> np.ndarray:
   """[N, 2, C]: each clip's group's per-channel (mean, std), computed from
-  that group's images alone."""
+  that group's images alone (`stats(images[group])`; streamed: the group's
+  per-clip sums, stream.stats_from_sums)."""
   groups = np.asarray(groups, object)
   out = np.zeros((len(groups), 2, images.shape[-1]), np.float32)
   for g in sorted(set(groups.tolist())):
     m = groups == g
-    out[m] = np.asarray(channel_stats(images[m]), np.float32)
+    out[m] = np.asarray(stats(images[m]), np.float32)
   return out
 
 

@@ -169,16 +169,6 @@ def stats_from_sums(sums: np.ndarray) -> tuple[list[float], list[float]]:
   return mean.tolist(), std.tolist()
 
 
-def group_norms_from_sums(sums: np.ndarray, groups) -> np.ndarray:
-  """[N, 2, C] each clip's group's (mean, std) from the groups' sums."""
-  groups = np.asarray(groups, object)
-  out = np.zeros((len(groups), 2, sums.shape[-1]), np.float32)
-  for g in sorted(set(groups.tolist())):
-    m = groups == g
-    out[m] = np.asarray(stats_from_sums(sums[m]), np.float32)
-  return out
-
-
 class Batches:
   """A dispatch's batches read from `source`: `(idx [K, B]) -> (x, y)`, x the
   step's pytree {'wav' [K, B, L], 'length' [K, B], 'norm' [K, B, 2, C]},
