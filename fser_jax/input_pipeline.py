@@ -2,9 +2,10 @@
 
 `load(config)` reads the `fser` dataset named by `config.data` (building it on
 first use), assigns every clip to train/validation/test by the protocol, and
-runs the front-end (features.py) on the accelerator. The result is small: the
-whole dataset's images live on the device, where augmentation and batching
-happen inside the jitted epoch (train.py).
+runs the front-end (features.py) on the accelerator. In memory, the whole
+training set's images (or waveforms) live on the device, where augmentation
+and batching happen inside the jitted step (train.py); streamed
+(`data.stream`, stream.py), the training clips are read as steps need them.
 """
 
 from __future__ import annotations
@@ -257,9 +258,9 @@ def memory_line(est: dict, available: int | None) -> tuple[str, bool]:
   line = (f"Memory: this run holds about {gb(est['total'])} ({parts})"
           + (f"; {gb(available)} available" if available is not None else ""))
   if tight:
-    line += (": it may be killed for memory. Turn off augment.wave, train on "
-             "fewer corpora or use a larger machine (training data is not "
-             "streamed from disk).")
+    line += (": it may be killed for memory. Stream it (--config.data."
+             "stream=on, an ArrayRecord build), turn off augment.wave or train "
+             "on fewer corpora.")
   return line, tight
 
 
