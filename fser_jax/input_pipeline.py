@@ -173,20 +173,6 @@ def beam_options(text: str):
                                 if o.strip()])
 
 
-def examples(builder):
-  """Every example of the built dataset, in storage order (ArrayRecord
-  files by position, others through tf.data)."""
-  import tensorflow_datasets as tfds
-  if stream_lib.random_access(builder):
-    records = builder.as_data_source(split="train")
-    for s in range(0, len(records), stream_lib.BLOCK):
-      yield from (records[i] for i in range(s, min(len(records),
-                                                   s + stream_lib.BLOCK)))
-    return
-  yield from tfds.as_numpy(builder.as_dataset(split="train",
-                                              shuffle_files=False))
-
-
 def check_sample_rate(builder, data_cfg) -> None:
   sr = builder.info.features["audio"].sample_rate
   if sr != data_cfg.sample_rate:
@@ -203,11 +189,20 @@ def load_clips(data_cfg, builder=None):
   check_sample_rate(builder, data_cfg)
   classes = tuple(builder.info.features["label"].names)
   waveforms, labels, meta = [], [], {k: [] for k in META_KEYS}
-  for ex in examples(builder):
-    waveforms.append(ex["audio"].astype(np.float32) / 32768.0)
-    labels.append(int(ex["label"]))
-    for k, v in stream_lib.meta_of(ex).items():
-      meta[k].append(v)
+  if stream_lib.random_access(builder):  # ArrayRecord: the stream's reader
+    for block in stream_lib.ClipSource(builder).blocks():
+      waveforms += block["audio"]
+      labels += block["label"].tolist()
+      for k in META_KEYS:
+        meta[k] += block[k]
+  else:
+    import tensorflow_datasets as tfds
+    for ex in tfds.as_numpy(builder.as_dataset(split="train",
+                                               shuffle_files=False)):
+      waveforms.append(ex["audio"].astype(np.float32) / 32768.0)
+      labels.append(int(ex["label"]))
+      for k, v in stream_lib.meta_of(ex).items():
+        meta[k].append(v)
   # TFDS' read order is a hash of the keys: sort by file name so every
   # consumer sees one order.
   order = np.argsort(np.array(meta["filename"]), kind="stable")

@@ -103,6 +103,17 @@ class ClipSource:
       out.update({k: [v.decode() for v in p[k].numpy()] for k in META_KEYS})
     return out
 
+  def blocks(self, progress: bool = False):
+    """Every record in storage order, parsed with its metadata, a block of
+    BLOCK records at a time (ClipSource.parse's dicts)."""
+    n = len(self.records)
+    starts = range(0, n, BLOCK)
+    if progress:
+      from tqdm import tqdm
+      starts = tqdm(starts, desc="index pass", unit="block")
+    for s in starts:
+      yield self.parse(self.raw(range(s, min(n, s + BLOCK))), meta=True)
+
   def read(self, positions) -> list[np.ndarray]:
     """float32 waveforms in [-1, 1) of the clips at `positions`."""
     if len(positions) == 0:
@@ -130,15 +141,9 @@ def index_pass(source: ClipSource, features_cfg, sample_rate: int, *,
   """Reads every clip once in blocks, keeps labels, metadata, lengths, the
   images' per-channel sums and the baseline's statistics; sorts the source
   by file name. Holds one block of clips at a time."""
-  n = len(source.records)
   labels, lengths, sums, stats = [], [], [], []
   meta = {k: [] for k in META_KEYS}
-  blocks = range(0, n, BLOCK)
-  if progress:
-    from tqdm import tqdm
-    blocks = tqdm(blocks, desc="index pass", unit="block")
-  for s in blocks:
-    block = source.parse(source.raw(range(s, min(n, s + BLOCK))), meta=True)
+  for block in source.blocks(progress):
     wavs = block["audio"]
     labels += block["label"].tolist()
     lengths += [w.size for w in wavs]
