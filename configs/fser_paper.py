@@ -1,6 +1,7 @@
 """The paper's run, as faithfully as its text allows.
 
-  tfds build fser --imports fser_jax.datasets --config all --manual_dir M --data_dir D
+  tfds build fser --imports fser_jax.datasets --config all --manual_dir M --data_dir D \
+      --file_format array_record
   python launch.py --config configs/fser_paper.py --workdir runs/paper \
       --config.data.data_dir=D
   (or skip the build: --config.data.manual_dir=M builds on first use)

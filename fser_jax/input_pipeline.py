@@ -132,9 +132,11 @@ def get_builder(data_cfg):
   return tfds.builder(name, data_dir=data_dir)
 
 
-def ensure_built(builder, data_cfg, file_format: str | None = None) -> None:
-  """Builds the dataset if needed (the synthetic corpus always can be), in
-  `file_format` ('array_record' for streaming; None: TFDS' default)."""
+def ensure_built(builder, data_cfg,
+                 file_format: str = "array_record") -> None:
+  """Builds the dataset if needed (the synthetic corpus always can be), as
+  ArrayRecord files: both the in-memory load and streaming read them by
+  position (TFRecord builds, TFDS' default, are read too, not streamed)."""
   import tensorflow_datasets as tfds
   if builder.is_prepared():
     return
@@ -145,12 +147,11 @@ def ensure_built(builder, data_cfg, file_format: str | None = None) -> None:
         f"dataset fser/{name} is not built in {builder.data_dir_root}. Build it "
         f"with\n  tfds build fser --imports fser_jax.datasets --config {name} "
         f"--manual_dir M --data_dir {builder.data_dir_root}"
-        + (f" --file_format {file_format}" if file_format else "")
+        f" --file_format {file_format}"
         + "\nor set --config.data.manual_dir=M to build it now.\n"
         + builder.MANUAL_DOWNLOAD_INSTRUCTIONS)
-  logging.info("Building fser/%s into %s (first use%s).", name,
-               builder.data_dir_root,
-               f", {file_format} files" if file_format else "")
+  logging.info("Building fser/%s into %s (first use, %s files).", name,
+               builder.data_dir_root, file_format)
   dl_config = tfds.download.DownloadConfig(
       manual_dir=os.path.expanduser(data_cfg.manual_dir) or None,
       beam_options=beam_options(data_cfg.get("beam_options", "")))
@@ -209,6 +210,28 @@ def load_clips(data_cfg, builder=None):
   meta = {k: np.array(v, dtype=object)[order] for k, v in meta.items()}
   return ([waveforms[i] for i in order], np.array(labels, np.int32)[order],
           classes, meta)
+
+
+def load_metadata(data_cfg) -> dict:
+  """'label' [N] int32 and META_KEYS -> [N] object of the dataset's clips,
+  sorted by file name as load_clips sorts them, without decoding audio."""
+  builder = get_builder(data_cfg)
+  ensure_built(builder, data_cfg)
+  if stream_lib.random_access(builder):
+    meta = stream_lib.ClipSource(builder).metadata()
+  else:
+    import tensorflow_datasets as tfds
+    keys = ("label",) + META_KEYS
+    ds = builder.as_dataset(split="train", shuffle_files=False).map(
+        lambda ex: {k: ex[k] for k in keys})
+    meta = {k: [] for k in keys}
+    for ex in tfds.as_numpy(ds):
+      meta["label"].append(int(ex["label"]))
+      for k, v in stream_lib.meta_of(ex).items():
+        meta[k].append(v)
+  order = np.argsort(np.array(meta["filename"]), kind="stable")
+  return {k: np.array(v, dtype=np.int32 if k == "label" else object)[order]
+          for k, v in meta.items()}
 
 
 def available_memory() -> int | None:
@@ -323,8 +346,6 @@ def load(config, *, progress: bool = True, norm=None) -> Data:
   """
   d = config.data
   builder = get_builder(d)
-  if d.get("stream", "auto") == "on" and not builder.is_prepared():
-    ensure_built(builder, d, "array_record")
   ensure_built(builder, d)
   check_sample_rate(builder, d)
   streamed, why = stream_choice(config, builder)

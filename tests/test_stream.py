@@ -170,3 +170,42 @@ def test_auto_streams_only_when_memory_would_not_hold_it(ar_dir, tfds_dir,
   t = tfds.builder("fser/synthetic_small", data_dir=tfds_dir)
   on, why = input_pipeline.stream_choice(cfg(tfds_dir), t)
   assert not on and "cannot stream" in why
+
+
+def test_clips_are_stored_as_int16_bytes_and_old_int64_builds_still_read(
+    ar_dir, tfds_dir):
+  """Version 1.1.0 stores a clip as one int16 byte string (an int64 list
+  before: up to 10 bytes a negative sample); ClipSource parses both to the
+  same waveforms, and load_metadata gives the in-memory load's labels and
+  metadata on either file format."""
+  import tensorflow as tf
+  src = stream.ClipSource(input_pipeline.get_builder(cfg(ar_dir).data))
+  assert src.audio_bytes
+  raw = src.raw(range(5))
+  new = src.parse(raw, meta=True)
+  stored = tf.io.parse_example(raw, {"audio": tf.io.FixedLenFeature(
+      [], tf.string)})["audio"].numpy()
+  assert [len(s) for s in stored] == [2 * w.size for w in new["audio"]]
+  # The same clips as an old build stored them: int64 lists.
+  old = [tf.train.Example(features=tf.train.Features(feature={
+      "audio": tf.train.Feature(int64_list=tf.train.Int64List(
+          value=np.round(w * 32768).astype(np.int64))),
+      "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[lab])),
+      **{k: tf.train.Feature(bytes_list=tf.train.BytesList(
+          value=[new[k][i].encode()])) for k in stream.META_KEYS}}))
+      .SerializeToString() for i, (w, lab) in
+      enumerate(zip(new["audio"], new["label"]))]
+  src.audio_bytes = False
+  got = src.parse(old, meta=True)
+  assert sum(map(len, old)) > 2.5 * sum(map(len, stored))
+  for a, b in zip(got["audio"], new["audio"]):
+    np.testing.assert_array_equal(a, b)
+  assert got["filename"] == new["filename"]
+  np.testing.assert_array_equal(got["label"], new["label"])
+  # Metadata without the audio, both file formats, the load's order.
+  mem = input_pipeline.load(cfg(ar_dir), progress=False)
+  for d in (ar_dir, tfds_dir):
+    meta = input_pipeline.load_metadata(cfg(d).data)
+    np.testing.assert_array_equal(meta["label"], mem.labels)
+    for k in stream.META_KEYS:
+      np.testing.assert_array_equal(meta[k], mem.meta[k])

@@ -45,18 +45,7 @@ def fold_configs(config, protocol: str) -> list:
 
 def _metadata(config) -> dict:
   """Labels and metadata of the dataset, without decoding audio twice."""
-  import tensorflow_datasets as tfds
-  builder = input_pipeline.get_builder(config.data)
-  input_pipeline.ensure_built(builder, config.data)
-  ds = builder.as_dataset(split="train").map(
-      lambda ex: {k: ex[k] for k in ("label", "speaker", "gender", "corpus")})
-  meta = {k: [] for k in ("label", "speaker", "gender", "corpus")}
-  for ex in tfds.as_numpy(ds):
-    for k in meta:
-      v = ex[k]
-      meta[k].append(v.decode() if isinstance(v, bytes) else v)
-  return {k: np.array(v, dtype=object if k != "label" else np.int32)
-          for k, v in meta.items()}
+  return input_pipeline.load_metadata(config.data)
 
 
 def _trust(rep: dict) -> dict:
