@@ -77,9 +77,11 @@ class ClipSource:
     self.records = builder.as_data_source(
         split="train", deserialize_method=decode.DeserializeMethod.RAW_BYTES)
     self.order = np.arange(len(self.records))  # position -> record
+    # How the samples are stored, read from a record (not from the code's
+    # feature spec, which describes the newest version only).
     import tensorflow as tf
-    self.audio_bytes = (builder.info.features["audio"].get_serialized_info()
-                        .dtype == tf.string)
+    self.audio_bytes = bool(len(self.records)) and tf.train.Example.FromString(
+        self.raw([0])[0]).features.feature["audio"].HasField("bytes_list")
 
   def __len__(self) -> int:
     return len(self.order)
