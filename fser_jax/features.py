@@ -224,8 +224,16 @@ def frontend(cfg, sample_rate: int, frames: int | None = None):
 
 
 def image_fn(cfg, sample_rate: int, frames: int | None = None):
-  """A jitted `(wav, lengths) -> images` closed over the `features` config."""
-  return jax.jit(frontend(cfg, sample_rate, frames))
+  """A jitted `(wav, lengths) -> images` closed over the `features` config;
+  one per distinct front-end in a process, so its compilations (one per
+  padded length) serve the load, the report and evaluation alike."""
+  kw = frontend(cfg, sample_rate, frames).keywords
+  return _jitted_frontend(tuple(sorted(kw.items())))
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_frontend(keywords: tuple):
+  return jax.jit(functools.partial(images_from_waveforms, **dict(keywords)))
 
 
 def time_frames(cfg, longest: int) -> int | None:

@@ -33,11 +33,12 @@ from fser_jax import transfer
 def baseline_of(data) -> dict | None:
   """fser_jax.baseline fitted on the training clips, scored on the test
   clips of the same split (None when the data has no clip statistics)."""
-  if data.clip_stats is None:
+  stats = data.baseline_stats()
+  if stats is None:
     return None
   tr, te = data.split == "train", data.split == "test"
-  return baseline_lib.fit_and_score(data.clip_stats[tr], data.labels[tr],
-                                    data.clip_stats[te], data.labels[te],
+  return baseline_lib.fit_and_score(stats[tr], data.labels[tr],
+                                    stats[te], data.labels[te],
                                     len(data.classes))
 
 

@@ -139,7 +139,11 @@ def create(config, num_classes: int, in_channels: int, steps_per_epoch: int,
   Args:
     params: initial parameters (train.init_from); None: random from the seed.
   """
-  model = model_lib.from_config(config, num_classes, in_channels, config.seed)
+  # Initialised in one compiled program: eager initialisation compiles every
+  # initialiser's primitives one by one (5 s against 3 s on a 2-core CPU
+  # with an empty compilation cache; the same values).
+  model = nnx.jit(lambda: model_lib.from_config(
+      config, num_classes, in_channels, config.seed))()
   graphdef, fresh = nnx.split(model, nnx.Param)
   params = fresh if params is None else params
   tx = optimizer(config.train, len(config.model.dense) + 1, steps_per_epoch)
