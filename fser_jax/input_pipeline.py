@@ -10,8 +10,8 @@ and batching happen inside the jitted step (train.py); streamed
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
+import functools
 import os
 from typing import Any
 
@@ -44,10 +44,11 @@ class Data:
   split: np.ndarray  # [N] 'train' | 'validation' | 'test'
   # Per-channel standardisation applied to `images`: (mean [C], std [C]).
   norm: tuple[list[float], list[float]] = ([0.0], [1.0])
-  # fser_jax.baseline's per-clip statistics [N, F] (None: not computed), or
-  # a concurrent.futures.Future of them while the in-memory load computes
-  # them in a thread: read them through baseline_stats().
-  clip_stats: Any = None
+  # fser_jax.baseline's per-clip statistics [N, F] (None: not computed).
+  clip_stats: np.ndarray | None = None
+  # load(baseline_later=True): the call that computes clip_stats, left to
+  # the caller (run.train_and_evaluate runs it beside the first compile).
+  baseline_job: Any = None
   # With waveform augmentation (augment.wave): every clip's samples, zero
   # padded to one length [N, L] float32, and its valid length [N].
   wav: np.ndarray | None = None
@@ -66,12 +67,6 @@ class Data:
   source: stream_lib.ClipSource | None = None
   image_rows: np.ndarray | None = None
   pad_to: int = 0
-
-  def baseline_stats(self) -> np.ndarray | None:
-    """clip_stats, waiting for the thread that computes them if need be."""
-    if isinstance(self.clip_stats, concurrent.futures.Future):
-      self.clip_stats = self.clip_stats.result()
-    return self.clip_stats
 
   @property
   def streamed(self) -> bool:
@@ -346,13 +341,16 @@ def stream_choice(config, builder) -> tuple[bool, str]:
                 f"of {avail / 2 ** 30:.1f} GB available)")
 
 
-def load(config, *, progress: bool = True, norm=None) -> Data:
+def load(config, *, progress: bool = True, norm=None,
+         baseline_later: bool = False) -> Data:
   """Loads, splits and featurises the dataset of `config`; streamed
   (data.stream, fser_jax/stream.py) or every clip in memory.
 
   Args:
     norm: (mean, std) per channel to standardise with instead of the
       training split's (train.init_from_norm: the source run's).
+    baseline_later: in memory, leave the baseline's statistics to the
+      caller (`data.baseline_job()`) instead of computing them here.
   """
   d = config.data
   builder = get_builder(d)
@@ -386,13 +384,11 @@ def load(config, *, progress: bool = True, norm=None) -> Data:
     data.wav, data.wav_lengths = pad_waveforms(
         waveforms, wave.length_factor, config.features.hop_length)
   if config.get("baseline", True):
-    # The linear baseline's statistics (librosa, one core) are needed by the
-    # report only: a thread computes them while the train step compiles
-    # (XLA compiles on one core). Seconds off every run's wall time.
-    pool = concurrent.futures.ThreadPoolExecutor(1, "baseline-stats")
-    data.clip_stats = pool.submit(baseline_lib.features, waveforms,
-                                  d.sample_rate)
-    pool.shutdown(wait=False)
+    job = functools.partial(baseline_lib.features, waveforms, d.sample_rate)
+    if baseline_later:
+      data.baseline_job = job
+    else:
+      data.clip_stats = job()
   train = split == "train"
   standardise_data(config, data, norm,
                    lambda: channel_stats(images[train]),

@@ -10,6 +10,7 @@ the same clips give the same numbers, whatever the clips' length.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 
@@ -33,12 +34,11 @@ from fser_jax import transfer
 def baseline_of(data) -> dict | None:
   """fser_jax.baseline fitted on the training clips, scored on the test
   clips of the same split (None when the data has no clip statistics)."""
-  stats = data.baseline_stats()
-  if stats is None:
+  if data.clip_stats is None:
     return None
   tr, te = data.split == "train", data.split == "test"
-  return baseline_lib.fit_and_score(stats[tr], data.labels[tr],
-                                    stats[te], data.labels[te],
+  return baseline_lib.fit_and_score(data.clip_stats[tr], data.labels[tr],
+                                    data.clip_stats[te], data.labels[te],
                                     len(data.classes))
 
 
@@ -184,7 +184,8 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False) -> dict
   config_lib.validate(config)
   rundir.prepare(config, workdir, overwrite)
   distributed.barrier("workdir prepared")  # the lead's --overwrite is done
-  data = input_pipeline.load(config, norm=transfer.source_norm(config))
+  data = input_pipeline.load(config, norm=transfer.source_norm(config),
+                             baseline_later=True)
   if distributed.is_lead():
     input_pipeline.write_splits_csv(rundir.path(workdir, rundir.SPLITS), data)
     plots.example_images(data.raw_images(), data.labels[data.rows()],
@@ -201,7 +202,15 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False) -> dict
                  "output layer %s; frozen: %s.", init_info["run"],
                  init_info["checkpoint_step"], len(init_info["transferred"]),
                  init_info["head"], init_info["freeze"])
-  result = train_lib.fit(config, data, workdir, init_params=init_params)
+  # The baseline's statistics (librosa, one core) are computed in a thread
+  # while the step compiles (XLA compiles on one core), and joined before
+  # anything else here can call librosa: its YIN is a numba gufunc, and two
+  # threads in it at once crash the process.
+  with concurrent.futures.ThreadPoolExecutor(1, "baseline") as pool:
+    job = data.baseline_job and pool.submit(data.baseline_job)
+    result = train_lib.fit(config, data, workdir, init_params=init_params)
+    if job:
+      data.clip_stats, data.baseline_job = job.result(), None
   rep = evaluate_and_report(config, data, result, workdir, init_info)
   logging.info("Test (%s, fold %d, %d clips): accuracy %.4f, UA %.4f, "
                "macro-F1 %.4f. Report: %s", config.data.protocol,
