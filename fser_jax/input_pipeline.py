@@ -194,27 +194,9 @@ def load_clips(data_cfg, builder=None):
     ensure_built(builder, data_cfg)
   check_sample_rate(builder, data_cfg)
   classes = tuple(builder.info.features["label"].names)
-  waveforms, labels, meta = [], [], {k: [] for k in META_KEYS}
-  if stream_lib.random_access(builder):  # ArrayRecord: the stream's reader
-    for block in stream_lib.ClipSource(builder).blocks():
-      waveforms += block["audio"]
-      labels += block["label"].tolist()
-      for k in META_KEYS:
-        meta[k] += block[k]
-  else:
-    import tensorflow_datasets as tfds
-    for ex in tfds.as_numpy(builder.as_dataset(split="train",
-                                               shuffle_files=False)):
-      waveforms.append(ex["audio"].astype(np.float32) / 32768.0)
-      labels.append(int(ex["label"]))
-      for k, v in stream_lib.meta_of(ex).items():
-        meta[k].append(v)
-  # TFDS' read order is a hash of the keys: sort by file name so every
-  # consumer sees one order.
-  order = np.argsort(np.array(meta["filename"]), kind="stable")
-  meta = {k: np.array(v, dtype=object)[order] for k, v in meta.items()}
-  return ([waveforms[i] for i in order], np.array(labels, np.int32)[order],
-          classes, meta)
+  clips = _read_clips(builder, audio=True)
+  return (clips["audio"], clips["label"], classes,
+          {k: clips[k] for k in META_KEYS})
 
 
 def load_metadata(data_cfg) -> dict:
@@ -222,21 +204,37 @@ def load_metadata(data_cfg) -> dict:
   sorted by file name as load_clips sorts them, without decoding audio."""
   builder = get_builder(data_cfg)
   ensure_built(builder, data_cfg)
+  return _read_clips(builder, audio=False)
+
+
+def _read_clips(builder, audio: bool) -> dict:
+  """'label' [N] int32, META_KEYS -> [N] object and, with `audio`, 'audio'
+  (float32 waveforms) of every clip, sorted by file name. ArrayRecord builds
+  are read through the stream's reader, TFRecord ones through tf.data."""
+  out = {"label": [], **{k: [] for k in META_KEYS}}
+  if audio:
+    out["audio"] = []
   if stream_lib.random_access(builder):
-    meta = stream_lib.ClipSource(builder).metadata()
+    for block in stream_lib.ClipSource(builder).blocks(audio=audio):
+      for k, v in block.items():
+        out[k] += list(v)
   else:
     import tensorflow_datasets as tfds
-    keys = ("label",) + META_KEYS
-    ds = builder.as_dataset(split="train", shuffle_files=False).map(
-        lambda ex: {k: ex[k] for k in keys})
-    meta = {k: [] for k in keys}
-    for ex in tfds.as_numpy(ds):
-      meta["label"].append(int(ex["label"]))
+    for ex in tfds.as_numpy(builder.as_dataset(split="train",
+                                               shuffle_files=False)):
+      if audio:
+        out["audio"].append(ex["audio"].astype(np.float32) / 32768.0)
+      out["label"].append(int(ex["label"]))
       for k, v in stream_lib.meta_of(ex).items():
-        meta[k].append(v)
-  order = np.argsort(np.array(meta["filename"]), kind="stable")
-  return {k: np.array(v, dtype=np.int32 if k == "label" else object)[order]
-          for k, v in meta.items()}
+        out[k].append(v)
+  # TFDS' read order is a hash of the keys: sort by file name so every
+  # consumer sees one order.
+  order = np.argsort(np.array(out["filename"]), kind="stable")
+  sorted_ = {k: np.array(out[k], dtype=object)[order] for k in META_KEYS}
+  sorted_["label"] = np.array(out["label"], np.int32)[order]
+  if audio:
+    sorted_["audio"] = [out["audio"][i] for i in order]
+  return sorted_
 
 
 def available_memory() -> int | None:

@@ -91,54 +91,45 @@ class ClipSource:
     get = getattr(self.records, "__getitems__", None)
     return list(get(records)) if get else [self.records[r] for r in records]
 
-  def parse(self, raw: list[bytes], meta: bool = False) -> dict:
-    """{'audio': float32 waveforms in [-1, 1), and with `meta` 'label' [M]
-    and META_KEYS -> [M] str} of serialized examples."""
+  def parse(self, raw: list[bytes], meta: bool = False,
+            audio: bool = True) -> dict:
+    """{'audio': float32 waveforms in [-1, 1) (unless not `audio`), and with
+    `meta` 'label' [M] and META_KEYS -> [M] str} of serialized examples."""
     import tensorflow as tf
-    spec = {"audio": (tf.io.FixedLenFeature([], tf.string) if self.audio_bytes
-                      else tf.io.RaggedFeature(tf.int64))}
+    spec = {}
+    if audio:
+      spec["audio"] = (tf.io.FixedLenFeature([], tf.string)
+                       if self.audio_bytes else tf.io.RaggedFeature(tf.int64))
     if meta:
       spec["label"] = tf.io.FixedLenFeature([], tf.int64)
       spec.update({k: tf.io.FixedLenFeature([], tf.string)
                    for k in META_KEYS})
     p = tf.io.parse_example(raw, spec)
-    if self.audio_bytes:
-      out = {"audio": [np.frombuffer(v, "<i2").astype(np.float32) / 32768.0
-                       for v in p["audio"].numpy()]}
-    else:
+    out = {}
+    if audio and self.audio_bytes:
+      out["audio"] = [np.frombuffer(v, "<i2").astype(np.float32) / 32768.0
+                      for v in p["audio"].numpy()]
+    elif audio:
       values = (tf.cast(p["audio"].values, tf.float32) / 32768.0).numpy()
       rs = p["audio"].row_splits.numpy()
-      out = {"audio": [values[a:b] for a, b in zip(rs[:-1], rs[1:])]}
+      out["audio"] = [values[a:b] for a, b in zip(rs[:-1], rs[1:])]
     if meta:
       out["label"] = p["label"].numpy().astype(np.int32)
       out.update({k: [v.decode() for v in p[k].numpy()] for k in META_KEYS})
     return out
 
-  def blocks(self, progress: bool = False):
-    """Every record in storage order, parsed with its metadata, a block of
-    BLOCK records at a time (ClipSource.parse's dicts)."""
+  def blocks(self, progress: bool = False, audio: bool = True):
+    """Every record in storage order, parsed with its metadata (and its
+    samples unless not `audio`), a block of BLOCK records at a time
+    (ClipSource.parse's dicts)."""
     n = len(self.records)
     starts = range(0, n, BLOCK)
     if progress:
       from tqdm import tqdm
       starts = tqdm(starts, desc="index pass", unit="block")
     for s in starts:
-      yield self.parse(self.raw(range(s, min(n, s + BLOCK))), meta=True)
-
-  def metadata(self) -> dict:
-    """'label' [N] int32 and META_KEYS -> [N] str of every record in
-    storage order, without parsing the audio."""
-    import tensorflow as tf
-    spec = {"label": tf.io.FixedLenFeature([], tf.int64),
-            **{k: tf.io.FixedLenFeature([], tf.string) for k in META_KEYS}}
-    out = {k: [] for k in spec}
-    n = len(self.records)
-    for s in range(0, n, 4 * BLOCK):
-      p = tf.io.parse_example(self.raw(range(s, min(n, s + 4 * BLOCK))), spec)
-      out["label"] += p["label"].numpy().astype(np.int32).tolist()
-      for k in META_KEYS:
-        out[k] += [v.decode() for v in p[k].numpy()]
-    return out
+      yield self.parse(self.raw(range(s, min(n, s + BLOCK))), meta=True,
+                       audio=audio)
 
   def read(self, positions) -> list[np.ndarray]:
     """float32 waveforms in [-1, 1) of the clips at `positions`."""

@@ -31,8 +31,8 @@ KEYS = ("accuracy", "unweighted_accuracy", "macro_f1")
 
 def fold_configs(config, protocol: str) -> list:
   """The config of every fold of `protocol` on this dataset."""
-  n = splits_lib.num_folds(protocol, _metadata(config),
-                           folds=config.data.num_folds)
+  meta = input_pipeline.load_metadata(config.data)
+  n = splits_lib.num_folds(protocol, meta, folds=config.data.num_folds)
   out = []
   for k in range(n):
     c = copy.deepcopy(config)
@@ -41,11 +41,6 @@ def fold_configs(config, protocol: str) -> list:
       c.data.fold = k
     out.append(c)
   return out
-
-
-def _metadata(config) -> dict:
-  """Labels and metadata of the dataset, without decoding audio twice."""
-  return input_pipeline.load_metadata(config.data)
 
 
 def _trust(rep: dict) -> dict:
@@ -69,7 +64,7 @@ def _stats(values: list[float]) -> dict:
 def run_all(config, workdir: str, protocols=("paper", "speaker", "corpus"),
             *, overwrite: bool = False) -> dict:
   os.makedirs(workdir, exist_ok=True)
-  meta = _metadata(config)
+  meta = input_pipeline.load_metadata(config.data)
   corpora = sorted(set(meta["corpus"].tolist()))
   results = {}
   for protocol in protocols:
