@@ -11,9 +11,7 @@ and batching happen inside the jitted step (train.py); streamed
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
-from typing import Any
 
 import numpy as np
 from absl import logging
@@ -46,9 +44,6 @@ class Data:
   norm: tuple[list[float], list[float]] = ([0.0], [1.0])
   # fser_jax.baseline's per-clip statistics [N, F] (None: not computed).
   clip_stats: np.ndarray | None = None
-  # load(baseline_later=True): the call that computes clip_stats, left to
-  # the caller (run.train_and_evaluate runs it beside the first compile).
-  baseline_job: Any = None
   # With waveform augmentation (augment.wave): every clip's samples, zero
   # padded to one length [N, L] float32, and its valid length [N].
   wav: np.ndarray | None = None
@@ -339,16 +334,13 @@ def stream_choice(config, builder) -> tuple[bool, str]:
                 f"of {avail / 2 ** 30:.1f} GB available)")
 
 
-def load(config, *, progress: bool = True, norm=None,
-         baseline_later: bool = False) -> Data:
+def load(config, *, progress: bool = True, norm=None) -> Data:
   """Loads, splits and featurises the dataset of `config`; streamed
   (data.stream, fser_jax/stream.py) or every clip in memory.
 
   Args:
     norm: (mean, std) per channel to standardise with instead of the
       training split's (train.init_from_norm: the source run's).
-    baseline_later: in memory, leave the baseline's statistics to the
-      caller (`data.baseline_job()`) instead of computing them here.
   """
   d = config.data
   builder = get_builder(d)
@@ -382,11 +374,9 @@ def load(config, *, progress: bool = True, norm=None,
     data.wav, data.wav_lengths = pad_waveforms(
         waveforms, wave.length_factor, config.features.hop_length)
   if config.get("baseline", True):
-    job = functools.partial(baseline_lib.features, waveforms, d.sample_rate)
-    if baseline_later:
-      data.baseline_job = job
-    else:
-      data.clip_stats = job()
+    # In this thread: librosa's YIN (a numba gufunc) run in a worker thread
+    # beside training crashed test workers with segmentation faults.
+    data.clip_stats = baseline_lib.features(waveforms, d.sample_rate)
   train = split == "train"
   standardise_data(config, data, norm,
                    lambda: channel_stats(images[train]),

@@ -10,7 +10,6 @@ the same clips give the same numbers, whatever the clips' length.
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import os
 
@@ -184,8 +183,7 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False) -> dict
   config_lib.validate(config)
   rundir.prepare(config, workdir, overwrite)
   distributed.barrier("workdir prepared")  # the lead's --overwrite is done
-  data = input_pipeline.load(config, norm=transfer.source_norm(config),
-                             baseline_later=True)
+  data = input_pipeline.load(config, norm=transfer.source_norm(config))
   if distributed.is_lead():
     input_pipeline.write_splits_csv(rundir.path(workdir, rundir.SPLITS), data)
     plots.example_images(data.raw_images(), data.labels[data.rows()],
@@ -202,15 +200,7 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False) -> dict
                  "output layer %s; frozen: %s.", init_info["run"],
                  init_info["checkpoint_step"], len(init_info["transferred"]),
                  init_info["head"], init_info["freeze"])
-  # The baseline's statistics (librosa, one core) are computed in a thread
-  # while the step compiles (XLA compiles on one core), and joined before
-  # anything else here can call librosa: its YIN is a numba gufunc, and two
-  # threads in it at once crash the process.
-  with concurrent.futures.ThreadPoolExecutor(1, "baseline") as pool:
-    job = data.baseline_job and pool.submit(data.baseline_job)
-    result = train_lib.fit(config, data, workdir, init_params=init_params)
-    if job:
-      data.clip_stats, data.baseline_job = job.result(), None
+  result = train_lib.fit(config, data, workdir, init_params=init_params)
   rep = evaluate_and_report(config, data, result, workdir, init_info)
   logging.info("Test (%s, fold %d, %d clips): accuracy %.4f, UA %.4f, "
                "macro-F1 %.4f. Report: %s", config.data.protocol,
