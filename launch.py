@@ -90,8 +90,10 @@ def main(argv):
   import jax
   from fser_jax import jax_cache, xla_cpu
   logging.info("XLA:CPU backend: %s", xla_cpu.CHOICE)
-  logging.info("model.conv_impl='auto' here: %s",
-               "%s (%s)" % xla_cpu.conv_impl(jax.default_backend()))
+  precision = (FLAGS.config.train.get("precision", "float32")
+               if FLAGS.config else "float32")
+  logging.info("model.conv_impl='auto' here in %s: %s", precision,
+               "%s (%s)" % xla_cpu.conv_impl(jax.default_backend(), precision))
   logging.info("JAX compilation cache: %s", jax_cache.CHOICE)
   if FLAGS.mode == "predict":
     from fser_jax.experiments import predict

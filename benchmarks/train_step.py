@@ -1,7 +1,7 @@
 """Throughput of the jitted FSER train step, against the same CNN in Keras.
 
   python benchmarks/train_step.py --batch_size 64 --json OUT.json
-  python benchmarks/train_step.py --precision bfloat16 --baseline keras
+  python benchmarks/train_step.py --precision bfloat16 --baseline keras,torch
 
 The JAX side is the library's own `train_chunk` (augmentation, dropout, SGD
 update; `--steps_per_dispatch` steps fused in one dispatch). FLOPs per step come
@@ -13,8 +13,10 @@ same architecture (32/64/128/256 3x3 convs, 2x2 max-pool, dropout, dense
 CPU; `--keras_jit` tries XLA). TensorFlow runs its CPU convolutions in oneDNN
 only on CPUs with AVX512_VNNI/AVX512_BF16/AVX-VNNI/AMX unless told
 (`--keras_onednn 1` sets TF_ENABLE_ONEDNN_OPTS=1 before it starts); the
-result says which ran. bfloat16: JAX computes in bf16
-with f32 parameters; Keras runs the `mixed_bfloat16` policy.
+result says which ran. `--baseline torch` adds the same CNN in PyTorch
+(channels-last tensors, `torch.optim.SGD`; not a dependency: install it
+yourself). bfloat16: JAX computes in bf16 with f32 parameters; Keras runs
+the `mixed_bfloat16` policy, PyTorch `torch.autocast("cpu", torch.bfloat16)`.
 """
 
 from __future__ import annotations
@@ -112,12 +114,51 @@ def bench_keras(batch_size: int, precision: str, repeats: int,
           "jit_compile": jit}
 
 
+def bench_torch(batch_size: int, precision: str, repeats: int) -> dict:
+  import contextlib
+  import os
+  import numpy as np
+  import torch
+  from torch import nn
+  torch.set_num_threads(os.cpu_count() or 1)
+  torch.manual_seed(0)
+  layers, cin = [], 3
+  for f in (32, 64, 128, 256):
+    layers += [nn.Conv2d(cin, f, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+               nn.Dropout(0.25)]
+    cin = f
+  model = nn.Sequential(
+      *layers, nn.Flatten(), nn.Linear(256 * 4 * 4, 512), nn.ReLU(),
+      nn.Dropout(0.5), nn.Linear(512, 256), nn.ReLU(), nn.Dropout(0.5),
+      nn.Linear(256, 8)).to(memory_format=torch.channels_last)
+  opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+  rng = np.random.default_rng(0)
+  x = torch.from_numpy(rng.random((batch_size, 3, 64, 64), np.float32)
+                       ).contiguous(memory_format=torch.channels_last)
+  y = torch.from_numpy(rng.integers(0, 8, batch_size))
+  cast = (torch.autocast("cpu", dtype=torch.bfloat16)
+          if precision == "bfloat16" else contextlib.nullcontext())
+
+  def step():
+    opt.zero_grad(set_to_none=True)
+    with cast:
+      loss = nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+
+  wins = common.windows(step, warmup=3, repeats=repeats)
+  return {"examples_per_sec": common.rate_stats(wins, batch_size),
+          "torch": torch.__version__,
+          "mkldnn": bool(torch.backends.mkldnn.is_available())}
+
+
 def main(argv=None) -> dict:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--batch_size", type=int, default=64)
   p.add_argument("--precision", choices=["float32", "bfloat16"],
                  default="float32")
-  p.add_argument("--baseline", choices=["keras", "none"], default="keras")
+  p.add_argument("--baseline", default="keras",
+                 help="peers, a comma list of keras, torch; or none")
   p.add_argument("--keras_jit", action="store_true")
   p.add_argument("--keras_onednn", choices=["default", "1", "0"],
                  default="default",
@@ -128,11 +169,14 @@ def main(argv=None) -> dict:
   p.add_argument("--conv_impl", default="xla",
                  help="model.conv_impl; a comma list runs each side by side")
   a = p.parse_args(argv)
+  peers = [b for b in a.baseline.split(",") if b and b != "none"]
+  if set(peers) - {"keras", "torch"}:
+    p.error(f"--baseline {a.baseline}: peers are keras, torch or none")
   if a.keras_onednn != "default":
     import os
     os.environ["TF_ENABLE_ONEDNN_OPTS"] = a.keras_onednn  # read at TF start
   import tensorflow as tf
-  tf.config.set_visible_devices([], "GPU") if a.baseline == "none" else None
+  tf.config.set_visible_devices([], "GPU") if "keras" not in peers else None
   result = {"device": common.device_name(), "batch_size": a.batch_size,
             "precision": a.precision,
             "conv_impl": a.conv_impl.split(",")[0]}
@@ -144,12 +188,16 @@ def main(argv=None) -> dict:
     else:  # alternatives, measured in the same process after the first
       result.setdefault("jax_alternatives", {})[impl] = r
     print(f"conv_impl={impl}: {r['examples_per_sec']['median']:.1f} ex/s")
-  if a.baseline == "keras":
+  if "keras" in peers:
     result["keras"] = bench_keras(a.batch_size, a.precision, a.repeats,
                                   a.keras_jit)
     result["keras"]["tensorflow"] = common.tf_conv_backend()
     result["speedup_vs_keras"] = (result["jax"]["examples_per_sec"]["median"]
                                   / result["keras"]["examples_per_sec"]["median"])
+  if "torch" in peers:
+    result["torch"] = bench_torch(a.batch_size, a.precision, a.repeats)
+    result["speedup_vs_torch"] = (result["jax"]["examples_per_sec"]["median"]
+                                  / result["torch"]["examples_per_sec"]["median"])
   common.write_json(a.json, result)
   return result
 

@@ -110,7 +110,9 @@ def base() -> ml_collections.ConfigDict:
   # fser_jax.xla_cpu.conv_impl) | 'xla' (lax.conv) | 'winograd' (Winograd
   # F(4x4,3x3) for layers with >= 64 input channels, the first layer one
   # matmul over its pooling phases) | 'im2col' (each layer one matmul) |
-  # 'input_vjp' (the first layer im2col with a data-input VJP; others xla)
+  # 'input_vjp' (the first layer im2col with a data-input VJP; others xla) |
+  # 'onednn' (oneDNN's kernels inside the step, float32 or bfloat16; needs
+  # libdnnl-dev, fser_jax/onednn.py)
   c.model.conv_impl = "auto"
   # features.kind='logmel_time': how the time axis is pooled before the
   # dense layers, 'mean' | 'mean_std' (statistics pooling)
@@ -270,7 +272,8 @@ CHOICES = {
     "train.optimizer": ("sgd", "adam"),
     "train.schedule": ("constant", "cosine"),
     "train.precision": ("float32", "bfloat16"),
-    "model.conv_impl": ("auto", "xla", "winograd", "im2col", "input_vjp"),
+    "model.conv_impl": ("auto", "xla", "winograd", "im2col", "input_vjp",
+                        "onednn"),
     "model.time_pool": ("mean", "mean_std"),
 }
 

@@ -341,7 +341,7 @@ def dropout(x: jax.Array, rate: float, key: jax.Array) -> jax.Array:
   return jnp.where(keep, x * (256.0 / (256 - threshold)), 0).astype(x.dtype)
 
 
-CONV_IMPLS = ("auto", "xla", "im2col", "input_vjp", "winograd")
+CONV_IMPLS = ("auto", "xla", "im2col", "input_vjp", "winograd", "onednn")
 
 
 def resolve_conv_impl(conv_impl: str, dtype=jnp.float32) -> str:
@@ -366,6 +366,11 @@ class FSER(nnx.Module):
                        f"{conv_impl!r}")
     self.dtype = dtype
     self.conv_impl = resolve_conv_impl(conv_impl, dtype)
+    if self.conv_impl == "onednn":
+      from fser_jax import onednn
+      ok, why = onednn.available()
+      if not ok:
+        raise ValueError(f"model.conv_impl='onednn': {why}; or use 'auto'")
     convs, size, cin = [], image_size, in_channels
     for f in filters:
       convs.append(nnx.Conv(cin, f, (kernel_size, kernel_size), padding="SAME",
@@ -401,6 +406,9 @@ class FSER(nnx.Module):
       return max_pool_2x2(im2col_conv(x, k, b))
     if self.conv_impl == "input_vjp" and i == 0:
       return max_pool_2x2(input_conv(x, k, b))
+    if self.conv_impl == "onednn":  # every layer, float32 or bfloat16
+      from fser_jax import onednn
+      return max_pool_2x2(onednn.conv(x, k, b))
     # 'winograd' (float32 only: bfloat16 would lose the transforms' precision)
     if self.conv_impl == "winograd" and x.dtype == jnp.float32:
       if i == 0:  # few input channels, memory-bound: one phase matmul

@@ -4,7 +4,8 @@
   python -m fser_jax.tune --config configs/fser_plus.py --json tune.json
 
 Every candidate (YNNPACK fusion types x `model.conv_impl`, in float32; in
-bfloat16 too where the CPU has native bfloat16) runs in its own subprocess,
+bfloat16 too where the CPU has native bfloat16; `conv_impl='onednn'` in
+both where the oneDNN convolutions build here) runs in its own subprocess,
 because XLA reads XLA_FLAGS once, at start. Each builds the config's model,
 compiles its train step (augmentation, dropout, update; `--steps` steps in
 one dispatch) at the config's batch size on random inputs of the config's
@@ -13,7 +14,9 @@ float32 candidate is cached for this CPU model, ISA flags and jaxlib version
 (`xla_cpu.tune_cache_path()`); from then on `fser_jax` applies it when
 imported (launch.py logs it). A user's XLA_FLAGS or an explicit
 `model.conv_impl` still wins. bfloat16 changes what the model computes, so it
-is timed and reported, never switched on: set `train.precision` yourself.
+is timed and reported, never switched on: set `train.precision` yourself;
+the fastest bfloat16 `conv_impl` is cached too and is what
+`conv_impl='auto'` then means in bfloat16.
 """
 
 from __future__ import annotations
@@ -58,13 +61,24 @@ class Candidate:
             f"{self.precision}")
 
 
-def candidates(flags: set[str]) -> list[Candidate]:
-  """Every candidate for a CPU with these ISA flags; jaxlib's default first
-  (ties go to the earlier one)."""
+def candidates(flags: set[str], onednn: bool = False) -> list[Candidate]:
+  """Every candidate for a CPU with these ISA flags (and the oneDNN
+  convolutions if they build here); jaxlib's default first (ties go to the
+  earlier one)."""
   out = [Candidate(f, i) for f in FUSIONS for i in IMPLS]
+  if onednn:  # oneDNN's convolutions; XLA's Eigen for the rest
+    out.append(Candidate("", "onednn"))
   if {"avx512_bf16", "amx_bf16"} & flags:
     out += [Candidate(f, "xla", "bfloat16") for f in FUSIONS]
+    if onednn:
+      out.append(Candidate("", "onednn", "bfloat16"))
   return out
+
+
+def onednn_available() -> bool:
+  """Whether `conv_impl='onednn'` builds here (fser_jax/onednn.py)."""
+  from fser_jax import onednn
+  return onednn.available()[0]
 
 
 def choose(results: list[dict]) -> dict:
@@ -99,13 +113,15 @@ def run_candidate(cand: Candidate, config: str, steps: int, repeats: int,
 
 def tune(config: str = DEFAULT_CONFIG, *, steps: int = 4, repeats: int = 3,
          runner=run_candidate, flags: set[str] | None = None,
-         cache_path: str | None = None, progress=print) -> dict:
+         onednn: bool | None = None, cache_path: str | None = None,
+         progress=print) -> dict:
   """Times every candidate (through `runner`), caches the winner, returns
   {'machine', 'results', 'choice', 'default', 'cache'}."""
   from fser_jax import xla_cpu
   flags = xla_cpu.cpu_flags() if flags is None else flags
+  onednn = onednn_available() if onednn is None else onednn
   results = []
-  cands = candidates(flags)
+  cands = candidates(flags, onednn)
   for i, c in enumerate(cands):
     progress(f"[{i + 1}/{len(cands)}] {c.name} ...")
     r = runner(c, config, steps, repeats)
@@ -129,6 +145,7 @@ def tune(config: str = DEFAULT_CONFIG, *, steps: int = 4, repeats: int = 3,
     top = max(bf16, key=lambda r: r["examples_per_sec"])
     entry["bfloat16_examples_per_sec"] = top["examples_per_sec"]
     entry["bfloat16_ynn_fusion"] = top["candidate"]["ynn_fusion"]
+    entry["bfloat16_conv_impl"] = top["candidate"]["conv_impl"]
   path = xla_cpu.save_tuned(entry, key, cache_path)
   return {"machine": key, "results": results, "choice": entry,
           "default": default, "cache": path}
@@ -149,6 +166,10 @@ def to_markdown(out: dict) -> str:
             f"conv_impl {ch['conv_impl']}: {ch['examples_per_sec']:.1f} ex/s "
             f"(jaxlib's default with XLA convolutions: "
             f"{ch['default_examples_per_sec']:.1f}). Cached in {out['cache']}."]
+  if "bfloat16_examples_per_sec" in ch:
+    lines.append(f"bfloat16 (train.precision='bfloat16', not switched on): "
+                 f"fastest conv_impl {ch['bfloat16_conv_impl']}, "
+                 f"{ch['bfloat16_examples_per_sec']:.1f} ex/s.")
   return "\n".join(lines)
 
 

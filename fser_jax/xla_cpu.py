@@ -29,12 +29,17 @@ machine's entry, `configure()` and `conv_impl()` apply it; without one, the
 per-ISA defaults below apply:
 
   AVX2 (no AVX-512)  YNNPACK fusions off, Winograd: measured here (above).
-  AVX-512            `individual_dot,reduce`, Winograd: the fastest of the
+  AVX-512, Intel     `individual_dot,reduce`, Winograd: the fastest of the
                      candidates measured on a 2-core Xeon with AVX-512,
                      AVX512_BF16 and AMX (jaxlib 0.10.2; 471 ex/s against
-                     jaxlib's default 217, Keras 525 in the same run). Not
-                     measured on an AVX-512 machine by this module's tests:
-                     run the tuner there.
+                     jaxlib's default 217, Keras 525 in the same run).
+  AVX-512, AMD       YNNPACK fusions off, Winograd: the fastest measured on
+                     a 2-core Zen 4 EPYC with AVX-512 and AVX512_BF16, no
+                     AMX (jaxlib 0.10.2; tuner 322 ex/s against 264 for
+                     `individual_dot,reduce` and 172 for jaxlib's default).
+  bfloat16 (AVX512_BF16 or AMX, oneDNN built): `conv_impl='onednn'`
+                     (`conv_impl()` below).
+  One machine of each kind: run the tuner on yours.
 """
 
 from __future__ import annotations
@@ -114,6 +119,30 @@ def save_tuned(entry: dict, key: str | None = None,
   return path
 
 
+def cpu_vendor() -> str:
+  """'GenuineIntel', 'AuthenticAMD', ... or 'unknown'."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("vendor_id"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return "unknown"
+
+
+def avx512_default(vendor: str) -> tuple[str, str]:
+  """The YNNPACK flag's value on an untuned AVX-512 CPU and where it was
+  measured: the two AVX-512 CPUs measured disagree, so it goes by vendor."""
+  if vendor == "AuthenticAMD":
+    return "", ("YNNPACK fusions off, measured fastest on a 2-core AVX-512 "
+                "Zen 4 EPYC (Winograd: 303-350 ex/s against 256-305 for "
+                "individual_dot,reduce, three alternations)")
+  return AVX512_DEFAULT, (f"{AVX512_DEFAULT}, the fastest measured on a "
+                          "2-core AVX-512/AMX Xeon (2.2x jaxlib's default "
+                          "with Winograd)")
+
+
 def cpu_flags() -> set[str]:
   try:
     with open("/proc/cpuinfo") as f:
@@ -125,7 +154,8 @@ def cpu_flags() -> set[str]:
   return set()
 
 
-def configure(environ=None, flags: set[str] | None = None) -> str:
+def configure(environ=None, flags: set[str] | None = None,
+              vendor: str | None = None) -> str:
   """Sets the YNNPACK flag in `environ["XLA_FLAGS"]` for this CPU unless the
   user set it; returns (and stores in CHOICE) a line saying what and why."""
   global CHOICE
@@ -150,11 +180,10 @@ def configure(environ=None, flags: set[str] | None = None) -> str:
     elif not flags:
       CHOICE = "CPU features unknown (no /proc/cpuinfo): jaxlib's default"
     elif "avx512f" in flags:
-      environ["XLA_FLAGS"] = (current + f" {FLAG}={AVX512_DEFAULT}").strip()
-      CHOICE = (f"CPU has AVX-512, not tuned here: {FLAG}={AVX512_DEFAULT} "
-                "(the fastest measured on a 2-core AVX-512/AMX Xeon, 2.2x "
-                "jaxlib's default with Winograd; run python -m fser_jax.tune "
-                "to measure this machine)")
+      value, why = avx512_default(vendor or cpu_vendor())
+      environ["XLA_FLAGS"] = (current + f" {FLAG}={value}").strip()
+      CHOICE = (f"CPU has AVX-512, not tuned here: {FLAG}={value} ({why}; "
+                "run python -m fser_jax.tune to measure this machine)")
     else:
       environ["XLA_FLAGS"] = (current + f" {FLAG}=").strip()
       CHOICE = (f"CPU without AVX-512: {FLAG}= (YNNPACK fusions off, XLA's "
@@ -180,35 +209,55 @@ def bfloat16_note(flags: set[str] | None = None) -> str | None:
           "machine, bfloat16 on GPUs and AMX CPUs.")
 
 
+def _onednn_ok() -> bool:
+  from fser_jax import onednn
+  return onednn.available()[0]
+
+
 def conv_impl(backend: str, dtype_name: str = "float32",
-              flags: set[str] | None = None) -> tuple[str, str]:
+              flags: set[str] | None = None, onednn_ok=None) -> tuple[str, str]:
   """What `model.conv_impl='auto'` means on this machine: (impl, why).
 
-  'winograd' (model.winograd_conv for the layers with >= 64 input channels,
-  model.pooled_conv for the first) on a CPU without AVX-512 in float32: the
-  train step measured side by side on a 2-core AVX2 EPYC (batch 64),
-  `benchmarks/train_step.py --conv_impl auto,xla`: 190.0 ex/s with these,
-  131.1 with lax convolutions, Keras 108.5 (x1.75 and x1.21).
-  On AVX-512 also 'winograd': with the AVX-512 flag default (module
-  docstring) it was the fastest candidate measured on an AVX-512/AMX Xeon.
-  The tuner's cached choice, where this machine has one, comes first.
-  'xla' on GPUs: cuDNN picks its own algorithms (Winograd among them)."""
+  The tuner's cached choice, where this machine has one, comes first (its
+  float32 winner, or its fastest bfloat16 candidate for bfloat16). Without
+  one, on CPUs:
+  - float32: 'winograd' (model.winograd_conv for the layers with >= 64 input
+    channels, model.pooled_conv for the first). On a 2-core AVX2 EPYC
+    (batch 64, `benchmarks/train_step.py --conv_impl auto,xla`): 190.0 ex/s
+    with these, 131.1 with lax convolutions, Keras 108.5. On AVX-512 the
+    fastest float32 candidate on both CPUs measured (an AVX-512/AMX Xeon and
+    an AVX-512 Zen 4 EPYC; on the EPYC oneDNN's convolutions were among
+    the candidates).
+  - bfloat16: 'onednn' where the CPU has native bfloat16 (AVX512_BF16 or
+    AMX-BF16) and the oneDNN convolutions build here (fser_jax/onednn.py):
+    on the Zen 4 EPYC (AVX512_BF16, no AMX) 1.6-1.75x XLA's bfloat16 step,
+    whose convolutions widen every product to float32 in Eigen. Otherwise
+    'xla' (Winograd's transforms need float32).
+  GPUs: 'xla' (cuDNN picks its own algorithms, Winograd among them).
+  `onednn_ok` (a callable) replaces the build check in tests."""
   if backend != "cpu":
     return "xla", f"{backend}: XLA's convolutions (cuDNN picks the algorithm)"
-  if dtype_name != "float32":
-    return "xla", f"{dtype_name}: Winograd's transforms need float32"
   flags = cpu_flags() if flags is None else flags
   if not flags:
     return "xla", "CPU features unknown: XLA's convolutions"
+  onednn_ok = onednn_ok or _onednn_ok
   tuned = load_tuned(machine_key(flags))
-  if tuned and tuned.get("conv_impl"):
-    return tuned["conv_impl"], ("tuned on this machine "
-                                f"({tuned.get('date', '?')}; "
-                                "python -m fser_jax.tune)")
+  field = "conv_impl" if dtype_name == "float32" else "bfloat16_conv_impl"
+  if tuned and tuned.get(field):
+    impl = tuned[field]
+    if impl != "onednn" or onednn_ok():
+      return impl, (f"tuned on this machine ({tuned.get('date', '?')}; "
+                    "python -m fser_jax.tune)")
+  if dtype_name != "float32":
+    if {"avx512_bf16", "amx_bf16"} & flags and onednn_ok():
+      return "onednn", (f"{dtype_name} on a CPU with native bfloat16: "
+                        "oneDNN's convolutions (1.6-1.75x XLA's bfloat16 "
+                        "step measured on an AVX512_BF16 EPYC)")
+    return "xla", f"{dtype_name}: Winograd's transforms need float32"
   if "avx512f" in flags:
-    return "winograd", ("CPU has AVX-512, not tuned here: Winograd (with "
-                        f"{FLAG}={AVX512_DEFAULT}, the fastest measured on a "
-                        "2-core AVX-512/AMX Xeon)")
+    return "winograd", ("CPU has AVX-512, not tuned here: Winograd, the "
+                        "fastest float32 candidate on both AVX-512 CPUs "
+                        "measured (an AMX Xeon, a Zen 4 EPYC)")
   return "winograd", ("CPU without AVX-512: Winograd F(4x4,3x3) for layers "
                       "with >= 64 input channels and the first layer as one "
                       "matmul over its pooling phases (train step x1.45 "

@@ -37,6 +37,12 @@ def test_candidates_per_cpu():
   amx = tune.candidates(AMX)
   assert len(amx) == 12
   assert sum(c.precision == "bfloat16" for c in amx) == 4
+  # With the oneDNN convolutions built: one more candidate per precision.
+  both = tune.candidates(AMX, onednn=True)
+  assert len(both) == 14
+  assert tune.Candidate("", "onednn", "bfloat16") in both
+  assert tune.Candidate("", "onednn") in both
+  assert len(tune.candidates(AVX2, onednn=True)) == 9
 
 
 def test_choice_is_the_fastest_float32_and_bfloat16_is_only_reported(cache):
@@ -44,15 +50,17 @@ def test_choice_is_the_fastest_float32_and_bfloat16_is_only_reported(cache):
            ("", "winograd", "float32"): 396.0,
            ("individual_dot,reduce", "winograd", "float32"): 471.0,
            ("individual_dot,reduce", "xla", "float32"): 425.0,
-           ("", "xla", "bfloat16"): 900.0}
+           ("", "xla", "bfloat16"): 700.0,
+           ("", "onednn", "bfloat16"): 900.0}
   out = tune.tune("cfg.py", runner=fake_runner(rates), flags=AMX,
-                  progress=lambda *_: None)
+                  onednn=True, progress=lambda *_: None)
   ch = out["choice"]
   assert (ch["ynn_fusion"], ch["conv_impl"]) == ("individual_dot,reduce",
                                                  "winograd")
   assert ch["examples_per_sec"] == 471.0
   assert ch["default_examples_per_sec"] == 217.0
   assert ch["bfloat16_examples_per_sec"] == 900.0  # reported, not chosen
+  assert ch["bfloat16_conv_impl"] == "onednn"  # what bfloat16 'auto' means
   assert os.path.exists(cache)
   assert xla_cpu.load_tuned(xla_cpu.machine_key(AMX)) == ch
   assert "| individual_dot,reduce | winograd | float32 | 471.0 |" in \
@@ -70,7 +78,7 @@ def test_a_tie_goes_to_the_earlier_candidate():
 def test_importing_applies_the_cached_choice_and_the_user_wins(cache):
   rates = {("default", "xla", "float32"): 100.0,
            ("individual_dot", "xla", "float32"): 180.0}
-  tune.tune("cfg.py", runner=fake_runner(rates), flags=AVX2,
+  tune.tune("cfg.py", runner=fake_runner(rates), flags=AVX2, onednn=False,
             progress=lambda *_: None)
   env = {}
   line = xla_cpu.configure(env, flags=AVX2)
@@ -92,10 +100,16 @@ def test_defaults_without_a_cache(cache):
   assert "YNNPACK fusions off" in xla_cpu.configure(env, flags=AVX2)
   assert env["XLA_FLAGS"] == f"{xla_cpu.FLAG}="
   env = {}
-  line = xla_cpu.configure(env, flags=AMX)
+  line = xla_cpu.configure(env, flags=AMX, vendor="GenuineIntel")
   assert env["XLA_FLAGS"] == f"{xla_cpu.FLAG}=individual_dot,reduce"
-  assert "not tuned here" in line
+  assert "not tuned here" in line and "Xeon" in line
   assert xla_cpu.conv_impl("cpu", flags=AMX)[0] == "winograd"
+  # The two AVX-512 CPUs measured disagree: AMD's Zen 4 ran fastest with
+  # YNNPACK off.
+  env = {}
+  line = xla_cpu.configure(env, flags=AMX - {"amx_tile", "amx_bf16"},
+                           vendor="AuthenticAMD")
+  assert env["XLA_FLAGS"] == f"{xla_cpu.FLAG}=" and "Zen 4" in line
 
 
 def test_candidate_environment_replaces_the_flag():

@@ -1,0 +1,169 @@
+"""oneDNN convolutions inside the jitted step: `model.conv_impl='onednn'`.
+
+XLA:CPU runs convolutions in Eigen (or YNNPACK); on AVX-512 CPUs oneDNN's
+kernels are faster, and with AVX512_BF16 or AMX they compute bfloat16
+natively. This module compiles `onednn_conv.cc` (three typed XLA FFI
+handlers: forward with bias, input gradient, weight gradient) against the
+system's oneDNN on first use, registers them with `jax.ffi`, and exposes
+`conv(x, kernel, bias)`: a stride-1 SAME convolution, NHWC / HWIO, float32 or
+bfloat16, with its gradients through `jax.custom_vjp`. The calls are part of
+the compiled program (no host round trip, no copies), so XLA fuses the ReLU,
+pooling and dropout around them as before.
+
+Optional: it needs a C++17 compiler and oneDNN's headers and library (Debian
+and Ubuntu: `apt-get install libdnnl-dev`; or set FSER_JAX_ONEDNN_ROOT to a
+prefix holding include/ and lib/). Without them `available()` says why, and
+`conv_impl='auto'` never picks it. The shared library is cached under the
+user's cache folder, keyed by the source, the oneDNN prefix and jaxlib.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import subprocess
+import tempfile
+import threading
+
+import jax
+import jax.numpy as jnp
+
+_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                       "onednn_conv.cc")
+_TARGETS = {"forward": "FserOnednnConvForward",
+            "data": "FserOnednnConvBackwardData",
+            "weights": "FserOnednnConvBackwardWeights"}
+_lock = threading.Lock()
+_state: dict = {}
+
+
+def _prefix() -> str | None:
+  return os.environ.get("FSER_JAX_ONEDNN_ROOT") or None
+
+
+def _library_path() -> str:
+  from fser_jax import xla_cpu
+  with open(_SOURCE, "rb") as f:
+    src = f.read()
+  key = hashlib.sha256(src + repr((_prefix(), jax.__version__,
+                                   xla_cpu.machine_key())).encode()
+                       ).hexdigest()[:16]
+  return os.path.join(os.path.dirname(xla_cpu.tune_cache_path()), "onednn",
+                      f"onednn_conv_{key}.so")
+
+
+def _build(path: str) -> None:
+  """Compiles the handlers into `path` (atomically: concurrent builders
+  each write their own file and rename it)."""
+  cmd = [os.environ.get("CXX", "g++"), "-O2", "-shared", "-fPIC",
+         "-std=c++17", "-w", f"-I{jax.ffi.include_dir()}"]
+  prefix = _prefix()
+  if prefix:
+    cmd += [f"-I{os.path.join(prefix, 'include')}",
+            f"-L{os.path.join(prefix, 'lib')}",
+            f"-Wl,-rpath,{os.path.join(prefix, 'lib')}"]
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(path))
+  os.close(fd)
+  try:
+    p = subprocess.run(cmd + [_SOURCE, "-ldnnl", "-o", tmp],
+                       capture_output=True, text=True, timeout=300)
+    if p.returncode:
+      lines = [l for l in p.stderr.splitlines() if "error" in l] or \
+          p.stderr.strip().splitlines() or ["?"]
+      raise OSError(lines[0].strip())
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def _load() -> ctypes.CDLL:
+  """Builds (once per machine) and registers the handlers; raises OSError
+  saying what is missing."""
+  with _lock:
+    if "lib" in _state:
+      return _state["lib"]
+    if "error" in _state:
+      raise OSError(_state["error"])
+    try:
+      path = _library_path()
+      if not os.path.exists(path):
+        _build(path)
+      lib = ctypes.CDLL(path)
+      for name in _TARGETS.values():
+        jax.ffi.register_ffi_target(f"fser_{name}",
+                                    jax.ffi.pycapsule(getattr(lib, name)),
+                                    platform="cpu")
+    except (OSError, subprocess.SubprocessError, FileNotFoundError) as e:
+      _state["error"] = (f"oneDNN convolutions unavailable ({e}); they need "
+                         "g++ and oneDNN (Debian/Ubuntu: apt-get install "
+                         "libdnnl-dev, or FSER_JAX_ONEDNN_ROOT=<prefix>)")
+      raise OSError(_state["error"]) from None
+    _state["lib"] = lib
+    return lib
+
+
+def available() -> tuple[bool, str]:
+  """(usable here, why not or where it is)."""
+  if jax.default_backend() != "cpu":
+    return False, f"{jax.default_backend()}: oneDNN convolutions are CPU-only"
+  try:
+    _load()
+  except OSError as e:
+    return False, str(e)
+  return True, _library_path()
+
+
+def impls() -> str:
+  """Which kernel oneDNN chose for each convolution built so far."""
+  lib = _load()
+  n = lib.FserOnednnImpls(None, 0)
+  buf = ctypes.create_string_buffer(n + 1)
+  lib.FserOnednnImpls(buf, n + 1)
+  return buf.value.decode()
+
+
+def _call(target: str, out_shape, dtype, *args):
+  _load()
+  return jax.ffi.ffi_call(f"fser_{_TARGETS[target]}",
+                          jax.ShapeDtypeStruct(out_shape, dtype),
+                          vmap_method="sequential")(*args)
+
+
+@jax.custom_vjp
+def _conv(x, kernel, bias):
+  return _call("forward", x.shape[:3] + (kernel.shape[-1],), x.dtype,
+               x, kernel, bias)
+
+
+def _conv_fwd(x, kernel, bias):
+  return _conv(x, kernel, bias), (x, kernel)
+
+
+def _conv_bwd(res, g):
+  # An unused input gradient (the first layer's: its input is data) is a
+  # side-effect-free call that XLA removes.
+  x, kernel = res
+  dx = _call("data", x.shape, x.dtype, g, kernel)
+  dk = _call("weights", kernel.shape, x.dtype, x, g)
+  return dx, dk, g.sum((0, 1, 2)).astype(g.dtype)
+
+
+_conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+  """conv(x, kernel) + bias, stride 1, SAME padding, in oneDNN. x [B, H, W,
+  C], kernel [KH, KW, C, F] (odd sizes), bias [F]; float32 or bfloat16 (the
+  kernel and bias are cast to x's type). Same values as `lax.conv` within
+  the type's rounding."""
+  if x.ndim != 4 or kernel.ndim != 4 or kernel.shape[2] != x.shape[-1]:
+    raise ValueError(f"onednn.conv: x {x.shape} (NHWC) and kernel "
+                     f"{kernel.shape} (HWIO) do not match")
+  if kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
+    raise ValueError(f"onednn.conv: odd kernel sizes only, got {kernel.shape}")
+  if x.dtype not in (jnp.float32, jnp.bfloat16):
+    raise ValueError(f"onednn.conv: float32 or bfloat16, got {x.dtype}")
+  return _conv(x, kernel.astype(x.dtype), bias.astype(x.dtype))

@@ -1,0 +1,302 @@
+// oneDNN convolutions for XLA:CPU, as typed XLA FFI handlers.
+//
+// Three handlers for a stride-1 "SAME" 2-D convolution in the layouts JAX
+// uses (activations NHWC, kernels HWIO), float32 or bfloat16 (every operand
+// the same type): the forward with bias, the input gradient and the weight
+// gradient. Activations stay NHWC (oneDNN's brgemm kernels read it as is);
+// kernels are reordered to the layout the primitive asks for (they are
+// small). Primitives are built once per shape and kept; each call gets its
+// own scratchpad, so concurrent calls from XLA's threads are safe.
+//
+// Built on first use by fser_jax/onednn.py (g++, the oneDNN 2.x or 3.x
+// headers and libdnnl, e.g. Debian's libdnnl-dev); never required.
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "oneapi/dnnl/dnnl.hpp"
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+
+namespace {
+
+dnnl::engine& Engine() {
+  static dnnl::engine* e = new dnnl::engine(dnnl::engine::kind::cpu, 0);
+  return *e;
+}
+
+struct Conv {
+  int64_t n, h, w, c, f, kh, kw;
+  memory::data_type dt;
+  memory::dims src() const { return {n, c, h, w}; }
+  memory::dims dst() const { return {n, f, h, w}; }
+  memory::dims wei() const { return {f, c, kh, kw}; }
+  memory::dims pad_l() const { return {(kh - 1) / 2, (kw - 1) / 2}; }
+  memory::dims pad_r() const { return {kh / 2, kw / 2}; }
+  std::string Key(const char* kind) const {
+    return std::string(kind) + ":" + std::to_string(n) + "," +
+           std::to_string(h) + "," + std::to_string(w) + "," +
+           std::to_string(c) + "," + std::to_string(f) + "," +
+           std::to_string(kh) + "," + std::to_string(kw) + "," +
+           std::to_string(static_cast<int>(dt));
+  }
+};
+
+dnnl::primitive_attr Attr() {
+  dnnl::primitive_attr a;
+  a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return a;
+}
+
+#if DNNL_VERSION_MAJOR >= 3
+dnnl::convolution_forward::primitive_desc FwdPd(const Conv& s, bool hint) {
+  memory::desc src(s.src(), s.dt, tag::nhwc), wei(s.wei(), s.dt, tag::any),
+      bias({s.f}, s.dt, tag::x), dst(s.dst(), s.dt, tag::nhwc);
+  return dnnl::convolution_forward::primitive_desc(
+      Engine(), dnnl::prop_kind::forward_training,
+      dnnl::algorithm::convolution_direct, src, wei, bias, dst, {1, 1},
+      s.pad_l(), s.pad_r(), Attr());
+}
+dnnl::convolution_backward_data::primitive_desc BwdDataPd(const Conv& s) {
+  memory::desc src(s.src(), s.dt, tag::nhwc), wei(s.wei(), s.dt, tag::any),
+      dst(s.dst(), s.dt, tag::nhwc);
+  return dnnl::convolution_backward_data::primitive_desc(
+      Engine(), dnnl::algorithm::convolution_direct, src, wei, dst, {1, 1},
+      s.pad_l(), s.pad_r(), FwdPd(s, true), Attr());
+}
+dnnl::convolution_backward_weights::primitive_desc BwdWeiPd(const Conv& s) {
+  memory::desc src(s.src(), s.dt, tag::nhwc), wei(s.wei(), s.dt, tag::any),
+      dst(s.dst(), s.dt, tag::nhwc);
+  return dnnl::convolution_backward_weights::primitive_desc(
+      Engine(), dnnl::algorithm::convolution_direct, src, wei, dst, {1, 1},
+      s.pad_l(), s.pad_r(), FwdPd(s, true), Attr());
+}
+#else
+dnnl::convolution_forward::primitive_desc FwdPd(const Conv& s, bool hint) {
+  memory::desc src(s.src(), s.dt, tag::nhwc), wei(s.wei(), s.dt, tag::any),
+      bias({s.f}, s.dt, tag::x), dst(s.dst(), s.dt, tag::nhwc);
+  dnnl::convolution_forward::desc d(
+      dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+      src, wei, bias, dst, {1, 1}, s.pad_l(), s.pad_r());
+  return dnnl::convolution_forward::primitive_desc(d, Attr(), Engine());
+}
+dnnl::convolution_backward_data::primitive_desc BwdDataPd(const Conv& s) {
+  memory::desc src(s.src(), s.dt, tag::nhwc), wei(s.wei(), s.dt, tag::any),
+      dst(s.dst(), s.dt, tag::nhwc);
+  dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct,
+                                          src, wei, dst, {1, 1}, s.pad_l(),
+                                          s.pad_r());
+  return dnnl::convolution_backward_data::primitive_desc(d, Attr(), Engine(),
+                                                         FwdPd(s, true));
+}
+dnnl::convolution_backward_weights::primitive_desc BwdWeiPd(const Conv& s) {
+  memory::desc src(s.src(), s.dt, tag::nhwc), wei(s.wei(), s.dt, tag::any),
+      dst(s.dst(), s.dt, tag::nhwc);
+  dnnl::convolution_backward_weights::desc d(
+      dnnl::algorithm::convolution_direct, src, wei, dst, {1, 1}, s.pad_l(),
+      s.pad_r());
+  return dnnl::convolution_backward_weights::primitive_desc(d, Attr(), Engine(),
+                                                            FwdPd(s, true));
+}
+#endif
+
+// A built primitive, its kernel layout and the reorder to or from HWIO.
+struct Built {
+  dnnl::primitive prim;
+  memory::desc wei_md, scratch_md;
+  bool reorder;
+  dnnl::reorder wei_reorder;
+  std::string impl;
+};
+
+std::mutex mu;
+std::unordered_map<std::string, std::shared_ptr<Built>>* cache =
+    new std::unordered_map<std::string, std::shared_ptr<Built>>();
+
+template <typename Pd, typename Prim>
+std::shared_ptr<Built> Make(const Conv& s, const Pd& pd,
+                            const memory::desc& wei_md, bool to_hwio) {
+  auto b = std::make_shared<Built>();
+  b->prim = Prim(pd);
+  b->wei_md = wei_md;
+  b->scratch_md = pd.scratchpad_desc();
+  memory::desc hwio(s.wei(), s.dt, tag::hwio);
+  b->reorder = !(wei_md == hwio);
+  if (b->reorder) {
+    b->wei_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(
+        Engine(), to_hwio ? wei_md : hwio, Engine(), to_hwio ? hwio : wei_md));
+  }
+  b->impl = pd.impl_info_str();
+  return b;
+}
+
+std::shared_ptr<Built> Get(const Conv& s, const char* kind) {
+  std::string key = s.Key(kind);
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache->find(key);
+  if (it != cache->end()) return it->second;
+  std::shared_ptr<Built> b;
+  if (kind[0] == 'f') {
+    auto pd = FwdPd(s, false);
+    b = Make<decltype(pd), dnnl::convolution_forward>(s, pd, pd.weights_desc(),
+                                                      false);
+  } else if (kind[0] == 'd') {
+    auto pd = BwdDataPd(s);
+    b = Make<decltype(pd), dnnl::convolution_backward_data>(
+        s, pd, pd.weights_desc(), false);
+  } else {
+    auto pd = BwdWeiPd(s);
+    b = Make<decltype(pd), dnnl::convolution_backward_weights>(
+        s, pd, pd.diff_weights_desc(), true);
+  }
+  (*cache)[key] = b;
+  return b;
+}
+
+ffi::Error DType(ffi::DataType t, memory::data_type* dt) {
+  if (t == ffi::DataType::F32) {
+    *dt = memory::data_type::f32;
+  } else if (t == ffi::DataType::BF16) {
+    *dt = memory::data_type::bf16;
+  } else {
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument,
+                      "fser_jax oneDNN convolution: float32 or bfloat16 only");
+  }
+  return ffi::Error::Success();
+}
+
+void* Ptr(const ffi::AnyBuffer& b) { return b.untyped_data(); }
+
+template <typename F>
+ffi::Error Guard(F f) {
+  try {
+    f();
+  } catch (const dnnl::error& e) {
+    return ffi::Error(ffi::ErrorCode::kInternal,
+                      std::string("fser_jax oneDNN convolution: ") + e.what());
+  }
+  return ffi::Error::Success();
+}
+
+// y = conv(x, k) + b. x [N,H,W,C], k [KH,KW,C,F], b [F], y [N,H,W,F].
+ffi::Error Forward(ffi::AnyBuffer x, ffi::AnyBuffer k, ffi::AnyBuffer bias,
+                   ffi::Result<ffi::AnyBuffer> y) {
+  auto xd = x.dimensions(), kd = k.dimensions();
+  if (xd.size() != 4 || kd.size() != 4 || kd[2] != xd[3])
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument,
+                      "fser_jax oneDNN convolution: NHWC input, HWIO kernel");
+  Conv s{xd[0], xd[1], xd[2], xd[3], kd[3], kd[0], kd[1]};
+  if (auto e = DType(x.element_type(), &s.dt); e.failure()) return e;
+  return Guard([&] {
+    auto b = Get(s, "fwd");
+    auto& eng = Engine();
+    dnnl::stream st(eng);
+    memory src({s.src(), s.dt, tag::nhwc}, eng, Ptr(x));
+    memory dst({s.dst(), s.dt, tag::nhwc}, eng, y->untyped_data());
+    memory bm({{s.f}, s.dt, tag::x}, eng, Ptr(bias));
+    memory wk({s.wei(), s.dt, tag::hwio}, eng, Ptr(k));
+    memory wei = wk;
+    if (b->reorder) {
+      wei = memory(b->wei_md, eng);
+      b->wei_reorder.execute(st, wk, wei);
+    }
+    memory scratch(b->scratch_md, eng);
+    b->prim.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei},
+                         {DNNL_ARG_BIAS, bm}, {DNNL_ARG_DST, dst},
+                         {DNNL_ARG_SCRATCHPAD, scratch}});
+    st.wait();
+  });
+}
+
+// dx = the input gradient of conv(x, k) for the output gradient g.
+// g [N,H,W,F], k [KH,KW,C,F], dx [N,H,W,C].
+ffi::Error BackwardData(ffi::AnyBuffer g, ffi::AnyBuffer k,
+                        ffi::Result<ffi::AnyBuffer> dx) {
+  auto gd = g.dimensions(), kd = k.dimensions();
+  Conv s{gd[0], gd[1], gd[2], kd[2], gd[3], kd[0], kd[1]};
+  if (auto e = DType(g.element_type(), &s.dt); e.failure()) return e;
+  return Guard([&] {
+    auto b = Get(s, "data");
+    auto& eng = Engine();
+    dnnl::stream st(eng);
+    memory dd({s.dst(), s.dt, tag::nhwc}, eng, Ptr(g));
+    memory ds({s.src(), s.dt, tag::nhwc}, eng, dx->untyped_data());
+    memory wk({s.wei(), s.dt, tag::hwio}, eng, Ptr(k));
+    memory wei = wk;
+    if (b->reorder) {
+      wei = memory(b->wei_md, eng);
+      b->wei_reorder.execute(st, wk, wei);
+    }
+    memory scratch(b->scratch_md, eng);
+    b->prim.execute(st, {{DNNL_ARG_DIFF_DST, dd}, {DNNL_ARG_WEIGHTS, wei},
+                         {DNNL_ARG_DIFF_SRC, ds},
+                         {DNNL_ARG_SCRATCHPAD, scratch}});
+    st.wait();
+  });
+}
+
+// dk = the weight gradient of conv(x, k) for the output gradient g.
+// x [N,H,W,C], g [N,H,W,F], dk [KH,KW,C,F].
+ffi::Error BackwardWeights(ffi::AnyBuffer x, ffi::AnyBuffer g,
+                           ffi::Result<ffi::AnyBuffer> dk) {
+  auto xd = x.dimensions(), gd = g.dimensions(), kd = dk->dimensions();
+  Conv s{xd[0], xd[1], xd[2], xd[3], gd[3], kd[0], kd[1]};
+  if (auto e = DType(x.element_type(), &s.dt); e.failure()) return e;
+  return Guard([&] {
+    auto b = Get(s, "weights");
+    auto& eng = Engine();
+    dnnl::stream st(eng);
+    memory src({s.src(), s.dt, tag::nhwc}, eng, Ptr(x));
+    memory dd({s.dst(), s.dt, tag::nhwc}, eng, Ptr(g));
+    memory out({s.wei(), s.dt, tag::hwio}, eng, dk->untyped_data());
+    memory dw = b->reorder ? memory(b->wei_md, eng) : out;
+    memory scratch(b->scratch_md, eng);
+    b->prim.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, dd},
+                         {DNNL_ARG_DIFF_WEIGHTS, dw},
+                         {DNNL_ARG_SCRATCHPAD, scratch}});
+    if (b->reorder) b->wei_reorder.execute(st, dw, out);
+    st.wait();
+  });
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(FserOnednnConvForward, Forward,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Ret<ffi::AnyBuffer>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(FserOnednnConvBackwardData, BackwardData,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Ret<ffi::AnyBuffer>());
+XLA_FFI_DEFINE_HANDLER_SYMBOL(FserOnednnConvBackwardWeights, BackwardWeights,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Arg<ffi::AnyBuffer>()
+                                  .Ret<ffi::AnyBuffer>());
+
+// Which implementation oneDNN picked for each primitive built so far, one
+// per line ("fwd:64,64,64,3,32,3,3,3 brg:avx512_core"), for logs and tests.
+extern "C" int FserOnednnImpls(char* buf, int size) {
+  std::string out;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& [k, b] : *cache) out += k + " " + b->impl + "\n";
+  }
+  int n = static_cast<int>(out.size());
+  if (buf && size > 0) {
+    int m = n < size - 1 ? n : size - 1;
+    out.copy(buf, m);
+    buf[m] = '\0';
+  }
+  return n;
+}

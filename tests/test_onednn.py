@@ -1,0 +1,119 @@
+"""conv_impl='onednn': oneDNN's convolutions as XLA FFI custom calls.
+
+Values and all three gradients against lax.conv (float32 to rounding,
+bfloat16 to its precision), shapes the model never uses (odd sizes, a 5x5
+kernel), the first layer's unused input gradient removed from the compiled
+step, the model's logits against conv_impl='xla', and a clear error where
+oneDNN is missing. Skipped where oneDNN does not build (no libdnnl-dev)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from fser_jax import model as model_lib
+from fser_jax import onednn
+from fser_jax import xla_cpu
+
+OK, WHY = onednn.available()
+needs_onednn = pytest.mark.skipif(not OK, reason=WHY)
+
+
+def _lax(x, k, b):
+  return jax.lax.conv_general_dilated(
+      x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")) + b
+
+
+def _both(f, x, k, b, g):
+  y, vjp = jax.vjp(f, x, k, b)
+  return (y, *vjp(g))
+
+
+@needs_onednn
+@pytest.mark.parametrize("shape,ksize", [((2, 9, 7, 3), 3), ((3, 6, 10, 5), 5),
+                                         ((2, 8, 8, 16), 3)])
+def test_values_and_gradients_match_lax(shape, ksize):
+  r = np.random.default_rng(0)
+  f = 6
+  x = jnp.asarray(r.normal(size=shape), jnp.float32)
+  k = jnp.asarray(r.normal(size=(ksize, ksize, shape[-1], f)) * 0.2,
+                  jnp.float32)
+  b = jnp.asarray(r.normal(size=(f,)), jnp.float32)
+  g = jnp.asarray(r.normal(size=shape[:3] + (f,)), jnp.float32)
+  want = jax.jit(lambda *a: _both(_lax, *a))(x, k, b, g)
+  got = jax.jit(lambda *a: _both(onednn.conv, *a))(x, k, b, g)
+  for name, w, o in zip(("y", "dx", "dk", "db"), want, got):
+    assert o.shape == w.shape and o.dtype == jnp.float32, name
+    np.testing.assert_allclose(o, w, rtol=1e-4, atol=1e-4 * float(
+        jnp.abs(w).max()), err_msg=name)
+  # bfloat16 in, bfloat16 out, within bfloat16's precision of the f32 result.
+  got16 = jax.jit(lambda *a: _both(onednn.conv, *a))(
+      *(a.astype(jnp.bfloat16) for a in (x, k, b, g)))
+  for name, w, o in zip(("y", "dx", "dk", "db"), want, got16):
+    assert o.dtype == jnp.bfloat16, name
+    err = float(jnp.abs(o.astype(jnp.float32) - w).max() / jnp.abs(w).max())
+    assert err < 3e-2, (name, err)
+  # A wrong kernel or dtype is a one-line error before anything runs.
+  with pytest.raises(ValueError, match="do not match"):
+    onednn.conv(x, k[:, :, :1], b)
+  with pytest.raises(ValueError, match="float32 or bfloat16"):
+    onednn.conv(x.astype(jnp.float16), k, b)
+
+
+@needs_onednn
+def test_model_matches_xla_and_drops_the_input_gradient():
+  kw = dict(image_size=16, filters=(8, 16), dense=(32,), rngs=nnx.Rngs(0))
+  x = jnp.asarray(np.random.default_rng(1).random((4, 16, 16, 3)), jnp.float32)
+  ref = model_lib.FSER(3, conv_impl="xla", **kw)
+  m = model_lib.FSER(3, conv_impl="onednn",
+                     **{**kw, "rngs": nnx.Rngs(0)})
+  assert m.conv_impl == "onednn"
+  np.testing.assert_allclose(m(x), ref(x), rtol=1e-4, atol=1e-5)
+
+  def loss(model, x):
+    return (model(x) ** 2).mean()
+
+  gw = nnx.grad(loss)(ref, x)
+  go = nnx.grad(loss)(m, x)
+  for a, b in zip(jax.tree.leaves(gw), jax.tree.leaves(go)):
+    np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-6)
+  # Compiled: two layers -> two forwards, two weight gradients, and one
+  # input gradient (the first layer's input is data: its call is removed).
+  graphdef, state = nnx.split(m)
+  text = jax.jit(jax.grad(lambda s, x: loss(nnx.merge(graphdef, s), x))
+                 ).lower(state, x).compile().as_text()
+  calls = [t for t in ("Forward", "BackwardData", "BackwardWeights")
+           for _ in range(text.count(f'custom_call_target="fser_FserOnednnConv{t}"'))]
+  assert calls.count("Forward") == 2 and calls.count("BackwardWeights") == 2
+  assert calls.count("BackwardData") == 1
+  assert "avx" in onednn.impls() or "gemm" in onednn.impls()
+
+
+def test_auto_picks_onednn_for_bfloat16_only_where_measured(monkeypatch,
+                                                            tmp_path):
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # no tuner cache
+  bf16_cpu = {"avx2", "avx512f", "avx512_bf16"}
+  yes, no = (lambda: True), (lambda: False)
+  assert xla_cpu.conv_impl("cpu", "bfloat16", bf16_cpu, yes)[0] == "onednn"
+  assert xla_cpu.conv_impl("cpu", "bfloat16", bf16_cpu, no)[0] == "xla"
+  assert xla_cpu.conv_impl("cpu", "bfloat16", {"avx2"}, yes)[0] == "xla"
+  assert xla_cpu.conv_impl("cpu", "float32", bf16_cpu, yes)[0] == "winograd"
+  assert xla_cpu.conv_impl("gpu", "bfloat16", bf16_cpu, yes)[0] == "xla"
+  # A tuned choice of oneDNN that no longer builds falls back.
+  xla_cpu.save_tuned({"ynn_fusion": "", "conv_impl": "onednn",
+                      "bfloat16_conv_impl": "onednn"},
+                     xla_cpu.machine_key(bf16_cpu))
+  monkeypatch.delenv(xla_cpu.NO_TUNE_ENV, raising=False)
+  assert xla_cpu.conv_impl("cpu", "float32", bf16_cpu, yes)[0] == "onednn"
+  assert xla_cpu.conv_impl("cpu", "float32", bf16_cpu, no)[0] == "winograd"
+
+
+def test_missing_onednn_is_one_clear_line(monkeypatch, tmp_path):
+  monkeypatch.setattr(onednn, "_state", {})
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # nothing cached
+  monkeypatch.setenv("CXX", "/nonexistent/c++")
+  ok, why = onednn.available()
+  assert not ok and "libdnnl-dev" in why and "\n" not in why
+  with pytest.raises(ValueError, match="conv_impl='onednn'.*libdnnl-dev"):
+    model_lib.FSER(3, conv_impl="onednn", rngs=nnx.Rngs(0))
