@@ -2,6 +2,7 @@
 
   python benchmarks/profile_step.py --batch_size 64 [--json OUT.json]
   python benchmarks/profile_step.py --conv_impl xla   # lax convolutions
+  python benchmarks/profile_step.py --precision bfloat16 --conv_impl onednn
   XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type= python benchmarks/profile_step.py
 
 For every layer of the default model at batch 64 and each direction
@@ -39,7 +40,8 @@ def _backend(compiled_text: str) -> str:
   return ", ".join(kinds) or "XLA elementwise"
 
 
-def profile(batch: int, conv_impl: str = "auto") -> list[dict]:
+def profile(batch: int, conv_impl: str = "auto",
+            precision: str = "float32") -> list[dict]:
   import jax
   import jax.numpy as jnp
   import numpy as np
@@ -63,13 +65,18 @@ def profile(batch: int, conv_impl: str = "auto") -> list[dict]:
 
   rng = np.random.default_rng(0)
   size, cin = c.features.image_size, 3
-  impl = model_lib.resolve_conv_impl(conv_impl)
+  dtype = model_lib.compute_dtype(precision)
+  impl = model_lib.resolve_conv_impl(conv_impl, dtype)
   for i, f in enumerate(c.model.filters):
-    x = jnp.asarray(rng.normal(size=(batch, size, size, cin)).astype(np.float32))
-    k = jnp.asarray(rng.normal(size=(3, 3, cin, f)).astype(np.float32) * 0.1)
-    b = jnp.zeros((f,), jnp.float32)
+    x = jnp.asarray(rng.normal(size=(batch, size, size, cin)), dtype)
+    k = jnp.asarray(rng.normal(size=(3, 3, cin, f)) * 0.1, dtype)
+    b = jnp.zeros((f,), dtype)
     block = None
-    if impl == "winograd" and i == 0:
+    if impl == "onednn":
+      from fser_jax import onednn
+      block, how = (lambda x, k, b: model_lib.max_pool_2x2(
+          onednn.conv(x, k, b))), "oneDNN"
+    elif impl == "winograd" and i == 0:
       block, how = model_lib.pooled_conv, "phase matmul"
     elif impl == "winograd" and cin >= model_lib.WINOGRAD_MIN_CHANNELS:
       block, how = (lambda x, k, b: model_lib.max_pool_2x2(
@@ -94,8 +101,8 @@ def profile(batch: int, conv_impl: str = "auto") -> list[dict]:
     size, cin = size // 2, f
   widths = [size * size * cin, *c.model.dense, 8]
   for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-    x = jnp.asarray(rng.normal(size=(batch, a)).astype(np.float32))
-    w = jnp.asarray(rng.normal(size=(a, b)).astype(np.float32) * 0.01)
+    x = jnp.asarray(rng.normal(size=(batch, a)), dtype)
+    w = jnp.asarray(rng.normal(size=(a, b)) * 0.01, dtype)
     piece(f"dense{i + 1} {a}->{b} forward+backward",
           lambda x, w: jax.grad(lambda v: jnp.sum(jnp.tanh(x @ v)))(w), x, w)
   graphdef, state, tx = state_lib.create(c, 8, 3, 100)
@@ -112,16 +119,19 @@ def main(argv=None):
   ap.add_argument("--json", default=None)
   ap.add_argument("--conv_impl", default="auto",
                   help="model.conv_impl; 'auto' is the library's choice here")
+  ap.add_argument("--precision", choices=["float32", "bfloat16"],
+                  default="float32")
   a = ap.parse_args(argv)
   import train_step
   from fser_jax import model as model_lib
-  rows = profile(a.batch_size, a.conv_impl)
-  whole = train_step.bench_jax(a.batch_size, "float32", 8, 3, None,
+  rows = profile(a.batch_size, a.conv_impl, a.precision)
+  whole = train_step.bench_jax(a.batch_size, a.precision, 8, 3, None,
                                conv_impl=a.conv_impl)
   step_ms = 1e3 * a.batch_size / whole["examples_per_sec"]["median"]
   total = sum(r["ms"] for r in rows)
-  print(f"device: {common.device_name()}; conv_impl={a.conv_impl} -> "
-        f"{model_lib.resolve_conv_impl(a.conv_impl)}")
+  dtype = model_lib.compute_dtype(a.precision)
+  print(f"device: {common.device_name()}; {a.precision}, conv_impl="
+        f"{a.conv_impl} -> {model_lib.resolve_conv_impl(a.conv_impl, dtype)}")
   print(f"| piece | ms | GFLOP | GFLOP/s | backend |\n|---|---|---|---|---|")
   for r in rows:
     print(f"| {r['piece']} | {r['ms']:.1f} | {r['gflops']:.2f} | "
@@ -129,7 +139,8 @@ def main(argv=None):
   print(f"| sum of pieces | {total:.1f} | | | |")
   print(f"| whole train step (benchmarks/train_step.py) | {step_ms:.1f} | | | |")
   out = {"device": common.device_name(), "batch_size": a.batch_size,
-         "conv_impl": model_lib.resolve_conv_impl(a.conv_impl),
+         "precision": a.precision,
+         "conv_impl": model_lib.resolve_conv_impl(a.conv_impl, dtype),
          "pieces": rows, "sum_ms": total, "step_ms": step_ms}
   if a.json:
     with open(a.json, "w") as f:

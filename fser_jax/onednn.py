@@ -125,17 +125,17 @@ def impls() -> str:
   return buf.value.decode()
 
 
-def _call(target: str, out_shape, dtype, *args):
+def _call(target: str, out_shapes, dtype, *args):
   _load()
-  return jax.ffi.ffi_call(f"fser_{_TARGETS[target]}",
-                          jax.ShapeDtypeStruct(out_shape, dtype),
+  outs = [jax.ShapeDtypeStruct(s, dtype) for s in out_shapes]
+  return jax.ffi.ffi_call(f"fser_{_TARGETS[target]}", outs,
                           vmap_method="sequential")(*args)
 
 
 @jax.custom_vjp
 def _conv(x, kernel, bias):
-  return _call("forward", x.shape[:3] + (kernel.shape[-1],), x.dtype,
-               x, kernel, bias)
+  return _call("forward", [x.shape[:3] + (kernel.shape[-1],)], x.dtype,
+               x, kernel, bias)[0]
 
 
 def _conv_fwd(x, kernel, bias):
@@ -145,10 +145,13 @@ def _conv_fwd(x, kernel, bias):
 def _conv_bwd(res, g):
   # An unused input gradient (the first layer's: its input is data) is a
   # side-effect-free call that XLA removes.
+  # The bias gradient comes out of the weight-gradient pass (XLA's own
+  # reduction over the batch and image axes measured up to 24 ms for the
+  # first layer's output in bfloat16 on a Zen 4 EPYC).
   x, kernel = res
-  dx = _call("data", x.shape, x.dtype, g, kernel)
-  dk = _call("weights", kernel.shape, x.dtype, x, g)
-  return dx, dk, g.sum((0, 1, 2)).astype(g.dtype)
+  dx = _call("data", [x.shape], x.dtype, g, kernel)[0]
+  dk, db = _call("weights", [kernel.shape, kernel.shape[-1:]], x.dtype, x, g)
+  return dx, dk, db
 
 
 _conv.defvjp(_conv_fwd, _conv_bwd)

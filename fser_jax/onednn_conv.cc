@@ -6,7 +6,8 @@
 // gradient. Activations stay NHWC (oneDNN's brgemm kernels read it as is);
 // kernels are reordered to the layout the primitive asks for (they are
 // small). Primitives are built once per shape and kept; each call gets its
-// own scratchpad, so concurrent calls from XLA's threads are safe.
+// own scratchpad, so concurrent calls from XLA's threads are safe. The
+// weight-gradient pass computes the bias gradient too.
 //
 // Built on first use by fser_jax/onednn.py (g++, the oneDNN 2.x or 3.x
 // headers and libdnnl, e.g. Debian's libdnnl-dev); never required.
@@ -72,10 +73,10 @@ dnnl::convolution_backward_data::primitive_desc BwdDataPd(const Conv& s) {
 }
 dnnl::convolution_backward_weights::primitive_desc BwdWeiPd(const Conv& s) {
   memory::desc src(s.src(), s.dt, tag::nhwc), wei(s.wei(), s.dt, tag::any),
-      dst(s.dst(), s.dt, tag::nhwc);
+      bias({s.f}, s.dt, tag::x), dst(s.dst(), s.dt, tag::nhwc);
   return dnnl::convolution_backward_weights::primitive_desc(
-      Engine(), dnnl::algorithm::convolution_direct, src, wei, dst, {1, 1},
-      s.pad_l(), s.pad_r(), FwdPd(s, true), Attr());
+      Engine(), dnnl::algorithm::convolution_direct, src, wei, bias, dst,
+      {1, 1}, s.pad_l(), s.pad_r(), FwdPd(s, true), Attr());
 }
 #else
 dnnl::convolution_forward::primitive_desc FwdPd(const Conv& s, bool hint) {
@@ -97,10 +98,10 @@ dnnl::convolution_backward_data::primitive_desc BwdDataPd(const Conv& s) {
 }
 dnnl::convolution_backward_weights::primitive_desc BwdWeiPd(const Conv& s) {
   memory::desc src(s.src(), s.dt, tag::nhwc), wei(s.wei(), s.dt, tag::any),
-      dst(s.dst(), s.dt, tag::nhwc);
+      bias({s.f}, s.dt, tag::x), dst(s.dst(), s.dt, tag::nhwc);
   dnnl::convolution_backward_weights::desc d(
-      dnnl::algorithm::convolution_direct, src, wei, dst, {1, 1}, s.pad_l(),
-      s.pad_r());
+      dnnl::algorithm::convolution_direct, src, wei, bias, dst, {1, 1},
+      s.pad_l(), s.pad_r());
   return dnnl::convolution_backward_weights::primitive_desc(d, Attr(), Engine(),
                                                             FwdPd(s, true));
 }
@@ -241,10 +242,11 @@ ffi::Error BackwardData(ffi::AnyBuffer g, ffi::AnyBuffer k,
   });
 }
 
-// dk = the weight gradient of conv(x, k) for the output gradient g.
-// x [N,H,W,C], g [N,H,W,F], dk [KH,KW,C,F].
+// dk, db = the weight and bias gradients of conv(x, k) + b for the output
+// gradient g (one pass). x [N,H,W,C], g [N,H,W,F], dk [KH,KW,C,F], db [F].
 ffi::Error BackwardWeights(ffi::AnyBuffer x, ffi::AnyBuffer g,
-                           ffi::Result<ffi::AnyBuffer> dk) {
+                           ffi::Result<ffi::AnyBuffer> dk,
+                           ffi::Result<ffi::AnyBuffer> db) {
   auto xd = x.dimensions(), gd = g.dimensions(), kd = dk->dimensions();
   Conv s{xd[0], xd[1], xd[2], xd[3], gd[3], kd[0], kd[1]};
   if (auto e = DType(x.element_type(), &s.dt); e.failure()) return e;
@@ -256,9 +258,11 @@ ffi::Error BackwardWeights(ffi::AnyBuffer x, ffi::AnyBuffer g,
     memory dd({s.dst(), s.dt, tag::nhwc}, eng, Ptr(g));
     memory out({s.wei(), s.dt, tag::hwio}, eng, dk->untyped_data());
     memory dw = b->reorder ? memory(b->wei_md, eng) : out;
+    memory dbias({{s.f}, s.dt, tag::x}, eng, db->untyped_data());
     memory scratch(b->scratch_md, eng);
     b->prim.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, dd},
                          {DNNL_ARG_DIFF_WEIGHTS, dw},
+                         {DNNL_ARG_DIFF_BIAS, dbias},
                          {DNNL_ARG_SCRATCHPAD, scratch}});
     if (b->reorder) b->wei_reorder.execute(st, dw, out);
     st.wait();
@@ -282,6 +286,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(FserOnednnConvBackwardWeights, BackwardWeights,
                               ffi::Ffi::Bind()
                                   .Arg<ffi::AnyBuffer>()
                                   .Arg<ffi::AnyBuffer>()
+                                  .Ret<ffi::AnyBuffer>()
                                   .Ret<ffi::AnyBuffer>());
 
 // Which implementation oneDNN picked for each primitive built so far, one
