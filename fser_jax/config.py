@@ -112,7 +112,8 @@ def base() -> ml_collections.ConfigDict:
   # matmul over its pooling phases) | 'im2col' (each layer one matmul) |
   # 'input_vjp' (the first layer im2col with a data-input VJP; others xla) |
   # 'onednn' (oneDNN's kernels inside the step, float32 or bfloat16; needs
-  # libdnnl-dev, fser_jax/onednn.py)
+  # libdnnl-dev, fser_jax/onednn.py) | 'winograd_onednn' (as 'winograd', the
+  # other layers in oneDNN; in bfloat16 as 'onednn')
   c.model.conv_impl = "auto"
   # features.kind='logmel_time': how the time axis is pooled before the
   # dense layers, 'mean' | 'mean_std' (statistics pooling)
@@ -273,7 +274,7 @@ CHOICES = {
     "train.schedule": ("constant", "cosine"),
     "train.precision": ("float32", "bfloat16"),
     "model.conv_impl": ("auto", "xla", "winograd", "im2col", "input_vjp",
-                        "onednn"),
+                        "onednn", "winograd_onednn"),
     "model.time_pool": ("mean", "mean_std"),
 }
 

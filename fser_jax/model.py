@@ -341,7 +341,8 @@ def dropout(x: jax.Array, rate: float, key: jax.Array) -> jax.Array:
   return jnp.where(keep, x * (256.0 / (256 - threshold)), 0).astype(x.dtype)
 
 
-CONV_IMPLS = ("auto", "xla", "im2col", "input_vjp", "winograd", "onednn")
+CONV_IMPLS = ("auto", "xla", "im2col", "input_vjp", "winograd", "onednn",
+              "winograd_onednn")
 
 
 def resolve_conv_impl(conv_impl: str, dtype=jnp.float32) -> str:
@@ -366,11 +367,12 @@ class FSER(nnx.Module):
                        f"{conv_impl!r}")
     self.dtype = dtype
     self.conv_impl = resolve_conv_impl(conv_impl, dtype)
-    if self.conv_impl == "onednn":
+    if self.conv_impl in ("onednn", "winograd_onednn"):
       from fser_jax import onednn
       ok, why = onednn.available()
       if not ok:
-        raise ValueError(f"model.conv_impl='onednn': {why}; or use 'auto'")
+        raise ValueError(f"model.conv_impl={self.conv_impl!r}: {why}; or "
+                         "use 'auto'")
     convs, size, cin = [], image_size, in_channels
     for f in filters:
       convs.append(nnx.Conv(cin, f, (kernel_size, kernel_size), padding="SAME",
@@ -406,15 +408,18 @@ class FSER(nnx.Module):
       return max_pool_2x2(im2col_conv(x, k, b))
     if self.conv_impl == "input_vjp" and i == 0:
       return max_pool_2x2(input_conv(x, k, b))
-    if self.conv_impl == "onednn":  # every layer, float32 or bfloat16
-      from fser_jax import onednn
-      return max_pool_2x2(onednn.conv(x, k, b))
     # 'winograd' (float32 only: bfloat16 would lose the transforms' precision)
-    if self.conv_impl == "winograd" and x.dtype == jnp.float32:
+    wino = self.conv_impl in ("winograd", "winograd_onednn")
+    if wino and x.dtype == jnp.float32:
       if i == 0:  # few input channels, memory-bound: one phase matmul
         return pooled_conv(x, k, b)
       if k.shape[:2] == (3, 3) and x.shape[-1] >= WINOGRAD_MIN_CHANNELS:
         return max_pool_2x2(winograd_conv(x, k, b))
+    # 'onednn': every layer; 'winograd_onednn': the layers Winograd leaves
+    # (and every layer in bfloat16)
+    if self.conv_impl in ("onednn", "winograd_onednn"):
+      from fser_jax import onednn
+      return max_pool_2x2(onednn.conv(x, k, b))
     return max_pool_2x2(conv(x))
 
   def embed(self, x: jax.Array, *, train: bool = False,

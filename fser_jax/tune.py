@@ -67,7 +67,7 @@ def candidates(flags: set[str], onednn: bool = False) -> list[Candidate]:
   earlier one)."""
   out = [Candidate(f, i) for f in FUSIONS for i in IMPLS]
   if onednn:  # oneDNN's convolutions; XLA's Eigen for the rest
-    out.append(Candidate("", "onednn"))
+    out += [Candidate("", "onednn"), Candidate("", "winograd_onednn")]
   if {"avx512_bf16", "amx_bf16"} & flags:
     out += [Candidate(f, "xla", "bfloat16") for f in FUSIONS]
     if onednn:

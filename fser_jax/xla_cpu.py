@@ -215,7 +215,8 @@ def _onednn_ok() -> bool:
 
 
 def conv_impl(backend: str, dtype_name: str = "float32",
-              flags: set[str] | None = None, onednn_ok=None) -> tuple[str, str]:
+              flags: set[str] | None = None, onednn_ok=None,
+              vendor: str | None = None) -> tuple[str, str]:
   """What `model.conv_impl='auto'` means on this machine: (impl, why).
 
   The tuner's cached choice, where this machine has one, comes first (its
@@ -224,10 +225,11 @@ def conv_impl(backend: str, dtype_name: str = "float32",
   - float32: 'winograd' (model.winograd_conv for the layers with >= 64 input
     channels, model.pooled_conv for the first). On a 2-core AVX2 EPYC
     (batch 64, `benchmarks/train_step.py --conv_impl auto,xla`): 190.0 ex/s
-    with these, 131.1 with lax convolutions, Keras 108.5. On AVX-512 the
-    fastest float32 candidate on both CPUs measured (an AVX-512/AMX Xeon and
-    an AVX-512 Zen 4 EPYC; on the EPYC oneDNN's convolutions were among
-    the candidates).
+    with these, 131.1 with lax convolutions, Keras 108.5. On an AVX-512/AMX
+    Xeon the fastest float32 candidate measured (oneDNN's convolutions were
+    not among them). On an AVX-512 AMD CPU where the oneDNN convolutions
+    build, 'winograd_onednn' (the second layer in oneDNN too): on a 2-core
+    Zen 4 EPYC 346-364 against 291-308 ex/s for 'winograd', alternated.
   - bfloat16: 'onednn' where the CPU has native bfloat16 (AVX512_BF16 or
     AMX-BF16) and the oneDNN convolutions build here (fser_jax/onednn.py):
     on the Zen 4 EPYC (AVX512_BF16, no AMX) 1.6-1.75x XLA's bfloat16 step,
@@ -255,9 +257,14 @@ def conv_impl(backend: str, dtype_name: str = "float32",
                         "step measured on an AVX512_BF16 EPYC)")
     return "xla", f"{dtype_name}: Winograd's transforms need float32"
   if "avx512f" in flags:
+    if (vendor or cpu_vendor()) == "AuthenticAMD" and onednn_ok():
+      return "winograd_onednn", (
+          "AMD CPU with AVX-512, not tuned here: Winograd for the layers with "
+          ">= 64 input channels, oneDNN for the second (1.18x 'winograd' "
+          "measured on a Zen 4 EPYC)")
     return "winograd", ("CPU has AVX-512, not tuned here: Winograd, the "
-                        "fastest float32 candidate on both AVX-512 CPUs "
-                        "measured (an AMX Xeon, a Zen 4 EPYC)")
+                        "fastest float32 candidate measured on an AVX-512 "
+                        "Xeon (and without oneDNN on a Zen 4 EPYC)")
   return "winograd", ("CPU without AVX-512: Winograd F(4x4,3x3) for layers "
                       "with >= 64 input channels and the first layer as one "
                       "matmul over its pooling phases (train step x1.45 "

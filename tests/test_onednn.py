@@ -62,6 +62,29 @@ def test_values_and_gradients_match_lax(shape, ksize):
 
 
 @needs_onednn
+def test_winograd_onednn_matches_xla():
+  """'winograd_onednn': the first layer's phase matmul, Winograd for >= 64
+  input channels, oneDNN for the rest; same values and gradients."""
+  kw = dict(image_size=16, filters=(8, 16, 64, 8), dense=(16,))
+  x = jnp.asarray(np.random.default_rng(2).random((4, 16, 16, 3)), jnp.float32)
+  ref = model_lib.FSER(3, conv_impl="xla", rngs=nnx.Rngs(0), **kw)
+  m = model_lib.FSER(3, conv_impl="winograd_onednn", rngs=nnx.Rngs(0), **kw)
+  np.testing.assert_allclose(m(x), ref(x), rtol=1e-4, atol=1e-5)
+
+  def loss(model, x):
+    return (model(x) ** 2).mean()
+
+  for a, b in zip(jax.tree.leaves(nnx.grad(loss)(ref, x)),
+                  jax.tree.leaves(nnx.grad(loss)(m, x))):
+    np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-6)
+  graphdef, state = nnx.split(m)
+  text = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x)).lower(
+      state, x).compile().as_text()
+  # Layers 2 and 3 (8 and 16 input channels) in oneDNN; 1 and 4 not.
+  assert text.count('custom_call_target="fser_FserOnednnConvForward"') == 2
+
+
+@needs_onednn
 def test_model_matches_xla_and_drops_the_input_gradient():
   kw = dict(image_size=16, filters=(8, 16), dense=(32,), rngs=nnx.Rngs(0))
   x = jnp.asarray(np.random.default_rng(1).random((4, 16, 16, 3)), jnp.float32)
@@ -98,7 +121,15 @@ def test_auto_picks_onednn_for_bfloat16_only_where_measured(monkeypatch,
   assert xla_cpu.conv_impl("cpu", "bfloat16", bf16_cpu, yes)[0] == "onednn"
   assert xla_cpu.conv_impl("cpu", "bfloat16", bf16_cpu, no)[0] == "xla"
   assert xla_cpu.conv_impl("cpu", "bfloat16", {"avx2"}, yes)[0] == "xla"
-  assert xla_cpu.conv_impl("cpu", "float32", bf16_cpu, yes)[0] == "winograd"
+  amd = dict(vendor="AuthenticAMD")
+  assert xla_cpu.conv_impl("cpu", "float32", bf16_cpu, yes, **amd)[0] == \
+      "winograd_onednn"
+  assert xla_cpu.conv_impl("cpu", "float32", bf16_cpu, no, **amd)[0] == \
+      "winograd"
+  assert xla_cpu.conv_impl("cpu", "float32", bf16_cpu, yes,
+                           vendor="GenuineIntel")[0] == "winograd"
+  assert xla_cpu.conv_impl("cpu", "float32", {"avx2"}, yes, **amd)[0] == \
+      "winograd"
   assert xla_cpu.conv_impl("gpu", "bfloat16", bf16_cpu, yes)[0] == "xla"
   # A tuned choice of oneDNN that no longer builds falls back.
   xla_cpu.save_tuned({"ynn_fusion": "", "conv_impl": "onednn",
@@ -106,7 +137,8 @@ def test_auto_picks_onednn_for_bfloat16_only_where_measured(monkeypatch,
                      xla_cpu.machine_key(bf16_cpu))
   monkeypatch.delenv(xla_cpu.NO_TUNE_ENV, raising=False)
   assert xla_cpu.conv_impl("cpu", "float32", bf16_cpu, yes)[0] == "onednn"
-  assert xla_cpu.conv_impl("cpu", "float32", bf16_cpu, no)[0] == "winograd"
+  assert xla_cpu.conv_impl("cpu", "float32", bf16_cpu, no,
+                           vendor="GenuineIntel")[0] == "winograd"
 
 
 def test_missing_onednn_is_one_clear_line(monkeypatch, tmp_path):

@@ -37,12 +37,13 @@ def test_candidates_per_cpu():
   amx = tune.candidates(AMX)
   assert len(amx) == 12
   assert sum(c.precision == "bfloat16" for c in amx) == 4
-  # With the oneDNN convolutions built: one more candidate per precision.
+  # With the oneDNN convolutions built: two more float32 candidates (all
+  # layers, or those Winograd leaves) and one bfloat16.
   both = tune.candidates(AMX, onednn=True)
-  assert len(both) == 14
+  assert len(both) == 15
   assert tune.Candidate("", "onednn", "bfloat16") in both
-  assert tune.Candidate("", "onednn") in both
-  assert len(tune.candidates(AVX2, onednn=True)) == 9
+  assert tune.Candidate("", "winograd_onednn") in both
+  assert len(tune.candidates(AVX2, onednn=True)) == 10
 
 
 def test_choice_is_the_fastest_float32_and_bfloat16_is_only_reported(cache):
@@ -103,7 +104,8 @@ def test_defaults_without_a_cache(cache):
   line = xla_cpu.configure(env, flags=AMX, vendor="GenuineIntel")
   assert env["XLA_FLAGS"] == f"{xla_cpu.FLAG}=individual_dot,reduce"
   assert "not tuned here" in line and "Xeon" in line
-  assert xla_cpu.conv_impl("cpu", flags=AMX)[0] == "winograd"
+  assert xla_cpu.conv_impl("cpu", flags=AMX, vendor="GenuineIntel")[0] == \
+      "winograd"
   # The two AVX-512 CPUs measured disagree: AMD's Zen 4 ran fastest with
   # YNNPACK off.
   env = {}
