@@ -3,18 +3,20 @@
 XLA:CPU runs convolutions in Eigen (or YNNPACK); on AVX-512 CPUs oneDNN's
 kernels are faster, and with AVX512_BF16 or AMX they compute bfloat16
 natively. This module compiles `onednn_conv.cc` (three typed XLA FFI
-handlers: forward with bias, input gradient, weight gradient) against the
-system's oneDNN on first use, registers them with `jax.ffi`, and exposes
-`conv(x, kernel, bias)`: a stride-1 SAME convolution, NHWC / HWIO, float32 or
-bfloat16, with its gradients through `jax.custom_vjp`. The calls are part of
-the compiled program (no host round trip, no copies), so XLA fuses the ReLU,
-pooling and dropout around them as before.
+handlers: forward with bias, input gradient, weight and bias gradients)
+against the system's oneDNN on first use, registers them with `jax.ffi`, and
+exposes `conv(x, kernel, bias)`: a stride-1 SAME convolution, NHWC / HWIO,
+float32 or bfloat16, with its gradients through `jax.custom_vjp`. The calls
+are part of the compiled program (no host round trip, no copies), so XLA
+fuses the ReLU, pooling and dropout around them as before.
 
 Optional: it needs a C++17 compiler and oneDNN's headers and library (Debian
 and Ubuntu: `apt-get install libdnnl-dev`; or set FSER_JAX_ONEDNN_ROOT to a
 prefix holding include/ and lib/). Without them `available()` says why, and
 `conv_impl='auto'` never picks it. The shared library is cached under the
-user's cache folder, keyed by the source, the oneDNN prefix and jaxlib.
+user's cache folder, keyed by the source, the oneDNN prefix, jax and the
+machine. The source has branches for oneDNN 2.x and 3.x APIs; only 2.6.3
+(Debian 12's) has been built and tested.
 """
 
 from __future__ import annotations

@@ -229,10 +229,11 @@ def conv_impl(backend: str, dtype_name: str = "float32",
     Xeon the fastest float32 candidate measured (oneDNN's convolutions were
     not among them). On an AVX-512 AMD CPU where the oneDNN convolutions
     build, 'winograd_onednn' (the second layer in oneDNN too): on a 2-core
-    Zen 4 EPYC 346-364 against 291-308 ex/s for 'winograd', alternated.
+    Zen 4 EPYC 1.03-1.18x 'winograd' in each of four alternations in one
+    process (335-364 against 291-328 ex/s).
   - bfloat16: 'onednn' where the CPU has native bfloat16 (AVX512_BF16 or
     AMX-BF16) and the oneDNN convolutions build here (fser_jax/onednn.py):
-    on the Zen 4 EPYC (AVX512_BF16, no AMX) 1.6-1.75x XLA's bfloat16 step,
+    on the Zen 4 EPYC (AVX512_BF16, no AMX) 1.6-2.1x XLA's bfloat16 step,
     whose convolutions widen every product to float32 in Eigen. Otherwise
     'xla' (Winograd's transforms need float32).
   GPUs: 'xla' (cuDNN picks its own algorithms, Winograd among them).
@@ -253,15 +254,15 @@ def conv_impl(backend: str, dtype_name: str = "float32",
   if dtype_name != "float32":
     if {"avx512_bf16", "amx_bf16"} & flags and onednn_ok():
       return "onednn", (f"{dtype_name} on a CPU with native bfloat16: "
-                        "oneDNN's convolutions (1.6-1.75x XLA's bfloat16 "
+                        "oneDNN's convolutions (1.6-2.1x XLA's bfloat16 "
                         "step measured on an AVX512_BF16 EPYC)")
     return "xla", f"{dtype_name}: Winograd's transforms need float32"
   if "avx512f" in flags:
     if (vendor or cpu_vendor()) == "AuthenticAMD" and onednn_ok():
       return "winograd_onednn", (
           "AMD CPU with AVX-512, not tuned here: Winograd for the layers with "
-          ">= 64 input channels, oneDNN for the second (1.18x 'winograd' "
-          "measured on a Zen 4 EPYC)")
+          ">= 64 input channels, oneDNN for the second (1.03-1.18x "
+          "'winograd' in four alternations on a Zen 4 EPYC)")
     return "winograd", ("CPU has AVX-512, not tuned here: Winograd, the "
                         "fastest float32 candidate measured on an AVX-512 "
                         "Xeon (and without oneDNN on a Zen 4 EPYC)")
