@@ -185,6 +185,23 @@ ffi::Error Guard(F f) {
   return ffi::Error::Success();
 }
 
+// The HWIO kernel at `data`, in the layout the primitive asks for.
+memory KernelFor(const Built& b, const Conv& s, dnnl::stream& st, void* data) {
+  memory wk({s.wei(), s.dt, tag::hwio}, Engine(), data);
+  if (!b.reorder) return wk;
+  memory wei(b.wei_md, Engine());
+  b.wei_reorder.execute(st, wk, wei);
+  return wei;
+}
+
+// Runs the primitive with its own scratchpad and waits for it.
+void Run(const Built& b, dnnl::stream& st,
+         std::unordered_map<int, memory> args) {
+  args.insert({DNNL_ARG_SCRATCHPAD, memory(b.scratch_md, Engine())});
+  b.prim.execute(st, args);
+  st.wait();
+}
+
 // y = conv(x, k) + b. x [N,H,W,C], k [KH,KW,C,F], b [F], y [N,H,W,F].
 ffi::Error Forward(ffi::AnyBuffer x, ffi::AnyBuffer k, ffi::AnyBuffer bias,
                    ffi::Result<ffi::AnyBuffer> y) {
@@ -201,17 +218,9 @@ ffi::Error Forward(ffi::AnyBuffer x, ffi::AnyBuffer k, ffi::AnyBuffer bias,
     memory src({s.src(), s.dt, tag::nhwc}, eng, Ptr(x));
     memory dst({s.dst(), s.dt, tag::nhwc}, eng, y->untyped_data());
     memory bm({{s.f}, s.dt, tag::x}, eng, Ptr(bias));
-    memory wk({s.wei(), s.dt, tag::hwio}, eng, Ptr(k));
-    memory wei = wk;
-    if (b->reorder) {
-      wei = memory(b->wei_md, eng);
-      b->wei_reorder.execute(st, wk, wei);
-    }
-    memory scratch(b->scratch_md, eng);
-    b->prim.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei},
-                         {DNNL_ARG_BIAS, bm}, {DNNL_ARG_DST, dst},
-                         {DNNL_ARG_SCRATCHPAD, scratch}});
-    st.wait();
+    Run(*b, st, {{DNNL_ARG_SRC, src},
+                 {DNNL_ARG_WEIGHTS, KernelFor(*b, s, st, Ptr(k))},
+                 {DNNL_ARG_BIAS, bm}, {DNNL_ARG_DST, dst}});
   });
 }
 
@@ -228,17 +237,9 @@ ffi::Error BackwardData(ffi::AnyBuffer g, ffi::AnyBuffer k,
     dnnl::stream st(eng);
     memory dd({s.dst(), s.dt, tag::nhwc}, eng, Ptr(g));
     memory ds({s.src(), s.dt, tag::nhwc}, eng, dx->untyped_data());
-    memory wk({s.wei(), s.dt, tag::hwio}, eng, Ptr(k));
-    memory wei = wk;
-    if (b->reorder) {
-      wei = memory(b->wei_md, eng);
-      b->wei_reorder.execute(st, wk, wei);
-    }
-    memory scratch(b->scratch_md, eng);
-    b->prim.execute(st, {{DNNL_ARG_DIFF_DST, dd}, {DNNL_ARG_WEIGHTS, wei},
-                         {DNNL_ARG_DIFF_SRC, ds},
-                         {DNNL_ARG_SCRATCHPAD, scratch}});
-    st.wait();
+    Run(*b, st, {{DNNL_ARG_DIFF_DST, dd},
+                 {DNNL_ARG_WEIGHTS, KernelFor(*b, s, st, Ptr(k))},
+                 {DNNL_ARG_DIFF_SRC, ds}});
   });
 }
 
@@ -259,13 +260,12 @@ ffi::Error BackwardWeights(ffi::AnyBuffer x, ffi::AnyBuffer g,
     memory out({s.wei(), s.dt, tag::hwio}, eng, dk->untyped_data());
     memory dw = b->reorder ? memory(b->wei_md, eng) : out;
     memory dbias({{s.f}, s.dt, tag::x}, eng, db->untyped_data());
-    memory scratch(b->scratch_md, eng);
-    b->prim.execute(st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, dd},
-                         {DNNL_ARG_DIFF_WEIGHTS, dw},
-                         {DNNL_ARG_DIFF_BIAS, dbias},
-                         {DNNL_ARG_SCRATCHPAD, scratch}});
-    if (b->reorder) b->wei_reorder.execute(st, dw, out);
-    st.wait();
+    Run(*b, st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, dd},
+                 {DNNL_ARG_DIFF_WEIGHTS, dw}, {DNNL_ARG_DIFF_BIAS, dbias}});
+    if (b->reorder) {
+      b->wei_reorder.execute(st, dw, out);
+      st.wait();
+    }
   });
 }
 

@@ -53,15 +53,20 @@ AVX512_DEFAULT = "individual_dot,reduce"
 NO_TUNE_ENV = "FSER_JAX_NO_TUNE_CACHE"  # set: ignore the tuner's cache
 
 
-def cpu_model() -> str:
+def _cpuinfo(field: str) -> str | None:
+  """The first `field : value` of /proc/cpuinfo, or None."""
   try:
     with open("/proc/cpuinfo") as f:
       for line in f:
-        if line.startswith("model name"):
+        if line.startswith(field):
           return line.split(":", 1)[1].strip()
   except OSError:
     pass
-  return "unknown"
+  return None
+
+
+def cpu_model() -> str:
+  return _cpuinfo("model name") or "unknown"
 
 
 # ISA flags that change which kernels XLA:CPU and YNNPACK can use.
@@ -121,14 +126,7 @@ def save_tuned(entry: dict, key: str | None = None,
 
 def cpu_vendor() -> str:
   """'GenuineIntel', 'AuthenticAMD', ... or 'unknown'."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("vendor_id"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return "unknown"
+  return _cpuinfo("vendor_id") or "unknown"
 
 
 def avx512_default(vendor: str) -> tuple[str, str]:
@@ -144,14 +142,7 @@ def avx512_default(vendor: str) -> tuple[str, str]:
 
 
 def cpu_flags() -> set[str]:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("flags"):
-          return set(line.split(":", 1)[1].split())
-  except OSError:
-    pass
-  return set()
+  return set((_cpuinfo("flags") or "").split())
 
 
 def configure(environ=None, flags: set[str] | None = None,
