@@ -92,8 +92,10 @@ def main(argv):
   logging.info("XLA:CPU backend: %s", xla_cpu.CHOICE)
   precision = (FLAGS.config.train.get("precision", "float32")
                if FLAGS.config else "float32")
+  from fser_jax import onednn
   logging.info("model.conv_impl='auto' here in %s: %s", precision,
-               "%s (%s)" % xla_cpu.conv_impl(jax.default_backend(), precision))
+               "%s (%s)" % xla_cpu.conv_impl(jax.default_backend(), precision,
+                                             onednn_ok=onednn.ok))
   logging.info("JAX compilation cache: %s", jax_cache.CHOICE)
   if FLAGS.mode == "predict":
     from fser_jax.experiments import predict

@@ -196,8 +196,9 @@ def main(argv=None) -> dict:
                                   / result["keras"]["examples_per_sec"]["median"])
   if "torch" in peers:
     result["torch"] = bench_torch(a.batch_size, a.precision, a.repeats)
-    result["speedup_vs_torch"] = (result["jax"]["examples_per_sec"]["median"]
-                                  / result["torch"]["examples_per_sec"]["median"])
+    jax_rate = result["jax"]["examples_per_sec"]["median"]
+    result["speedup_vs_torch"] = (
+        jax_rate / result["torch"]["examples_per_sec"]["median"])
   common.write_json(a.json, result)
   return result
 

@@ -350,7 +350,9 @@ def resolve_conv_impl(conv_impl: str, dtype=jnp.float32) -> str:
   (fser_jax.xla_cpu.conv_impl); any other name as given."""
   if conv_impl != "auto":
     return conv_impl
-  return xla_cpu.conv_impl(jax.default_backend(), jnp.dtype(dtype).name)[0]
+  from fser_jax import onednn  # built on first use, where asked
+  return xla_cpu.conv_impl(jax.default_backend(), jnp.dtype(dtype).name,
+                           onednn_ok=onednn.ok)[0]
 
 
 class FSER(nnx.Module):

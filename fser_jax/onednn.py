@@ -118,6 +118,11 @@ def available() -> tuple[bool, str]:
   return True, _library_path()
 
 
+def ok() -> bool:
+  """Whether the oneDNN convolutions are usable here (`available()[0]`)."""
+  return available()[0]
+
+
 def impls() -> str:
   """Which kernel oneDNN chose for each convolution built so far."""
   lib = _load()

@@ -200,11 +200,6 @@ def bfloat16_note(flags: set[str] | None = None) -> str | None:
           "machine, bfloat16 on GPUs and AMX CPUs.")
 
 
-def _onednn_ok() -> bool:
-  from fser_jax import onednn
-  return onednn.available()[0]
-
-
 def conv_impl(backend: str, dtype_name: str = "float32",
               flags: set[str] | None = None, onednn_ok=None,
               vendor: str | None = None) -> tuple[str, str]:
@@ -228,18 +223,21 @@ def conv_impl(backend: str, dtype_name: str = "float32",
     whose convolutions widen every product to float32 in Eigen. Otherwise
     'xla' (Winograd's transforms need float32).
   GPUs: 'xla' (cuDNN picks its own algorithms, Winograd among them).
-  `onednn_ok` (a callable) replaces the build check in tests."""
+  `onednn_ok`: a callable saying whether the oneDNN convolutions build here
+  (`fser_jax.onednn.ok`, passed in by `model.resolve_conv_impl` and
+  launch.py: this module sits below that one); without it they are not
+  considered."""
   if backend != "cpu":
     return "xla", f"{backend}: XLA's convolutions (cuDNN picks the algorithm)"
   flags = cpu_flags() if flags is None else flags
   if not flags:
     return "xla", "CPU features unknown: XLA's convolutions"
-  onednn_ok = onednn_ok or _onednn_ok
+  onednn_ok = onednn_ok or (lambda: False)
   tuned = load_tuned(machine_key(flags))
   field = "conv_impl" if dtype_name == "float32" else "bfloat16_conv_impl"
   if tuned and tuned.get(field):
     impl = tuned[field]
-    if impl != "onednn" or onednn_ok():
+    if "onednn" not in impl or onednn_ok():
       return impl, (f"tuned on this machine ({tuned.get('date', '?')}; "
                     "python -m fser_jax.tune)")
   if dtype_name != "float32":

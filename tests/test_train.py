@@ -218,10 +218,12 @@ def test_auto_conv_impl_is_chosen_per_backend_and_cpu():
   assert xla_cpu.conv_impl("cpu", "bfloat16", flags={"avx2"})[0] == "xla"
   assert xla_cpu.conv_impl("gpu", flags={"avx2"})[0] == "xla"
   assert xla_cpu.conv_impl("cpu", flags=set())[0] == "xla"  # unknown CPU
-  want = xla_cpu.conv_impl(jax.default_backend())[0]
+  from fser_jax import onednn
+  want = xla_cpu.conv_impl(jax.default_backend(), onednn_ok=onednn.ok)[0]
   assert model_lib.resolve_conv_impl("auto") == want
   assert model_lib.resolve_conv_impl("auto", jnp.bfloat16) == \
-      xla_cpu.conv_impl(jax.default_backend(), "bfloat16")[0]
+      xla_cpu.conv_impl(jax.default_backend(), "bfloat16",
+                        onednn_ok=onednn.ok)[0]
   assert model_lib.resolve_conv_impl("im2col") == "im2col"
   with pytest.raises(ValueError, match="conv_impl"):
     model_lib.FSER(3, conv_impl="fft", rngs=None)
