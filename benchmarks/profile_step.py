@@ -78,7 +78,7 @@ def profile(batch: int, conv_impl: str = "auto",
     elif wino and cin >= model_lib.WINOGRAD_MIN_CHANNELS:
       block, how = (lambda x, k, b: model_lib.max_pool_2x2(
           model_lib.winograd_conv(x, k, b))), "Winograd F(4x4,3x3)"
-    elif impl in ("onednn", "winograd_onednn"):
+    elif impl in model_lib.ONEDNN_IMPLS:
       from fser_jax import onednn
       block, how = (lambda x, k, b: model_lib.max_pool_2x2(
           onednn.conv(x, k, b))), "oneDNN"

@@ -343,6 +343,7 @@ def dropout(x: jax.Array, rate: float, key: jax.Array) -> jax.Array:
 
 CONV_IMPLS = ("auto", "xla", "im2col", "input_vjp", "winograd", "onednn",
               "winograd_onednn")
+ONEDNN_IMPLS = ("onednn", "winograd_onednn")  # need fser_jax.onednn
 
 
 def resolve_conv_impl(conv_impl: str, dtype=jnp.float32) -> str:
@@ -369,7 +370,7 @@ class FSER(nnx.Module):
                        f"{conv_impl!r}")
     self.dtype = dtype
     self.conv_impl = resolve_conv_impl(conv_impl, dtype)
-    if self.conv_impl in ("onednn", "winograd_onednn"):
+    if self.conv_impl in ONEDNN_IMPLS:
       from fser_jax import onednn
       ok, why = onednn.available()
       if not ok:
@@ -419,7 +420,7 @@ class FSER(nnx.Module):
         return max_pool_2x2(winograd_conv(x, k, b))
     # 'onednn': every layer; 'winograd_onednn': the layers Winograd leaves
     # (and every layer in bfloat16)
-    if self.conv_impl in ("onednn", "winograd_onednn"):
+    if self.conv_impl in ONEDNN_IMPLS:
       from fser_jax import onednn
       return max_pool_2x2(onednn.conv(x, k, b))
     return max_pool_2x2(conv(x))

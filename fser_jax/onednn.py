@@ -90,7 +90,7 @@ def _load() -> ctypes.CDLL:
     if "error" in _state:
       raise OSError(_state["error"])
     try:
-      path = _library_path()
+      path = _state["path"] = _library_path()
       if not os.path.exists(path):
         _build(path)
       lib = ctypes.CDLL(path)
@@ -98,7 +98,7 @@ def _load() -> ctypes.CDLL:
         jax.ffi.register_ffi_target(f"fser_{name}",
                                     jax.ffi.pycapsule(getattr(lib, name)),
                                     platform="cpu")
-    except (OSError, subprocess.SubprocessError, FileNotFoundError) as e:
+    except (OSError, subprocess.SubprocessError) as e:
       _state["error"] = (f"oneDNN convolutions unavailable ({e}); they need "
                          "g++ and oneDNN (Debian/Ubuntu: apt-get install "
                          "libdnnl-dev, or FSER_JAX_ONEDNN_ROOT=<prefix>)")
@@ -115,7 +115,7 @@ def available() -> tuple[bool, str]:
     _load()
   except OSError as e:
     return False, str(e)
-  return True, _library_path()
+  return True, _state["path"]
 
 
 def ok() -> bool:

@@ -40,6 +40,12 @@ struct Conv {
   memory::dims wei() const { return {f, c, kh, kw}; }
   memory::dims pad_l() const { return {(kh - 1) / 2, (kw - 1) / 2}; }
   memory::dims pad_r() const { return {kh / 2, kw / 2}; }
+  // Activations NHWC, the kernel as given (HWIO) or as the primitive likes.
+  memory::desc Src() const { return {src(), dt, tag::nhwc}; }
+  memory::desc Dst() const { return {dst(), dt, tag::nhwc}; }
+  memory::desc Hwio() const { return {wei(), dt, tag::hwio}; }
+  memory::desc WeiAny() const { return {wei(), dt, tag::any}; }
+  memory::desc Bias() const { return {{f}, dt, tag::x}; }
   std::string Key(const char* kind) const {
     return std::string(kind) + ":" + std::to_string(n) + "," +
            std::to_string(h) + "," + std::to_string(w) + "," +
@@ -56,54 +62,42 @@ dnnl::primitive_attr Attr() {
 }
 
 #if DNNL_VERSION_MAJOR >= 3
-dnnl::convolution_forward::primitive_desc FwdPd(const Conv& s, bool hint) {
-  memory::desc src(s.src(), s.dt, tag::nhwc), wei(s.wei(), s.dt, tag::any),
-      bias({s.f}, s.dt, tag::x), dst(s.dst(), s.dt, tag::nhwc);
+dnnl::convolution_forward::primitive_desc FwdPd(const Conv& s) {
   return dnnl::convolution_forward::primitive_desc(
       Engine(), dnnl::prop_kind::forward_training,
-      dnnl::algorithm::convolution_direct, src, wei, bias, dst, {1, 1},
-      s.pad_l(), s.pad_r(), Attr());
+      dnnl::algorithm::convolution_direct, s.Src(), s.WeiAny(), s.Bias(),
+      s.Dst(), {1, 1}, s.pad_l(), s.pad_r(), Attr());
 }
 dnnl::convolution_backward_data::primitive_desc BwdDataPd(const Conv& s) {
-  memory::desc src(s.src(), s.dt, tag::nhwc), wei(s.wei(), s.dt, tag::any),
-      dst(s.dst(), s.dt, tag::nhwc);
   return dnnl::convolution_backward_data::primitive_desc(
-      Engine(), dnnl::algorithm::convolution_direct, src, wei, dst, {1, 1},
-      s.pad_l(), s.pad_r(), FwdPd(s, true), Attr());
+      Engine(), dnnl::algorithm::convolution_direct, s.Src(), s.WeiAny(),
+      s.Dst(), {1, 1}, s.pad_l(), s.pad_r(), FwdPd(s), Attr());
 }
 dnnl::convolution_backward_weights::primitive_desc BwdWeiPd(const Conv& s) {
-  memory::desc src(s.src(), s.dt, tag::nhwc), wei(s.wei(), s.dt, tag::any),
-      bias({s.f}, s.dt, tag::x), dst(s.dst(), s.dt, tag::nhwc);
   return dnnl::convolution_backward_weights::primitive_desc(
-      Engine(), dnnl::algorithm::convolution_direct, src, wei, bias, dst,
-      {1, 1}, s.pad_l(), s.pad_r(), FwdPd(s, true), Attr());
+      Engine(), dnnl::algorithm::convolution_direct, s.Src(), s.WeiAny(),
+      s.Bias(), s.Dst(), {1, 1}, s.pad_l(), s.pad_r(), FwdPd(s), Attr());
 }
 #else
-dnnl::convolution_forward::primitive_desc FwdPd(const Conv& s, bool hint) {
-  memory::desc src(s.src(), s.dt, tag::nhwc), wei(s.wei(), s.dt, tag::any),
-      bias({s.f}, s.dt, tag::x), dst(s.dst(), s.dt, tag::nhwc);
+dnnl::convolution_forward::primitive_desc FwdPd(const Conv& s) {
   dnnl::convolution_forward::desc d(
       dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-      src, wei, bias, dst, {1, 1}, s.pad_l(), s.pad_r());
+      s.Src(), s.WeiAny(), s.Bias(), s.Dst(), {1, 1}, s.pad_l(), s.pad_r());
   return dnnl::convolution_forward::primitive_desc(d, Attr(), Engine());
 }
 dnnl::convolution_backward_data::primitive_desc BwdDataPd(const Conv& s) {
-  memory::desc src(s.src(), s.dt, tag::nhwc), wei(s.wei(), s.dt, tag::any),
-      dst(s.dst(), s.dt, tag::nhwc);
-  dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct,
-                                          src, wei, dst, {1, 1}, s.pad_l(),
-                                          s.pad_r());
+  dnnl::convolution_backward_data::desc d(
+      dnnl::algorithm::convolution_direct, s.Src(), s.WeiAny(), s.Dst(),
+      {1, 1}, s.pad_l(), s.pad_r());
   return dnnl::convolution_backward_data::primitive_desc(d, Attr(), Engine(),
-                                                         FwdPd(s, true));
+                                                         FwdPd(s));
 }
 dnnl::convolution_backward_weights::primitive_desc BwdWeiPd(const Conv& s) {
-  memory::desc src(s.src(), s.dt, tag::nhwc), wei(s.wei(), s.dt, tag::any),
-      bias({s.f}, s.dt, tag::x), dst(s.dst(), s.dt, tag::nhwc);
   dnnl::convolution_backward_weights::desc d(
-      dnnl::algorithm::convolution_direct, src, wei, bias, dst, {1, 1},
-      s.pad_l(), s.pad_r());
+      dnnl::algorithm::convolution_direct, s.Src(), s.WeiAny(), s.Bias(),
+      s.Dst(), {1, 1}, s.pad_l(), s.pad_r());
   return dnnl::convolution_backward_weights::primitive_desc(d, Attr(), Engine(),
-                                                            FwdPd(s, true));
+                                                            FwdPd(s));
 }
 #endif
 
@@ -127,7 +121,7 @@ std::shared_ptr<Built> Make(const Conv& s, const Pd& pd,
   b->prim = Prim(pd);
   b->wei_md = wei_md;
   b->scratch_md = pd.scratchpad_desc();
-  memory::desc hwio(s.wei(), s.dt, tag::hwio);
+  memory::desc hwio = s.Hwio();
   b->reorder = !(wei_md == hwio);
   if (b->reorder) {
     b->wei_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(
@@ -144,7 +138,7 @@ std::shared_ptr<Built> Get(const Conv& s, const char* kind) {
   if (it != cache->end()) return it->second;
   std::shared_ptr<Built> b;
   if (kind[0] == 'f') {
-    auto pd = FwdPd(s, false);
+    auto pd = FwdPd(s);
     b = Make<decltype(pd), dnnl::convolution_forward>(s, pd, pd.weights_desc(),
                                                       false);
   } else if (kind[0] == 'd') {
@@ -187,7 +181,7 @@ ffi::Error Guard(F f) {
 
 // The HWIO kernel at `data`, in the layout the primitive asks for.
 memory KernelFor(const Built& b, const Conv& s, dnnl::stream& st, void* data) {
-  memory wk({s.wei(), s.dt, tag::hwio}, Engine(), data);
+  memory wk(s.Hwio(), Engine(), data);
   if (!b.reorder) return wk;
   memory wei(b.wei_md, Engine());
   b.wei_reorder.execute(st, wk, wei);
@@ -215,9 +209,9 @@ ffi::Error Forward(ffi::AnyBuffer x, ffi::AnyBuffer k, ffi::AnyBuffer bias,
     auto b = Get(s, "fwd");
     auto& eng = Engine();
     dnnl::stream st(eng);
-    memory src({s.src(), s.dt, tag::nhwc}, eng, Ptr(x));
-    memory dst({s.dst(), s.dt, tag::nhwc}, eng, y->untyped_data());
-    memory bm({{s.f}, s.dt, tag::x}, eng, Ptr(bias));
+    memory src(s.Src(), eng, Ptr(x));
+    memory dst(s.Dst(), eng, y->untyped_data());
+    memory bm(s.Bias(), eng, Ptr(bias));
     Run(*b, st, {{DNNL_ARG_SRC, src},
                  {DNNL_ARG_WEIGHTS, KernelFor(*b, s, st, Ptr(k))},
                  {DNNL_ARG_BIAS, bm}, {DNNL_ARG_DST, dst}});
@@ -235,8 +229,8 @@ ffi::Error BackwardData(ffi::AnyBuffer g, ffi::AnyBuffer k,
     auto b = Get(s, "data");
     auto& eng = Engine();
     dnnl::stream st(eng);
-    memory dd({s.dst(), s.dt, tag::nhwc}, eng, Ptr(g));
-    memory ds({s.src(), s.dt, tag::nhwc}, eng, dx->untyped_data());
+    memory dd(s.Dst(), eng, Ptr(g));
+    memory ds(s.Src(), eng, dx->untyped_data());
     Run(*b, st, {{DNNL_ARG_DIFF_DST, dd},
                  {DNNL_ARG_WEIGHTS, KernelFor(*b, s, st, Ptr(k))},
                  {DNNL_ARG_DIFF_SRC, ds}});
@@ -255,11 +249,11 @@ ffi::Error BackwardWeights(ffi::AnyBuffer x, ffi::AnyBuffer g,
     auto b = Get(s, "weights");
     auto& eng = Engine();
     dnnl::stream st(eng);
-    memory src({s.src(), s.dt, tag::nhwc}, eng, Ptr(x));
-    memory dd({s.dst(), s.dt, tag::nhwc}, eng, Ptr(g));
-    memory out({s.wei(), s.dt, tag::hwio}, eng, dk->untyped_data());
+    memory src(s.Src(), eng, Ptr(x));
+    memory dd(s.Dst(), eng, Ptr(g));
+    memory out(s.Hwio(), eng, dk->untyped_data());
     memory dw = b->reorder ? memory(b->wei_md, eng) : out;
-    memory dbias({{s.f}, s.dt, tag::x}, eng, db->untyped_data());
+    memory dbias(s.Bias(), eng, db->untyped_data());
     Run(*b, st, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DIFF_DST, dd},
                  {DNNL_ARG_DIFF_WEIGHTS, dw}, {DNNL_ARG_DIFF_BIAS, dbias}});
     if (b->reorder) {

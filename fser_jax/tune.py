@@ -75,11 +75,6 @@ def candidates(flags: set[str], onednn: bool = False) -> list[Candidate]:
   return out
 
 
-def onednn_available() -> bool:
-  """Whether `conv_impl='onednn'` builds here (fser_jax/onednn.py)."""
-  from fser_jax import onednn
-  return onednn.available()[0]
-
 
 def choose(results: list[dict]) -> dict:
   """The fastest float32 result that ran (earlier wins a tie)."""
@@ -119,7 +114,9 @@ def tune(config: str = DEFAULT_CONFIG, *, steps: int = 4, repeats: int = 3,
   {'machine', 'results', 'choice', 'default', 'cache'}."""
   from fser_jax import xla_cpu
   flags = xla_cpu.cpu_flags() if flags is None else flags
-  onednn = onednn_available() if onednn is None else onednn
+  if onednn is None:  # whether conv_impl='onednn' builds here
+    from fser_jax import onednn as onednn_lib
+    onednn = onednn_lib.ok()
   results = []
   cands = candidates(flags, onednn)
   for i, c in enumerate(cands):
