@@ -29,6 +29,7 @@ into an image.
 from __future__ import annotations
 
 import functools
+import gc
 
 import jax
 import jax.numpy as jnp
@@ -281,4 +282,10 @@ def compute_images(waveforms: list[np.ndarray], cfg, sample_rate: int, *,
       lengths[row] = waveforms[i].size
     imgs = np.asarray(fn(jnp.asarray(wav), jnp.asarray(lengths)))
     out[ids] = imgs[:len(ids)]
+    del wav
+    # jaxlib drops its reference to a transferred host array later, at the
+    # next garbage-collector pass (its deferred decrefs run from a gc
+    # callback): a young-generation pass returns the padded batch now, so
+    # what a streamed load holds does not depend on when the collector runs.
+    gc.collect(0)
   return out
