@@ -29,23 +29,39 @@ def _pool_window(x: jax.Array) -> jax.Array:
   return x.reshape(b, h // 2, 2, w // 2, 2, c)
 
 
+def _max4(x: jax.Array) -> jax.Array:
+  """The maximum of each 2x2 window of `x` [B, H, W, C] (even H, W), as
+  three elementwise maxima of strided slices."""
+  return jnp.maximum(jnp.maximum(x[:, 0::2, 0::2], x[:, 0::2, 1::2]),
+                     jnp.maximum(x[:, 1::2, 0::2], x[:, 1::2, 1::2]))
+
+
 @jax.custom_vjp
 def max_pool_2x2(x: jax.Array) -> jax.Array:
-  """2x2/2 max-pooling as reshape + max (odd trailing rows/cols dropped).
+  """2x2/2 max-pooling (odd trailing rows/cols dropped).
 
   Same values as `nnx.max_pool(x, (2, 2), (2, 2))`. Its gradient routes the
   upstream gradient through a mask of the maxima saved by the forward pass:
   one select, where XLA:CPU's reduce-window gradient, and even the autodiff
   of reshape + max (compare, count, divide), cost several passes over the
   un-pooled activations (measured 44 -> 19 ms on a 64x64x32 batch).
+
+  The maximum itself: in bfloat16 as maxima of strided slices, which
+  XLA:CPU vectorises over the channels where its reduce over the reshaped
+  window axes runs element by element (64x64x32 batch of 64, AVX-512 Zen 4:
+  forward 9.0 -> 1.5 ms, train step x1.13); in float32 as that reduce, which
+  XLA fuses with the convolution's output (slices: step x0.86-0.96 with
+  `winograd_onednn`).
   """
+  if x.dtype == jnp.bfloat16:
+    b, h, w, c = x.shape
+    return _max4(x[:, :h // 2 * 2, :w // 2 * 2])
   return _pool_window(x).max(axis=(2, 4))
 
 
 def _pool_fwd(x):
-  r = _pool_window(x)
-  m = r.max(axis=(2, 4))
-  return m, (r == m[:, :, None, :, None, :], x.shape)
+  m = max_pool_2x2(x)
+  return m, (_pool_window(x) == m[:, :, None, :, None, :], x.shape)
 
 
 def _pool_bwd(res, g):

@@ -39,11 +39,16 @@ def _batch(n=16, seed=0):
   return jnp.asarray(x), jnp.asarray(y)
 
 
-def test_max_pool_matches_nnx_max_pool():
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("shape", [(2, 8, 6, 3), (2, 7, 9, 4)])
+def test_max_pool_matches_nnx_max_pool(dtype, shape):
+  """Both forms of the maximum (float32's reduce, bfloat16's strided
+  slices), odd sizes included."""
   from flax import nnx
-  x = jnp.asarray(np.random.default_rng(0).random((2, 8, 6, 3)))
-  np.testing.assert_array_equal(model_lib.max_pool_2x2(x),
-                                nnx.max_pool(x, (2, 2), (2, 2)))
+  x = jnp.asarray(np.random.default_rng(0).random(shape), dtype)
+  y = model_lib.max_pool_2x2(x)
+  assert y.dtype == dtype
+  np.testing.assert_array_equal(y, nnx.max_pool(x, (2, 2), (2, 2)))
 
 
 def test_train_steps_lower_the_loss_on_a_fixed_batch():
@@ -137,13 +142,17 @@ def test_offline_augmentation_is_the_papers_algorithm_1():
   np.testing.assert_array_equal(xs, again)
 
 
-def test_max_pool_gradient_routes_to_the_maximum():
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_max_pool_gradient_routes_to_the_maximum(dtype):
   x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 4, 6, 3)),
-                  jnp.float32)
+                  dtype)
+  x = x.at[0, :2, :2].set(1.0)  # a window of four tied maxima
   g = jax.grad(lambda x: jnp.sum(model_lib.max_pool_2x2(x) * 2.0))(x)
-  r = np.asarray(x).reshape(2, 2, 2, 3, 2, 3)
+  r = np.asarray(x.astype(jnp.float32)).reshape(2, 2, 2, 3, 2, 3)
   is_max = r == r.max(axis=(2, 4), keepdims=True)
-  np.testing.assert_array_equal(np.asarray(g).reshape(r.shape), 2.0 * is_max)
+  assert g.dtype == dtype and is_max[0, 0, :, 0, :].all()
+  np.testing.assert_array_equal(
+      np.asarray(g.astype(jnp.float32)).reshape(r.shape), 2.0 * is_max)
   # Odd sizes: the dropped last row gets no gradient.
   x5 = jnp.ones((1, 5, 4, 1)) * jnp.arange(20.0).reshape(1, 5, 4, 1)
   g5 = jax.grad(lambda x: model_lib.max_pool_2x2(x).sum())(x5)
