@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from flax import nnx
 
 from fser_jax import augment
 from fser_jax import checkpoints
@@ -122,6 +123,12 @@ def test_bfloat16_compute_keeps_float32_parameters():
   state, m = chunk(state, x, y, jnp.tile(jnp.arange(16)[None], (2, 1)),
                    jax.random.key(0))
   assert np.all(np.isfinite(m["loss"]))
+  # The convolutional trunk computes in bfloat16, the dense layers in
+  # float32 (a bfloat16 dense kernel's gradient cost more than its FLOPs).
+  net = model_lib.FSER(4, filters=(8, 16), dense=(32,), conv_impl="xla",
+                       dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
+  hidden, blocks = net.embed_all(x)
+  assert blocks.dtype == jnp.bfloat16 and hidden.dtype == jnp.float32
 
 
 def test_offline_augmentation_is_the_papers_algorithm_1():
