@@ -10,13 +10,15 @@ float32 or bfloat16, with its gradients through `jax.custom_vjp`. The calls
 are part of the compiled program (no host round trip, no copies), so XLA
 fuses the ReLU, pooling and dropout around them as before.
 
-Optional: it needs a C++17 compiler and oneDNN's headers and library (Debian
-and Ubuntu: `apt-get install libdnnl-dev`; or set FSER_JAX_ONEDNN_ROOT to a
-prefix holding include/ and lib/). Without them `available()` says why, and
-`conv_impl='auto'` never picks it. The shared library is cached under the
-user's cache folder, keyed by the source, the oneDNN prefix, jax and the
-machine. The source has branches for oneDNN 2.x and 3.x APIs; only 2.6.3
-(Debian 12's) has been built and tested.
+Optional: it needs a C++17 compiler and oneDNN's headers and library, found
+in this order: FSER_JAX_ONEDNN_ROOT (a prefix holding include/ and lib/);
+the Python environment's prefix when `pip install fser_jax[onednn]` put them
+there (Intel's onednn-cpu-gomp wheels, oneDNN 3.2, Linux x86-64); the
+system's (Debian and Ubuntu: `apt-get install libdnnl-dev`, oneDNN 2.6 on
+Debian 12). Without them `available()` says why, and `conv_impl='auto'`
+never picks it. The shared library is cached under the user's cache folder,
+keyed by the source, the oneDNN prefix, jax and the machine. The source's
+oneDNN 2.x and 3.x branches are both tested (2.6.3 and 3.2.0).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import ctypes
 import hashlib
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 
@@ -41,7 +44,14 @@ _state: dict = {}
 
 
 def _prefix() -> str | None:
-  return os.environ.get("FSER_JAX_ONEDNN_ROOT") or None
+  """Where oneDNN's include/ and lib/ are; None: the compiler's defaults."""
+  root = os.environ.get("FSER_JAX_ONEDNN_ROOT")
+  if root:
+    return root
+  if os.path.exists(os.path.join(sys.prefix, "include", "oneapi", "dnnl",
+                                 "dnnl.hpp")):
+    return sys.prefix
+  return None
 
 
 def _library_path() -> str:
@@ -101,7 +111,8 @@ def _load() -> ctypes.CDLL:
     except (OSError, subprocess.SubprocessError) as e:
       _state["error"] = (f"oneDNN convolutions unavailable ({e}); they need "
                          "g++ and oneDNN (Debian/Ubuntu: apt-get install "
-                         "libdnnl-dev, or FSER_JAX_ONEDNN_ROOT=<prefix>)")
+                         "libdnnl-dev; pip install fser_jax[onednn]; or "
+                         "FSER_JAX_ONEDNN_ROOT=<prefix>)")
       raise OSError(_state["error"]) from None
     _state["lib"] = lib
     return lib

@@ -4,7 +4,8 @@ Values and all three gradients against lax.conv (float32 to rounding,
 bfloat16 to its precision), shapes the model never uses (odd sizes, a 5x5
 kernel), the first layer's unused input gradient removed from the compiled
 step, the model's logits against conv_impl='xla', and a clear error where
-oneDNN is missing. Skipped where oneDNN does not build (no libdnnl-dev)."""
+oneDNN is missing. Skipped where oneDNN does not build (no libdnnl-dev or
+fser_jax[onednn])."""
 
 import jax
 import jax.numpy as jnp
@@ -151,3 +152,22 @@ def test_missing_onednn_is_one_clear_line(monkeypatch, tmp_path):
   assert not ok and "libdnnl-dev" in why and "\n" not in why
   with pytest.raises(ValueError, match="conv_impl='onednn'.*libdnnl-dev"):
     model_lib.FSER(3, conv_impl="onednn", rngs=nnx.Rngs(0))
+
+
+def test_onednn_is_found_in_the_root_then_the_environment(monkeypatch,
+                                                          tmp_path):
+  """FSER_JAX_ONEDNN_ROOT first; then the Python environment's prefix where
+  `pip install fser_jax[onednn]` put oneDNN's headers; else the system's.
+  The prefix is part of the build's cache key."""
+  env = tmp_path / "venv"
+  monkeypatch.setattr(onednn.sys, "prefix", str(env))
+  monkeypatch.delenv("FSER_JAX_ONEDNN_ROOT", raising=False)
+  assert onednn._prefix() is None
+  system_build = onednn._library_path()
+  header = env / "include" / "oneapi" / "dnnl" / "dnnl.hpp"
+  header.parent.mkdir(parents=True)
+  header.write_text("")
+  assert onednn._prefix() == str(env)
+  assert onednn._library_path() != system_build
+  monkeypatch.setenv("FSER_JAX_ONEDNN_ROOT", "/opt/dnnl")
+  assert onednn._prefix() == "/opt/dnnl"
