@@ -16,6 +16,15 @@ analysis, and the backend that ran it read from the optimized HLO: a YNNPACK fus
 (Eigen) convolution/dot. The sum of the pieces is printed beside the whole
 step, so what the table leaves out (augmentation, dropout, layout copies,
 fusion across layers) shows as the difference.
+
+  python benchmarks/profile_step.py --trace [--precision bfloat16]
+
+`--trace` instead runs the whole compiled train step (4 steps per dispatch)
+under `jax.profiler` and sums the time of every operation XLA ran (its
+fusions, dots, oneDNN custom calls) per step, grouped by the operation's
+kind, shape and the JAX source line it came from: what the step spends
+outside the convolutions (pooling, dropout's random bits, layout copies,
+the update) shows by name.
 """
 
 from __future__ import annotations
@@ -102,8 +111,9 @@ def profile(batch: int, conv_impl: str = "auto",
     size, cin = size // 2, f
   widths = [size * size * cin, *c.model.dense, 8]
   for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-    x = jnp.asarray(rng.normal(size=(batch, a)), dtype)
-    w = jnp.asarray(rng.normal(size=(a, b)) * 0.01, dtype)
+    # The model's dense layers compute in float32 in either precision.
+    x = jnp.asarray(rng.normal(size=(batch, a)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(a, b)) * 0.01, jnp.float32)
     piece(f"dense{i + 1} {a}->{b} forward+backward",
           lambda x, w: jax.grad(lambda v: jnp.sum(jnp.tanh(x @ v)))(w), x, w)
   graphdef, state, tx = state_lib.create(c, 8, 3, 100)
@@ -114,6 +124,74 @@ def profile(batch: int, conv_impl: str = "auto",
   return rows
 
 
+def trace_step(batch: int, conv_impl: str = "auto",
+               precision: str = "float32", dispatches: int = 3,
+               steps_per_dispatch: int = 4) -> dict:
+  """Per-operation time of the whole compiled train step (ms per step),
+  from a `jax.profiler` trace of `dispatches` dispatches."""
+  import collections
+  import glob
+  import gzip
+  import re
+  import tempfile
+  import time
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from fser_jax import augment, config as config_lib, train
+  from fser_jax import state as state_lib
+  c = config_lib.base()
+  c.train.precision, c.model.conv_impl = precision, conv_impl
+  n = batch * steps_per_dispatch
+  graphdef, state, tx = state_lib.create(c, 8, 3, steps_per_epoch=100)
+  rng = np.random.default_rng(0)
+  images = jnp.asarray(rng.random((n, 64, 64, 3), np.float32))
+  labels = jnp.asarray(rng.integers(0, 8, n).astype(np.int32))
+  idx = jnp.arange(n).reshape(steps_per_dispatch, batch)
+  key = jax.random.key(0)
+  chunk = train.make_train_chunk(graphdef, tx, augment.from_config(c.augment))
+  compiled = chunk.lower(state, images, labels, idx, key).compile()
+  hlo = compiled.as_text()
+  box = {"state": state}
+
+  def call():
+    box["state"], m = compiled(box["state"], images, labels, idx, key)
+    m["loss"].block_until_ready()
+
+  call(), call()  # warm
+  t0 = time.perf_counter()
+  for _ in range(dispatches):
+    call()
+  wall = time.perf_counter() - t0  # without the profiler
+  with tempfile.TemporaryDirectory() as d:
+    with jax.profiler.trace(d, create_perfetto_trace=True):
+      for _ in range(dispatches):
+        call()
+    with gzip.open(glob.glob(f"{d}/**/*.trace.json.gz", recursive=True)[0]) as f:
+      events = json.load(f)
+  events = events["traceEvents"] if isinstance(events, dict) else events
+  steps = dispatches * steps_per_dispatch
+  per_op = collections.Counter()
+  for e in events:
+    if e.get("ph") == "X" and not e["name"].startswith("$"):
+      per_op[e["name"]] += e.get("dur", 0) / 1e3 / steps
+  groups, total = collections.Counter(), 0.0
+  for name, ms in per_op.items():
+    m = re.search(r"%" + re.escape(name) + r" = (\S+) ([^\n]*)", hlo)
+    if not m:  # the runtime's own spans (executor, dispatch)
+      continue
+    target = re.search(r'custom_call_target="([^"]+)"', m.group(2))
+    source = re.search(r'op_name="([^"]+)"', m.group(2))
+    kind = target.group(1) if target else re.sub(r"[._]\d+$", "", name)
+    where = source.group(1).split("closed_call/")[-1] if source else ""
+    groups[(kind, m.group(1)[:48], where[-60:])] += ms
+    total += ms
+  rows = [{"op": k, "shape": s, "source": w, "ms_per_step": ms}
+          for (k, s, w), ms in groups.most_common()]
+  return {"rows": rows, "ops_ms_per_step": total,
+          "wall_ms_per_step": 1e3 * wall / steps}
+
+
 def main(argv=None):
   ap = argparse.ArgumentParser()
   ap.add_argument("--batch_size", type=int, default=64)
@@ -122,18 +200,38 @@ def main(argv=None):
                   help="model.conv_impl; 'auto' is the library's choice here")
   ap.add_argument("--precision", choices=["float32", "bfloat16"],
                   default="float32")
+  ap.add_argument("--trace", action="store_true",
+                  help="per-operation time of the whole step (jax.profiler)")
+  ap.add_argument("--top", type=int, default=30)
   a = ap.parse_args(argv)
   import train_step
   from fser_jax import model as model_lib
+  dtype = model_lib.compute_dtype(a.precision)
+  impl = model_lib.resolve_conv_impl(a.conv_impl, dtype)
+  if a.trace:
+    out = trace_step(a.batch_size, a.conv_impl, a.precision)
+    print(f"device: {common.device_name()}; {a.precision}, conv_impl="
+          f"{a.conv_impl} -> {impl}; batch {a.batch_size}; ms per step: "
+          f"{out['ops_ms_per_step']:.1f} in operations, "
+          f"{out['wall_ms_per_step']:.1f} wall without the profiler")
+    print("| operation | shape | from | ms/step |\n|---|---|---|---|")
+    for r in out["rows"][:a.top]:
+      print(f"| {r['op']} | `{r['shape']}` | {r['source']} | "
+            f"{r['ms_per_step']:.2f} |")
+    out.update(device=common.device_name(), batch_size=a.batch_size,
+               precision=a.precision, conv_impl=impl)
+    if a.json:
+      with open(a.json, "w") as f:
+        json.dump(out, f, indent=2)
+    return out
   rows = profile(a.batch_size, a.conv_impl, a.precision)
   whole = train_step.bench_jax(a.batch_size, a.precision, 8, 3, None,
                                conv_impl=a.conv_impl)
   step_ms = 1e3 * a.batch_size / whole["examples_per_sec"]["median"]
   total = sum(r["ms"] for r in rows)
-  dtype = model_lib.compute_dtype(a.precision)
   print(f"device: {common.device_name()}; {a.precision}, conv_impl="
-        f"{a.conv_impl} -> {model_lib.resolve_conv_impl(a.conv_impl, dtype)}")
-  print(f"| piece | ms | GFLOP | GFLOP/s | backend |\n|---|---|---|---|---|")
+        f"{a.conv_impl} -> {impl}")
+  print("| piece | ms | GFLOP | GFLOP/s | backend |\n|---|---|---|---|---|")
   for r in rows:
     print(f"| {r['piece']} | {r['ms']:.1f} | {r['gflops']:.2f} | "
           f"{r['gflop_per_s']:.0f} | {r['backend']} |")
@@ -141,7 +239,7 @@ def main(argv=None):
   print(f"| whole train step (benchmarks/train_step.py) | {step_ms:.1f} | | | |")
   out = {"device": common.device_name(), "batch_size": a.batch_size,
          "precision": a.precision,
-         "conv_impl": model_lib.resolve_conv_impl(a.conv_impl, dtype),
+         "conv_impl": impl,
          "pieces": rows, "sum_ms": total, "step_ms": step_ms}
   if a.json:
     with open(a.json, "w") as f:
