@@ -136,20 +136,9 @@ def trace_step(batch: int, conv_impl: str = "auto",
   import tempfile
   import time
   import jax
-  import jax.numpy as jnp
-  import numpy as np
-  from fser_jax import augment, config as config_lib, train
-  from fser_jax import state as state_lib
-  c = config_lib.base()
-  c.train.precision, c.model.conv_impl = precision, conv_impl
-  n = batch * steps_per_dispatch
-  graphdef, state, tx = state_lib.create(c, 8, 3, steps_per_epoch=100)
-  rng = np.random.default_rng(0)
-  images = jnp.asarray(rng.random((n, 64, 64, 3), np.float32))
-  labels = jnp.asarray(rng.integers(0, 8, n).astype(np.int32))
-  idx = jnp.arange(n).reshape(steps_per_dispatch, batch)
-  key = jax.random.key(0)
-  chunk = train.make_train_chunk(graphdef, tx, augment.from_config(c.augment))
+  import train_step
+  chunk, _, _, state, images, labels, idx, key = train_step.step_inputs(
+      batch, precision, steps_per_dispatch, conv_impl)
   compiled = chunk.lower(state, images, labels, idx, key).compile()
   hlo = compiled.as_text()
   box = {"state": state}

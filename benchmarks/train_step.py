@@ -27,12 +27,15 @@ import time
 import common  # noqa: F401  (sys.path, TF log level)
 
 
-def bench_jax(batch_size: int, precision: str, steps_per_dispatch: int,
-              repeats: int, unroll, conv_impl: str = "xla") -> dict:
+def step_inputs(batch_size: int, precision: str, steps_per_dispatch: int,
+                conv_impl: str, unroll=None):
+  """The default model's train chunk (`steps_per_dispatch` steps of
+  `batch_size`) and its arguments: (chunk, config, tx, state, images,
+  labels, idx, key), on random 64x64 images."""
   import jax
   import jax.numpy as jnp
   import numpy as np
-  from fser_jax import augment, config as config_lib, model as model_lib, train
+  from fser_jax import augment, config as config_lib, train
   from fser_jax import state as state_lib
   c = config_lib.base()
   c.train.precision = precision
@@ -45,7 +48,17 @@ def bench_jax(batch_size: int, precision: str, steps_per_dispatch: int,
   idx = jnp.arange(n).reshape(steps_per_dispatch, batch_size)
   chunk = train.make_train_chunk(graphdef, tx, augment.from_config(c.augment),
                                  unroll=unroll)
-  key = jax.random.key(0)
+  return chunk, c, tx, state, images, labels, idx, jax.random.key(0)
+
+
+def bench_jax(batch_size: int, precision: str, steps_per_dispatch: int,
+              repeats: int, unroll, conv_impl: str = "xla") -> dict:
+  import jax
+  from fser_jax import augment, model as model_lib, train
+  from fser_jax import state as state_lib
+  chunk, c, tx, state, images, labels, idx, key = step_inputs(
+      batch_size, precision, steps_per_dispatch, conv_impl, unroll)
+  n = batch_size * steps_per_dispatch
   t0 = time.perf_counter()
   compiled = chunk.lower(state, images, labels, idx, key).compile()
   compile_seconds = time.perf_counter() - t0
