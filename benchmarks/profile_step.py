@@ -81,7 +81,7 @@ def profile(batch: int, conv_impl: str = "auto",
     k = jnp.asarray(rng.normal(size=(3, 3, cin, f)) * 0.1, dtype)
     b = jnp.zeros((f,), dtype)
     block = None
-    wino = impl in ("winograd", "winograd_onednn") and dtype == jnp.float32
+    wino = impl in model_lib.WINOGRAD_IMPLS and dtype == jnp.float32
     if wino and i == 0:
       block, how = model_lib.pooled_conv, "phase matmul"
     elif wino and cin >= model_lib.WINOGRAD_MIN_CHANNELS:

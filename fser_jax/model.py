@@ -360,6 +360,8 @@ def dropout(x: jax.Array, rate: float, key: jax.Array) -> jax.Array:
 CONV_IMPLS = ("auto", "xla", "im2col", "input_vjp", "winograd", "onednn",
               "winograd_onednn")
 ONEDNN_IMPLS = ("onednn", "winograd_onednn")  # need fser_jax.onednn
+# float32: the phase matmul for layer 1, Winograd for >= 64 input channels
+WINOGRAD_IMPLS = ("winograd", "winograd_onednn")
 
 
 def resolve_conv_impl(conv_impl: str, dtype=jnp.float32) -> str:
@@ -434,7 +436,7 @@ class FSER(nnx.Module):
     if self.conv_impl == "input_vjp" and i == 0:
       return max_pool_2x2(input_conv(x, k, b))
     # 'winograd' (float32 only: bfloat16 would lose the transforms' precision)
-    wino = self.conv_impl in ("winograd", "winograd_onednn")
+    wino = self.conv_impl in WINOGRAD_IMPLS
     if wino and x.dtype == jnp.float32:
       if i == 0:  # few input channels, memory-bound: one phase matmul
         return pooled_conv(x, k, b)

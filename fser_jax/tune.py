@@ -75,7 +75,6 @@ def candidates(flags: set[str], onednn: bool = False) -> list[Candidate]:
   return out
 
 
-
 def choose(results: list[dict]) -> dict:
   """The fastest float32 result that ran (earlier wins a tie)."""
   ok = [r for r in results if r.get("examples_per_sec") and

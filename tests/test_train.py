@@ -45,7 +45,6 @@ def _batch(n=16, seed=0):
 def test_max_pool_matches_nnx_max_pool(dtype, shape):
   """Both forms of the maximum (float32's reduce, bfloat16's strided
   slices), odd sizes included."""
-  from flax import nnx
   x = jnp.asarray(np.random.default_rng(0).random(shape), dtype)
   y = model_lib.max_pool_2x2(x)
   assert y.dtype == dtype
@@ -167,7 +166,6 @@ def test_max_pool_gradient_routes_to_the_maximum(dtype):
 
 
 def test_im2col_convolution_equals_lax_conv():
-  from flax import nnx
   conv = nnx.Conv(5, 7, (3, 3), padding="SAME", rngs=nnx.Rngs(0))
   x = jnp.asarray(np.random.default_rng(1).random((2, 8, 6, 5)), jnp.float32)
   np.testing.assert_allclose(
@@ -248,7 +246,6 @@ def test_auto_conv_impl_is_chosen_per_backend_and_cpu():
 def test_winograd_model_equals_the_xla_model_in_a_train_step():
   """conv_impl='winograd' changes how the layers with >= 64 input channels
   are computed, not what: same parameters, same logits and gradients."""
-  from flax import nnx
   kw = dict(in_channels=3, image_size=16, filters=(8, 64, 16), dense=(12,),
             rngs=None)
   x = jax.random.normal(jax.random.key(0), (4, 16, 16, 3))
