@@ -165,6 +165,31 @@ def test_max_pool_gradient_routes_to_the_maximum(dtype):
   assert g5.shape == x5.shape and float(g5[0, 4].sum()) == 0.0
 
 
+@pytest.mark.parametrize("rate,levels", [(0.25, 4), (0.5, 2), (0.75, 4),
+                                         (0.3, 256)])
+def test_dropout_drops_the_rate_and_keeps_the_expectation(rate, levels):
+  """Packed bits: each value is dropped with the rate (rounded to 1/levels),
+  independently of its neighbours sharing a 32-bit word, kept values are
+  scaled by the inverse keep probability, and the mask follows the key."""
+  x = jnp.ones((16, 32, 32, 32), jnp.float32)  # 524,288 values
+  y = np.asarray(model_lib.dropout(x, rate, jax.random.key(0)))
+  want = round(rate * levels) / levels
+  dropped = y == 0
+  assert abs(dropped.mean() - want) < 4 * np.sqrt(want * (1 - want) / y.size)
+  np.testing.assert_allclose(np.unique(y[~dropped]), 1 / (1 - want),
+                             rtol=1e-6)
+  # Neighbours (unpacked from one word) are independent: P(both) = p^2.
+  flat = dropped.reshape(-1)
+  both = (flat[:-1] & flat[1:]).mean()
+  assert abs(both - want ** 2) < 4 * np.sqrt(want ** 2 / flat.size)
+  again = np.asarray(model_lib.dropout(x, rate, jax.random.key(0)))
+  other = np.asarray(model_lib.dropout(x, rate, jax.random.key(1)))
+  np.testing.assert_array_equal(again, y)
+  assert (other != y).mean() > 0.1
+  assert model_lib.dropout(x, 0.0, jax.random.key(0)) is x
+  assert not np.asarray(model_lib.dropout(x, 1.0, jax.random.key(0))).any()
+
+
 def test_im2col_convolution_equals_lax_conv():
   conv = nnx.Conv(5, 7, (3, 3), padding="SAME", rngs=nnx.Rngs(0))
   x = jnp.asarray(np.random.default_rng(1).random((2, 8, 6, 5)), jnp.float32)
