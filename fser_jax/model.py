@@ -333,7 +333,10 @@ def _winograd_conv_bwd(res, g):
   dx = _winograd_from_tiles(_winograd_tiles(g),
                             _winograd_kernel(kernel[::-1, ::-1]), b, h, w,
                             swap=True)
-  return dx, dk.astype(kernel.dtype), g.sum((0, 1, 2))
+  # A^T's second column is all ones, so dm[1, 1] is each tile's sum of g:
+  # the bias gradient reads 1/16 of g's bytes (XLA's reduction over all of g
+  # was ~2 ms a layer on the AVX-512 Zen 4).
+  return dx, dk.astype(kernel.dtype), dm[7].sum(0)
 
 
 _winograd_conv.defvjp(_winograd_conv_fwd, _winograd_conv_bwd)
