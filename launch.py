@@ -95,7 +95,8 @@ def main(argv):
   from fser_jax import onednn
   logging.info("model.conv_impl='auto' here in %s: %s", precision,
                "%s (%s)" % xla_cpu.conv_impl(jax.default_backend(), precision,
-                                             onednn_ok=onednn.ok))
+                                             onednn_ok=onednn.ok,
+                                             winograd_ok=onednn.winograd_ok))
   logging.info("JAX compilation cache: %s", jax_cache.CHOICE)
   if FLAGS.mode == "predict":
     from fser_jax.experiments import predict

@@ -389,8 +389,9 @@ def dropout(x: jax.Array, rate: float, key: jax.Array) -> jax.Array:
 
 
 CONV_IMPLS = ("auto", "xla", "im2col", "input_vjp", "winograd", "onednn",
-              "winograd_onednn")
-ONEDNN_IMPLS = ("onednn", "winograd_onednn")  # need fser_jax.onednn
+              "winograd_onednn", "onednn_winograd")
+# need fser_jax.onednn
+ONEDNN_IMPLS = ("onednn", "winograd_onednn", "onednn_winograd")
 # float32: the phase matmul for layer 1, Winograd for >= 64 input channels
 WINOGRAD_IMPLS = ("winograd", "winograd_onednn")
 
@@ -402,7 +403,8 @@ def resolve_conv_impl(conv_impl: str, dtype=jnp.float32) -> str:
     return conv_impl
   from fser_jax import onednn  # built on first use, where asked
   return xla_cpu.conv_impl(jax.default_backend(), jnp.dtype(dtype).name,
-                           onednn_ok=onednn.ok)[0]
+                           onednn_ok=onednn.ok,
+                           winograd_ok=onednn.winograd_ok)[0]
 
 
 class FSER(nnx.Module):
@@ -473,6 +475,14 @@ class FSER(nnx.Module):
         return pooled_conv(x, k, b)
       if k.shape[:2] == (3, 3) and x.shape[-1] >= WINOGRAD_MIN_CHANNELS:
         return max_pool_2x2(winograd_conv(x, k, b))
+    # 'onednn_winograd': oneDNN's own Winograd for every 3x3 layer after the
+    # first (float32; its kernels fuse the transforms with the products)
+    if self.conv_impl == "onednn_winograd" and x.dtype == jnp.float32:
+      if i == 0:
+        return pooled_conv(x, k, b)
+      if k.shape[:2] == (3, 3):
+        from fser_jax import onednn
+        return max_pool_2x2(onednn.conv(x, k, b, winograd=True))
     # 'onednn': every layer; 'winograd_onednn': the layers Winograd leaves
     # (and every layer in bfloat16)
     if self.conv_impl in ONEDNN_IMPLS:

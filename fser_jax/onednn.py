@@ -24,6 +24,7 @@ oneDNN 2.x and 3.x branches are both tested (2.6.3 and 3.2.0).
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import subprocess
@@ -134,6 +135,16 @@ def ok() -> bool:
   return available()[0]
 
 
+def winograd_ok() -> bool:
+  """Whether `conv(..., winograd=True)` runs here: the oneDNN convolutions
+  build and oneDNN has float32 Winograd kernels for this CPU (AVX-512)."""
+  if not ok():
+    return False
+  if "winograd" not in _state:
+    _state["winograd"] = bool(_load().FserOnednnWinogradOk())
+  return _state["winograd"]
+
+
 def impls() -> str:
   """Which kernel oneDNN chose for each convolution built so far."""
   lib = _load()
@@ -143,43 +154,48 @@ def impls() -> str:
   return buf.value.decode()
 
 
-def _call(target: str, out_shapes, dtype, *args):
+def _call(target: str, out_shapes, dtype, *args, winograd: bool = False):
   _load()
   outs = [jax.ShapeDtypeStruct(s, dtype) for s in out_shapes]
   return jax.ffi.ffi_call(f"fser_{_TARGETS[target]}", outs,
-                          vmap_method="sequential")(*args)
+                          vmap_method="sequential")(*args, winograd=winograd)
 
 
-@jax.custom_vjp
-def _conv(x, kernel, bias):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _conv(x, kernel, bias, winograd):
   return _call("forward", [x.shape[:3] + (kernel.shape[-1],)], x.dtype,
-               x, kernel, bias)[0]
+               x, kernel, bias, winograd=winograd)[0]
 
 
-def _conv_fwd(x, kernel, bias):
-  return _conv(x, kernel, bias), (x, kernel)
+def _conv_fwd(x, kernel, bias, winograd):
+  return _conv(x, kernel, bias, winograd), (x, kernel)
 
 
-def _conv_bwd(res, g):
+def _conv_bwd(winograd, res, g):
   # An unused input gradient (the first layer's: its input is data) is a
   # side-effect-free call that XLA removes.
   # The bias gradient comes out of the weight-gradient pass (XLA's own
   # reduction over the batch and image axes measured up to 24 ms for the
   # first layer's output in bfloat16 on a Zen 4 EPYC).
   x, kernel = res
-  dx = _call("data", [x.shape], x.dtype, g, kernel)[0]
-  dk, db = _call("weights", [kernel.shape, kernel.shape[-1:]], x.dtype, x, g)
+  dx = _call("data", [x.shape], x.dtype, g, kernel, winograd=winograd)[0]
+  dk, db = _call("weights", [kernel.shape, kernel.shape[-1:]], x.dtype, x, g,
+                 winograd=winograd)
   return dx, dk, db
 
 
 _conv.defvjp(_conv_fwd, _conv_bwd)
 
 
-def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
+def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, *,
+         winograd: bool = False) -> jax.Array:
   """conv(x, kernel) + bias, stride 1, SAME padding, in oneDNN. x [B, H, W,
   C], kernel [KH, KW, C, F] (odd sizes), bias [F]; float32 or bfloat16 (the
   kernel and bias are cast to x's type). Same values as `lax.conv` within
-  the type's rounding."""
+  the type's rounding. `winograd`: oneDNN's Winograd F(4x4, 3x3) for all
+  three passes (float32 3x3 kernels on AVX-512 CPUs; elsewhere oneDNN says
+  it has no implementation and the call fails: see `winograd_ok()`), the
+  activations reordered to and from its blocked layout inside the call."""
   if x.ndim != 4 or kernel.ndim != 4 or kernel.shape[2] != x.shape[-1]:
     raise ValueError(f"onednn.conv: x {x.shape} (NHWC) and kernel "
                      f"{kernel.shape} (HWIO) do not match")
@@ -187,4 +203,7 @@ def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
     raise ValueError(f"onednn.conv: odd kernel sizes only, got {kernel.shape}")
   if x.dtype not in (jnp.float32, jnp.bfloat16):
     raise ValueError(f"onednn.conv: float32 or bfloat16, got {x.dtype}")
-  return _conv(x, kernel.astype(x.dtype), bias.astype(x.dtype))
+  if winograd and (x.dtype != jnp.float32 or kernel.shape[:2] != (3, 3)):
+    raise ValueError("onednn.conv: winograd=True needs float32 and a 3x3 "
+                     f"kernel, got {x.dtype} and {kernel.shape}")
+  return _conv(x, kernel.astype(x.dtype), bias.astype(x.dtype), winograd)

@@ -68,6 +68,8 @@ def candidates(flags: set[str], onednn: bool = False) -> list[Candidate]:
   out = [Candidate(f, i) for f in FUSIONS for i in IMPLS]
   if onednn:  # oneDNN's convolutions; XLA's Eigen for the rest
     out += [Candidate("", "onednn"), Candidate("", "winograd_onednn")]
+    if "avx512f" in flags:  # oneDNN's Winograd kernels need AVX-512
+      out.append(Candidate("", "onednn_winograd"))
   if {"avx512_bf16", "amx_bf16"} & flags:
     out += [Candidate(f, "xla", "bfloat16") for f in FUSIONS]
     if onednn:

@@ -202,7 +202,8 @@ def bfloat16_note(flags: set[str] | None = None) -> str | None:
 
 def conv_impl(backend: str, dtype_name: str = "float32",
               flags: set[str] | None = None, onednn_ok=None,
-              vendor: str | None = None) -> tuple[str, str]:
+              vendor: str | None = None,
+              winograd_ok=None) -> tuple[str, str]:
   """What `model.conv_impl='auto'` means on this machine: (impl, why).
 
   The tuner's cached choice, where this machine has one, comes first (its
@@ -213,20 +214,27 @@ def conv_impl(backend: str, dtype_name: str = "float32",
     (batch 64, `benchmarks/train_step.py --conv_impl auto,xla`): 190.0 ex/s
     with these, 131.1 with lax convolutions, Keras 108.5. On an AVX-512/AMX
     Xeon the fastest float32 candidate measured (oneDNN's convolutions were
-    not among them). On an AVX-512 AMD CPU where the oneDNN convolutions
-    build, 'winograd_onednn' (the second layer in oneDNN too): on a 2-core
-    Zen 4 EPYC 1.03-1.18x 'winograd' in each of four alternations in one
-    process (335-364 against 291-328 ex/s).
+    not among them).
+    On an AVX-512 CPU where oneDNN's float32 Winograd kernels run
+    (`onednn.winograd_ok`): 'onednn_winograd' (every 3x3 layer after the
+    first in oneDNN's Winograd F(4x4, 3x3)): on a 2-core Zen 4 EPYC x1.26
+    'winograd_onednn' (median of 8 alternated rounds in one process) and
+    x1.25 Keras float32 in the same run. Not measured on an Intel CPU, whose
+    AVX-512 those kernels were written for: run the tuner there. Where only
+    the direct oneDNN convolutions run, on AMD 'winograd_onednn' (the second
+    layer in oneDNN too): 1.03-1.18x 'winograd' in four alternations on the
+    Zen 4 EPYC.
   - bfloat16: 'onednn' where the CPU has native bfloat16 (AVX512_BF16 or
     AMX-BF16) and the oneDNN convolutions build here (fser_jax/onednn.py):
     on the Zen 4 EPYC (AVX512_BF16, no AMX) 1.6-2.1x XLA's bfloat16 step,
     whose convolutions widen every product to float32 in Eigen. Otherwise
     'xla' (Winograd's transforms need float32).
   GPUs: 'xla' (cuDNN picks its own algorithms, Winograd among them).
-  `onednn_ok`: a callable saying whether the oneDNN convolutions build here
-  (`fser_jax.onednn.ok`, passed in by `model.resolve_conv_impl` and
-  launch.py: this module sits below that one); without it they are not
-  considered."""
+  `onednn_ok`, `winograd_ok`: callables saying whether the oneDNN
+  convolutions build here and whether oneDNN's Winograd runs
+  (`fser_jax.onednn.ok`, `.winograd_ok`, passed in by
+  `model.resolve_conv_impl` and launch.py: this module sits below that
+  one); without them they are not considered."""
   if backend != "cpu":
     return "xla", f"{backend}: XLA's convolutions (cuDNN picks the algorithm)"
   flags = cpu_flags() if flags is None else flags
@@ -246,7 +254,13 @@ def conv_impl(backend: str, dtype_name: str = "float32",
                         "oneDNN's convolutions (1.6-2.1x XLA's bfloat16 "
                         "step measured on an AVX512_BF16 EPYC)")
     return "xla", f"{dtype_name}: Winograd's transforms need float32"
+  winograd_ok = winograd_ok or (lambda: False)
   if "avx512f" in flags:
+    if onednn_ok() and winograd_ok():
+      return "onednn_winograd", (
+          "CPU with AVX-512, not tuned here: oneDNN's Winograd for every 3x3 "
+          "layer after the first (x1.26 'winograd_onednn' and x1.25 Keras "
+          "measured on a Zen 4 EPYC; not measured on Intel)")
     if (vendor or cpu_vendor()) == "AuthenticAMD" and onednn_ok():
       return "winograd_onednn", (
           "AMD CPU with AVX-512, not tuned here: Winograd for the layers with "

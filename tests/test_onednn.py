@@ -115,6 +115,103 @@ def test_model_matches_xla_and_drops_the_input_gradient():
   assert "avx" in onednn.impls() or "gemm" in onednn.impls()
 
 
+needs_winograd = pytest.mark.skipif(
+    not (OK and onednn.winograd_ok()),
+    reason="oneDNN has no float32 Winograd kernels on this CPU (AVX-512 only)")
+
+
+@needs_winograd
+@pytest.mark.parametrize("shape,f", [((2, 9, 7, 5), 6), ((2, 8, 8, 32), 16)])
+def test_winograd_values_and_gradients_match_lax(shape, f):
+  """oneDNN's Winograd F(4x4, 3x3), activations reordered to its blocked
+  layout and back inside each call: values and all three gradients equal
+  lax.conv's to float32 rounding, sizes that are and are not multiples of
+  its tiles and channel blocks."""
+  r = np.random.default_rng(3)
+  x = jnp.asarray(r.normal(size=shape), jnp.float32)
+  k = jnp.asarray(r.normal(size=(3, 3, shape[-1], f)) * 0.2, jnp.float32)
+  b = jnp.asarray(r.normal(size=(f,)), jnp.float32)
+  g = jnp.asarray(r.normal(size=shape[:3] + (f,)), jnp.float32)
+  want = jax.jit(lambda *a: _both(_lax, *a))(x, k, b, g)
+  got = jax.jit(lambda *a: _both(
+      lambda x, k, b: onednn.conv(x, k, b, winograd=True), *a))(x, k, b, g)
+  for name, w, o in zip(("y", "dx", "dk", "db"), want, got):
+    assert o.shape == w.shape, name
+    np.testing.assert_allclose(o, w, rtol=1e-4, atol=1e-5 * float(
+        jnp.abs(w).max()), err_msg=name)
+  key = "fwd/winograd:{},{},{},{},{},3,3".format(*shape, f)
+  assert any(l.startswith(key) and "wino" in l.split()[-1]
+             for l in onednn.impls().splitlines()), onednn.impls()
+  with pytest.raises(ValueError, match="float32 and a 3x3"):
+    onednn.conv(x.astype(jnp.bfloat16), k, b, winograd=True)
+
+
+@needs_winograd
+def test_onednn_winograd_model_matches_xla():
+  """'onednn_winograd': the first layer's phase matmul, oneDNN's Winograd
+  for every later 3x3 layer; same values and gradients as 'xla'; in
+  bfloat16 it is 'onednn' (direct)."""
+  kw = dict(image_size=16, filters=(8, 16, 64, 8), dense=(16,))
+  x = jnp.asarray(np.random.default_rng(2).random((4, 16, 16, 3)), jnp.float32)
+  ref = model_lib.FSER(3, conv_impl="xla", rngs=nnx.Rngs(0), **kw)
+  m = model_lib.FSER(3, conv_impl="onednn_winograd", rngs=nnx.Rngs(0), **kw)
+  np.testing.assert_allclose(m(x), ref(x), rtol=1e-4, atol=1e-5)
+
+  def loss(model, x):
+    return (model(x) ** 2).mean()
+
+  for a, b in zip(jax.tree.leaves(nnx.grad(loss)(ref, x)),
+                  jax.tree.leaves(nnx.grad(loss)(m, x))):
+    np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-6)
+  graphdef, state = nnx.split(m)
+  text = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x)).lower(
+      state, x).compile().as_text()
+  assert text.count('custom_call_target="fser_FserOnednnConvForward"') == 3
+  assert text.count("winograd = true") == 3
+  m16 = model_lib.FSER(3, conv_impl="onednn_winograd", rngs=nnx.Rngs(0),
+                       dtype=jnp.bfloat16, **kw)
+  text16 = jax.jit(lambda s, x: nnx.merge(*nnx.split(m16)[:1], s)(x)).lower(
+      nnx.split(m16)[1], x).compile().as_text()
+  assert text16.count('custom_call_target="fser_FserOnednnConvForward"') == 4
+  assert "winograd = true" not in text16
+
+
+@needs_onednn
+def test_without_avx512_winograd_is_off_and_falls_back_to_direct():
+  """oneDNN limited to AVX2 (ONEDNN_MAX_CPU_ISA, as on a CPU without
+  AVX-512): the probe says no Winograd, 'auto' does not choose it, and a
+  call that asks for it still gives lax.conv's values through the direct
+  convolution, which impls() names."""
+  import os
+  import subprocess
+  import sys
+  code = (
+      "import jax, jax.numpy as jnp, numpy as np\n"
+      "from fser_jax import onednn, xla_cpu\n"
+      "print('ok', onednn.winograd_ok())\n"
+      "print('auto', xla_cpu.conv_impl('cpu', flags={'avx512f'}, "
+      "onednn_ok=onednn.ok, winograd_ok=onednn.winograd_ok)[0])\n"
+      "x = jax.random.normal(jax.random.key(0), (2, 8, 8, 16))\n"
+      "k = jax.random.normal(jax.random.key(1), (3, 3, 16, 8))\n"
+      "b = jnp.zeros(8)\n"
+      "want = jax.lax.conv_general_dilated(x, k, (1, 1), 'SAME', "
+      "dimension_numbers=('NHWC', 'HWIO', 'NHWC'))\n"
+      "got = onednn.conv(x, k, b, winograd=True)\n"
+      "print('err', float(jnp.abs(got - want).max() / jnp.abs(want).max()))\n"
+      "print('impl', onednn.impls().strip().splitlines()[0])\n")
+  env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2",
+         "DNNL_MAX_CPU_ISA": "AVX2", xla_cpu.NO_TUNE_ENV: "1"}
+  p = subprocess.run([sys.executable, "-c", code], env=env,
+                     capture_output=True, text=True, timeout=300)
+  assert p.returncode == 0, p.stderr[-2000:]
+  out = dict(l.split(" ", 1) for l in p.stdout.splitlines())
+  assert out["ok"] == "False"
+  assert out["auto"] != "onednn_winograd"
+  assert float(out["err"]) < 1e-5
+  assert "no Winograd" in out["impl"] and "wino" not in out["impl"].split(
+      "(")[0].split()[-1]
+
+
 def test_auto_picks_onednn_for_bfloat16_only_where_measured(monkeypatch,
                                                             tmp_path):
   monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # no tuner cache

@@ -257,12 +257,28 @@ def test_auto_conv_impl_is_chosen_per_backend_and_cpu():
   assert xla_cpu.conv_impl("cpu", "bfloat16", flags={"avx2"})[0] == "xla"
   assert xla_cpu.conv_impl("gpu", flags={"avx2"})[0] == "xla"
   assert xla_cpu.conv_impl("cpu", flags=set())[0] == "xla"  # unknown CPU
+  # oneDNN: its Winograd where it runs (either vendor), else on AMD the
+  # direct convolutions for the second layer; bfloat16 always direct.
+  yes, no = (lambda: True), (lambda: False)
+  for vendor in ("GenuineIntel", "AuthenticAMD"):
+    assert xla_cpu.conv_impl("cpu", flags={"avx512f"}, vendor=vendor,
+                             onednn_ok=yes, winograd_ok=yes)[0] == \
+        "onednn_winograd"
+  assert xla_cpu.conv_impl("cpu", flags={"avx512f"}, vendor="AuthenticAMD",
+                           onednn_ok=yes, winograd_ok=no)[0] == \
+      "winograd_onednn"
+  assert xla_cpu.conv_impl("cpu", flags={"avx512f"}, vendor="GenuineIntel",
+                           onednn_ok=yes, winograd_ok=no)[0] == "winograd"
+  assert xla_cpu.conv_impl("cpu", flags={"avx2"}, onednn_ok=yes,
+                           winograd_ok=yes)[0] == "winograd"
+  assert xla_cpu.conv_impl("cpu", "bfloat16", flags={"avx512f", "amx_bf16"},
+                           onednn_ok=yes, winograd_ok=yes)[0] == "onednn"
   from fser_jax import onednn
-  want = xla_cpu.conv_impl(jax.default_backend(), onednn_ok=onednn.ok)[0]
+  ok = dict(onednn_ok=onednn.ok, winograd_ok=onednn.winograd_ok)
+  want = xla_cpu.conv_impl(jax.default_backend(), **ok)[0]
   assert model_lib.resolve_conv_impl("auto") == want
   assert model_lib.resolve_conv_impl("auto", jnp.bfloat16) == \
-      xla_cpu.conv_impl(jax.default_backend(), "bfloat16",
-                        onednn_ok=onednn.ok)[0]
+      xla_cpu.conv_impl(jax.default_backend(), "bfloat16", **ok)[0]
   assert model_lib.resolve_conv_impl("im2col") == "im2col"
   with pytest.raises(ValueError, match="conv_impl"):
     model_lib.FSER(3, conv_impl="fft", rngs=None)

@@ -37,13 +37,16 @@ def test_candidates_per_cpu():
   amx = tune.candidates(AMX)
   assert len(amx) == 12
   assert sum(c.precision == "bfloat16" for c in amx) == 4
-  # With the oneDNN convolutions built: two more float32 candidates (all
-  # layers, or those Winograd leaves) and one bfloat16.
+  # With the oneDNN convolutions built: three more float32 candidates on
+  # AVX-512 (all layers direct, those Winograd leaves, oneDNN's Winograd)
+  # and one bfloat16; on AVX2 no Winograd in oneDNN.
   both = tune.candidates(AMX, onednn=True)
-  assert len(both) == 15
+  assert len(both) == 16
   assert tune.Candidate("", "onednn", "bfloat16") in both
   assert tune.Candidate("", "winograd_onednn") in both
-  assert len(tune.candidates(AVX2, onednn=True)) == 10
+  assert tune.Candidate("", "onednn_winograd") in both
+  avx2 = tune.candidates(AVX2, onednn=True)
+  assert len(avx2) == 10 and tune.Candidate("", "onednn_winograd") not in avx2
 
 
 def test_choice_is_the_fastest_float32_and_bfloat16_is_only_reported(cache):
