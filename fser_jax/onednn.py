@@ -6,19 +6,24 @@ natively. This module compiles `onednn_conv.cc` (three typed XLA FFI
 handlers: forward with bias, input gradient, weight and bias gradients)
 against the system's oneDNN on first use, registers them with `jax.ffi`, and
 exposes `conv(x, kernel, bias)`: a stride-1 SAME convolution, NHWC / HWIO,
-float32 or bfloat16, with its gradients through `jax.custom_vjp`. The calls
+float32 or bfloat16, with its gradients through `jax.custom_vjp`; with
+`winograd=True`, oneDNN's own float32 Winograd F(4x4, 3x3) kernels
+(`conv_impl='onednn_winograd'`, the AVX-512 float32 default). The calls
 are part of the compiled program (no host round trip, no copies), so XLA
 fuses the ReLU, pooling and dropout around them as before.
 
 Optional: it needs a C++17 compiler and oneDNN's headers and library, found
 in this order: FSER_JAX_ONEDNN_ROOT (a prefix holding include/ and lib/);
 the Python environment's prefix when `pip install fser_jax[onednn]` put them
-there (Intel's onednn-cpu-gomp wheels, oneDNN 3.2, Linux x86-64); the
-system's (Debian and Ubuntu: `apt-get install libdnnl-dev`, oneDNN 2.6 on
-Debian 12). Without them `available()` says why, and `conv_impl='auto'`
-never picks it. The shared library is cached under the user's cache folder,
-keyed by the source, the oneDNN prefix, jax and the machine. The source's
-oneDNN 2.x and 3.x branches are both tested (2.6.3 and 3.2.0).
+there (Intel's onednn-cpu-gomp wheels 2022.2.1, i.e. oneDNN 2.6.0, Linux
+x86-64); the system's (Debian and Ubuntu: `apt-get install libdnnl-dev`,
+oneDNN 2.6 on Debian 12). Without them `available()` says why, and
+`conv_impl='auto'` never picks it. The shared library is cached under the
+user's cache folder, keyed by the source, the oneDNN prefix, jax and the
+machine. The source's oneDNN 2.x and 3.x branches are both tested (2.6.0,
+2.6.3 and 3.2.0); oneDNN 3.x has no float32 Winograd kernels
+(`winograd_ok()` is False with 3.2 on an AVX-512 CPU), so
+`conv_impl='onednn_winograd'` needs 2.x.
 """
 
 from __future__ import annotations
@@ -193,9 +198,10 @@ def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, *,
   C], kernel [KH, KW, C, F] (odd sizes), bias [F]; float32 or bfloat16 (the
   kernel and bias are cast to x's type). Same values as `lax.conv` within
   the type's rounding. `winograd`: oneDNN's Winograd F(4x4, 3x3) for all
-  three passes (float32 3x3 kernels on AVX-512 CPUs; elsewhere oneDNN says
-  it has no implementation and the call fails: see `winograd_ok()`), the
-  activations reordered to and from its blocked layout inside the call."""
+  three passes (float32, 3x3), the activations reordered to and from its
+  blocked layout inside the call; where oneDNN has no Winograd kernel
+  (`winograd_ok()` False: a CPU without AVX-512, oneDNN 3.x) the direct
+  convolution runs instead and `impls()` says so."""
   if x.ndim != 4 or kernel.ndim != 4 or kernel.shape[2] != x.shape[-1]:
     raise ValueError(f"onednn.conv: x {x.shape} (NHWC) and kernel "
                      f"{kernel.shape} (HWIO) do not match")

@@ -117,7 +117,8 @@ def test_model_matches_xla_and_drops_the_input_gradient():
 
 needs_winograd = pytest.mark.skipif(
     not (OK and onednn.winograd_ok()),
-    reason="oneDNN has no float32 Winograd kernels on this CPU (AVX-512 only)")
+    reason="no float32 Winograd kernels in this oneDNN on this CPU (oneDNN "
+    "2.x on AVX-512 only)")
 
 
 @needs_winograd
