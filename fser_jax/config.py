@@ -113,7 +113,9 @@ def base() -> ml_collections.ConfigDict:
   # 'input_vjp' (the first layer im2col with a data-input VJP; others xla) |
   # 'onednn' (oneDNN's kernels inside the step, float32 or bfloat16; needs
   # libdnnl-dev, fser_jax/onednn.py) | 'winograd_onednn' (as 'winograd', the
-  # other layers in oneDNN; in bfloat16 as 'onednn')
+  # other layers in oneDNN; in bfloat16 as 'onednn') | 'onednn_winograd'
+  # (oneDNN's own Winograd for every 3x3 layer after the first, float32 on
+  # AVX-512 with oneDNN 2.x; in bfloat16 as 'onednn')
   c.model.conv_impl = "auto"
   # features.kind='logmel_time': how the time axis is pooled before the
   # dense layers, 'mean' | 'mean_std' (statistics pooling)
@@ -274,7 +276,7 @@ CHOICES = {
     "train.schedule": ("constant", "cosine"),
     "train.precision": ("float32", "bfloat16"),
     "model.conv_impl": ("auto", "xla", "winograd", "im2col", "input_vjp",
-                        "onednn", "winograd_onednn"),
+                        "onednn", "winograd_onednn", "onednn_winograd"),
     "model.time_pool": ("mean", "mean_std"),
 }
 
