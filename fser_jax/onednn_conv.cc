@@ -17,7 +17,6 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -50,8 +49,12 @@ struct Conv {
   memory::desc Src() const { return {src(), dt, tag::nhwc}; }
   memory::desc Dst() const { return {dst(), dt, tag::nhwc}; }
   // What the primitive is asked to read and write.
-  memory::desc SrcP() const { return wino ? memory::desc(src(), dt, tag::any) : Src(); }
-  memory::desc DstP() const { return wino ? memory::desc(dst(), dt, tag::any) : Dst(); }
+  memory::desc SrcP() const {
+    return wino ? memory::desc(src(), dt, tag::any) : Src();
+  }
+  memory::desc DstP() const {
+    return wino ? memory::desc(dst(), dt, tag::any) : Dst();
+  }
   dnnl::algorithm Alg() const {
     return wino ? dnnl::algorithm::convolution_winograd
                 : dnnl::algorithm::convolution_direct;
@@ -60,7 +63,8 @@ struct Conv {
   memory::desc WeiAny() const { return {wei(), dt, tag::any}; }
   memory::desc Bias() const { return {{f}, dt, tag::x}; }
   std::string Key(const char* kind) const {
-    return std::string(kind) + (wino ? "/winograd:" : ":") + std::to_string(n) + "," +
+    return std::string(kind) + (wino ? "/winograd:" : ":") +
+           std::to_string(n) + "," +
            std::to_string(h) + "," + std::to_string(w) + "," +
            std::to_string(c) + "," + std::to_string(f) + "," +
            std::to_string(kh) + "," + std::to_string(kw) + "," +
@@ -168,8 +172,8 @@ std::shared_ptr<Built> Make(const Conv& s, const Pd& pd,
 std::shared_ptr<Built> Build(const Conv& s, const char* kind);
 
 // The primitive for this shape and pass, built on first use. Where oneDNN
-// has no Winograd kernel for it (channel counts its blocking does not take,
-// a CPU without AVX-512) the direct convolution stands in; impls() says so.
+// has no Winograd kernel for it (a CPU without AVX-512, oneDNN 3.x) the
+// direct convolution stands in; impls() says so.
 std::shared_ptr<Built> Get(const Conv& s, const char* kind) {
   std::string key = s.Key(kind);
   std::lock_guard<std::mutex> lock(mu);
