@@ -80,17 +80,7 @@ def profile(batch: int, conv_impl: str = "auto",
     x = jnp.asarray(rng.normal(size=(batch, size, size, cin)), dtype)
     k = jnp.asarray(rng.normal(size=(3, 3, cin, f)) * 0.1, dtype)
     b = jnp.zeros((f,), dtype)
-    block = None
-    wino = impl in model_lib.WINOGRAD_IMPLS and dtype == jnp.float32
-    if wino and i == 0:
-      block, how = model_lib.pooled_conv, "phase matmul"
-    elif wino and cin >= model_lib.WINOGRAD_MIN_CHANNELS:
-      block, how = (lambda x, k, b: model_lib.max_pool_2x2(
-          model_lib.winograd_conv(x, k, b))), "Winograd F(4x4,3x3)"
-    elif impl in model_lib.ONEDNN_IMPLS:
-      from fser_jax import onednn
-      block, how = (lambda x, k, b: model_lib.max_pool_2x2(
-          onednn.conv(x, k, b))), "oneDNN"
+    block, how = model_lib.conv_pool(impl, i, cin, dtype)
     if block is not None:  # a custom VJP: both gradients in one piece
       name = f"conv{i + 1}+pool {size}x{size} {cin}->{f} ({how})"
       piece(f"{name} forward", block, x, k, b)

@@ -407,6 +407,39 @@ def resolve_conv_impl(conv_impl: str, dtype=jnp.float32) -> str:
                            winograd_ok=onednn.winograd_ok)[0]
 
 
+def conv_pool(conv_impl: str, i: int, cin: int, dtype,
+              ksize: tuple[int, int] = (3, 3)):
+  """How block i (cin input channels) computes its convolution and 2x2
+  max-pooling under a resolved `conv_impl`: (fn(x, kernel, bias) -> pooled,
+  what it is), or (None, 'XLA') for `nnx.Conv` then `max_pool_2x2`. The one
+  place the choice is made (the model and benchmarks/profile_step.py)."""
+  f32 = jnp.dtype(dtype) == jnp.float32
+  if conv_impl == "im2col":
+    return (lambda x, k, b: max_pool_2x2(im2col_conv(x, k, b))), "im2col"
+  if conv_impl == "input_vjp" and i == 0:
+    return (lambda x, k, b: max_pool_2x2(input_conv(x, k, b))), "im2col VJP"
+  # Winograd, XLA's or oneDNN's, in float32 only (bfloat16 would lose the
+  # transforms' precision); the first layer (few input channels,
+  # memory-bound) as one phase matmul.
+  if f32 and conv_impl in WINOGRAD_IMPLS + ("onednn_winograd",) and i == 0:
+    return pooled_conv, "phase matmul"
+  if (f32 and conv_impl in WINOGRAD_IMPLS and tuple(ksize) == (3, 3)
+      and cin >= WINOGRAD_MIN_CHANNELS):
+    return (lambda x, k, b: max_pool_2x2(winograd_conv(x, k, b))), \
+        "Winograd F(4x4,3x3)"
+  if conv_impl in ONEDNN_IMPLS:
+    from fser_jax import onednn
+    # 'onednn_winograd': oneDNN's own Winograd for every later 3x3 layer
+    # (its kernels transform tiles in cache); otherwise oneDNN's direct
+    # convolutions ('onednn': every layer; 'winograd_onednn': the layers
+    # Winograd leaves; all of them in bfloat16).
+    wino = f32 and conv_impl == "onednn_winograd" and tuple(ksize) == (3, 3)
+    return ((lambda x, k, b: max_pool_2x2(onednn.conv(x, k, b,
+                                                      winograd=wino))),
+            "oneDNN Winograd" if wino else "oneDNN")
+  return None, "XLA"
+
+
 class FSER(nnx.Module):
   """The FSER CNN: images [B, H, W, C] -> logits [B, num_classes]."""
 
@@ -463,32 +496,11 @@ class FSER(nnx.Module):
 
   def _conv_pool(self, i: int, conv: nnx.Conv, x: jax.Array) -> jax.Array:
     """Block i's convolution and 2x2 max-pooling, by `conv_impl`."""
-    k, b = conv.kernel[...], conv.bias[...]
-    if self.conv_impl == "im2col":
-      return max_pool_2x2(im2col_conv(x, k, b))
-    if self.conv_impl == "input_vjp" and i == 0:
-      return max_pool_2x2(input_conv(x, k, b))
-    # 'winograd' (float32 only: bfloat16 would lose the transforms' precision)
-    wino = self.conv_impl in WINOGRAD_IMPLS
-    if wino and x.dtype == jnp.float32:
-      if i == 0:  # few input channels, memory-bound: one phase matmul
-        return pooled_conv(x, k, b)
-      if k.shape[:2] == (3, 3) and x.shape[-1] >= WINOGRAD_MIN_CHANNELS:
-        return max_pool_2x2(winograd_conv(x, k, b))
-    # 'onednn_winograd': oneDNN's own Winograd for every 3x3 layer after the
-    # first (float32; its kernels fuse the transforms with the products)
-    if self.conv_impl == "onednn_winograd" and x.dtype == jnp.float32:
-      if i == 0:
-        return pooled_conv(x, k, b)
-      if k.shape[:2] == (3, 3):
-        from fser_jax import onednn
-        return max_pool_2x2(onednn.conv(x, k, b, winograd=True))
-    # 'onednn': every layer; 'winograd_onednn': the layers Winograd leaves
-    # (and every layer in bfloat16)
-    if self.conv_impl in ONEDNN_IMPLS:
-      from fser_jax import onednn
-      return max_pool_2x2(onednn.conv(x, k, b))
-    return max_pool_2x2(conv(x))
+    fn, _ = conv_pool(self.conv_impl, i, x.shape[-1], x.dtype,
+                      conv.kernel.shape[:2])
+    if fn is None:
+      return max_pool_2x2(conv(x))
+    return fn(x, conv.kernel[...], conv.bias[...])
 
   def embed(self, x: jax.Array, *, train: bool = False,
             rngs: nnx.Rngs | None = None) -> jax.Array:
