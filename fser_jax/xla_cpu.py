@@ -37,6 +37,8 @@ per-ISA defaults below apply:
                      a 2-core Zen 4 EPYC with AVX-512 and AVX512_BF16, no
                      AMX (jaxlib 0.10.2; tuner 322 ex/s against 264 for
                      `individual_dot,reduce` and 172 for jaxlib's default).
+  float32, AVX-512 with oneDNN 2.x built: `conv_impl='onednn_winograd'`
+                     with the flag above (`conv_impl()` below).
   bfloat16 (AVX512_BF16 or AMX, oneDNN built): `conv_impl='onednn'`
                      (`conv_impl()` below).
   One machine of each kind: run the tuner on yours.
@@ -219,14 +221,15 @@ def conv_impl(backend: str, dtype_name: str = "float32",
     (`onednn.winograd_ok`): 'onednn_winograd' (every 3x3 layer after the
     first in oneDNN's Winograd F(4x4, 3x3)): on a 2-core Zen 4 EPYC x1.26
     'winograd_onednn' (median of 8 alternated rounds in one process) and
-    x1.25 Keras float32 in the same run. Not measured on an Intel CPU, whose
+    1.34-1.46x Keras float32 in three same-run comparisons (commit 4eeb2d1,
+    docs/performance.md). Not measured on an Intel CPU, whose
     AVX-512 those kernels were written for: run the tuner there. Where only
     the direct oneDNN convolutions run, on AMD 'winograd_onednn' (the second
     layer in oneDNN too): 1.03-1.18x 'winograd' in four alternations on the
     Zen 4 EPYC.
   - bfloat16: 'onednn' where the CPU has native bfloat16 (AVX512_BF16 or
     AMX-BF16) and the oneDNN convolutions build here (fser_jax/onednn.py):
-    on the Zen 4 EPYC (AVX512_BF16, no AMX) 1.6-2.1x XLA's bfloat16 step,
+    on the Zen 4 EPYC (AVX512_BF16, no AMX) 2.5-2.7x XLA's bfloat16 step,
     whose convolutions widen every product to float32 in Eigen. Otherwise
     'xla' (Winograd's transforms need float32).
   GPUs: 'xla' (cuDNN picks its own algorithms, Winograd among them).
@@ -251,16 +254,17 @@ def conv_impl(backend: str, dtype_name: str = "float32",
   if dtype_name != "float32":
     if {"avx512_bf16", "amx_bf16"} & flags and onednn_ok():
       return "onednn", (f"{dtype_name} on a CPU with native bfloat16: "
-                        "oneDNN's convolutions (1.6-2.1x XLA's bfloat16 "
-                        "step measured on an AVX512_BF16 EPYC)")
+                        "oneDNN's convolutions (2.5-2.7x XLA's bfloat16 "
+                        "step and 1.00-1.18x Keras mixed_bfloat16 measured "
+                        "on an AVX512_BF16 EPYC; AMX not measured)")
     return "xla", f"{dtype_name}: Winograd's transforms need float32"
   winograd_ok = winograd_ok or (lambda: False)
   if "avx512f" in flags:
     if onednn_ok() and winograd_ok():
       return "onednn_winograd", (
           "CPU with AVX-512, not tuned here: oneDNN's Winograd for every 3x3 "
-          "layer after the first (x1.26 'winograd_onednn' and x1.25 Keras "
-          "measured on a Zen 4 EPYC; not measured on Intel)")
+          "layer after the first (1.34-1.46x Keras float32 in three runs on "
+          "a Zen 4 EPYC; not measured on Intel: python -m fser_jax.tune)")
     if (vendor or cpu_vendor()) == "AuthenticAMD" and onednn_ok():
       return "winograd_onednn", (
           "AMD CPU with AVX-512, not tuned here: Winograd for the layers with "
