@@ -62,25 +62,37 @@ def test_values_and_gradients_match_lax(shape, ksize):
     onednn.conv(x.astype(jnp.float16), k, b)
 
 
-@needs_onednn
-def test_winograd_onednn_matches_xla():
-  """'winograd_onednn': the first layer's phase matmul, Winograd for >= 64
-  input channels, oneDNN for the rest; same values and gradients."""
-  kw = dict(image_size=16, filters=(8, 16, 64, 8), dense=(16,))
-  x = jnp.asarray(np.random.default_rng(2).random((4, 16, 16, 3)), jnp.float32)
-  ref = model_lib.FSER(3, conv_impl="xla", rngs=nnx.Rngs(0), **kw)
-  m = model_lib.FSER(3, conv_impl="winograd_onednn", rngs=nnx.Rngs(0), **kw)
-  np.testing.assert_allclose(m(x), ref(x), rtol=1e-4, atol=1e-5)
+_MIXED = dict(image_size=16, filters=(8, 16, 64, 8), dense=(16,))
+_X = jnp.asarray(np.random.default_rng(2).random((4, 16, 16, 3)), jnp.float32)
+
+
+def _forward_hlo(m) -> str:
+  graphdef, state = nnx.split(m)
+  return jax.jit(lambda s, x: nnx.merge(graphdef, s)(x)).lower(
+      state, _X).compile().as_text()
+
+
+def _matches_xla(conv_impl: str) -> str:
+  """The model (`_MIXED`) under `conv_impl` against conv_impl='xla': the
+  same logits and parameter gradients. Returns its compiled forward."""
+  ref = model_lib.FSER(3, conv_impl="xla", rngs=nnx.Rngs(0), **_MIXED)
+  m = model_lib.FSER(3, conv_impl=conv_impl, rngs=nnx.Rngs(0), **_MIXED)
+  np.testing.assert_allclose(m(_X), ref(_X), rtol=1e-4, atol=1e-5)
 
   def loss(model, x):
     return (model(x) ** 2).mean()
 
-  for a, b in zip(jax.tree.leaves(nnx.grad(loss)(ref, x)),
-                  jax.tree.leaves(nnx.grad(loss)(m, x))):
+  for a, b in zip(jax.tree.leaves(nnx.grad(loss)(ref, _X)),
+                  jax.tree.leaves(nnx.grad(loss)(m, _X))):
     np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-6)
-  graphdef, state = nnx.split(m)
-  text = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x)).lower(
-      state, x).compile().as_text()
+  return _forward_hlo(m)
+
+
+@needs_onednn
+def test_winograd_onednn_matches_xla():
+  """'winograd_onednn': the first layer's phase matmul, Winograd for >= 64
+  input channels, oneDNN for the rest; same values and gradients."""
+  text = _matches_xla("winograd_onednn")
   # Layers 2 and 3 (8 and 16 input channels) in oneDNN; 1 and 4 not.
   assert text.count('custom_call_target="fser_FserOnednnConvForward"') == 2
 
@@ -152,27 +164,12 @@ def test_onednn_winograd_model_matches_xla():
   """'onednn_winograd': the first layer's phase matmul, oneDNN's Winograd
   for every later 3x3 layer; same values and gradients as 'xla'; in
   bfloat16 it is 'onednn' (direct)."""
-  kw = dict(image_size=16, filters=(8, 16, 64, 8), dense=(16,))
-  x = jnp.asarray(np.random.default_rng(2).random((4, 16, 16, 3)), jnp.float32)
-  ref = model_lib.FSER(3, conv_impl="xla", rngs=nnx.Rngs(0), **kw)
-  m = model_lib.FSER(3, conv_impl="onednn_winograd", rngs=nnx.Rngs(0), **kw)
-  np.testing.assert_allclose(m(x), ref(x), rtol=1e-4, atol=1e-5)
-
-  def loss(model, x):
-    return (model(x) ** 2).mean()
-
-  for a, b in zip(jax.tree.leaves(nnx.grad(loss)(ref, x)),
-                  jax.tree.leaves(nnx.grad(loss)(m, x))):
-    np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-6)
-  graphdef, state = nnx.split(m)
-  text = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x)).lower(
-      state, x).compile().as_text()
+  text = _matches_xla("onednn_winograd")
   assert text.count('custom_call_target="fser_FserOnednnConvForward"') == 3
   assert text.count("winograd = true") == 3
-  m16 = model_lib.FSER(3, conv_impl="onednn_winograd", rngs=nnx.Rngs(0),
-                       dtype=jnp.bfloat16, **kw)
-  text16 = jax.jit(lambda s, x: nnx.merge(*nnx.split(m16)[:1], s)(x)).lower(
-      nnx.split(m16)[1], x).compile().as_text()
+  text16 = _forward_hlo(model_lib.FSER(3, conv_impl="onednn_winograd",
+                                       rngs=nnx.Rngs(0), dtype=jnp.bfloat16,
+                                       **_MIXED))
   assert text16.count('custom_call_target="fser_FserOnednnConvForward"') == 4
   assert "winograd = true" not in text16
 
