@@ -284,7 +284,7 @@ def _winograd_kernel(kernel: jax.Array) -> jax.Array:
 
 
 def _winograd_kernel_grad(du: jax.Array) -> jax.Array:
-  """G^T du G: [36, C, F] -> [3, 3, C, F], the transpose of `_winograd_kernel`."""
+  """G^T du G: [36, C, F] -> [3, 3, C, F] (`_winograd_kernel` transposed)."""
   du = du.reshape(6, 6, *du.shape[1:])
   rows = _lincomb(_WINO_G.T, [du[a] for a in range(6)])  # 3 x [6, C, F]
   return jnp.stack([jnp.stack(_lincomb(_WINO_G.T, [r[b] for b in range(6)]))
