@@ -24,14 +24,19 @@ from fser_jax.errors import UserError
 # Groups of names for one emotion. FSER's own merges are here: fear is
 # anxiety, and EmoDB's boredom is FSER's calm.
 SYNONYMS: tuple[tuple[str, ...], ...] = (
-    ("anger", "angry", "ang", "mad", "rage"),
-    ("happiness", "happy", "hap", "joy", "joyful", "glad"),
-    ("sadness", "sad", "sa", "sorrow", "unhappy"),
-    ("anxiety", "fear", "fearful", "anxious", "afraid", "scared", "fea"),
-    ("calm", "boredom", "bored", "calmness"),
-    ("surprise", "surprised", "sur"),
-    ("disgust", "disgusted", "dis"),
-    ("neutral", "neu", "neutrality"),
+    ("anger", "angry", "ang", "mad", "rage", "furious", "irritated",
+     "irritation", "annoyed", "annoyance", "irate", "enraged", "hostile"),
+    ("happiness", "happy", "hap", "joy", "joyful", "glad", "cheerful",
+     "cheer", "delighted", "elated", "excited", "pleased", "amused"),
+    ("sadness", "sad", "sa", "sorrow", "unhappy", "down", "low", "depressed",
+     "gloomy", "sorrowful", "miserable", "grief"),
+    ("anxiety", "fear", "fearful", "anxious", "afraid", "scared", "fea",
+     "frightened", "terrified", "nervous", "worried", "panic"),
+    ("calm", "boredom", "bored", "calmness", "relaxed", "relaxation",
+     "serene", "peaceful", "tranquil"),
+    ("surprise", "surprised", "sur", "astonished", "amazed"),
+    ("disgust", "disgusted", "dis", "revulsion", "repulsed"),
+    ("neutral", "neu", "neutrality", "plain", "normal"),
 )
 
 

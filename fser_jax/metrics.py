@@ -123,17 +123,18 @@ def dominant_class(pred: np.ndarray, classes) -> dict | None:
   counts = np.bincount(pred, minlength=len(classes))
   top = int(counts.argmax())
   share = float(counts[top] / pred.size)
-  return ({"class": str(classes[top]), "share": share}
+  return ({"class": str(classes[top]), "share": share, "n": int(pred.size)}
           if share > DOMINANT_SHARE else None)
 
 
-def dominant_line(d: dict | None, n: int) -> str | None:
-  """The report's first line for a degenerate run, or None."""
+def dominant_line(d: dict | None) -> str | None:
+  """The report's first line for a degenerate run (`dominant_class`'s
+  dict: the share of the `n` clips it scored), or None."""
   if d is None:
     return None
   return (f"**Not usable on this data as it is**: {100 * d['share']:.0f}% of "
-          f"the {n} clips are called '{d['class']}'. Label a few clips per "
-          "class and run `--mode learning_curve` (a linear probe on this "
+          f"the {d['n']} scored clips are called '{d['class']}'. Label a "
+          "few clips per class and run `--mode learning_curve` (a linear probe on this "
           "run's embedding, fine-tuning, or the baseline: it says which "
           "wins at your number of clips).")
 

@@ -27,14 +27,16 @@ from fser_jax.inference import TrainedRun
 META = ("speaker", "gender", "corpus", "language")
 
 
-def load_labelled(source: str, run: TrainedRun, data_dir: str = ""):
+def load_labelled(source: str, run: TrainedRun, data_dir: str = "",
+                  columns: str = ""):
   """(filenames, waveforms, data labels, meta, problems) of SOURCE at RUN's
-  sample rate. Unreadable files are listed in `problems`, not fatal."""
+  sample rate (`columns`: a manifest's column map, files.parse_columns).
+  Unreadable files are listed in `problems`, not fatal."""
   path = os.path.expanduser(source)
   if os.path.isdir(path) or path.lower().endswith(".csv"):
     if not os.path.exists(path):
       raise DataError(f"--data {source}: no such folder or manifest")
-    entries, problems = files_lib.scan_own(path)
+    entries, problems = files_lib.scan_own(path, columns)
     names, wavs, labels = [], [], []
     meta = {k: [] for k in META}
     for e, (_, w) in zip(entries, inference.load_many(
@@ -131,7 +133,7 @@ def evaluate(run: TrainedRun, waveforms, data_labels, meta=None, *,
       "restricted": {k: rs[k] for k in ("accuracy", "unweighted_accuracy",
                                         "macro_f1")},
       "familiarity": fam,
-      "degenerate": metrics_lib.dominant_class(y_pred, run.classes),
+      "degenerate": metrics_lib.dominant_class(y_pred[mapped], run.classes),
   })
   rows = []
   for i, l in enumerate(data_labels):

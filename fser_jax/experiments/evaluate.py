@@ -37,7 +37,7 @@ from fser_jax.inference import TrainedRun
 
 def to_markdown(rep: dict, source: str, problems: list[str]) -> str:
   pct = metrics_lib.pct
-  first = metrics_lib.dominant_line(rep.get("degenerate"), rep["n_clips"])
+  first = metrics_lib.dominant_line(rep.get("degenerate"))
   lines = ([first, ""] if first else []) + [f"Run `{rep['run']}` (checkpoint step {rep['checkpoint_step']}) on "
            f"`{source}`: {rep['n_clips']} clips, {rep['n_mapped']} with a label "
            f"that maps to a class of the run, {rep['n_unmapped']} without.", "",
@@ -86,15 +86,15 @@ def to_markdown(rep: dict, source: str, problems: list[str]) -> str:
 
 
 def main(workdir: str, data: str, output_dir: str, *, label_map=None,
-         data_dir: str = "") -> dict:
+         data_dir: str = "", columns: str = "") -> dict:
   if not data:
     raise DataError("--mode evaluate needs --data (a label-folder, a .csv "
                     "manifest or a built TFDS name like fser/emodb)")
   if not output_dir:
     raise DataError("--mode evaluate needs --output_dir (where the report goes)")
   run = TrainedRun(workdir)
-  names, wavs, data_labels, meta, problems = scoring.load_labelled(data, run,
-                                                              data_dir)
+  names, wavs, data_labels, meta, problems = scoring.load_labelled(
+      data, run, data_dir, columns)
   if problems:
     logging.warning("Skipped %d file(s):\n  %s", len(problems),
                     "\n  ".join(problems))
