@@ -63,8 +63,12 @@ flags.DEFINE_integer("num_processes", 0, "Several processes: how many (else "
                      "$JAX_NUM_PROCESSES).")
 flags.DEFINE_integer("process_id", -1, "Several processes: this one's index, "
                      "0 first (else $JAX_PROCESS_ID).")
-flags.DEFINE_string("label_map", "", "evaluate: 'data_label=run_class,...' or "
-                    "a JSON file; 'label=' marks a label with no counterpart.")
+flags.DEFINE_string("label_map", "", "evaluate, robustness, learning_curve "
+                    "(its zero-shot arm): 'data_label=run_class,...' or a "
+                    "JSON file; 'label=' marks a label with no counterpart.")
+flags.DEFINE_string("columns", "", "Your manifest's column names, for every "
+                    "mode that reads it: 'path=file,label=emotion,"
+                    "speaker=talker' (ours=yours).")
 
 
 class _QuietLibraries:
@@ -109,19 +113,24 @@ def main(argv):
   if FLAGS.mode == "evaluate":
     from fser_jax.experiments import evaluate
     evaluate.main(FLAGS.workdir, FLAGS.data, FLAGS.output_dir,
-                  label_map=FLAGS.label_map, data_dir=FLAGS.data_dir)
+                  label_map=FLAGS.label_map, data_dir=FLAGS.data_dir,
+                  columns=FLAGS.columns)
     return
   if FLAGS.mode == "robustness":
     from fser_jax.experiments import robustness
     robustness.run_conditions(FLAGS.workdir, data=FLAGS.data or "",
                               output_dir=FLAGS.output_dir or "",
                               label_map=FLAGS.label_map,
+                              columns=FLAGS.columns,
                               data_dir=FLAGS.data_dir, seed=FLAGS.seed,
                               conditions=FLAGS.conditions or None)
     return
   if FLAGS.config is None:
     raise app.UsageError("--config is required for --mode "
                          f"{FLAGS.mode} (e.g. configs/fser_fast.py)")
+  from fser_jax import config as config_lib
+  config_lib.apply_flags(FLAGS.config, columns=FLAGS.columns,
+                         label_map=FLAGS.label_map)
   if FLAGS.mode == "train":
     from fser_jax import run
     run.train_and_evaluate(FLAGS.config, FLAGS.workdir,

@@ -37,6 +37,9 @@ def base() -> ml_collections.ConfigDict:
   # hold the in-memory path (the log says which and why).
   c.data.stream = "auto"
   c.data.own_path = ""  # own data: folder of label subfolders or CSV manifest
+  # The manifest's own column names: 'path=file,label=emotion,speaker=talker'
+  # (launch.py --columns sets it).
+  c.data.columns = ""
   c.data.sample_rate = 16000
   c.data.protocol = "paper"  # 'paper' | 'speaker' | 'corpus' | 'cross' | 'file'
   c.data.split_file = ""  # protocol 'file': CSV filename,split
@@ -171,17 +174,24 @@ def base() -> ml_collections.ConfigDict:
   c.learning_curve.min_steps = 60
   c.learning_curve.max_steps = 240
   c.learning_curve.batch_size = 32  # or fewer: the cell's clip count
-  # Arms (fser_jax/experiments/learning_curve.py): 'scratch', 'finetune',
-  # 'probe' (logistic regression on the source run's embedding and the
-  # baseline's statistics), 'baseline' (the statistics alone).
-  c.learning_curve.arms = ("baseline", "probe", "scratch", "finetune")
+  # Arms (fser_jax/experiments/learning_curve.py): 'baseline' (per-clip
+  # statistics, and their per-speaker twin), 'probe' (the source run's
+  # embedding alone and beside the statistics, and their twins), 'scratch'
+  # and 'finetune' (CNN cells: off by default, reported but never chosen;
+  # why: docs/learning_curve.md).
+  c.learning_curve.arms = ("baseline", "probe")
+  # How the arm to use is chosen at each k, on each draw's labelled clips by
+  # speaker-held-out cross-validation: 'one_se' (the simplest arm within one
+  # standard error of the best) or 'best'.
+  c.learning_curve.choice_rule = "one_se"
   # The finetune arm's recipe (chosen on the embedded stand-in recordings,
   # docs/learning_curve.md): learning rate, linear-probe steps first, clip.
   c.learning_curve.finetune_learning_rate = 0.005
   c.learning_curve.finetune_head_only_steps = 20
   c.learning_curve.finetune_clip_grad_norm = 5.0
   c.learning_curve.test_fraction = 0.25  # without speakers: stratified
-  c.learning_curve.label_map = ""  # zero-shot arm: data label -> run class
+  # The zero-shot arm's data label -> run class (launch.py --label_map).
+  c.learning_curve.label_map = ""
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.num_devices = 0  # data-parallel devices; 0 = every local device
@@ -278,7 +288,25 @@ CHOICES = {
     "model.conv_impl": ("auto", "xla", "winograd", "im2col", "input_vjp",
                         "onednn", "winograd_onednn", "onednn_winograd"),
     "model.time_pool": ("mean", "mean_std"),
+    "learning_curve.choice_rule": ("one_se", "best"),
 }
+
+
+def apply_flags(config, *, columns: str = "", label_map: str = "") -> None:
+  """launch.py's --columns and --label_map, one flag for every mode: they set
+  `data.columns` and `learning_curve.label_map`; a config that already sets
+  either to something else is refused (two answers to one question)."""
+  for flag, key, value in (("--columns", "data.columns", columns),
+                           ("--label_map", "learning_curve.label_map",
+                            label_map)):
+    if not value:
+      continue
+    group, name = key.split(".")
+    old = config[group][name]
+    if old and old != value:
+      raise ConfigError(f"{flag}={value} and config {key}={old!r} disagree; "
+                        "give one of them")
+    config[group][name] = value
 
 
 def validate(c: ml_collections.ConfigDict) -> None:

@@ -112,7 +112,8 @@ def get_builder(data_cfg):
     if not data_cfg.own_path:
       raise ConfigError("config data.dataset='own' needs data.own_path (a "
                        "folder with one subfolder per label, or a CSV manifest)")
-    cfg = datasets.own_config(data_cfg.own_path, data_cfg.sample_rate)
+    cfg = datasets.own_config(data_cfg.own_path, data_cfg.sample_rate,
+                              data_cfg.get("columns", ""))
     return datasets.Fser(config=cfg, data_dir=data_dir)
   name = data_cfg.dataset
   if not name.startswith("fser/"):

@@ -42,15 +42,52 @@ def extracted_roots(root: str, dl_manager) -> list[str]:
 
 
 # --- own data -------------------------------------------------------------------
-def scan_own(path: str) -> tuple[list[dict], list[str]]:
+MANIFEST_COLUMNS = ("path", "label", "speaker", "gender", "corpus", "language")
+
+
+def parse_columns(spec) -> dict[str, str]:
+  """`'path=file,label=emotion,speaker=talker'` (or a dict) -> {our column:
+  the manifest's column}, names lower-cased; '' -> {}."""
+  if not spec:
+    return {}
+  items = (spec.items() if isinstance(spec, dict) else
+           [p.split("=", 1) if "=" in p else (p, None)
+            for p in str(spec).split(",") if p.strip()])
+  out = {}
+  for ours, theirs in items:
+    ours = ours.strip().lower()
+    if theirs is None or not theirs.strip() or ours not in MANIFEST_COLUMNS:
+      raise DataError(
+          f"--columns {spec}: expected OURS=THEIRS pairs with OURS one of "
+          f"{', '.join(MANIFEST_COLUMNS)} (e.g. path=file,label=emotion,"
+          "speaker=talker)")
+    out[ours] = theirs.strip().lower()
+  return out
+
+
+def _columns_hint(header: list[str]) -> str:
+  """A --columns value guessed from a manifest's header (for the error)."""
+  guesses = {"path": ("file", "filename", "wav", "audio", "filepath",
+                      "file_path", "audio_path"),
+             "label": ("emotion", "class", "category", "target", "emo"),
+             "speaker": ("talker", "spk", "speaker_id", "actor", "subject")}
+  pairs = [f"{k}={h}" for k, names in guesses.items() if k not in header
+           for h in header if h in names][:3]
+  return ",".join(pairs) or "path=COLUMN,label=COLUMN"
+
+
+def scan_own(path: str, columns="") -> tuple[list[dict], list[str]]:
   """Entries of an own dataset: a folder with one subfolder per label, or a CSV
   manifest with columns path,label and optional speaker, gender, corpus,
-  language (relative paths are relative to the manifest).
+  language (relative paths are relative to the manifest). `columns` maps
+  those names to the manifest's own (`'path=file,label=emotion'`, see
+  parse_columns).
 
   Returns:
     (entries sorted by filename, problems found while scanning).
   """
   path = os.path.abspath(os.path.expanduser(path))
+  colmap = parse_columns(columns)
   problems, entries = [], []
   if os.path.isfile(path) and path.lower().endswith(".csv"):
     base = os.path.dirname(path)
@@ -63,9 +100,21 @@ def scan_own(path: str) -> tuple[list[dict], list[str]]:
       raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte "
                       f"{e.start}); save the manifest as CSV UTF-8") from None
     header = [h.strip().lower() for h in (rows[0] if rows else [])]
+    absent = sorted(v for v in colmap.values() if v not in header)
+    if absent:
+      raise DataError(f"{path}: --columns names {', '.join(absent)}, which "
+                      f"the manifest does not have (its columns: "
+                      f"{','.join(header)})")
+    # Our name for each of the manifest's columns (a mapped column replaces
+    # one of the same name).
+    rename = {v: k for k, v in colmap.items()}
+    header = [rename.get(h, "" if h in colmap and h not in rename else h)
+              for h in header]
     if not {"path", "label"} <= set(header):
-      raise DataError(f"{path}: a manifest needs the columns path,label "
-                      f"(found {header})")
+      seen = [h.strip().lower() for h in rows[0]] if rows else []
+      raise DataError(f"{path}: a manifest needs the columns path,label; it "
+                      f"has {','.join(seen) or 'none'}. Name yours with "
+                      f"--columns {_columns_hint(seen)}")
     seen = {}
     for i, values in enumerate(rows[1:], start=2):
       if not any(v.strip() for v in values):
@@ -140,7 +189,7 @@ def fingerprint(entries: list[dict]) -> str:
   return h.hexdigest()
 
 
-def own_config_args(path: str, sample_rate: int = 16000) -> dict:
+def own_config_args(path: str, sample_rate: int = 16000, columns="") -> dict:
   """A builder config for the user's data at `path` (folder or manifest).
 
   Its name carries a digest of the absolute path, the label set, the rate and
@@ -148,22 +197,25 @@ def own_config_args(path: str, sample_rate: int = 16000) -> dict:
   add, remove, relabel or touch a clip, or add a manifest column, and the name
   changes, so the data is built anew instead of a stale build being reused.
   """
-  entries, _ = scan_own(path)
+  entries, _ = scan_own(path, columns)
   labels = tuple(sorted({e["label"] for e in entries}))
   abspath = os.path.abspath(os.path.expanduser(path))
   digest = hashlib.sha1(
       f"{abspath}|{','.join(labels)}|{sample_rate}|{fingerprint(entries)}"
       .encode()).hexdigest()[:10]
   return dict(name=f"own_{digest}", labels=labels, path=abspath,
-              sample_rate=sample_rate, description=f"Own data from {abspath}")
+              columns=str(columns or ""), sample_rate=sample_rate,
+              description=f"Own data from {abspath}")
 
 
-def write_manifest(out_dir: str, rows) -> str:
-  """Writes OUT/manifest.csv (path,label,speaker,gender) from `rows` of
-  those four values, as scan_own reads it; returns its path."""
+def write_manifest(out_dir: str, rows,
+                   columns=("path", "label", "speaker", "gender")) -> str:
+  """Writes OUT/manifest.csv from `rows` of (path, label, speaker, gender),
+  under the header `columns` (scan_own reads the default as it is, another
+  through its column map); returns its path."""
   path = os.path.join(out_dir, "manifest.csv")
   with open(path, "w", newline="") as f:
     w = csv.writer(f)
-    w.writerow(["path", "label", "speaker", "gender"])
+    w.writerow(list(columns))
     w.writerows(rows)
   return path

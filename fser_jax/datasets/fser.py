@@ -66,6 +66,7 @@ class FserConfig(tfds.core.BuilderConfig):
     sample_rate: every clip is resampled to this rate.
     labels: the label set of an `own` dataset (found by `own_config`).
     path: the `own` dataset's folder or CSV manifest.
+    columns: the manifest's column map (files.parse_columns), '' for none.
     synthetic_seed, synthetic_utterances: the embedded corpus's generator.
   """
   corpora: tuple[str, ...] = ()
@@ -74,6 +75,7 @@ class FserConfig(tfds.core.BuilderConfig):
   sample_rate: int = 16000
   labels: tuple[str, ...] = ()
   path: str = ""
+  columns: str = ""
   synthetic_seed: int = 0
   synthetic_utterances: int = 8
 
@@ -214,7 +216,7 @@ class Fser(tfds.core.GeneratorBasedBuilder):
                synthetic.items(cfg.synthetic_seed, cfg.synthetic_utterances)]
       return {"train": self._generate_examples(items, [])}
     if cfg.path:
-      return {"train": self._generate_examples(*self._own_items(cfg.path))}
+      return {"train": self._generate_examples(*self._own_items(cfg.path, cfg.columns))}
     manual = os.fspath(dl_manager.manual_dir)
     found, missing = {}, []
     for corpus in cfg.corpora:
@@ -303,8 +305,8 @@ class Fser(tfds.core.GeneratorBasedBuilder):
     return items, skipped
 
   @staticmethod
-  def _own_items(path: str):
-    entries, problems = files.scan_own(path)
+  def _own_items(path: str, columns: str = ""):
+    entries, problems = files.scan_own(path, columns)
     return [("file", e["filename"], e["abspath"], dict(
         label=e["label"], speaker=e["speaker"], gender=e["gender"],
         corpus=e["corpus"], language=e["language"], filename=e["filename"],
@@ -393,10 +395,11 @@ def _report_skipped(name: str, skipped: list[str]) -> None:
 
 
 
-def own_config(path: str, sample_rate: int = 16000) -> FserConfig:
+def own_config(path: str, sample_rate: int = 16000,
+               columns: str = "") -> FserConfig:
   """A builder config for the user's data at `path` (folder or manifest).
 
   Its name carries a digest of the absolute path and label set, so different
   datasets never share a TFDS directory.
   """
-  return FserConfig(**files.own_config_args(path, sample_rate))
+  return FserConfig(**files.own_config_args(path, sample_rate, columns))

@@ -138,6 +138,7 @@ def score_condition(run: TrainedRun, name: str, wavs, labels, meta, *,
 
 def run_conditions(workdir: str, *, data: str = "", output_dir: str = "",
                    label_map=None, data_dir: str = "", seed: int = 0,
+                   columns: str = "",
                    conditions=None) -> dict:
   conditions = list(conditions or wave_augment.CONDITIONS)
   if "clean" not in conditions:
@@ -152,7 +153,7 @@ def run_conditions(workdir: str, *, data: str = "", output_dir: str = "",
   os.makedirs(cond_dir, exist_ok=True)
   if data:
     names, wavs, labels, meta, problems = scoring.load_labelled(
-        data, run, data_dir)
+        data, run, data_dir, columns)
     if problems:
       logging.warning("Skipped %d file(s):\n  %s", len(problems),
                       "\n  ".join(problems))
