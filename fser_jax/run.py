@@ -30,15 +30,27 @@ from fser_jax import train as train_lib
 from fser_jax import transfer
 
 
-def baseline_of(data) -> dict | None:
+def baseline_of(data, normalize: str = "global") -> dict | None:
   """fser_jax.baseline fitted on the training clips, scored on the test
-  clips of the same split (None when the data has no clip statistics)."""
+  clips of the same split (None when the data has no clip statistics). It
+  sees what the model sees: under features.normalize='speaker' / 'corpus'
+  its statistics are standardised per group with the group's own clips, as
+  the model's inputs are; its choices are cross-validated by speaker."""
   if data.clip_stats is None:
     return None
   tr, te = data.split == "train", data.split == "test"
-  return baseline_lib.fit_and_score(data.clip_stats[tr], data.labels[tr],
-                                    data.clip_stats[te], data.labels[te],
-                                    len(data.classes))
+  x = data.clip_stats
+  if normalize != "global":
+    x = baseline_lib.speaker_standardise(
+        x, input_pipeline.norm_groups(data.meta, normalize))
+  speakers = np.asarray(data.meta["speaker"], object)[tr]
+  rep = baseline_lib.fit_and_score(
+      x[tr], data.labels[tr], x[te], data.labels[te], len(data.classes),
+      groups_train=speakers if len(set(speakers.tolist()) - {""}) >= 2
+      else None)
+  if rep is not None:
+    rep["normalisation"] = normalize
+  return rep
 
 
 def baseline_line(rep: dict) -> str:
@@ -136,7 +148,7 @@ def evaluate_and_report(config, data, result: train_lib.FitResult,
                                          probs.argmax(1) == y_test),
       "calibration": calib, "selective": selective,
       "init_from": init_info,
-      "baseline": baseline_of(data),
+      "baseline": baseline_of(data, config.features.normalize),
   })
   if not lead:
     return rep

@@ -64,76 +64,103 @@ def test_every_report_carries_its_baseline(source_run):
   assert "baseline" in head.lower()  # in the report's first lines
 
 
-def _blocks(seed=0, n_per=12, classes=3):
-  """A weak statistics block, a block that separates the classes and a block
-  of pure noise, for the same clips."""
+def test_the_compact_set_is_the_band_means_and_spreads_and_the_levels():
+  f = baseline.clip_features(_tone(200.0, 1.5), SR)
+  c = f[baseline.COMPACT]
+  assert c.size == 86
+  np.testing.assert_array_equal(c[0:80:2], f[0:MEL:5])  # band means
+  np.testing.assert_array_equal(c[1:80:2], f[1:MEL:5])  # band stds
+  assert c[80] == f[ENERGY_MEAN] and c[82] == f[PITCH_MEAN]
+  assert c[-1] == pytest.approx(1.5)  # duration last
+
+
+def test_speaker_standardise_uses_each_speakers_own_clips():
+  rng = np.random.default_rng(0)
+  spk = np.array(["a"] * 6 + ["b"] * 4 + ["c"])
+  x = rng.normal(size=(11, 3)) * [1, 2, 3] + np.where(
+      spk[:, None] == "a", 10.0, -5.0)
+  z = baseline.speaker_standardise(x, spk)
+  for g in ("a", "b"):
+    m = spk == g
+    np.testing.assert_allclose(z[m].mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(z[m].std(0), 1, atol=1e-5)
+    # Each speaker's rows depend on that speaker's rows alone.
+    np.testing.assert_allclose(z[m], (x[m] - x[m].mean(0)) / x[m].std(0),
+                               rtol=1e-5)
+  # One clip: its own mean (so 0), scaled by the spread of all rows.
+  np.testing.assert_allclose(z[-1], 0, atol=1e-6)
+
+
+def test_cv_folds_hold_out_whole_speakers():
+  y = np.tile(np.arange(3), 12)
+  spk = np.repeat(np.arange(6), 6)
+  folds, how = baseline.cv_folds(y, spk)
+  assert len(folds) == 5 and "speakers held out" in how
+  held = np.concatenate([va for _, va in folds])
+  assert sorted(held.tolist()) == list(range(36))  # every clip once
+  for tr, va in folds:
+    assert not set(spk[tr]) & set(spk[va])
+  folds, how = baseline.cv_folds(y, None)
+  assert len(folds) == 5 and "stratified" in how
+  # One clip per class from each of 4 speakers: still whole speakers out
+  # (unstratified: a class cannot fill 4 folds).
+  folds, how = baseline.cv_folds(np.array([0, 1, 2, 0]), list("abcd"))
+  assert len(folds) >= 2 and "held out" in how
+  for tr, va in folds:
+    assert len(va) == 1
+  # One clip per class and no speakers: no folds, said so.
+  assert baseline.cv_folds(np.arange(3), None)[0] == []
+
+
+def _signal_in(columns, seed=0, n_per=10, classes=3):
   rng = np.random.default_rng(seed)
   y = np.repeat(np.arange(classes), n_per)
-  weak = rng.normal(size=(y.size, 5)) + 0.3 * y[:, None]
-  strong = rng.normal(size=(y.size, 40)) + 3.0 * np.eye(classes, 40)[y]
-  noise = rng.normal(size=(y.size, 200))
-  return y, weak, strong, noise
+  x = rng.normal(size=(y.size, 213))
+  x[:, columns] += 1.5 * np.eye(classes)[y][:, np.arange(len(columns))
+                                             % classes]
+  return x, y
 
 
-def test_fusion_weight_leaves_out_a_block_of_noise_and_keeps_a_good_one():
-  y, weak, strong, noise = _blocks()
-  assert baseline.fusion_weight([weak, noise], y) == 0.0
-  assert baseline.fusion_weight([weak, strong], y) >= 0.5
+def test_tune_picks_the_feature_set_the_signal_is_in():
+  """Signal in compact columns among 127 noisy others: the compact set has
+  the lower out-of-fold loss; signal only outside it: the full set."""
+  compact = baseline.COMPACT[:12]
+  x, y = _signal_in(compact)
+  folds, _ = baseline.cv_folds(y)
+  classes = np.unique(y)
+  got = baseline.tune(x, y, folds, classes, tuple(baseline.FEATURE_SETS))
+  assert got["set"] == "compact" and got["oof"].shape == (30, 3)
+  outside = np.setdiff1d(np.arange(213), baseline.COMPACT)[:12]
+  x, y = _signal_in(outside)
+  got = baseline.tune(x, y, folds, classes, tuple(baseline.FEATURE_SETS))
+  assert got["set"] == "full"
 
 
-def test_fused_blocks_score_what_each_regression_predicts():
-  y, weak, strong, noise = _blocks(seed=1)
-  yt, wt, st, nt = _blocks(seed=2)
-  alone = baseline.fit_and_score(weak, y, wt, yt, 3)
-  with_noise = baseline.fit_and_score([weak, noise], y, [wt, nt], yt, 3,
-                                      fusion="cv")
-  with_good = baseline.fit_and_score([weak, strong], y, [wt, st], yt, 3,
-                                      fusion="cv")
-  # Weight 0: exactly the first block's regression.
-  assert with_noise["fusion_weight"] == 0.0
-  assert with_noise["unweighted_accuracy"] == alone["unweighted_accuracy"]
-  assert with_good["unweighted_accuracy"] > alone["unweighted_accuracy"] + 0.2
-  good_alone = baseline.fit_and_score(strong, y, st, yt, 3)
-  assert with_good["unweighted_accuracy"] >= \
-      good_alone["unweighted_accuracy"] - 0.1
+def test_tune_regularises_more_when_the_features_are_noise():
+  rng = np.random.default_rng(1)
+  y = np.repeat(np.arange(3), 10)
+  classes = np.unique(y)
+  folds, _ = baseline.cv_folds(y)
+  noise = rng.normal(size=(30, 50))
+  clean = noise * 0.05 + 3 * np.eye(3, 50)[y]
+  assert baseline.tune(noise, y, folds, classes)["C"] == min(baseline.C_GRID)
+  assert baseline.tune(clean, y, folds, classes)["C"] == max(baseline.C_GRID)
 
 
-def test_fusion_weight_folds_hold_out_speakers():
-  """Statistics that identify each speaker's class look perfect within
-  speakers and fail on a new one; folds by speaker see it."""
-  rng = np.random.default_rng(3)
-  y = np.tile(np.repeat([0, 1], 10), 4)
-  spk = np.repeat(np.arange(4), 20)
-  # Speaker-specific cue: a direction per speaker that flips with the class.
-  cue = rng.normal(size=(4, 30))
-  stats = cue[spk] * (2 * y[:, None] - 1) * 3 + rng.normal(size=(80, 30))
-  emb = rng.normal(size=(80, 20)) + 0.5 * y[:, None]  # the same for everyone
-  assert baseline.fusion_weight([stats, emb], y) < \
-      baseline.fusion_weight([stats, emb], y, spk)
-
-
-def test_product_fusion_is_the_sum_of_each_regressions_log_probabilities():
-  from fser_jax import metrics
+def test_wide_features_fit_in_their_row_space_to_the_same_model():
+  """More features than clips: the PCA rotation gives the plain
+  regression's probabilities (an L2 solution lies in the rows' span)."""
   from sklearn.linear_model import LogisticRegression
   from sklearn.pipeline import make_pipeline
   from sklearn.preprocessing import StandardScaler
-  y, weak, strong, _ = _blocks(seed=4)
-  yt, wt, st, _ = _blocks(seed=5)
-  logp = 0
-  for a, t in ((weak, wt), (strong, st)):
-    clf = make_pipeline(StandardScaler(),
-                        LogisticRegression(C=1.0, max_iter=3000)).fit(a, y)
-    logp = logp + np.log(clf.predict_proba(t))
-  want = metrics.summary(yt, logp.argmax(1), 3)["unweighted_accuracy"]
-  got = baseline.fit_and_score([weak, strong], y, [wt, st], yt, 3)
-  assert got["unweighted_accuracy"] == pytest.approx(want)
-  assert "fusion_weight" not in got
-
-
-def test_fusion_weight_with_one_clip_per_class_falls_back_to_the_product():
-  y, weak, strong, _ = _blocks(n_per=1)
-  assert baseline.fusion_weight([weak, strong], y, np.arange(3)) == 1.0
-  y, weak, strong, _ = _blocks(n_per=2)  # 2 per class: 2 folds
-  assert baseline.fusion_weight([weak, strong], y,
-                                np.tile(np.arange(2), 3)) in \
-      baseline.FUSION_WEIGHTS
+  rng = np.random.default_rng(2)
+  y = np.repeat(np.arange(3), 8)
+  x = rng.normal(size=(24, 300)) + np.eye(3, 300)[y]
+  xt = rng.normal(size=(10, 300))
+  wide = baseline._logistic(0.3, x.shape)
+  assert len(wide.steps) == 3  # the rotation is there
+  wide.set_params(logisticregression__tol=1e-10)
+  plain = make_pipeline(StandardScaler(), LogisticRegression(
+      C=0.3, max_iter=20000, tol=1e-10))
+  np.testing.assert_allclose(wide.fit(x, y).predict_proba(xt),
+                             plain.fit(x, y).predict_proba(xt), atol=1e-4)
