@@ -99,17 +99,31 @@ def test_a_run_calling_most_clips_one_class_is_said_unusable_first():
   probs = np.full((10, 3), 0.1)
   probs[np.arange(10), pred] = 0.8
   rep, _ = scoring.evaluate(_FakeRun(probs, classes), [np.zeros(1)] * 10, data)
-  assert rep["degenerate"] == {"class": "sadness", "share": 0.9}
+  assert rep["degenerate"] == {"class": "sadness", "share": 0.9, "n": 10}
   md = evaluate.to_markdown(rep, "clips", [])
   first = md.split("\n\n")[1]  # after the title
   assert first.startswith("**Not usable on this data as it is**: 90% of the 10 "
-                       "clips are called 'sadness'")
+                       "scored clips are called 'sadness'")
   # 80% exactly is not degenerate; the report then starts with the run.
   probs[8] = [0.8, 0.1, 0.1]
   rep, _ = scoring.evaluate(_FakeRun(probs, classes), [np.zeros(1)] * 10, data)
   assert rep["degenerate"] is None
   assert evaluate.to_markdown(rep, "clips", []).split("\n\n")[1].startswith(
       "Run `")
+
+
+def test_the_degenerate_line_counts_the_clips_it_scored():
+  """16 clips, 6 of a label with no counterpart: the share and the count
+  are of the 10 scored clips (9 of them 'sadness'), not of all 16."""
+  classes = ["anger", "happiness", "sadness"]
+  data = ["angry"] * 5 + ["happy"] * 5 + ["whisper"] * 6
+  pred = [2] * 9 + [1] + [0] * 6  # the unscored clips called anger
+  probs = np.full((16, 3), 0.1)
+  probs[np.arange(16), pred] = 0.8
+  rep, _ = scoring.evaluate(_FakeRun(probs, classes), [np.zeros(1)] * 16, data)
+  assert rep["n_mapped"] == 10
+  assert rep["degenerate"] == {"class": "sadness", "share": 0.9, "n": 10}
+  assert "90% of the 10 scored clips" in evaluate.to_markdown(rep, "c", [])
 
 
 def test_evaluate_run_on_user_folder(source_run, user_recordings, tmp_path):
@@ -226,29 +240,43 @@ def test_learning_curve_end_to_end_and_resumes(source_run, tfds_dir,
                       **{"train.init_from": source_run})
   with c.unlocked():
     c.learning_curve.shots = (1, 2)
-    c.learning_curve.repeats = 1
+    c.learning_curve.repeats = 2
     c.learning_curve.steps = 3
     c.learning_curve.batch_size = 8
+    c.learning_curve.arms = ("baseline", "probe", "scratch", "finetune")
   out = learning_curve.run_curve(c, str(tmp_path))
-  assert set(out["arms"]) == {"scratch", "finetune", "zero_shot", "baseline",
-                              "probe", "probe_cv", "probe_embedding"}
+  linear = set(learning_curve.LINEAR)
+  assert set(out["arms"]) == linear | {"scratch", "finetune", "zero_shot"}
   # Every arm's rows have one shape and the cells' clip counts.
-  for arm in ("scratch", "finetune", "baseline", "probe", "probe_cv",
-              "probe_embedding"):
+  for arm in linear | {"scratch", "finetune"}:
     rows = out["arms"][arm]
     assert [(r["shots"], r["n_train"]) for r in rows] == [(1, 5), (2, 10)]
     for r in rows:
       assert {"ua_mean", "ua_std", "acc_mean"} <= set(r)
-      assert 0 <= r["ua_mean"] <= 1 and len(r["ua"]) == 1
-  # The recommendation names, per k, the arm with the best mean UA.
-  for rec, i in zip(out["recommendation"], range(2)):
-    best = max(("scratch", "finetune", "baseline", "probe", "probe_cv",
-                "probe_embedding"),
-               key=lambda a: out["arms"][a][i]["ua_mean"])
-    assert out["arms"][rec["arm"]][i]["ua_mean"] == \
-        out["arms"][best][i]["ua_mean"]
+      assert 0 <= r["ua_mean"] <= 1 and len(r["ua"]) == 2
+      # The sample standard deviation of the two draws: |a - b| / sqrt(2).
+      assert r["ua_std"] == pytest.approx(abs(r["ua"][0] - r["ua"][1])
+                                          / np.sqrt(2))
+  # The choice: a linear arm per draw, its test UA the mean over the draws
+  # of the arm each draw chose; the CNN arms are never chosen.
+  for ch, rec in zip(out["choice"], out["recommendation"]):
+    assert {"arm", "how", "cv_ua", "test_ua"} <= set(ch)
+    assert set(ch["arms"]) <= linear and ch["arm"] in ch["arms"]
+    i = [r["shots"] for r in out["arms"]["baseline"]].index(ch["shots"])
+    want = np.mean([out["arms"][a][i]["ua"][r]
+                    for r, a in enumerate(ch["arms"])])
+    assert ch["test_ua"] == pytest.approx(want)
+    assert rec["arm"] == ch["arm"] and rec["ua_mean"] == ch["test_ua"]
     assert rec["margin_over_baseline"] == pytest.approx(
-        rec["ua_mean"] - out["arms"]["baseline"][i]["ua_mean"])
+        ch["test_ua"] - out["arms"]["baseline"][i]["ua_mean"])
+    assert "test set unused" in ch["how"]
+  # CNN cells report their final training loss (metrics.jsonl's last).
+  for arm in ("scratch", "finetune"):
+    for r in out["arms"][arm]:
+      assert len(r["final_loss"]) == 2 and all(
+          np.isfinite(v) for v in r["final_loss"])
+      bar = learning_curve.NOT_LEARNED * np.log(len(out["classes"]))
+      assert r["not_learned"] == sum(v > bar for v in r["final_loss"])
   # 6 speakers: leave-one-speaker-out fold 0, 10 test clips, never trained on.
   assert out["test_clips"] == 10
   assert [r["shots"] for r in out["arms"]["scratch"]] == [1, 2]
@@ -275,6 +303,7 @@ def test_learning_curve_end_to_end_and_resumes(source_run, tfds_dir,
                           "report.json") == stamp
   assert again["arms"]["scratch"] == out["arms"]["scratch"]
   assert again["arms"]["probe"] == out["arms"]["probe"]
+  assert again["choice"] == out["choice"]
 
 
 def _mismatched_copy(source_run: str, dst: str, scale: float) -> str:
@@ -375,3 +404,115 @@ def test_evaluate_on_a_built_tfds_dataset(source_run, tfds_dir, tmp_path):
   assert set(rep["label_map_how"].values()) == {"identical"}
   assert rep["classes_absent_from_data"] == []
   assert set(rep["by_corpus"]) == {"synth_alpha", "synth_beta"}
+
+
+# --- the user's label names and manifest columns ----------------------------------
+@pytest.mark.parametrize("name,cls", [
+    ("furious", "anger"), ("mad", "anger"), ("irritated", "anger"),
+    ("annoyed", "anger"), ("down", "sadness"), ("low", "sadness"),
+    ("sad", "sadness"), ("depressed", "sadness"), ("scared", "anxiety"),
+    ("afraid", "anxiety"), ("frightened", "anxiety"), ("nervous", "anxiety"),
+    ("joyful", "happiness"), ("cheerful", "happiness"), ("glad", "happiness"),
+    ("excited", "happiness"), ("calm", "calm"), ("relaxed", "calm"),
+    ("bored", "calm"), ("plain", "neutral"), ("normal", "neutral"),
+    ("astonished", "surprise"), ("disgusted", "disgust")])
+def test_everyday_label_names_map_to_a_class(name, cls):
+  r = labels.resolve([name.capitalize()], FSER8)
+  assert r["map"][name.capitalize()] == cls
+
+
+def test_no_synonym_belongs_to_two_classes():
+  seen = {}
+  for group in labels.SYNONYMS:
+    for name in group:
+      assert name not in seen, (name, seen.get(name), group[0])
+      seen[name] = group[0]
+
+
+def _talker_manifest(user_recordings, tmp_path) -> str:
+  """The user recordings' manifest as `file,emotion,talker`."""
+  src = os.path.join(os.path.dirname(user_recordings), "manifest.csv") \
+      if not user_recordings.endswith(".csv") else user_recordings
+  with open(src) as f:
+    rows = list(csv.DictReader(f))
+  base = os.path.dirname(src)
+  out = tmp_path / "talker.csv"
+  with open(out, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["file", "emotion", "talker"])
+    for r in rows:
+      w.writerow([os.path.join(base, r["path"]), r["label"], r["speaker"]])
+  return str(out)
+
+
+def test_manifest_columns_map_and_the_error_names_what_it_saw(
+    user_recordings, tmp_path):
+  from fser_jax.datasets import files
+  from fser_jax.errors import DataError
+  path = _talker_manifest(user_recordings, tmp_path)
+  with pytest.raises(DataError) as e:
+    files.scan_own(path)
+  msg = str(e.value)
+  assert "file,emotion,talker" in msg
+  assert "--columns path=file,label=emotion,speaker=talker" in msg
+  entries, problems = files.scan_own(
+      path, "path=file,label=emotion,speaker=talker")
+  plain, _ = files.scan_own(user_recordings)
+  assert not problems and len(entries) == len(plain) == 60
+  assert sorted((e["label"], e["speaker"]) for e in entries) == \
+      sorted((e["label"], e["speaker"]) for e in plain)
+  with pytest.raises(DataError, match="voice.*does not have"):
+    files.scan_own(path, "path=file,label=emotion,speaker=voice")
+  # The column map is part of the built dataset's name.
+  a = files.own_config_args(path, columns="path=file,label=emotion")
+  b = files.own_config_args(path, columns="path=file,label=emotion,"
+                            "speaker=talker")
+  assert a["name"] != b["name"]
+
+
+def test_one_label_map_and_one_column_map_for_every_mode(
+    source_run, tfds_dir, user_recordings, tmp_path):
+  """--columns and --label_map given once reach evaluate, robustness and
+  the learning curve (its zero-shot arm), from launch.py's command line."""
+  path = _talker_manifest(user_recordings, tmp_path)
+  cols = "path=file,label=emotion,speaker=talker"
+  # 'fear' -> calm on purpose (its synonym would be anxiety).
+  lmap = "fear=calm"
+  from conftest import launch_all
+  curve = tmp_path / "curve"
+  cfg = os.path.join(os.path.dirname(__file__), "..", "configs",
+                     "own_data.py")
+  got = launch_all([
+      ["--mode", "evaluate", "--workdir", source_run, "--data", path,
+       "--output_dir", str(tmp_path / "ev"), "--columns", cols,
+       "--label_map", lmap],
+      ["--mode", "robustness", "--workdir", source_run, "--data", path,
+       "--output_dir", str(tmp_path / "rb"), "--columns", cols,
+       "--label_map", lmap, "--conditions", "clean"],
+      ["--mode", "learning_curve", "--config", f"{cfg}:{path}",
+       f"--config.data.data_dir={tfds_dir}",
+       f"--config.train.init_from={source_run}",
+       "--config.data.protocol=speaker", "--config.learning_curve.shots=(2,)",
+       "--config.learning_curve.repeats=1", "--config.learning_curve.arms=baseline",
+       "--workdir", str(curve), "--columns", cols, "--label_map", lmap],
+  ])
+  for g in got:
+    assert g["code"] in (0, None), g["stderr"][-2000:]
+  with open(tmp_path / "ev" / "report.json") as f:
+    ev = json.load(f)
+  assert ev["n_clips"] == 60 and ev["label_map"]["fear"] == "calm"
+  assert ev["label_map_how"]["fear"] == "user"
+  with open(tmp_path / "rb" / "robustness.json") as f:
+    assert json.load(f)["label_map"] == lmap
+  with open(curve / "learning_curve.json") as f:
+    out = json.load(f)
+  z = out["arms"]["zero_shot"]
+  assert z["label_map"]["fear"] == "calm" and "calm" in z["mapped_classes"]
+  assert out["test_clips"] == 10  # one speaker of six: talker was read
+  # A config that says otherwise is refused, naming both.
+  from fser_jax import config as config_lib
+  c = config_lib.base()
+  c.learning_curve.label_map = "fear=anxiety"
+  with pytest.raises(ConfigError, match="--label_map=fear=calm and config "
+                     "learning_curve.label_map"):
+    config_lib.apply_flags(c, label_map=lmap)

@@ -11,52 +11,72 @@
    `learning_curve.shots` (-1: all), `learning_curve.repeats` times. Draws are
    nested: for one repeat, the clips of k=10 include those of k=5 (each
    repeat is one seeded permutation per class, cut at k).
-3. Arms (`learning_curve.arms`), every one on the same cells:
-   - `baseline`: fser_jax/baseline.py's per-clip statistics into a logistic
-     regression: the bar every other arm must clear;
-   - `probe`: a logistic regression on RUN's embedding (its last hidden
-     layer and its pooled convolution blocks, through fser_jax.inference,
-     the way every mode scores a clip) beside the baseline's, their
-     log-probabilities summed (a product of experts); reported with it:
-     `probe_cv` (the embedding's weight chosen by cross-validation holding
-     out whole speakers, fser_jax.baseline.fusion_weight; 0 = the baseline
-     alone) and `probe_embedding` (the embedding's regression alone);
-   - `scratch`: the config trained from random initialisation;
-   - `finetune`: from RUN, with the fine-tuning recipe: learning rate
-     `learning_curve.finetune_learning_rate`, the output layer alone for
-     `learning_curve.finetune_head_only_steps` steps (a linear probe), then
-     every layer, gradients clipped to `learning_curve.finetune_clip_grad_norm`;
+3. Arms (`learning_curve.arms`), every one on the same cells. The linear
+   arms are logistic regressions whose feature set, C and fusion weight are
+   chosen by cross-validation on the cell's labelled clips that holds out
+   whole speakers (fser_jax/baseline.py):
+   - `baseline`: per-clip statistics (fser_jax/baseline.py), standardised
+     with the training clips' statistics;
+   - `probe_embedding`: RUN's embedding (its last hidden layer and its
+     pooled convolution blocks, through fser_jax.inference, the way every
+     mode scores a clip), computed with RUN's training statistics;
+   - `probe`: both regressions, their log-probabilities summed with the
+     embedding's weighted (FUSION_WEIGHTS, by cross-validation);
+   - each with a `_speaker` twin (`baseline_speaker`, ...): every block
+     standardised per speaker with that speaker's own clips, labels unused,
+     the test speaker's included (transductive: it needs the test speaker's
+     unlabelled audio, as a user has it); RUN's embedding there uses RUN's
+     own per-speaker normalisation when RUN was trained with it;
+   - `scratch`, `finetune`: CNN cells (the config from random initialisation;
+     RUN with the fine-tuning recipe), reported beside the others but never
+     chosen (they get no cross-validation); each cell's final training loss
+     is reported, and a cell above 90% of ln(classes) is flagged as not
+     having learned;
    - once, `zero_shot`: RUN as it is on the test set through the label
-     mapping (fser_jax/labels.py), over the mapped classes only.
+     mapping (fser_jax/labels.py, `--label_map`), over the mapped classes.
    An arm that cannot run is skipped with the reason; a CNN cell whose loss
    stops being finite is counted in its row's `diverged`, not lost.
-4. Budget of a CNN cell: `learning_curve.epochs` epochs over its clips within
+4. The choice (`choice`): in every draw, the linear arm with the best
+   cross-validated UA on the draw's labelled clips, or the simplest arm
+   (LINEAR's order) within one standard error of it
+   (`learning_curve.choice_rule='one_se'`; 'best': the best alone). The test
+   speaker is not used. The test set then scores the chosen arm; every arm's
+   test UA is reported too, marked as not used for the choice, with the best
+   in hindsight beside the chosen one.
+5. Budget of a CNN cell: `learning_curve.epochs` epochs over its clips within
    [`min_steps`, `max_steps`] steps (`learning_curve.steps` > 0: that many
    for every cell). No validation split (k=5 leaves nothing to spare): each
    cell reports its final state.
 
 Each CNN cell is an ordinary run (protocol `file`) in OUT/<arm>/k<k>_r<r>, so
 an interrupted curve resumes: finished cells are read back, the unfinished
-one resumes from its checkpoint. OUT gets learning_curve.json (shape below),
-learning_curve.md (its first lines: which arm to use at each k, and a
-warning when RUN calls most clips one class) and learning_curve.png.
+one resumes from its checkpoint. Per-clip features are cached in
+OUT/features.npz, keyed by the clips' audio, the rate and RUN's checkpoint.
+OUT gets learning_curve.json (shape below), learning_curve.md (its first
+lines: what was chosen at each k and how, and a warning when RUN calls most
+clips one class) and learning_curve.png.
 
   {"test_clips": int, "classes": [...],
-   "arms": {"scratch": [{"shots": k, "n_train": int, "ua_mean": f, "ua_std": f,
-                         "acc_mean": f, ...}, ...],
-            "finetune": [...], "baseline": [...], "probe": [...],
-            "probe_cv": [...], "probe_embedding": [...],
+   "arms": {"baseline": [{"shots": k, "n_train": int, "ua_mean": f,
+                          "ua_std": f, "cv_ua_mean": f, "acc_mean": f, ...}],
+            "baseline_speaker": [...], "probe": [...], ...,
+            "scratch": [{..., "final_loss": [f], "not_learned": int}],
             "zero_shot": {"ua": f, "acc": f, "mapped_classes": [...],
-                          "degenerate": {"class", "share"} | null}},
+                          "degenerate": {"class", "share", "n"} | null}},
+   "choice": [{"shots": k, "arm": str, "arms": [str per draw], "how": str,
+               "cv_ua": f, "test_ua": f, "test_ua_std": f,
+               "best_in_hindsight": {"arm": str, "ua": f}}],
    "recommendation": [{"shots": k, "arm": str, "ua_mean": f,
                        "margin_over_baseline": f | null, "text": str}]}
-("all" is shots -1; a skipped arm is [] or null, with `skipped[arm]` saying why.)
+("all" is shots -1; a skipped arm is [] or null, with `skipped[arm]` saying
+why; spreads are sample standard deviations over the draws.)
 """
 
 from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import json
 import os
 
@@ -77,8 +97,15 @@ from fser_jax.train import TrainingDiverged
 
 CNN_ARMS = ("scratch", "finetune")  # trained cells, OUT/<arm>/k<k>_r<r>
 ARMS = ("baseline", "probe", "scratch", "finetune")  # learning_curve.arms
-ROWS = ARMS + ("probe_cv", "probe_embedding")  # rows in learning_curve.json
+# The linear arms, simplest first: the order a tie within the choice rule's
+# margin is broken in (the statistics need nothing; per-speaker statistics
+# need each speaker's unlabelled clips; the embedding needs a trained run).
+LINEAR = ("baseline", "baseline_speaker", "probe_embedding",
+          "probe_embedding_speaker", "probe", "probe_speaker")
+ROWS = LINEAR + CNN_ARMS  # rows in learning_curve.json
 NEEDS_RUN = ("probe", "finetune", "zero_shot")
+CHOICE_RULES = ("one_se", "best")
+NOT_LEARNED = 0.9  # a CNN cell's final loss above this x ln(classes)
 
 
 def fixed_test(config, labels: np.ndarray, meta: dict) -> tuple[np.ndarray, str]:
@@ -102,8 +129,18 @@ def fixed_test(config, labels: np.ndarray, meta: dict) -> tuple[np.ndarray, str]
 
 
 def draws(labels: np.ndarray, pool: np.ndarray, shots, repeats: int,
-          seed: int) -> dict:
-  """{(k, r): sorted clip indices}: k per class from `pool`, nested in k."""
+          seed: int, classes=None) -> dict:
+  """{(k, r): sorted clip indices}: k per class from `pool`, nested in k. A
+  class with fewer than k clips in the pool gives all it has (logged)."""
+  have = np.bincount(labels[pool], minlength=int(labels.max()) + 1)
+  for k in shots:
+    short = [int(c) for c in np.unique(labels[pool]) if 0 < k and have[c] < k]
+    if short:
+      names = [str(c if classes is None else classes[c]) for c in short]
+      logging.warning("learning curve: k=%d but %s ha%s only %s clips to "
+                      "draw from; those cells take all of them", k,
+                      ", ".join(names), "s" if len(short) == 1 else "ve",
+                      "/".join(str(have[c]) for c in short))
   out = {}
   for r in range(repeats):
     rng = np.random.default_rng([seed, 11, r])
@@ -208,103 +245,252 @@ def zero_shot(config, run, waveforms, labels, classes, test: np.ndarray,
           "restricted": rep["restricted"], "degenerate": rep["degenerate"]}
 
 
+def _digest(waveforms, rate: int, source: str) -> str:
+  """What the cached features depend on: every clip's samples, the rate and
+  the source run's checkpoint (and the cache's layout)."""
+  h = hashlib.sha1(f"v2|{rate}|{source}|{len(waveforms)}".encode())
+  for w in waveforms:
+    h.update(np.ascontiguousarray(w, np.float32).tobytes())
+  return h.hexdigest()
+
+
 def clip_features(config, waveforms, meta, workdir: str, run=None) -> dict:
-  """{'stats': [N, F] baseline statistics, 'embedding': [N, D] RUN's
-  embedding or absent}, cached in OUT/features.npz by file name and run."""
+  """{'stats': [N, F] baseline statistics, and with RUN 'embedding' (RUN's
+  training normalisation) and 'embedding_speaker' (RUN's per-speaker
+  normalisation when it was trained with one, else the same)}, cached in
+  OUT/features.npz keyed by `_digest`: changed audio is recomputed, and
+  the log says why."""
   path = os.path.join(workdir, "features.npz")
-  names = np.asarray([str(f) for f in meta["filename"]])
-  source = np.asarray("" if run is None else
-                      f"{os.path.abspath(run.workdir)}@{run.step}")
+  source = ("" if run is None else
+            f"{os.path.abspath(run.workdir)}@{run.step}:{run.normalize}")
+  key = _digest(waveforms, config.data.sample_rate, source)
   if os.path.exists(path):
     cached = np.load(path)
-    fresh = np.array_equal(cached["filenames"], names)
-    if run is not None:  # the embedding must be this run's
-      fresh = fresh and "source" in cached.files and str(
-          cached["source"]) == str(source) and "embedding" in cached.files
-    if fresh:
-      return {k: cached[k] for k in cached.files
-              if k not in ("filenames", "source")}
+    if "key" in cached.files and str(cached["key"]) == key:
+      return {k: cached[k] for k in cached.files if k != "key"}
+    logging.info("Learning curve: %s holds features of other clips, another "
+                 "rate or another source run; recomputing them.", path)
   logging.info("Learning curve: per-clip statistics of %d clips%s.",
                len(waveforms), " and the run's embedding" if run else "")
   out = {"stats": baseline_lib.features(waveforms, config.data.sample_rate)}
   if run is not None:
     wavs = _at_rate(waveforms, config.data.sample_rate, run.sample_rate)
-    out["embedding"] = run.classify(
-        wavs, groups=run.groups_for(meta, len(wavs))).embedding
-  np.savez(path, filenames=names, source=source, **out)
+    out["embedding"] = run.classify(wavs, groups=None).embedding
+    groups = run.groups_for(meta, len(wavs))
+    out["embedding_speaker"] = (out["embedding"] if groups is None else
+                                run.classify(wavs, groups=groups).embedding)
+  np.savez(path, key=np.asarray(key), **out)
   return out
 
 
-def linear_cell(blocks: list, labels, idx, test, num_classes: int,
-                speakers=None, fusion: str = "product") -> dict:
-  """The report on the cell of logistic regressions on feature `blocks`,
-  fused as fser_jax/baseline.py does (`fusion='cv'`: weighted by
-  speaker-held-out cross-validation when the clips have speakers)."""
-  groups = None
+def linear_blocks(feats: dict, speakers) -> dict:
+  """The linear arms' feature blocks: {'stats', 'embedding'} as computed
+  (inductive), and with speakers their '_speaker' twins standardised per
+  speaker with each speaker's own clips (transductive, labels unused)."""
+  out = {"stats": feats["stats"]}
+  if "embedding" in feats:
+    out["embedding"] = feats["embedding"]
   if speakers is not None:
-    g = np.asarray(speakers)[idx]
-    groups = g if len(set((g[g != ""]).tolist())) >= 2 else None
-  rep = baseline_lib.fit_and_score([x[idx] for x in blocks], labels[idx],
-                                   [x[test] for x in blocks], labels[test],
-                                   num_classes, groups_train=groups,
-                                   fusion=fusion)
-  if rep is None:
+    out["stats_speaker"] = baseline_lib.speaker_standardise(feats["stats"],
+                                                            speakers)
+    if "embedding_speaker" in feats:
+      out["embedding_speaker"] = baseline_lib.speaker_standardise(
+          feats["embedding_speaker"], speakers)
+  return out
+
+
+def _ua(y, pred, num_classes: int) -> float:
+  return metrics_lib.summary(y, pred, num_classes)["unweighted_accuracy"]
+
+
+def linear_cell(blocks: dict, labels, idx, test, num_classes: int,
+                speakers=None) -> tuple[dict, str]:
+  """Every linear arm on one cell: ({arm: {'cv_ua', 'cv_correct' [n_train
+  bool] (None without folds), 'report' (test), 'hyper'}}, how the folds
+  were made). Hyperparameters by out-of-fold log loss on the cell's clips;
+  the test clips are only scored."""
+  y = labels[idx]
+  classes = np.unique(y)
+  if classes.size < 2:
     raise DataError("learning curve: a cell holds clips of one class only; "
                     "use larger learning_curve.shots")
-  return rep
+  groups = None if speakers is None else np.asarray(speakers, object)[idx]
+  folds, how = baseline_lib.cv_folds(y, groups)
+  yt = labels[test]
+  out = {}
+
+  def arm(name, oof, logp_test, hyper):
+    pred = classes[np.argmax(logp_test, 1)]
+    s = metrics_lib.summary(yt, pred, num_classes)
+    cv_pred = None if oof is None else classes[np.argmax(oof, 1)]
+    out[name] = {"cv_ua": None if oof is None else _ua(y, cv_pred,
+                                                         num_classes),
+                 "cv_correct": None if oof is None else cv_pred == y,
+                 "report": {"accuracy": s["accuracy"], "macro_f1": s["macro_f1"],
+                            "unweighted_accuracy": s["unweighted_accuracy"]},
+                 "hyper": hyper}
+
+  for suffix in ("", "_speaker"):
+    if "stats" + suffix not in blocks:
+      continue
+    x = blocks["stats" + suffix]
+    hs = baseline_lib.tune(x[idx], y, folds, classes,
+                           tuple(baseline_lib.FEATURE_SETS))
+    lp_s = baseline_lib.fit_log_proba(x[idx], y, x[test], hs, classes)
+    arm("baseline" + suffix, hs["oof"], lp_s,
+        {"features": hs["set"], "C": hs["C"]})
+    e = blocks.get("embedding" + suffix)
+    if e is None:
+      continue
+    he = baseline_lib.tune(e[idx], y, folds, classes)
+    lp_e = baseline_lib.fit_log_proba(e[idx], y, e[test], he, classes)
+    arm("probe_embedding" + suffix, he["oof"], lp_e, {"C": he["C"]})
+    w, oof = 1.0, None
+    if folds:
+      w = min(baseline_lib.FUSION_WEIGHTS, key=lambda v: baseline_lib.log_loss(
+          hs["oof"] + v * he["oof"], y, classes))
+      oof = hs["oof"] + w * he["oof"]
+    arm("probe" + suffix, oof, lp_s + w * lp_e,
+        {"features": hs["set"], "C": hs["C"], "C_embedding": he["C"],
+         "weight": w})
+  return out, how
 
 
-def _row(k: int, n_train: int, reps: list[dict | None]) -> dict:
+def _se_of_difference(a, b, y) -> float:
+  """Standard error of UA(a) - UA(b) from per-clip correctness (paired),
+  each class weighted as UA weights it."""
+  d = a.astype(float) - b.astype(float)
+  cls = np.unique(y)
+  var = sum(np.var(d[y == c], ddof=1) / (y == c).sum()
+            for c in cls if (y == c).sum() > 1)
+  return float(np.sqrt(var)) / cls.size
+
+
+def choose(cell: dict, y, rule: str = "one_se") -> tuple[str, str]:
+  """(arm, why) for one draw, from the cross-validation alone: the best
+  cross-validated UA, or under 'one_se' the simplest arm (LINEAR's order)
+  within one standard error of it. Without folds: the baseline."""
+  arms = [a for a in LINEAR if a in cell]
+  if cell[arms[0]]["cv_ua"] is None:
+    return arms[0], "no cross-validation possible: the simplest arm"
+  best = max(arms, key=lambda a: (cell[a]["cv_ua"], -arms.index(a)))
+  if rule == "best":
+    return best, "best cross-validated UA"
+  for a in arms:
+    se = _se_of_difference(cell[best]["cv_correct"], cell[a]["cv_correct"], y)
+    if cell[a]["cv_ua"] >= cell[best]["cv_ua"] - se:
+      return a, ("best cross-validated UA" if a == best else
+                 f"within one standard error of `{best}`")
+  return best, "best cross-validated UA"
+
+
+def _row(k: int, n_train: int, reps: list[dict | None],
+         cv: list | None = None) -> dict:
   ok = [r for r in reps if r is not None]
   ua = [r["unweighted_accuracy"] for r in ok]
   acc = [r["accuracy"] for r in ok]
   f1 = [r["macro_f1"] for r in ok]
   mean = lambda v: float(np.mean(v)) if v else None
-  row = {"shots": k, "n_train": n_train, "ua_mean": mean(ua),
-         "ua_std": float(np.std(ua)) if ua else None,
-         "acc_mean": mean(acc), "acc_std": float(np.std(acc)) if acc else None,
-         "macro_f1_mean": mean(f1), "ua": ua,
+  sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else (0.0 if v
+                                                                 else None)
+  row = {"shots": k, "n_train": n_train, "ua_mean": mean(ua), "ua_std": sd(ua),
+         "acc_mean": mean(acc), "acc_std": sd(acc),
+         "macro_f1_mean": mean(f1), "ua": ua, "draws": len(ua),
          "diverged": len(reps) - len(ok)}
-  if ok and "fusion_weight" in ok[0]:
-    row["fusion_weight"] = [r["fusion_weight"] for r in ok]
+  if cv is not None:
+    vals = [v for v in cv if v is not None]
+    row["cv_ua"] = cv
+    row["cv_ua_mean"] = mean(vals)
   return row
 
 
+def matched_baseline(arm: str) -> str:
+  """The baseline with the same information as `arm`."""
+  return "baseline_speaker" if arm.endswith("_speaker") else "baseline"
+
+
+def summarise_choice(k: int, per_draw: list[tuple[str, str]], cells: list,
+                     rows: dict, how: str) -> dict:
+  """The choice at one k over its draws: the arm chosen most often (ties:
+  the simpler), its mean CV and test UA over the draws as chosen there, and
+  the best arm in hindsight (by mean test UA, not used for the choice)."""
+  chosen = [a for a, _ in per_draw]
+  arm = max(LINEAR, key=lambda a: (chosen.count(a), -LINEAR.index(a)))
+  test = [c[a]["report"]["unweighted_accuracy"] for c, a in zip(cells, chosen)]
+  cv = [c[a]["cv_ua"] for c, a in zip(cells, chosen)]
+  # The baseline as informed as the chosen arm: per-speaker statistics when
+  # the arm uses them.
+  matched = [c[matched_baseline(a)]["report"]["unweighted_accuracy"]
+             for c, a in zip(cells, chosen)]
+  scored = {a: r[-1]["ua_mean"] for a, r in rows.items()
+            if r and r[-1]["ua_mean"] is not None}
+  best = max(scored, key=lambda a: (scored[a], -ROWS.index(a)))
+  return {"shots": k, "arm": arm, "arms": chosen,
+          "why": [w for _, w in per_draw], "how": how,
+          "cv_ua": None if None in cv else float(np.mean(cv)),
+          "test_ua": float(np.mean(test)),
+          "margin_over_matched_baseline": float(np.mean(test) -
+                                                np.mean(matched)),
+          "test_ua_std": float(np.std(test, ddof=1)) if len(test) > 1
+          else 0.0, "draws": len(test),
+          "best_in_hindsight": {"arm": best, "ua": scored[best]}}
+
+
 def recommend(out: dict) -> list[dict]:
-  """Per k: the arm with the best mean UA, and its margin over the
-  baseline arm (what a user should do with that many clips)."""
-  arms = {a: rows for a, rows in out["arms"].items()
-          if isinstance(rows, list) and rows}
-  if not arms:
-    return []
-  base = {r["shots"]: r["ua_mean"] for r in arms.get("baseline", [])}
+  """Per k: the chosen arm (out['choice']), its test UA and its margin over
+  the baseline arm's, in a sentence."""
+  base = {r["shots"]: r["ua_mean"] for r in out["arms"].get("baseline") or []}
   recs = []
-  for i, row in enumerate(next(iter(arms.values()))):
-    k = row["shots"]
-    scored = sorted(((rows[i]["ua_mean"], a) for a, rows in arms.items()
-                     if rows[i]["ua_mean"] is not None), reverse=True)
-    if not scored:
-      continue
-    ua, best = scored[0]
+  for c in out.get("choice", []):
+    k, arm, ua = c["shots"], c["arm"], c["test_ua"]
     b = base.get(k)
     margin = None if b is None else ua - b
     kk = "all" if k < 0 else str(k)
-    spread = arms[best][i]["ua_std"]
-    text = (f"With {kk} clips per class use `{best}`: UA {100 * ua:.1f} "
-            f"± {100 * spread:.1f}%")
-    if best == "baseline":
-      rival = next(((u, a) for u, a in scored[1:]), None)
-      text += (", the CNN-based arms do not beat it here"
-               + (f" (best: `{rival[1]}`, {100 * (ua - rival[0]):.1f} points "
-                  "below)" if rival else "") + ".")
-    elif margin is not None:
-      text += (f", {100 * margin:+.1f} points against the baseline "
-               f"({100 * b:.1f}%).")
-    else:
-      text += "."
-    recs.append({"shots": k, "arm": best, "ua_mean": ua,
-                 "margin_over_baseline": margin, "text": text})
+    mixed = len(set(c["arms"])) > 1
+    m2 = c["margin_over_matched_baseline"]
+    text = (f"With {kk} clips per class use `{arm}`"
+            + (f" (chosen in {c['arms'].count(arm)} of {c['draws']} draws; "
+               f"the others: {', '.join(sorted(set(c['arms']) - {arm}))})"
+               if mixed else "")
+            + f": test UA {100 * ua:.1f}% as chosen"
+            + (f", {100 * margin:+.1f} points against the baseline "
+               f"({100 * b:.1f}%)" if margin is not None else "")
+            + (f", {100 * m2:+.1f} against the baseline with the same "
+               "per-speaker statistics" if any(a.endswith("_speaker")
+                                               for a in c["arms"]) else "")
+            + ".")
+    recs.append({"shots": k, "arm": arm, "ua_mean": ua,
+                 "margin_over_baseline": margin,
+                 "margin_over_matched_baseline": m2, "text": text})
   return recs
+
+
+def _final_loss(cdir: str) -> float | None:
+  """The last logged training loss of a CNN cell (metrics.jsonl)."""
+  p = os.path.join(cdir, "metrics.jsonl")
+  if not os.path.exists(p):
+    return None
+  last = None
+  with open(p) as f:
+    for line in f:
+      rec = json.loads(line)
+      if "train_loss" in rec:
+        last = rec["train_loss"]
+  return last
+
+
+def _arm_list(lc) -> list[str]:
+  # A tuple, or one string 'baseline,probe' (as a command line passes it).
+  wanted = [a.strip() for x in lc.arms for a in str(x).split(",") if a.strip()]
+  unknown = sorted(set(wanted) - set(ARMS))
+  if unknown or not wanted:
+    raise config_lib.ConfigError(f"config learning_curve.arms={lc.arms!r}: "
+                                 f"expected some of {ARMS}")
+  if "baseline" not in wanted:
+    raise config_lib.ConfigError(
+        f"config learning_curve.arms={lc.arms!r}: the baseline is the bar "
+        "every arm is measured against; keep 'baseline' in the list")
+  return wanted
 
 
 def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
@@ -314,12 +500,11 @@ def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
   if not shots or any(k == 0 or k < -1 for k in shots):
     raise config_lib.ConfigError(f"config learning_curve.shots={lc.shots!r}: "
                                  "clips per class, positive or -1 (all)")
-  # A tuple, or one string 'baseline,probe' (as a command line passes it).
-  wanted = [a.strip() for x in lc.arms for a in str(x).split(",") if a.strip()]
-  unknown = sorted(set(wanted) - set(ARMS))
-  if unknown or not wanted:
-    raise config_lib.ConfigError(f"config learning_curve.arms={lc.arms!r}: "
-                                 f"expected some of {ARMS}")
+  if lc.choice_rule not in CHOICE_RULES:
+    raise config_lib.ConfigError(
+        f"config learning_curve.choice_rule={lc.choice_rule!r}: expected one "
+        f"of {CHOICE_RULES}")
+  wanted = _arm_list(lc)
   shots = sorted(set(shots), key=lambda k: (k < 0, k))
   os.makedirs(workdir, exist_ok=True)
   waveforms, labels, classes, meta = input_pipeline.load_clips(config.data)
@@ -337,7 +522,8 @@ def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
     w.writerow(["filename", "label", "speaker"])
     for i in np.flatnonzero(test):
       w.writerow([filenames[i], classes[labels[i]], meta["speaker"][i]])
-  cells = draws(labels, pool, shots, lc.repeats, config.data.split_seed)
+  cells = draws(labels, pool, shots, lc.repeats, config.data.split_seed,
+                classes)
   arms = wanted
   skipped = {}
   run = None
@@ -349,12 +535,17 @@ def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
       if a in arms or a == "zero_shot":
         skipped[a] = "no train.init_from (the run to start from)"
     arms = [a for a in arms if a not in NEEDS_RUN]
+  speakers = np.asarray(meta["speaker"], object)
+  has_speakers = len(set(speakers.tolist()) - {""}) >= 2
+  if not has_speakers:
+    skipped["baseline_speaker"] = ("the clips have no speakers: no per-speaker "
+                                   "statistics")
   out = {"dataset": config.data.dataset, "test_clips": int(test.sum()),
          "test_set": test_how, "classes": list(classes),
          "steps_per_cell": {("all" if k < 0 else str(k)): cell_steps(
              lc, int(cells[(k, 0)].size),
              min(lc.batch_size, int(cells[(k, 0)].size))) for k in shots},
-         "repeats": int(lc.repeats),
+         "repeats": int(lc.repeats), "choice_rule": lc.choice_rule,
          "init_from": config.train.init_from or None,
          "freeze": config.train.freeze, "arms": {}, "skipped": skipped}
   if run is not None:
@@ -365,32 +556,42 @@ def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
       skipped["zero_shot"] = str(e)
   out["arms"].setdefault("zero_shot", None)
 
-  # --- the linear arms: seconds per cell ---------------------------------------
-  linear = [a for a in arms if a in ("baseline", "probe")]
-  if linear:
-    feats = clip_features(config, waveforms, meta, workdir,
-                          run if "probe" in arms else None)
-    inputs = {"baseline": ([feats["stats"]], "product")}
-    if "probe" in arms:
-      both = [feats["stats"], feats["embedding"]]
-      inputs["probe"] = (both, "product")
-      inputs["probe_cv"] = (both, "cv")
-      inputs["probe_embedding"] = ([feats["embedding"]], "product")
-    for arm, (x, fusion) in inputs.items():
-      out["arms"][arm] = [
-          _row(k, int(cells[(k, 0)].size),
-               [linear_cell(x, labels, cells[(k, r)], test, len(classes),
-                            meta["speaker"], fusion)
-                for r in range(lc.repeats)]) for k in shots]
+  # --- the linear arms and the choice: seconds per cell ----------------------
+  feats = clip_features(config, waveforms, meta, workdir,
+                        run if "probe" in arms else None)
+  blocks = linear_blocks(feats, speakers if has_speakers else None)
+  linear_rows = {a: [] for a in LINEAR}
+  out["choice"] = []
+  for k in shots:
+    per_cell, per_draw = [], []
+    for r in range(lc.repeats):
+      cell, how = linear_cell(blocks, labels, cells[(k, r)], test,
+                              len(classes),
+                              speakers if has_speakers else None)
+      per_cell.append(cell)
+      per_draw.append(choose(cell, labels[cells[(k, r)]], lc.choice_rule))
+    logging.info("learning curve k=%s: chosen %s", "all" if k < 0 else k,
+                 ", ".join(a for a, _ in per_draw))
+    for a in LINEAR:
+      if a in per_cell[0]:
+        linear_rows[a].append(_row(
+            k, int(cells[(k, 0)].size), [c[a]["report"] for c in per_cell],
+            [c[a]["cv_ua"] for c in per_cell]))
+        linear_rows[a][-1]["hyper"] = [c[a]["hyper"] for c in per_cell]
+    out["choice"].append(summarise_choice(
+        k, per_draw, per_cell, {a: v for a, v in linear_rows.items() if v},
+        f"cross-validation on each draw's labelled clips ({how}); rule "
+        f"'{lc.choice_rule}'; the test set unused"))
+  out["arms"].update({a: v for a, v in linear_rows.items() if v})
 
-  # --- the CNN arms: trained cells -----------------------------------------------
+  # --- the CNN arms: trained cells, reported, never chosen -------------------
   trained = [a for a in CNN_ARMS if a in arms]
   total = len(trained) * len(cells)
   done = 0
   for arm in trained:
     rows = []
     for k in shots:
-      reps = []
+      reps, losses = [], []
       for r in range(lc.repeats):
         idx = cells[(k, r)]
         done += 1
@@ -403,7 +604,12 @@ def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
                      "all" if k < 0 else k, idx.size, r)
         reps.append(_run_cell(cell_config(config, arm, split_file, idx.size,
                                           r), cdir, overwrite))
-      rows.append(_row(k, int(cells[(k, 0)].size), reps))
+        losses.append(_final_loss(cdir))
+      row = _row(k, int(cells[(k, 0)].size), reps)
+      bar = NOT_LEARNED * np.log(len(classes))
+      row["final_loss"] = losses
+      row["not_learned"] = int(sum(v is not None and v > bar for v in losses))
+      rows.append(row)
     out["arms"][arm] = rows
   for arm in ROWS:
     out["arms"].setdefault(arm, [])
@@ -418,10 +624,16 @@ def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
   return out
 
 
+def _pct(x) -> str:
+  return "-" if x is None else f"{100 * x:.1f}"
+
+
 def _cell(row: dict) -> str:
   if row["ua_mean"] is None:
     return "diverged"
   text = f"{100 * row['ua_mean']:.1f} ± {100 * row['ua_std']:.1f}"
+  if row.get("not_learned"):
+    text += f" ({row['not_learned']} not learned)"
   return text + (f" ({row['diverged']} diverged)" if row.get("diverged")
                  else "")
 
@@ -430,15 +642,36 @@ def to_markdown(out: dict) -> str:
   arms = out["arms"]
   z = arms.get("zero_shot")
   lines = [f"# Learning curve: `{out['dataset']}`", ""]
-  first = metrics_lib.dominant_line((z or {}).get("degenerate"),
-                                    (z or {}).get("n_mapped", 0))
+  first = metrics_lib.dominant_line((z or {}).get("degenerate"))
   if first:
     lines += [first, ""]
+  choice = out.get("choice", [])
+  if choice:
+    lines += [f"Chosen without the test set: {choice[0]['how']}; ties within "
+              "one standard error go to the simpler arm (baseline first)."
+              if out.get("choice_rule", "one_se") == "one_se" else
+              f"Chosen without the test set: {choice[0]['how']}.", ""]
   lines += [r["text"] for r in out.get("recommendation", [])]
+  if choice:
+    lines += ["", "| clips per class | chosen arm (draws) | its CV UA % | its "
+              "test UA % | baseline test UA % | best in hindsight (not "
+              "chosen by the test) |", "|---|---|---|---|---|---|"]
+    base = {r["shots"]: r for r in arms.get("baseline") or []}
+    for c in choice:
+      k = "all" if c["shots"] < 0 else str(c["shots"])
+      b = base.get(c["shots"])
+      picks = ", ".join(f"{a} x{c['arms'].count(a)}"
+                        for a in dict.fromkeys(c["arms"]))
+      lines.append(
+          f"| {k} | {picks} | {_pct(c['cv_ua'])} | {_pct(c['test_ua'])} ± "
+          f"{_pct(c['test_ua_std'])} | {_cell(b) if b else '-'} | "
+          f"{c['best_in_hindsight']['arm']} {_pct(c['best_in_hindsight']['ua'])} |")
   steps = ", ".join(f"{s} (k={k})" for k, s in out["steps_per_cell"].items())
   lines += ["", f"Test set: {out['test_clips']} clips, {out['test_set']}; "
-            f"fixed for every cell. CNN cells train {steps} steps; "
-            f"{out['repeats']} draws per k (nested), mean ± std of UA %.", ""]
+            f"fixed for every cell. {out['repeats']} draws per k (nested); "
+            "mean ± sample standard deviation of UA % over the draws."
+            + (f" CNN cells train {steps} steps." if any(
+                arms.get(a) for a in CNN_ARMS) else ""), ""]
   if z:
     lines += [f"Zero-shot (`{out['init_from']}` as it is, through the label "
               f"map, over the mapped classes {', '.join(z['mapped_classes'])}; "
@@ -446,15 +679,21 @@ def to_markdown(out: dict) -> str:
               f"{100 * z['ua']:.1f}%, accuracy {100 * z['acc']:.1f}%.", ""]
   for arm, why in out["skipped"].items():
     lines += [f"Skipped `{arm}`: {why}.", ""]
-  have = [a for a in ("baseline", "probe", "probe_cv", "probe_embedding")
-          + CNN_ARMS if arms.get(a)]
-  lines += ["| clips per class | train clips | "
-            + " | ".join(f"{a} UA %" for a in have) + " |",
-            "|---|---|" + "---|" * len(have)]
+  have = [a for a in ROWS if arms.get(a)]
+  lines += ["Every arm's test UA % (for reading, not used for the choice; "
+            "`_speaker`: standardised per speaker with each speaker's own "
+            "unlabelled clips, the test speaker's included; CNN arms are "
+            "never chosen):", "",
+            "| clips per class | train clips | "
+            + " | ".join(have) + " |", "|---|---|" + "---|" * len(have)]
   n = max(len(arms[a]) for a in have) if have else 0
   for i in range(n):
     row = arms[have[0]][i]
     k = "all" if row["shots"] < 0 else str(row["shots"])
     lines.append(f"| {k} | {row['n_train']} | "
                  + " | ".join(_cell(arms[a][i]) for a in have) + " |")
+  if any(arms.get(a) for a in CNN_ARMS):
+    lines += ["", "CNN cells: \"not learned\" counts cells whose final "
+              f"training loss stayed above {NOT_LEARNED:.0%} of ln(classes): "
+              "they learned nothing from their clips."]
   return "\n".join(lines) + "\n"

@@ -1,0 +1,143 @@
+"""The learning curve's choice: made on the labelled clips alone, ties to
+the simpler arm, margins against a baseline as informed as the arm, and
+features recomputed when the audio changes."""
+
+import ml_collections
+import numpy as np
+import pytest
+from absl import logging
+
+from fser_jax.experiments import learning_curve as lc
+
+
+def _arm(cv_ua, correct):
+  return {"cv_ua": cv_ua, "cv_correct": np.asarray(correct, bool),
+          "report": {"unweighted_accuracy": 0.0}, "hyper": {}}
+
+
+def test_se_of_the_difference_by_hand():
+  # Two classes of 4 clips; d = a - b per clip: class 0 [1, 0, 0, 0],
+  # class 1 [0, 0, -1, 1]. Sample variances 0.25 and 2/3, each over 4
+  # clips; UA averages 2 classes: sqrt(0.25/4 + (2/3)/4) / 2.
+  y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+  a = np.array([1, 1, 0, 1, 1, 0, 0, 1], bool)
+  b = np.array([0, 1, 0, 1, 1, 0, 1, 0], bool)
+  assert lc._se_of_difference(a, b, y) == pytest.approx(
+      np.sqrt(0.25 / 4 + (2 / 3) / 4) / 2)
+
+
+def test_a_small_cv_lead_goes_to_the_simpler_arm_a_large_one_does_not():
+  y = np.repeat([0, 1], 10)
+  base = np.ones(20, bool)
+  base[[0, 10]] = False  # 2 errors: CV UA 0.9
+  probe = np.ones(20, bool)
+  probe[[1]] = False  # 1 error, on another clip: 0.95
+  cell = {"baseline": _arm(0.9, base), "probe": _arm(0.95, probe)}
+  assert lc.choose(cell, y, "one_se")[0] == "baseline"
+  assert lc.choose(cell, y, "best")[0] == "probe"
+  # The baseline wrong on half of each class: 0.5 against 0.95.
+  bad = np.tile([True, False], 10)
+  cell = {"baseline": _arm(0.5, bad), "probe": _arm(0.95, probe)}
+  arm, why = lc.choose(cell, y, "one_se")
+  assert arm == "probe" and why == "best cross-validated UA"
+  # Equal CV UA: the simpler arm, whatever the dict's order.
+  cell = {"probe": _arm(0.9, base), "baseline": _arm(0.9, base)}
+  assert lc.choose(cell, y, "best")[0] == "baseline"
+  # No folds: the simplest arm, said so.
+  cell = {"baseline": {"cv_ua": None}, "probe": {"cv_ua": None}}
+  assert lc.choose(cell, y)[0] == "baseline"
+
+
+def _data(seed=0):
+  """6 speakers x 3 classes x 4 clips; statistics with a large offset per
+  speaker over a class cue; an 'embedding' with a strong cue."""
+  rng = np.random.default_rng(seed)
+  y = np.tile(np.repeat(np.arange(3), 4), 6)
+  spk = np.repeat([f"s{i}" for i in range(6)], 12).astype(object)
+  offset = rng.normal(0, 5, size=(6, 213))[np.repeat(np.arange(6), 12)]
+  cue = np.zeros((3, 213))
+  cue[np.arange(30) % 3, np.arange(30)] = 1.5
+  stats = rng.normal(size=(72, 213)) + offset + cue[y]
+  emb = rng.normal(size=(72, 64)) + 2.0 * np.eye(3, 64)[y]
+  feats = {"stats": stats.astype(np.float32),
+           "embedding": emb.astype(np.float32),
+           "embedding_speaker": emb.astype(np.float32)}
+  return y, spk, lc.linear_blocks(feats, spk)
+
+
+def test_the_choice_never_reads_the_test_labels():
+  """Shuffling the test clips' labels changes their scores, never the
+  cross-validation or the arm chosen."""
+  y, spk, blocks = _data()
+  test = spk == "s0"
+  idx = np.flatnonzero(~test)[::2]
+  a, how = lc.linear_cell(blocks, y, idx, test, 3, spk)
+  assert "whole speakers held out" in how
+  y2 = y.copy()
+  y2[test] = np.random.default_rng(1).permutation(y[test])[::-1]
+  y2[test] = (y2[test] + 1) % 3
+  b, _ = lc.linear_cell(blocks, y2, idx, test, 3, spk)
+  assert set(a) == set(lc.LINEAR)
+  for arm in a:
+    assert a[arm]["cv_ua"] == b[arm]["cv_ua"]
+    assert a[arm]["hyper"] == b[arm]["hyper"]
+  assert lc.choose(a, y[idx]) == lc.choose(b, y2[idx])
+  assert any(a[arm]["report"] != b[arm]["report"] for arm in a)
+
+
+def test_speaker_arms_remove_what_identifies_the_speaker():
+  """Statistics drowned in per-speaker offsets: standardised per speaker,
+  the same regression does far better on a new speaker."""
+  y, spk, blocks = _data(seed=2)
+  test = spk == "s0"
+  cell, _ = lc.linear_cell(blocks, y, np.flatnonzero(~test), test, 3, spk)
+  ua = {a: cell[a]["report"]["unweighted_accuracy"] for a in cell}
+  assert ua["baseline_speaker"] > ua["baseline"] + 0.2
+  assert cell["baseline_speaker"]["cv_ua"] > cell["baseline"]["cv_ua"] + 0.2
+
+
+def test_the_margin_is_against_the_baseline_with_the_same_information():
+  def c(arms):
+    return {a: {"report": {"unweighted_accuracy": u}, "cv_ua": 0.5}
+            for a, u in arms.items()}
+  cells = [c({"baseline": 0.5, "baseline_speaker": 0.7, "probe_speaker": 0.8}),
+           c({"baseline": 0.6, "baseline_speaker": 0.6, "probe_speaker": 0.7})]
+  rows = {a: [{"ua_mean": u}] for a, u in
+          (("baseline", 0.55), ("baseline_speaker", 0.65),
+           ("probe_speaker", 0.75))}
+  ch = lc.summarise_choice(5, [("probe_speaker", ""), ("baseline", "")],
+                           cells, rows, "how")
+  # Draw 1 chose probe_speaker (0.8; its baseline 0.7), draw 2 the
+  # baseline (0.6; itself).
+  assert ch["test_ua"] == pytest.approx(0.7)
+  assert ch["margin_over_matched_baseline"] == pytest.approx(0.05)
+  assert ch["arm"] == "baseline"  # 1-1: the simpler
+  assert ch["best_in_hindsight"] == {"arm": "probe_speaker", "ua": 0.75}
+
+
+def test_features_are_recomputed_when_the_audio_changes(tmp_path):
+  cfg = ml_collections.ConfigDict({"data": {"sample_rate": 8000}})
+  t = np.arange(8000) / 8000
+  waves = [(0.3 * np.sin(2 * np.pi * f * t)).astype(np.float32)
+           for f in (150, 220)]
+  meta = {"filename": np.array(["a.wav", "b.wav"]),
+          "speaker": np.array(["", ""])}
+  first = lc.clip_features(cfg, waves, meta, str(tmp_path))
+  again = lc.clip_features(cfg, waves, meta, str(tmp_path))
+  np.testing.assert_array_equal(first["stats"], again["stats"])
+  # Same file names, other recordings (an octave up, 12 dB quieter).
+  other = [w[::2].repeat(2) * 0.25 for w in waves]
+  changed = lc.clip_features(cfg, other, meta, str(tmp_path))
+  assert not np.allclose(changed["stats"], first["stats"])
+  cfg.data.sample_rate = 16000  # same samples, another rate
+  rate = lc.clip_features(cfg, other, meta, str(tmp_path))
+  assert not np.allclose(rate["stats"], changed["stats"])
+
+
+def test_a_k_beyond_a_class_pool_is_logged(monkeypatch):
+  said = []
+  monkeypatch.setattr(logging, "warning", lambda *a: said.append(a[0] % a[1:]))
+  y = np.array([0] * 10 + [1] * 3)
+  d = lc.draws(y, np.arange(13), [2, 5], 1, 0, classes=["calm", "sad"])
+  assert np.bincount(y[d[(5, 0)]]).tolist() == [5, 3]
+  assert len(said) == 1 and "k=5" in said[0] and "sad" in said[0]
