@@ -19,6 +19,14 @@ is tuned to home. These sets differ from it the way users' recordings do:
 | greek_phone | Greek | 6 | anger disgust fear happiness sadness (balanced) | 300-3400 Hz, 8 kHz, mu-law, noise 10-20 dB SNR; WAV and FLAC |
 | spanish_mobile | Spanish | 6 | furious down cheerful scared relaxed plain (unbalanced) | AMR-NB mobile codec, a room, babble 5-20 dB SNR, a loudness offset of -20..+20 dB per speaker; 16 kHz |
 | french_room | French | 3 | anger happiness neutral sadness | a reverberant room, babble 0-10 dB SNR, 44.1 kHz |
+| english_gsm | English, by another synthesiser | 5 | irritated low cheerful afraid relaxed plain | GSM full-rate codec at 8 kHz, white noise 15-25 dB SNR, a loudness offset of -15..+15 dB per speaker; manifest columns file,emotion,talker |
+
+`english_gsm` differs in kind from the espeak-ng sets: it is spoken by
+Flite (Debian package `flite`), whose voices are built from recordings of
+real speakers (CMU ARCTIC's awb, rms and slt by statistical parametric
+synthesis, kal's diphones), acted by Flite's own duration and pitch-range
+controls and a sox pitch shift; its manifest uses another layout
+(`--columns path=file,label=emotion,speaker=talker`).
 
 Each set is OUT_DIR/<set>/ with its audio and a manifest.csv
 (path,label,speaker,gender) for configs/own_data.py. Deterministic for a
@@ -69,6 +77,16 @@ SENTENCES = {
            "La mer est très froide aujourd'hui.",
            "Il m'a dit de l'attendre au coin de la rue.",
            "Le magasin ferme tôt le samedi."],
+    "en": ["The train leaves at seven in the morning.",
+           "I left the keys on the kitchen table.",
+           "Tomorrow we are driving to the village with grandmother.",
+           "The door was open the whole night.",
+           "I do not know when Peter is coming back.",
+           "The letter arrived yesterday afternoon.",
+           "We bought a new car on Tuesday.",
+           "The water in the lake is very cold today.",
+           "He told me to wait for him at the corner.",
+           "The shop closes early on Saturdays."],
 }
 
 # Acting, relative to a speaker's neutral voice: pitch (%), SSML pitch range,
@@ -94,15 +112,23 @@ SPEAKERS = [("m1", "male", 40, 165), ("f2", "female", 62, 175),
             ("m7", "male", 46, 180), ("f5", "female", 58, 170)]
 
 
+# Flite's voices (name, gender); each answers the duration control, the
+# pitch shift is sox's (not every Flite voice follows its f0 targets).
+FLITE_SPEAKERS = [("awb", "male"), ("slt", "female"), ("rms", "male"),
+                  ("kal16", "male"), ("kal", "male")]
+
+
 @dataclasses.dataclass(frozen=True)
 class ShiftSet:
   name: str
-  voice: str  # espeak-ng language
+  voice: str  # espeak-ng language (or 'en' for Flite)
   speakers: int
   counts: dict  # label name -> clips per speaker
   emotion: dict  # label name -> ACTING key
-  channel: str  # 'phone' | 'mobile' | 'room'
+  channel: str  # 'phone' | 'mobile' | 'room' | 'gsm'
   rate: int  # stored sample rate
+  engine: str = "espeak-ng"  # or 'flite'
+  columns: tuple = ("path", "label", "speaker", "gender")  # manifest header
 
 
 SETS = {
@@ -123,17 +149,26 @@ SETS = {
         {e: 30 for e in ("anger", "happiness", "neutral", "sadness")},
         {e: e for e in ("anger", "happiness", "neutral", "sadness")},
         "room", 44100),
+    "english_gsm": ShiftSet(
+        "english_gsm", "en", 5,
+        {e: 12 for e in ("irritated", "low", "cheerful", "afraid", "relaxed",
+                         "plain")},
+        {"irritated": "anger", "low": "sadness", "cheerful": "happiness",
+         "afraid": "fear", "relaxed": "calm", "plain": "neutral"},
+        "gsm", 8000, engine="flite",
+        columns=("file", "emotion", "talker", "sex")),
 }
 # Label map from a set's names to FSER's classes (the zero-shot arm).
 LABEL_MAPS = {"spanish_mobile": "furious=anger,down=sadness,cheerful=happiness,"
                                  "relaxed=calm,plain=neutral,scared=anxiety"}
 
 
-def check_tools() -> None:
-  missing = [t for t in ("espeak-ng", "sox") if shutil.which(t) is None]
+def check_tools(sets=tuple(SETS)) -> None:
+  need = ["sox"] + sorted({SETS[n].engine for n in sets})
+  missing = [t for t in need if shutil.which(t) is None]
   if missing:
     raise SystemExit(f"shift_suite needs {' and '.join(missing)} on PATH: "
-                     "apt-get install espeak-ng sox libsox-fmt-all")
+                     "apt-get install espeak-ng flite sox libsox-fmt-all")
 
 
 def _run(cmd: list[str]) -> None:
@@ -160,6 +195,24 @@ def speak(text: str, voice: str, speaker: tuple, acting: dict,
           f'rate="{rate:.0f}%">{text}</prosody></speak>')
   _run(["espeak-ng", "-v", f"{voice}+{variant}", "-p", str(base_pitch),
         "-s", str(wpm), "-m", "-w", path, ssml])
+
+
+def speak_flite(text: str, speaker: tuple, acting: dict, intensity: float,
+                rng, path: str, tmp: str) -> None:
+  """One utterance by Flite: its duration and pitch-range controls, then
+  sox's pitch shift for the level (in cents)."""
+  voice, _ = speaker
+  rate = 100 + (acting["rate"] - 100) * intensity + rng.uniform(-8, 8)
+  spread = {"x-low": 5, "low": 12, "medium": 20, "high": 32, "x-high": 45}
+  r = RANGES.index(acting["range"])
+  r = int(round(2 + (r - 2) * intensity))
+  raw = os.path.join(tmp, "flite.wav")
+  _run(["flite", "-voice", voice, "-set", f"duration_stretch={100 / rate:.3f}",
+        "-set", f"int_f0_target_stddev={spread[RANGES[r]]}", "-t", text,
+        "-o", raw])
+  pitch = acting["pitch"] * intensity + rng.uniform(-6, 6)
+  cents = 1200 * np.log2(1 + pitch / 100)
+  _run(["sox", raw, path, "pitch", f"{cents:.0f}"])
 
 
 def _mix(x: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
@@ -215,6 +268,13 @@ def channel(s: ShiftSet, x: np.ndarray, sr: int, extra_sox: list[str],
     _run(["sox", src, "-e", "u-law", "-b", "8", dst] + effects)
     y, _ = _read(dst)
     return _mix(y, _pink(y.size, rng), rng.uniform(10, 20))
+  if s.channel == "gsm":
+    gsm = os.path.join(tmp, "out.gsm")
+    _run(["sox", src, "-r", "8000", "-c", "1", gsm] + effects)
+    _run(["sox", gsm, "-r", str(s.rate), dst])
+    y, _ = _read(dst)
+    return _mix(y, rng.standard_normal(y.size).astype(np.float32),
+                rng.uniform(15, 25))
   if s.channel == "mobile":
     amr = os.path.join(tmp, "out.amr-nb")
     _run(["sox", src, "-r", "8000", amr] + effects
@@ -240,17 +300,21 @@ def write_set(s: ShiftSet, out_dir: str, seed: int = 0,
     babble = (babble_bank(s, tmp, rng, seconds=30.0 * min(1.0, scale * 2))
               if s.channel in ("room", "mobile") else None)
     for si in range(s.speakers):
-      spk = SPEAKERS[si]
+      spk = (FLITE_SPEAKERS if s.engine == "flite" else SPEAKERS)[si]
       spk_id = f"{s.voice}{si + 1:02d}"
       # A recording session per speaker: its level (mobile: +-20 dB).
-      gain = rng.uniform(-20, 20) if s.channel == "mobile" else 0.0
+      gain = {"mobile": rng.uniform(-20, 20), "gsm": rng.uniform(-15, 15)
+              }.get(s.channel, 0.0)
       for label, n in s.counts.items():
         acting = ACTING[s.emotion[label]]
         for u in range(max(1, int(round(n * scale)))):
           text = SENTENCES[s.voice][(u + si) % len(SENTENCES[s.voice])]
           raw = os.path.join(tmp, "clip.wav")
           intensity = rng.uniform(0.4, 1.0)
-          speak(text, s.voice, spk, acting, intensity, rng, raw)
+          if s.engine == "flite":
+            speak_flite(text, spk, acting, intensity, rng, raw, tmp)
+          else:
+            speak(text, s.voice, spk, acting, intensity, rng, raw)
           x, sr = _read(raw)
           level = gain + acting["loud"] * intensity + rng.uniform(-3, 3) - 6
           y = channel(s, x, sr, acting["sox"], babble, level, rng, tmp)
@@ -260,7 +324,7 @@ def write_set(s: ShiftSet, out_dir: str, seed: int = 0,
           os.makedirs(os.path.join(root, spk_id), exist_ok=True)
           sf.write(os.path.join(root, rel), y, s.rate, subtype="PCM_16")
           rows.append((rel, label, spk_id, spk[1]))
-  return files.write_manifest(root, rows)
+  return files.write_manifest(root, rows, columns=s.columns)
 
 
 def main(argv=None):
@@ -272,11 +336,13 @@ def main(argv=None):
   p.add_argument("--scale", type=float, default=1.0,
                  help="clips per speaker and label x this")
   a = p.parse_args(argv)
-  check_tools()
-  for name in a.sets.split(","):
+  names = a.sets.split(",")
+  for name in names:
     if name not in SETS:
       raise SystemExit(f"--sets: unknown set {name!r}; known: "
                        + ", ".join(SETS))
+  check_tools(names)
+  for name in names:
     print(write_set(SETS[name], a.out_dir, a.seed, a.scale))
 
 
