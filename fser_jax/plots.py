@@ -138,32 +138,44 @@ def generalisation_bars(summary: dict, path: str) -> None:
 
 
 def learning_curve(out: dict, path: str) -> None:
-  """UA against labelled clips per class (log x): mean and spread per arm,
-  zero-shot as a horizontal line."""
-  fig, ax = plt.subplots(figsize=(6.5, 4.5))
+  """UA against labelled clips per class (log x): mean and spread per arm
+  (dashed: standardised per speaker), the arm chosen without the test set
+  as a thick line, zero-shot as a horizontal line."""
+  fig, ax = plt.subplots(figsize=(7, 4.8))
   n_classes = len(out["classes"])
-  for arm, style in (("baseline", "k^--"), ("probe", "D-"),
-                     ("probe_embedding", "d:"), ("scratch", "o-"),
-                     ("finetune", "s-")):
+  styles = {"baseline": "k^-", "baseline_speaker": "k^--",
+            "probe_embedding": "C2d-", "probe_embedding_speaker": "C2d--",
+            "probe": "C0D-", "probe_speaker": "C0D--", "scratch": "C3o:",
+            "finetune": "C1s:"}
+  for arm, style in styles.items():
     rows = [r for r in out["arms"].get(arm) or [] if r["ua_mean"] is not None]
     if not rows:
       continue
     x = np.array([r["n_train"] / n_classes for r in rows])
     m = np.array([r["ua_mean"] for r in rows])
     s = np.array([r["ua_std"] for r in rows])
-    line, = ax.plot(x, m, style, label=arm)
-    ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.2)
+    line, = ax.plot(x, m, style, label=arm, lw=1, ms=4)
+    ax.fill_between(x, m - s, m + s, color=line.get_color(), alpha=0.08)
+  choice = out.get("choice") or []
+  base = {r["shots"]: r["n_train"] for r in out["arms"].get("baseline") or []}
+  if choice:
+    x = np.array([base[c["shots"]] / n_classes for c in choice])
+    ax.plot(x, [c["test_ua"] for c in choice], "-", color="C4", lw=3,
+            alpha=0.6, label="chosen without the test set")
   z = out["arms"].get("zero_shot")
   if z:
     ax.axhline(z["ua"], color="gray", ls="--",
                label=f"zero-shot ({len(z['mapped_classes'])} mapped classes)")
   ax.axhline(1 / n_classes, color="k", lw=0.6, ls=":", label="chance")
   ax.set_xscale("log")
+  ticks = sorted({n / n_classes for n in base.values()})
+  ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
+  ax.minorticks_off()
   ax.set_xlabel("labelled training clips per class (log)")
   ax.set_ylabel("unweighted accuracy (test)")
   ax.set_ylim(0, 1)
   ax.set_title(f"How many clips to label? ({out['test_clips']} test clips)")
-  ax.legend()
+  ax.legend(fontsize=7, loc="lower right")
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
