@@ -134,6 +134,7 @@ def evaluate(run: TrainedRun, waveforms, data_labels, meta=None, *,
                                         "macro_f1")},
       "familiarity": fam,
       "degenerate": metrics_lib.dominant_class(y_pred[mapped], run.classes),
+      "normalisation": normalisation_rule(run.normalize),
   })
   rows = []
   for i, l in enumerate(data_labels):
@@ -148,6 +149,16 @@ def evaluate(run: TrainedRun, waveforms, data_labels, meta=None, *,
                        else "no")
     rows.append(r)
   return rep, rows
+
+
+def normalisation_rule(normalize: str) -> str:
+  """How a run's inputs are standardised when it scores new clips, in the
+  learning curve's terms."""
+  if normalize == "global":
+    return ("inductive: the run's training statistics (as the curve's "
+            "arms without _speaker)")
+  return (f"transductive: each {normalize}'s clips with that {normalize}'s "
+          "own statistics, labels unused (as the curve's _speaker arms)")
 
 
 def selective_at_val80(run, probs, distance, correct) -> dict:

@@ -40,7 +40,8 @@ def to_markdown(rep: dict, source: str, problems: list[str]) -> str:
   first = metrics_lib.dominant_line(rep.get("degenerate"))
   lines = ([first, ""] if first else []) + [f"Run `{rep['run']}` (checkpoint step {rep['checkpoint_step']}) on "
            f"`{source}`: {rep['n_clips']} clips, {rep['n_mapped']} with a label "
-           f"that maps to a class of the run, {rep['n_unmapped']} without.", "",
+           f"that maps to a class of the run, {rep['n_unmapped']} without. "
+           f"Inputs standardised {rep['normalisation']}.", "",
            "Label map (data label -> run class):", "",
            "| data label | clips | run class | how |", "|---|---|---|---|"]
   counts = {r: sum(row) for r, row in zip(

@@ -171,6 +171,13 @@ def predict_files(run: TrainedRun, files: list[str], *, on_rows=None,
   """Rows for every file, `CHUNK` files at a time; `on_rows(rows)` is called
   after each chunk (the CSV writer)."""
   normalize_by = resolve_normalize_by(run, normalize_by)
+  logging.info("Inputs standardised %s.", {
+      "none": "with the run's training statistics (inductive, as the "
+              "learning curve's arms without _speaker)",
+      "folder": "per folder with that folder's own files (transductive, as "
+                "the learning curve's _speaker arms: one folder, one "
+                "speaker)",
+      "file": "per file with that file's own statistics"}[normalize_by])
   rows, t0, done = [], time.perf_counter(), 0
   stream = load_many(run, files)
   for chunk in chunks(files, normalize_by):
