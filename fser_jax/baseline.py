@@ -94,6 +94,25 @@ COMPACT = np.array([5 * b + j for b in range(N_MELS) for j in (0, 1)]
 FEATURE_SETS = {"full": None, "compact": COMPACT}
 C_GRID = (0.03, 0.1, 0.3, 1.0)
 FUSION_WEIGHTS = (0.5, 1.0, 2.0)  # a probe's embedding weight, by CV
+
+
+def egemaps(waveforms, sample_rate: int) -> np.ndarray:
+  """[N, 88] eGeMAPS v02 functionals (Eyben et al., 2016), the field's
+  standard small acoustic feature set, computed by audEERING's openSMILE
+  (`pip install fser_jax[egemaps]`; its binary is under audEERING's research
+  licence, free for research and education, not for commercial use)."""
+  try:
+    import opensmile
+  except ImportError:
+    from fser_jax.errors import UserError
+    raise UserError("eGeMAPS features need the opensmile package: pip install "
+                    "'fser_jax[egemaps]' (audEERING's research licence: "
+                    "research and education only)") from None
+  smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                          feature_level=opensmile.FeatureLevel.Functionals)
+  return np.stack([smile.process_signal(np.asarray(w, np.float32),
+                                        sample_rate).to_numpy()[0]
+                   for w in waveforms]).astype(np.float32)
 MAX_FOLDS = 5
 
 

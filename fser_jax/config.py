@@ -184,6 +184,9 @@ def base() -> ml_collections.ConfigDict:
   # speaker-held-out cross-validation: 'one_se' (the simplest arm within one
   # standard error of the best) or 'best'.
   c.learning_curve.choice_rule = "one_se"
+  # eGeMAPS (openSMILE; pip install fser_jax[egemaps], audEERING's research
+  # licence) as a second baseline: arms 'egemaps' and 'egemaps_speaker'.
+  c.learning_curve.egemaps = False
   # The finetune arm's recipe (chosen on the embedded stand-in recordings,
   # docs/learning_curve.md): learning rate, linear-probe steps first, clip.
   c.learning_curve.finetune_learning_rate = 0.005

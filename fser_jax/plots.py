@@ -144,6 +144,7 @@ def learning_curve(out: dict, path: str) -> None:
   fig, ax = plt.subplots(figsize=(7, 4.8))
   n_classes = len(out["classes"])
   styles = {"baseline": "k^-", "baseline_speaker": "k^--",
+            "egemaps": "C5v-", "egemaps_speaker": "C5v--",
             "probe_embedding": "C2d-", "probe_embedding_speaker": "C2d--",
             "probe": "C0D-", "probe_speaker": "C0D--", "scratch": "C3o:",
             "finetune": "C1s:"}

@@ -164,3 +164,25 @@ def test_wide_features_fit_in_their_row_space_to_the_same_model():
       C=0.3, max_iter=20000, tol=1e-10))
   np.testing.assert_allclose(wide.fit(x, y).predict_proba(xt),
                              plain.fit(x, y).predict_proba(xt), atol=1e-4)
+
+
+def test_egemaps_without_opensmile_says_how_to_get_it(monkeypatch):
+  import sys
+  from fser_jax.errors import UserError
+  monkeypatch.setitem(sys.modules, "opensmile", None)  # import fails
+  with pytest.raises(UserError, match=r"fser_jax\[egemaps\].*research"):
+    baseline.egemaps([_tone(200.0)], SR)
+
+
+def test_egemaps_pitch_is_the_tones():
+  """eGeMAPS's F0 mean in semitones above 27.5 Hz: 12 log2(f0 / 27.5)."""
+  opensmile = pytest.importorskip("opensmile", reason="pip install "
+                                  "'fser_jax[egemaps]' (research licence)")
+  names = opensmile.Smile(
+      feature_set=opensmile.FeatureSet.eGeMAPSv02,
+      feature_level=opensmile.FeatureLevel.Functionals).feature_names
+  f = baseline.egemaps([_tone(150.0), _tone(300.0)], SR)
+  assert f.shape == (2, 88)
+  i = names.index("F0semitoneFrom27.5Hz_sma3nz_amean")
+  for row, f0 in zip(f, (150.0, 300.0)):
+    assert row[i] == pytest.approx(12 * np.log2(f0 / 27.5), abs=0.5)

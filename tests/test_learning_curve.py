@@ -59,7 +59,9 @@ def _data(seed=0):
   cue[np.arange(30) % 3, np.arange(30)] = 1.5
   stats = rng.normal(size=(72, 213)) + offset + cue[y]
   emb = rng.normal(size=(72, 64)) + 2.0 * np.eye(3, 64)[y]
+  gemaps = rng.normal(size=(72, 88)) + offset[:, :88] + cue[y][:, :88]
   feats = {"stats": stats.astype(np.float32),
+           "egemaps": gemaps.astype(np.float32),
            "embedding": emb.astype(np.float32),
            "embedding_speaker": emb.astype(np.float32)}
   return y, spk, lc.linear_blocks(feats, spk)

@@ -63,3 +63,28 @@ def test_room_set_has_three_speakers_at_44k(tmp_path):
   assert len({r["speaker"] for r in rows}) == 3 and len(rows) == 12
   x, sr = sf.read(os.path.join(tmp_path, "french_room", rows[0]["path"]))
   assert sr == 44100
+
+
+@pytest.mark.skipif(not shutil.which("flite"), reason="apt-get install flite")
+def test_flite_gsm_set_another_synthesiser_its_own_columns_and_levels(
+    tmp_path):
+  """english_gsm: Flite's voices, 8 kHz through GSM, the manifest in the
+  file,emotion,talker layout (read back through --columns), per-speaker
+  level offsets of several dB."""
+  from fser_jax.datasets import files
+  s = shift_suite.SETS["english_gsm"]
+  manifest = shift_suite.write_set(s, str(tmp_path), scale=1 / 6)
+  with open(manifest) as f:
+    assert f.readline().strip() == "file,emotion,talker,sex"
+  entries, problems = files.scan_own(
+      manifest, "path=file,label=emotion,speaker=talker,gender=sex")
+  assert not problems and len(entries) == 5 * 6 * 2
+  assert {e["label"] for e in entries} == set(s.counts)
+  assert {e["speaker"] for e in entries} == {f"en0{i}" for i in range(1, 6)}
+  level = {}
+  for e in entries:
+    x, sr = sf.read(e["abspath"])
+    assert sr == 8000 and x.size > 0.5 * sr
+    level.setdefault(e["speaker"], []).append(10 * np.log10(np.mean(x ** 2)))
+  means = [np.mean(v) for v in level.values()]
+  assert max(means) - min(means) > 6  # offsets of -15..+15 dB per speaker

@@ -57,6 +57,7 @@ class _FakeRun:
   def __init__(self, probs, classes):
     self.probs, self.classes = np.asarray(probs, float), classes
     self.workdir, self.step, self.familiarity = "fake", 0, None
+    self.normalize = "global"
 
   def classify(self, waveforms, groups="auto"):
     return Outputs(self.probs[:len(waveforms)], None, [], None, [], [])
@@ -245,8 +246,9 @@ def test_learning_curve_end_to_end_and_resumes(source_run, tfds_dir,
     c.learning_curve.batch_size = 8
     c.learning_curve.arms = ("baseline", "probe", "scratch", "finetune")
   out = learning_curve.run_curve(c, str(tmp_path))
-  linear = set(learning_curve.LINEAR)
-  assert set(out["arms"]) == linear | {"scratch", "finetune", "zero_shot"}
+  assert set(out["arms"]) == set(learning_curve.ROWS) | {"zero_shot"}
+  assert out["arms"]["egemaps"] == []  # learning_curve.egemaps is off
+  linear = set(learning_curve.LINEAR) - {"egemaps", "egemaps_speaker"}
   # Every arm's rows have one shape and the cells' clip counts.
   for arm in linear | {"scratch", "finetune"}:
     rows = out["arms"][arm]
@@ -501,6 +503,7 @@ def test_one_label_map_and_one_column_map_for_every_mode(
   with open(tmp_path / "ev" / "report.json") as f:
     ev = json.load(f)
   assert ev["n_clips"] == 60 and ev["label_map"]["fear"] == "calm"
+  assert ev["normalisation"].startswith("inductive")  # a 'global' run
   assert ev["label_map_how"]["fear"] == "user"
   with open(tmp_path / "rb" / "robustness.json") as f:
     assert json.load(f)["label_map"] == lmap

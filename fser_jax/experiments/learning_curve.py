@@ -17,6 +17,9 @@
    whole speakers (fser_jax/baseline.py):
    - `baseline`: per-clip statistics (fser_jax/baseline.py), standardised
      with the training clips' statistics;
+   - `egemaps` (with `learning_curve.egemaps`): the 88 eGeMAPS functionals
+     by openSMILE (pip install fser_jax[egemaps]; audEERING's research
+     licence), the field's standard small feature set;
    - `probe_embedding`: RUN's embedding (its last hidden layer and its
      pooled convolution blocks, through fser_jax.inference, the way every
      mode scores a clip), computed with RUN's training statistics;
@@ -100,8 +103,9 @@ ARMS = ("baseline", "probe", "scratch", "finetune")  # learning_curve.arms
 # The linear arms, simplest first: the order a tie within the choice rule's
 # margin is broken in (the statistics need nothing; per-speaker statistics
 # need each speaker's unlabelled clips; the embedding needs a trained run).
-LINEAR = ("baseline", "baseline_speaker", "probe_embedding",
-          "probe_embedding_speaker", "probe", "probe_speaker")
+LINEAR = ("baseline", "baseline_speaker", "egemaps", "egemaps_speaker",
+          "probe_embedding", "probe_embedding_speaker", "probe",
+          "probe_speaker")
 ROWS = LINEAR + CNN_ARMS  # rows in learning_curve.json
 NEEDS_RUN = ("probe", "finetune", "zero_shot")
 CHOICE_RULES = ("one_se", "best")
@@ -254,15 +258,17 @@ def _digest(waveforms, rate: int, source: str) -> str:
   return h.hexdigest()
 
 
-def clip_features(config, waveforms, meta, workdir: str, run=None) -> dict:
-  """{'stats': [N, F] baseline statistics, and with RUN 'embedding' (RUN's
-  training normalisation) and 'embedding_speaker' (RUN's per-speaker
-  normalisation when it was trained with one, else the same)}, cached in
-  OUT/features.npz keyed by `_digest`: changed audio is recomputed, and
-  the log says why."""
+def clip_features(config, waveforms, meta, workdir: str, run=None,
+                  egemaps: bool = False) -> dict:
+  """{'stats': [N, F] baseline statistics, with `egemaps` 'egemaps' [N, 88],
+  and with RUN 'embedding' (RUN's training normalisation) and
+  'embedding_speaker' (RUN's per-speaker normalisation when it was trained
+  with one, else the same)}, cached in OUT/features.npz keyed by `_digest`:
+  changed audio is recomputed, and the log says why."""
   path = os.path.join(workdir, "features.npz")
   source = ("" if run is None else
             f"{os.path.abspath(run.workdir)}@{run.step}:{run.normalize}")
+  source += "|egemaps" if egemaps else ""
   key = _digest(waveforms, config.data.sample_rate, source)
   if os.path.exists(path):
     cached = np.load(path)
@@ -273,6 +279,10 @@ def clip_features(config, waveforms, meta, workdir: str, run=None) -> dict:
   logging.info("Learning curve: per-clip statistics of %d clips%s.",
                len(waveforms), " and the run's embedding" if run else "")
   out = {"stats": baseline_lib.features(waveforms, config.data.sample_rate)}
+  if egemaps:
+    logging.info("Learning curve: eGeMAPS of %d clips (openSMILE).",
+                 len(waveforms))
+    out["egemaps"] = baseline_lib.egemaps(waveforms, config.data.sample_rate)
   if run is not None:
     wavs = _at_rate(waveforms, config.data.sample_rate, run.sample_rate)
     out["embedding"] = run.classify(wavs, groups=None).embedding
@@ -287,12 +297,12 @@ def linear_blocks(feats: dict, speakers) -> dict:
   """The linear arms' feature blocks: {'stats', 'embedding'} as computed
   (inductive), and with speakers their '_speaker' twins standardised per
   speaker with each speaker's own clips (transductive, labels unused)."""
-  out = {"stats": feats["stats"]}
-  if "embedding" in feats:
-    out["embedding"] = feats["embedding"]
+  out = {k: feats[k] for k in ("stats", "egemaps", "embedding") if k in feats}
   if speakers is not None:
-    out["stats_speaker"] = baseline_lib.speaker_standardise(feats["stats"],
-                                                            speakers)
+    for k in ("stats", "egemaps"):
+      if k in feats:
+        out[k + "_speaker"] = baseline_lib.speaker_standardise(feats[k],
+                                                               speakers)
     if "embedding_speaker" in feats:
       out["embedding_speaker"] = baseline_lib.speaker_standardise(
           feats["embedding_speaker"], speakers)
@@ -339,6 +349,12 @@ def linear_cell(blocks: dict, labels, idx, test, num_classes: int,
     lp_s = baseline_lib.fit_log_proba(x[idx], y, x[test], hs, classes)
     arm("baseline" + suffix, hs["oof"], lp_s,
         {"features": hs["set"], "C": hs["C"]})
+    g = blocks.get("egemaps" + suffix)
+    if g is not None:
+      hg = baseline_lib.tune(g[idx], y, folds, classes)
+      arm("egemaps" + suffix, hg["oof"],
+          baseline_lib.fit_log_proba(g[idx], y, g[test], hg, classes),
+          {"C": hg["C"]})
     e = blocks.get("embedding" + suffix)
     if e is None:
       continue
@@ -486,10 +502,9 @@ def _arm_list(lc) -> list[str]:
   if unknown or not wanted:
     raise config_lib.ConfigError(f"config learning_curve.arms={lc.arms!r}: "
                                  f"expected some of {ARMS}")
-  if "baseline" not in wanted:
-    raise config_lib.ConfigError(
-        f"config learning_curve.arms={lc.arms!r}: the baseline is the bar "
-        "every arm is measured against; keep 'baseline' in the list")
+  if "baseline" not in wanted:  # the bar every arm is measured against
+    logging.info("learning curve: the baseline arms run whatever "
+                 "learning_curve.arms says (%s)", lc.arms)
   return wanted
 
 
@@ -542,6 +557,7 @@ def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
                                    "statistics")
   out = {"dataset": config.data.dataset, "test_clips": int(test.sum()),
          "test_set": test_how, "classes": list(classes),
+         "train_speakers": len(set(speakers[pool].tolist()) - {""}),
          "steps_per_cell": {("all" if k < 0 else str(k)): cell_steps(
              lc, int(cells[(k, 0)].size),
              min(lc.batch_size, int(cells[(k, 0)].size))) for k in shots},
@@ -558,7 +574,8 @@ def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
 
   # --- the linear arms and the choice: seconds per cell ----------------------
   feats = clip_features(config, waveforms, meta, workdir,
-                        run if "probe" in arms else None)
+                        run if "probe" in arms else None,
+                        egemaps=bool(lc.egemaps))
   blocks = linear_blocks(feats, speakers if has_speakers else None)
   linear_rows = {a: [] for a in LINEAR}
   out["choice"] = []
@@ -646,6 +663,11 @@ def to_markdown(out: dict) -> str:
   if first:
     lines += [first, ""]
   choice = out.get("choice", [])
+  if 0 < out.get("train_speakers", 0) < 3:
+    lines += [f"**Only {out['train_speakers']} speaker(s) to train on**: the "
+              "cross-validation holds out one of them, so the choice below "
+              "rests on one or two voices; label clips of more speakers "
+              "before trusting it.", ""]
   if choice:
     lines += [f"Chosen without the test set: {choice[0]['how']}; ties within "
               "one standard error go to the simpler arm (baseline first)."
