@@ -32,6 +32,8 @@ made on purpose, never on the test clips. Seconds to train.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 N_MELS = 40
@@ -100,19 +102,48 @@ def egemaps(waveforms, sample_rate: int) -> np.ndarray:
   """[N, 88] eGeMAPS v02 functionals (Eyben et al., 2016), the field's
   standard small acoustic feature set, computed by audEERING's openSMILE
   (`pip install fser_jax[egemaps]`; its binary is under audEERING's research
-  licence, free for research and education, not for commercial use)."""
+  licence, free for research and education, not for commercial use).
+
+  openSMILE runs in a fresh Python process: its library corrupts the heap
+  ("malloc(): corrupted top size") in a process that has TensorFlow loaded,
+  as every launch.py mode has."""
   try:
-    import opensmile
+    import opensmile  # noqa: F401  (only to say how to get it)
   except ImportError:
     from fser_jax.errors import UserError
     raise UserError("eGeMAPS features need the opensmile package: pip install "
                     "'fser_jax[egemaps]' (audEERING's research licence: "
                     "research and education only)") from None
-  smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
-                          feature_level=opensmile.FeatureLevel.Functionals)
-  return np.stack([smile.process_signal(np.asarray(w, np.float32),
-                                        sample_rate).to_numpy()[0]
-                   for w in waveforms]).astype(np.float32)
+  import subprocess
+  import sys
+  import tempfile
+  with tempfile.TemporaryDirectory() as tmp:
+    src, dst = os.path.join(tmp, "in.npz"), os.path.join(tmp, "out.npy")
+    np.savez(src, *[np.asarray(w, np.float32) for w in waveforms])
+    r = subprocess.run([sys.executable, "-c", _EGEMAPS_CHILD, src, dst,
+                        str(int(sample_rate))], capture_output=True,
+                       text=True)
+    if r.returncode:
+      raise RuntimeError("openSMILE's eGeMAPS extraction failed: "
+                         + r.stderr.strip()[-500:])
+    return np.load(dst)
+
+
+# Run by `egemaps` in a child with nothing else loaded.
+_EGEMAPS_CHILD = """
+import sys
+import numpy as np
+import opensmile
+smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
+                        feature_level=opensmile.FeatureLevel.Functionals)
+clips = np.load(sys.argv[1])
+rate = int(sys.argv[3])
+out = [smile.process_signal(clips[f"arr_{i}"], rate).to_numpy()[0]
+       for i in range(len(clips.files))]
+np.save(sys.argv[2], np.stack(out).astype(np.float32))
+"""
+
+
 MAX_FOLDS = 5
 
 
