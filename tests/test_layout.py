@@ -13,7 +13,7 @@ LAYERS = [
     {"errors", "config", "labels", "metrics", "calibration", "familiarity",
      "splits", "plots", "checkpoints", "audio", "features", "wave_augment",
      "augment", "model", "baseline", "xla_cpu", "onednn", "jax_cache",
-     "datasets",
+     "datasets", "encoders",
      "runlog", "distributed", "stream"},
     {"state", "forward", "input_pipeline", "rundir", "train_inputs"},
     {"train"},
