@@ -196,6 +196,14 @@ def base() -> ml_collections.ConfigDict:
   # The zero-shot arm's data label -> run class (launch.py --label_map).
   c.learning_curve.label_map = ""
 
+  # A pretrained speech encoder the user has (fser_jax/encoders): a folder
+  # with config.json + model.safetensors, or CTranslate2's model.bin. The
+  # learning curve then gains the arms 'encoder' (every layer's mean and
+  # std, the layer chosen by cross-validation) and 'encoder+baseline'.
+  c.encoder = ml_collections.ConfigDict()
+  c.encoder.path = ""
+  c.encoder.batch_size = 8  # clips per call, padded to a multiple of 1 s
+
   c.mesh = ml_collections.ConfigDict()
   c.mesh.num_devices = 0  # data-parallel devices; 0 = every local device
   # Several processes from the cluster's environment (SLURM, MPI, k8s):

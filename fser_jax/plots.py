@@ -147,7 +147,8 @@ def learning_curve(out: dict, path: str) -> None:
             "egemaps": "C5v-", "egemaps_speaker": "C5v--",
             "probe_embedding": "C2d-", "probe_embedding_speaker": "C2d--",
             "probe": "C0D-", "probe_speaker": "C0D--", "scratch": "C3o:",
-            "finetune": "C1s:"}
+            "finetune": "C1s:", "encoder": "C6p-", "encoder_speaker": "C6p--",
+            "encoder+baseline": "C7h-", "encoder+baseline_speaker": "C7h--"}
   for arm, style in styles.items():
     rows = [r for r in out["arms"].get(arm) or [] if r["ua_mean"] is not None]
     if not rows:

@@ -143,3 +143,31 @@ def test_a_k_beyond_a_class_pool_is_logged(monkeypatch):
   d = lc.draws(y, np.arange(13), [2, 5], 1, 0, classes=["calm", "sad"])
   assert np.bincount(y[d[(5, 0)]]).tolist() == [5, 3]
   assert len(said) == 1 and "k=5" in said[0] and "sad" in said[0]
+
+
+def test_a_pretrained_encoder_is_an_arm_of_the_curve(tfds_dir, user_recordings,
+                                                     tmp_path):
+  """--config.encoder.path=DIR (a tiny Whisper in a Hugging Face folder):
+  the curve gains 'encoder' and 'encoder+baseline' with their per-speaker
+  twins, the layer chosen by cross-validation, scored and chosen like the
+  others."""
+  import os
+  from conftest import own_tiny_config
+  c = own_tiny_config(tfds_dir, user_recordings)
+  with c.unlocked():
+    c.encoder.path = os.path.join(os.path.dirname(__file__), "fixtures",
+                                  "whisper_tiny")
+    c.data.protocol = "speaker"
+    c.learning_curve.shots = (2,)
+    c.learning_curve.repeats = 2
+    c.learning_curve.arms = ("baseline",)
+  out = lc.run_curve(c, str(tmp_path))
+  assert out["encoder"]["layers"] == 3 and out["encoder"]["family"] == "whisper"
+  for arm in ("encoder", "encoder_speaker", "encoder+baseline",
+              "encoder+baseline_speaker"):
+    row = out["arms"][arm][0]
+    assert row["n_train"] == 10 and len(row["ua"]) == 2
+    assert all(h["layer"] in (0, 1, 2) for h in row["hyper"])
+  assert set(out["choice"][0]["arms"]) <= set(lc.LINEAR)
+  feats = np.load(tmp_path / "features.npz")
+  assert feats["encoder"].shape == (60, 3, 128)  # 60 clips, mean and std

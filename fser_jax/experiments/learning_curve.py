@@ -105,7 +105,8 @@ ARMS = ("baseline", "probe", "scratch", "finetune")  # learning_curve.arms
 # need each speaker's unlabelled clips; the embedding needs a trained run).
 LINEAR = ("baseline", "baseline_speaker", "egemaps", "egemaps_speaker",
           "probe_embedding", "probe_embedding_speaker", "probe",
-          "probe_speaker")
+          "probe_speaker", "encoder", "encoder_speaker", "encoder+baseline",
+          "encoder+baseline_speaker")
 ROWS = LINEAR + CNN_ARMS  # rows in learning_curve.json
 NEEDS_RUN = ("probe", "finetune", "zero_shot")
 CHOICE_RULES = ("one_se", "best")
@@ -258,8 +259,23 @@ def _digest(waveforms, rate: int, source: str) -> str:
   return h.hexdigest()
 
 
+def encoder_features(enc, waveforms, rate: int, batch: int) -> np.ndarray:
+  """[N, layers + 1, 2 d]: a pretrained encoder's every-layer mean and std
+  per clip (fser_jax/encoders), at the encoder's 16 kHz. A clip longer
+  than the encoder's 30 s is cut there (logged)."""
+  from fser_jax.encoders import whisper
+  wavs = _at_rate(waveforms, rate, whisper.SAMPLE_RATE)
+  limit = whisper.CHUNK_SAMPLES
+  cut = sum(w.size > limit for w in wavs)
+  if cut:
+    logging.warning("encoder: %d clip(s) longer than 30 s are cut to their "
+                    "first 30 s", cut)
+  mels = [whisper.log_mel(w[:limit], enc.config.n_mels) for w in wavs]
+  return whisper.pooled(enc.model, mels, batch=batch)
+
+
 def clip_features(config, waveforms, meta, workdir: str, run=None,
-                  egemaps: bool = False) -> dict:
+                  egemaps: bool = False, encoder=None) -> dict:
   """{'stats': [N, F] baseline statistics, with `egemaps` 'egemaps' [N, 88],
   and with RUN 'embedding' (RUN's training normalisation) and
   'embedding_speaker' (RUN's per-speaker normalisation when it was trained
@@ -269,6 +285,7 @@ def clip_features(config, waveforms, meta, workdir: str, run=None,
   source = ("" if run is None else
             f"{os.path.abspath(run.workdir)}@{run.step}:{run.normalize}")
   source += "|egemaps" if egemaps else ""
+  source += f"|encoder:{encoder.digest}" if encoder is not None else ""
   key = _digest(waveforms, config.data.sample_rate, source)
   if os.path.exists(path):
     cached = np.load(path)
@@ -283,6 +300,12 @@ def clip_features(config, waveforms, meta, workdir: str, run=None,
     logging.info("Learning curve: eGeMAPS of %d clips (openSMILE).",
                  len(waveforms))
     out["egemaps"] = baseline_lib.egemaps(waveforms, config.data.sample_rate)
+  if encoder is not None:
+    logging.info("Learning curve: %s encoder states of %d clips (%s).",
+                 encoder.family, len(waveforms), encoder.path)
+    out["encoder"] = encoder_features(encoder, waveforms,
+                                      config.data.sample_rate,
+                                      config.encoder.batch_size)
   if run is not None:
     wavs = _at_rate(waveforms, config.data.sample_rate, run.sample_rate)
     out["embedding"] = run.classify(wavs, groups=None).embedding
@@ -297,12 +320,14 @@ def linear_blocks(feats: dict, speakers) -> dict:
   """The linear arms' feature blocks: {'stats', 'embedding'} as computed
   (inductive), and with speakers their '_speaker' twins standardised per
   speaker with each speaker's own clips (transductive, labels unused)."""
-  out = {k: feats[k] for k in ("stats", "egemaps", "embedding") if k in feats}
+  out = {k: feats[k] for k in ("stats", "egemaps", "embedding", "encoder")
+         if k in feats}
   if speakers is not None:
-    for k in ("stats", "egemaps"):
+    for k in ("stats", "egemaps", "encoder"):
       if k in feats:
-        out[k + "_speaker"] = baseline_lib.speaker_standardise(feats[k],
-                                                               speakers)
+        x = feats[k]
+        out[k + "_speaker"] = baseline_lib.speaker_standardise(
+            x.reshape(len(x), -1), speakers).reshape(x.shape)
     if "embedding_speaker" in feats:
       out["embedding_speaker"] = baseline_lib.speaker_standardise(
           feats["embedding_speaker"], speakers)
@@ -355,6 +380,28 @@ def linear_cell(blocks: dict, labels, idx, test, num_classes: int,
       arm("egemaps" + suffix, hg["oof"],
           baseline_lib.fit_log_proba(g[idx], y, g[test], hg, classes),
           {"C": hg["C"]})
+    enc = blocks.get("encoder" + suffix)
+    if enc is not None:  # the layer, then C, by out-of-fold log loss
+      best = None
+      for layer in range(enc.shape[1]):
+        h = baseline_lib.tune(enc[idx, layer], y, folds, classes)
+        loss = (baseline_lib.log_loss(h["oof"], y, classes)
+                if h["oof"] is not None else 0.0)
+        if best is None or loss < best[0] - 1e-9:
+          best = (loss, layer, h)
+      _, layer, hl = best
+      x_e = enc[:, layer]
+      lp_l = baseline_lib.fit_log_proba(x_e[idx], y, x_e[test], hl, classes)
+      arm("encoder" + suffix, hl["oof"], lp_l, {"layer": layer, "C": hl["C"]})
+      w, oof = 1.0, None
+      if folds:
+        w = min(baseline_lib.FUSION_WEIGHTS,
+                key=lambda v: baseline_lib.log_loss(hs["oof"] + v * hl["oof"],
+                                                    y, classes))
+        oof = hs["oof"] + w * hl["oof"]
+      arm("encoder+baseline" + suffix, oof, lp_s + w * lp_l,
+          {"features": hs["set"], "C": hs["C"], "layer": layer,
+           "C_encoder": hl["C"], "weight": w})
     e = blocks.get("embedding" + suffix)
     if e is None:
       continue
@@ -573,9 +620,16 @@ def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
   out["arms"].setdefault("zero_shot", None)
 
   # --- the linear arms and the choice: seconds per cell ----------------------
+  encoder = None
+  if config.encoder.path:
+    from fser_jax import encoders
+    encoder = encoders.load(config.encoder.path)
+    out["encoder"] = {"family": encoder.family, "path": encoder.path,
+                      "layers": encoder.num_layers,
+                      "d_model": encoder.config.d_model}
   feats = clip_features(config, waveforms, meta, workdir,
                         run if "probe" in arms else None,
-                        egemaps=bool(lc.egemaps))
+                        egemaps=bool(lc.egemaps), encoder=encoder)
   blocks = linear_blocks(feats, speakers if has_speakers else None)
   linear_rows = {a: [] for a in LINEAR}
   out["choice"] = []
