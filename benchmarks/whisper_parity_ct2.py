@@ -11,9 +11,10 @@ unpadded short-clip form (positions sliced) is from the padded one.
 
 import argparse
 import json
-import platform
 
 import numpy as np
+
+import common
 
 
 def main():
@@ -29,8 +30,7 @@ def main():
   wav = (0.2 * np.sin(2 * np.pi * (140 + 30 * np.sin(3 * t)) * t)
          * (1 + 0.5 * np.sin(5 * t)) + 0.01 * rng.normal(size=t.size)
          ).astype(np.float32)
-  res = {"model": a.model, "clip_seconds": 3.0, "cpu": platform.processor()
-         or platform.machine(), "ctranslate2": ctranslate2.__version__}
+  res = {"model": a.model, "clip_seconds": 3.0, "device": common.device_name(), "ctranslate2": ctranslate2.__version__}
   mel = whisper.log_mel(wav, 80, whisper.CHUNK_SAMPLES)
   try:
     from transformers import WhisperFeatureExtractor

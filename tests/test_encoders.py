@@ -166,3 +166,19 @@ def test_padded_batches_give_each_clips_own_states():
     h = np.asarray(whisper.forward(enc.model, m[None]))[:, 0]
     want = np.concatenate([h.mean(1), h.std(1)], axis=1)
     assert np.abs(g - want).max() <= 1e-4
+
+
+def test_long_inputs_attend_one_head_at_a_time_to_the_same_result():
+  """The per-(clip, head) path for long inputs equals the batched one,
+  masks included."""
+  rng = np.random.default_rng(0)
+  q, k, v = (rng.normal(size=(2, 600, 2, 8)).astype(np.float32)
+             for _ in range(3))
+  valid = np.arange(600)[None, :] < np.array([[600], [450]])
+  long = np.asarray(whisper.attend(q, k, v, valid))
+  logits = np.einsum("bqhd,bkhd->bhqk", q, k)
+  logits = np.where(valid[:, None, None, :], logits, -np.inf)
+  w = np.exp(logits - logits.max(-1, keepdims=True))
+  w /= w.sum(-1, keepdims=True)
+  want = np.einsum("bhqk,bkhd->bqhd", w, v)
+  assert np.abs(long - want).max() <= 1e-5
