@@ -24,12 +24,13 @@ What to do with a few hundred clips of your own (docs/learning_curve.md):
       --config configs/own_data.py:/path/to/manifest.csv,plus \
       --config.train.init_from=runs/plus --config.data.protocol=speaker \
       --workdir runs/curve
-Measured on three target sets unlike the training data (2-core AVX2 EPYC,
-2026-11-25, docs/learning_curve.md): the probe on a fser_plus run's
-embedding is at or above the linear baseline at every k = 5..50 on all
-three (k = 20: +5.3, +8.1, +16.2 UA points); fine-tuning and training from
-scratch lose to the baseline on two of them and win on the third (3
-speakers), where scratch with the plus recipe is the best arm.
+Measured on four target sets unlike the training data (2-core Intel Xeon,
+AVX-512 and AMX, 2026-12-06, docs/learning_curve.md): the arm chosen without
+the test speaker is at or above the linear baseline at every k = 5..50 on all
+four (k = 20: +5.0, +41.1, +13.8, +30.8 UA points), mostly by standardising
+each speaker's features on that speaker's own clips; the CNN arms (scratch,
+finetune) underfit a few dozen clips and are off by default.
+Your manifest's own column names: --columns path=file,label=emotion,...
 """
 
 from fser_jax import config as config_lib
