@@ -60,8 +60,11 @@ def _data(seed=0):
   stats = rng.normal(size=(72, 213)) + offset + cue[y]
   emb = rng.normal(size=(72, 64)) + 2.0 * np.eye(3, 64)[y]
   gemaps = rng.normal(size=(72, 88)) + offset[:, :88] + cue[y][:, :88]
+  layers = rng.normal(size=(72, 2, 32)) + np.stack(
+      [0.3 * np.eye(3, 32)[y], 2.0 * np.eye(3, 32)[y]], 1)  # layer 1 informs
   feats = {"stats": stats.astype(np.float32),
            "egemaps": gemaps.astype(np.float32),
+           "encoder": layers.astype(np.float32),
            "embedding": emb.astype(np.float32),
            "embedding_speaker": emb.astype(np.float32)}
   return y, spk, lc.linear_blocks(feats, spk)
@@ -80,6 +83,7 @@ def test_the_choice_never_reads_the_test_labels():
   y2[test] = (y2[test] + 1) % 3
   b, _ = lc.linear_cell(blocks, y2, idx, test, 3, spk)
   assert set(a) == set(lc.LINEAR)
+  assert a["encoder"]["hyper"]["layer"] == 1  # the layer that carries it
   for arm in a:
     assert a[arm]["cv_ua"] == b[arm]["cv_ua"]
     assert a[arm]["hyper"] == b[arm]["hyper"]
