@@ -30,7 +30,9 @@ def main():
   wav = (0.2 * np.sin(2 * np.pi * (140 + 30 * np.sin(3 * t)) * t)
          * (1 + 0.5 * np.sin(5 * t)) + 0.01 * rng.normal(size=t.size)
          ).astype(np.float32)
-  res = {"model": a.model, "clip_seconds": 3.0, "device": common.device_name(), "ctranslate2": ctranslate2.__version__}
+  res = {"model": a.model, "clip_seconds": 3.0,
+         "device": common.device_name(),
+         "ctranslate2": ctranslate2.__version__}
   mel = whisper.log_mel(wav, 80, whisper.CHUNK_SAMPLES)
   try:
     from transformers import WhisperFeatureExtractor
@@ -44,7 +46,8 @@ def main():
   m = ctranslate2.models.Whisper(a.model, device="cpu", compute_type="float32")
   theirs = np.asarray(m.encode(ctranslate2.StorageView.from_array(
       mel[None]), to_cpu=True))[0]
-  res["encoder_max_abs_diff_vs_ctranslate2"] = float(np.abs(ours - theirs).max())
+  res["encoder_max_abs_diff_vs_ctranslate2"] = float(
+      np.abs(ours - theirs).max())
   res["encoder_output_abs_max"] = float(np.abs(theirs).max())
   short = enc.hidden_states(wav)[-1]
   n = short.shape[0]

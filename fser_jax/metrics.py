@@ -134,9 +134,9 @@ def dominant_line(d: dict | None) -> str | None:
     return None
   return (f"**Not usable on this data as it is**: {100 * d['share']:.0f}% of "
           f"the {d['n']} scored clips are called '{d['class']}'. Label a "
-          "few clips per class and run `--mode learning_curve` (a linear probe on this "
-          "run's embedding, fine-tuning, or the baseline: it says which "
-          "wins at your number of clips).")
+          "few clips per class and run `--mode learning_curve` (it chooses, "
+          "without your test speaker, between the baseline, a linear probe "
+          "on this run's embedding and their per-speaker forms).")
 
 
 def pct(x) -> str:

@@ -216,7 +216,8 @@ class Fser(tfds.core.GeneratorBasedBuilder):
                synthetic.items(cfg.synthetic_seed, cfg.synthetic_utterances)]
       return {"train": self._generate_examples(items, [])}
     if cfg.path:
-      return {"train": self._generate_examples(*self._own_items(cfg.path, cfg.columns))}
+      return {"train": self._generate_examples(
+          *self._own_items(cfg.path, cfg.columns))}
     manual = os.fspath(dl_manager.manual_dir)
     found, missing = {}, []
     for corpus in cfg.corpora:

@@ -60,7 +60,7 @@ def _digest(paths) -> str:
   return h.hexdigest()[:16]
 
 
-# --- Hugging Face ------------------------------------------------------------------
+# --- Hugging Face -------------------------------------------------------------
 def _read_safetensors(folder: str) -> tuple[dict, list[str]]:
   from safetensors.numpy import load_file
   index = os.path.join(folder, "model.safetensors.index.json")
@@ -119,7 +119,7 @@ def _build(module, cfg, params, path):
                               ) from None
 
 
-# --- CTranslate2 -------------------------------------------------------------------
+# --- CTranslate2 --------------------------------------------------------------
 _CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32,
                4: np.float16, 5: "bfloat16"}
 

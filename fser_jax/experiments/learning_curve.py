@@ -361,8 +361,8 @@ def linear_cell(blocks: dict, labels, idx, test, num_classes: int,
     out[name] = {"cv_ua": None if oof is None else _ua(y, cv_pred,
                                                          num_classes),
                  "cv_correct": None if oof is None else cv_pred == y,
-                 "report": {"accuracy": s["accuracy"], "macro_f1": s["macro_f1"],
-                            "unweighted_accuracy": s["unweighted_accuracy"]},
+                 "report": {k: s[k] for k in ("accuracy", "macro_f1",
+                                              "unweighted_accuracy")},
                  "hyper": hyper}
 
   for suffix in ("", "_speaker"):
@@ -738,10 +738,11 @@ def to_markdown(out: dict) -> str:
       b = base.get(c["shots"])
       picks = ", ".join(f"{a} x{c['arms'].count(a)}"
                         for a in dict.fromkeys(c["arms"]))
+      best = c["best_in_hindsight"]
       lines.append(
           f"| {k} | {picks} | {_pct(c['cv_ua'])} | {_pct(c['test_ua'])} ± "
           f"{_pct(c['test_ua_std'])} | {_cell(b) if b else '-'} | "
-          f"{c['best_in_hindsight']['arm']} {_pct(c['best_in_hindsight']['ua'])} |")
+          f"{best['arm']} {_pct(best['ua'])} |")
   steps = ", ".join(f"{s} (k={k})" for k, s in out["steps_per_cell"].items())
   lines += ["", f"Test set: {out['test_clips']} clips, {out['test_set']}; "
             f"fixed for every cell. {out['repeats']} draws per k (nested); "
