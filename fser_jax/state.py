@@ -113,8 +113,12 @@ def with_freeze(tx, mode: str, num_dense: int, head_only_steps: int = 0):
   the trunk held for `head_only_steps` steps."""
   if mode in ("", "none") and not head_only_steps:
     return tx
+  # The delayed trunk: zero gradients into the optimizer (its momentum
+  # starts from the first real gradient) and zero updates out of it (weight
+  # decay, which `tx` adds, would otherwise move the held trunk).
   transforms = {"train": tx, "freeze": optax.set_to_zero(),
-                "delayed": optax.chain(_zero_grads_before(head_only_steps), tx)}
+                "delayed": optax.chain(_zero_grads_before(head_only_steps), tx,
+                                       _zero_grads_before(head_only_steps))}
   return optax.multi_transform(
       transforms,
       lambda params: freeze_labels(params, mode, num_dense,
