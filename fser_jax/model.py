@@ -460,6 +460,16 @@ class FSER(nnx.Module):
       if not ok:
         raise ValueError(f"model.conv_impl={self.conv_impl!r}: {why}; or "
                          "use 'auto'")
+      # Asked for by name, oneDNN's Winograd must run: oneDNN without
+      # float32 Winograd kernels (3.x, or a CPU without AVX-512) would run
+      # its direct convolution instead. 'auto' only picks it where it runs.
+      if (self.conv_impl == "onednn_winograd" and conv_impl != "auto"
+          and jnp.dtype(dtype) == jnp.float32 and not onednn.winograd_ok()):
+        raise ValueError(
+            "model.conv_impl='onednn_winograd': this oneDNN has no float32 "
+            "Winograd kernels for this CPU (oneDNN 3.x, or no AVX-512), so "
+            "it would run its direct convolution; use 'onednn' for that, "
+            "or 'auto'")
     convs, size, cin = [], image_size, in_channels
     for f in filters:
       convs.append(nnx.Conv(cin, f, (kernel_size, kernel_size), padding="SAME",

@@ -266,3 +266,13 @@ def test_onednn_is_found_in_the_root_then_the_environment(monkeypatch,
   assert onednn._library_path() != system_build
   monkeypatch.setenv("FSER_JAX_ONEDNN_ROOT", "/opt/dnnl")
   assert onednn._prefix() == "/opt/dnnl"
+
+
+def test_asking_for_onednn_winograd_where_it_cannot_run_is_an_error(
+    monkeypatch):
+  """By name, 'onednn_winograd' on a oneDNN without float32 Winograd
+  kernels is refused (it would silently run the direct convolution)."""
+  monkeypatch.setattr(onednn, "available", lambda: (True, "stub"))
+  monkeypatch.setattr(onednn, "winograd_ok", lambda: False)
+  with pytest.raises(ValueError, match="no float32 Winograd kernels"):
+    model_lib.FSER(3, conv_impl="onednn_winograd", rngs=nnx.Rngs(0))
