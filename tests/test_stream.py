@@ -23,6 +23,8 @@ def cfg(data_dir, **kw):
 
 
 def leaves_equal(a, b):
+  """Same tree structure, every leaf bitwise equal."""
+  assert jax.tree.structure(a) == jax.tree.structure(b)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
