@@ -182,3 +182,29 @@ def test_long_inputs_attend_one_head_at_a_time_to_the_same_result():
   w /= w.sum(-1, keepdims=True)
   want = np.einsum("bhqk,bkhd->bqhd", w, v)
   assert np.abs(long - want).max() <= 1e-5
+
+
+def test_a_clip_longer_than_the_window_is_pooled_over_its_windows():
+  """The tiny model's window is 2 s (100 positions): a 5.3 s clip runs as
+  windows of 2, 2 and 1.3 s, and its mean and std are those of all their
+  positions together; a last piece under 1 s is left out."""
+  enc = encoders.load(FIX)
+  a = _expected()["audio"]
+  clip = np.concatenate([a, a[::-1], a[:20800]])  # 84800 samples
+  got = whisper.pooled_clips(enc.model, [clip, a[:8000]], batch=2)
+  frames = [np.asarray(whisper.forward(
+      enc.model, whisper.log_mel(clip[s:s + 32000], 80)[None]))[:, 0]
+      for s in (0, 32000, 64000)]
+  assert [f.shape[1] for f in frames] == [100, 100, 65]
+  allpos = np.concatenate(frames, axis=1)
+  want = np.concatenate([allpos.mean(1), allpos.std(1)], axis=1)
+  assert np.abs(got[0] - want).max() <= 1e-4
+  short = np.asarray(whisper.forward(
+      enc.model, whisper.log_mel(a[:8000], 80)[None]))[:, 0]
+  assert np.abs(got[1] - np.concatenate([short.mean(1), short.std(1)],
+                                        axis=1)).max() <= 1e-4
+  # Two full windows and a 0.05 s tail: the tail is left out.
+  two = np.concatenate(frames[:2], axis=1)
+  with_tail = whisper.pooled_clips(enc.model, [clip[:64800]])
+  assert np.abs(with_tail[0] - np.concatenate(
+      [two.mean(1), two.std(1)], axis=1)).max() <= 1e-4

@@ -243,3 +243,33 @@ def pooled(enc: Encoder, mels: list[np.ndarray], bucket: int = 100,
       v = h[:, j, :(min(frames[j], width) + 1) // 2]
       out[i] = np.concatenate([v.mean(1), v.std(1)], axis=1)
   return out
+
+
+def pooled_clips(enc: Encoder, wavs: list[np.ndarray], batch: int = 8
+                 ) -> np.ndarray:
+  """`pooled` for 16 kHz clips of any length: a clip longer than the
+  encoder's window (30 s for Whisper) runs as consecutive windows, and its
+  mean and std are those of all its windows' positions together (a last
+  window under 1 s is left out)."""
+  window = 2 * enc.cfg.max_positions * HOP
+  owners, mels = [], []
+  for i, w in enumerate(wavs):
+    for s in range(0, max(1, len(w)), window):
+      if s and len(w) - s < SAMPLE_RATE:
+        break
+      owners.append(i)
+      mels.append(log_mel(w[s:s + window], enc.cfg.n_mels))
+  per = pooled(enc, mels, batch=batch)
+  d = enc.cfg.d_model
+  n = np.array([(m.shape[1] + 1) // 2 for m in mels], np.float64)
+  owners = np.array(owners)
+  out = np.zeros((len(wavs),) + per.shape[1:], np.float32)
+  for i in range(len(wavs)):
+    k = owners == i
+    wts = n[k] / n[k].sum()
+    mean = np.einsum("w,wld->ld", wts, per[k, :, :d])
+    second = np.einsum("w,wld->ld", wts,
+                       per[k, :, d:] ** 2 + per[k, :, :d] ** 2)
+    out[i] = np.concatenate(
+        [mean, np.sqrt(np.maximum(second - mean ** 2, 0))], axis=1)
+  return out

@@ -261,17 +261,11 @@ def _digest(waveforms, rate: int, source: str) -> str:
 
 def encoder_features(enc, waveforms, rate: int, batch: int) -> np.ndarray:
   """[N, layers + 1, 2 d]: a pretrained encoder's every-layer mean and std
-  per clip (fser_jax/encoders), at the encoder's 16 kHz. A clip longer
-  than the encoder's 30 s is cut there (logged)."""
+  per clip (fser_jax/encoders), at the encoder's 16 kHz; clips longer than
+  its 30 s window pooled over consecutive windows."""
   from fser_jax.encoders import whisper
   wavs = _at_rate(waveforms, rate, whisper.SAMPLE_RATE)
-  limit = whisper.CHUNK_SAMPLES
-  cut = sum(w.size > limit for w in wavs)
-  if cut:
-    logging.warning("encoder: %d clip(s) longer than 30 s are cut to their "
-                    "first 30 s", cut)
-  mels = [whisper.log_mel(w[:limit], enc.config.n_mels) for w in wavs]
-  return whisper.pooled(enc.model, mels, batch=batch)
+  return whisper.pooled_clips(enc.model, wavs, batch=batch)
 
 
 def clip_features(config, waveforms, meta, workdir: str, run=None,
