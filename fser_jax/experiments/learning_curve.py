@@ -359,6 +359,17 @@ def linear_cell(blocks: dict, labels, idx, test, num_classes: int,
                                               "unweighted_accuracy")},
                  "hyper": hyper}
 
+  def fused(name, hs, lp_s, h2, lp_2, hyper):
+    """The statistics' regression plus w x another block's, w in
+    FUSION_WEIGHTS by out-of-fold log loss (1 without folds)."""
+    w, oof = 1.0, None
+    if folds:
+      w = min(baseline_lib.FUSION_WEIGHTS, key=lambda v: baseline_lib.log_loss(
+          hs["oof"] + v * h2["oof"], y, classes))
+      oof = hs["oof"] + w * h2["oof"]
+    arm(name, oof, lp_s + w * lp_2,
+        {"features": hs["set"], "C": hs["C"], **hyper, "weight": w})
+
   for suffix in ("", "_speaker"):
     if "stats" + suffix not in blocks:
       continue
@@ -387,29 +398,15 @@ def linear_cell(blocks: dict, labels, idx, test, num_classes: int,
       x_e = enc[:, layer]
       lp_l = baseline_lib.fit_log_proba(x_e[idx], y, x_e[test], hl, classes)
       arm("encoder" + suffix, hl["oof"], lp_l, {"layer": layer, "C": hl["C"]})
-      w, oof = 1.0, None
-      if folds:
-        w = min(baseline_lib.FUSION_WEIGHTS,
-                key=lambda v: baseline_lib.log_loss(hs["oof"] + v * hl["oof"],
-                                                    y, classes))
-        oof = hs["oof"] + w * hl["oof"]
-      arm("encoder+baseline" + suffix, oof, lp_s + w * lp_l,
-          {"features": hs["set"], "C": hs["C"], "layer": layer,
-           "C_encoder": hl["C"], "weight": w})
+      fused("encoder+baseline" + suffix, hs, lp_s, hl, lp_l,
+            {"layer": layer, "C_encoder": hl["C"]})
     e = blocks.get("embedding" + suffix)
     if e is None:
       continue
     he = baseline_lib.tune(e[idx], y, folds, classes)
     lp_e = baseline_lib.fit_log_proba(e[idx], y, e[test], he, classes)
     arm("probe_embedding" + suffix, he["oof"], lp_e, {"C": he["C"]})
-    w, oof = 1.0, None
-    if folds:
-      w = min(baseline_lib.FUSION_WEIGHTS, key=lambda v: baseline_lib.log_loss(
-          hs["oof"] + v * he["oof"], y, classes))
-      oof = hs["oof"] + w * he["oof"]
-    arm("probe" + suffix, oof, lp_s + w * lp_e,
-        {"features": hs["set"], "C": hs["C"], "C_embedding": he["C"],
-         "weight": w})
+    fused("probe" + suffix, hs, lp_s, he, lp_e, {"C_embedding": he["C"]})
   return out, how
 
 
@@ -441,6 +438,11 @@ def choose(cell: dict, y, rule: str = "one_se") -> tuple[str, str]:
   return best, "best cross-validated UA"
 
 
+def _sd(v: list) -> float | None:
+  """The sample standard deviation over draws (0 for one, None for none)."""
+  return float(np.std(v, ddof=1)) if len(v) > 1 else (0.0 if v else None)
+
+
 def _row(k: int, n_train: int, reps: list[dict | None],
          cv: list | None = None) -> dict:
   ok = [r for r in reps if r is not None]
@@ -448,10 +450,8 @@ def _row(k: int, n_train: int, reps: list[dict | None],
   acc = [r["accuracy"] for r in ok]
   f1 = [r["macro_f1"] for r in ok]
   mean = lambda v: float(np.mean(v)) if v else None
-  sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else (0.0 if v
-                                                                 else None)
-  row = {"shots": k, "n_train": n_train, "ua_mean": mean(ua), "ua_std": sd(ua),
-         "acc_mean": mean(acc), "acc_std": sd(acc),
+  row = {"shots": k, "n_train": n_train, "ua_mean": mean(ua),
+         "ua_std": _sd(ua), "acc_mean": mean(acc), "acc_std": _sd(acc),
          "macro_f1_mean": mean(f1), "ua": ua, "draws": len(ua),
          "diverged": len(reps) - len(ok)}
   if cv is not None:
@@ -488,8 +488,7 @@ def summarise_choice(k: int, per_draw: list[tuple[str, str]], cells: list,
           "test_ua": float(np.mean(test)),
           "margin_over_matched_baseline": float(np.mean(test) -
                                                 np.mean(matched)),
-          "test_ua_std": float(np.std(test, ddof=1)) if len(test) > 1
-          else 0.0, "draws": len(test),
+          "test_ua_std": _sd(test), "draws": len(test),
           "best_in_hindsight": {"arm": best, "ua": scored[best]}}
 
 
