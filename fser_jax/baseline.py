@@ -190,14 +190,17 @@ def speaker_standardise(x: np.ndarray, groups) -> np.ndarray:
 
 def cv_folds(y, groups=None, max_folds: int = MAX_FOLDS) -> tuple[list, str]:
   """([(train idx, held-out idx)], how): whole speakers held out when
-  `groups` has at least two (one fold per speaker up to `max_folds`), else
-  stratified folds; [] when fewer than two folds can be made."""
+  `groups` names at least two ('' is no speaker; one fold per speaker up to
+  `max_folds`), else stratified folds; [] when fewer than two folds can be
+  made."""
   from sklearn.model_selection import (GroupKFold, StratifiedGroupKFold,
                                        StratifiedKFold)
   y = np.asarray(y)
   smallest = int(np.bincount(np.unique(y, return_inverse=True)[1]).min())
   g = None if groups is None else np.asarray(groups, object)
   n_groups = 0 if g is None else len(set(g.tolist()))
+  if g is not None and len(set(g.tolist()) - {""}) < 2:
+    g, n_groups = None, 0
   if n_groups >= 2:
     k = min(max_folds, n_groups)
     # Stratified where every class can fill the folds (scikit-learn's rule).

@@ -30,6 +30,17 @@ from fser_jax import train as train_lib
 from fser_jax import transfer
 
 
+def baseline_features(stats: np.ndarray, meta: dict, normalize: str
+                      ) -> np.ndarray:
+  """The baseline's statistics as the model's inputs are normalised: as
+  they are under 'global', else standardised per speaker (or corpus) with
+  that group's own clips."""
+  if normalize == "global":
+    return stats
+  return baseline_lib.speaker_standardise(
+      stats, input_pipeline.norm_groups(meta, normalize))
+
+
 def baseline_of(data, normalize: str = "global") -> dict | None:
   """fser_jax.baseline fitted on the training clips, scored on the test
   clips of the same split (None when the data has no clip statistics). It
@@ -39,15 +50,10 @@ def baseline_of(data, normalize: str = "global") -> dict | None:
   if data.clip_stats is None:
     return None
   tr, te = data.split == "train", data.split == "test"
-  x = data.clip_stats
-  if normalize != "global":
-    x = baseline_lib.speaker_standardise(
-        x, input_pipeline.norm_groups(data.meta, normalize))
-  speakers = np.asarray(data.meta["speaker"], object)[tr]
+  x = baseline_features(data.clip_stats, data.meta, normalize)
   rep = baseline_lib.fit_and_score(
       x[tr], data.labels[tr], x[te], data.labels[te], len(data.classes),
-      groups_train=speakers if len(set(speakers.tolist()) - {""}) >= 2
-      else None)
+      groups_train=np.asarray(data.meta["speaker"], object)[tr])
   if rep is not None:
     rep["normalisation"] = normalize
   return rep

@@ -102,6 +102,9 @@ def test_cv_folds_hold_out_whole_speakers():
     assert not set(spk[tr]) & set(spk[va])
   folds, how = baseline.cv_folds(y, None)
   assert len(folds) == 5 and "stratified" in how
+  # One named speaker and clips without one: no speakers to hold out.
+  folds, how = baseline.cv_folds(y, np.where(spk == 0, "a", ""))
+  assert len(folds) == 5 and "stratified" in how
   # One clip per class from each of 4 speakers: still whole speakers out
   # (unstratified: a class cannot fill 4 folds).
   folds, how = baseline.cv_folds(np.array([0, 1, 2, 0]), list("abcd"))

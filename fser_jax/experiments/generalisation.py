@@ -153,11 +153,9 @@ def cross_matrix(config, workdir: str, corpora: list[str]) -> dict:
         wavs, y, classes, meta = input_pipeline.load_clips(config.data)
         stats = (baseline_lib.features(wavs, config.data.sample_rate)
                  if config.get("baseline", True) else None)
-        if stats is not None and config.features.normalize != "global":
-          # What the runs' inputs get: each group's own statistics.
-          stats = baseline_lib.speaker_standardise(
-              stats, input_pipeline.norm_groups(meta,
-                                                config.features.normalize))
+        if stats is not None:  # normalised as the runs' inputs are
+          stats = run_lib.baseline_features(stats, meta,
+                                            config.features.normalize)
         loaded = (wavs, y, classes, meta, stats)
       wavs, y, classes, meta, stats = loaded
       rep = rundir.read_report(fdir)
@@ -178,10 +176,9 @@ def cross_matrix(config, workdir: str, corpora: list[str]) -> dict:
         r, _ = scoring.evaluate(
             run, [wavs[k] for k in ids], [classes[y[k]] for k in ids],
             {k: meta[k][m] for k in scoring.META})
-        spk = np.asarray(meta["speaker"], object)[tr]
         b = (baseline_lib.fit_and_score(
             stats[tr], y[tr], stats[m], y[m], len(classes),
-            groups_train=spk if len(set(spk.tolist()) - {""}) >= 2 else None)
+            groups_train=np.asarray(meta["speaker"], object)[tr])
              if stats is not None else {})
         row["cells"][dst] = {
             "ua": r["unweighted_accuracy"], "acc": r["accuracy"],
