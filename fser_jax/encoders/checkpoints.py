@@ -41,22 +41,41 @@ class Loaded:
   def num_layers(self) -> int:
     return self.config.layers + 1  # embeddings + every layer
 
+  sample_rate: int = 16000
+
+  @property
+  def module(self):
+    from fser_jax.encoders import wav2vec2, whisper
+    return whisper if self.family == "whisper" else wav2vec2
+
   def hidden_states(self, wav: np.ndarray, pad_to_30s: bool = False
                     ) -> np.ndarray:
-    """[layers + 1, frames, d] float32 for one 16 kHz clip (<= 30 s)."""
-    from fser_jax.encoders import whisper
+    """[layers + 1, frames, d] float32 for one 16 kHz clip (Whisper: <=
+    30 s, padded to 30 s as the reference pads with `pad_to_30s`)."""
+    from fser_jax.encoders import wav2vec2, whisper
+    if self.family != "whisper":
+      x = wav2vec2.normalise(wav) if self.config.do_normalize else wav
+      return np.asarray(wav2vec2.forward(
+          self.model, np.asarray(x, np.float32)[None]))[:, 0]
     mel = whisper.log_mel(wav, self.config.n_mels,
                           whisper.CHUNK_SAMPLES if pad_to_30s else None)
     mel = mel[:, : 2 * self.config.max_positions]
     return np.asarray(whisper.forward(self.model, mel[None]))[:, 0]
 
+  def pooled(self, wavs, batch: int = 8) -> np.ndarray:
+    """[N, layers + 1, 2 d]: every layer's mean and std over each 16 kHz
+    clip's positions (clips of any length: consecutive 30 s windows)."""
+    return self.module.pooled_clips(self.model, list(wavs), batch=batch)
+
 
 def _digest(paths) -> str:
+  """The weights' identity: their files' content (sha1)."""
   import hashlib
   h = hashlib.sha1()
   for p in paths:
-    st = os.stat(p)
-    h.update(f"{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}".encode())
+    with open(p, "rb") as f:
+      for block in iter(lambda: f.read(1 << 22), b""):
+        h.update(block)
   return h.hexdigest()[:16]
 
 
@@ -107,6 +126,32 @@ def _hf_whisper(folder: str, cfg_json: dict) -> Loaded:
       ffn=int(cfg_json["encoder_ffn_dim"]),
       max_positions=int(cfg_json["max_source_positions"]))
   return Loaded("whisper", cfg, _build(whisper, cfg, enc, paths[0]), folder,
+                _digest(paths))
+
+
+def _hf_wav2vec2(folder: str, cfg_json: dict) -> Loaded:
+  from fser_jax.encoders import wav2vec2
+  params, paths = _read_safetensors(folder)
+  anchor = "feature_extractor.conv_layers.0.conv.weight"
+  prefix = next((k[:-len(anchor)] for k in params if k.endswith(anchor)),
+                None)
+  if prefix is None:
+    raise CheckpointFileError(f"{paths[0]}: no feature encoder weights "
+                              f"(expected a name ending in {anchor})")
+  enc = _strip(params, (prefix,)) if prefix else params
+  pre = os.path.join(folder, "preprocessor_config.json")
+  do_normalize = None
+  if os.path.exists(pre):
+    with open(pre) as f:
+      do_normalize = json.load(f).get("do_normalize")
+  try:
+    cfg = wav2vec2.config_from_hf(cfg_json, do_normalize)
+  except (KeyError, ValueError) as e:
+    raise CheckpointFileError(
+        f"{os.path.join(folder, 'config.json')}: "
+        + (f"the field {e.args[0]} is missing" if isinstance(e, KeyError)
+           else str(e))) from None
+  return Loaded(cfg.family, cfg, _build(wav2vec2, cfg, enc, paths[0]), folder,
                 _digest(paths))
 
 
@@ -242,6 +287,9 @@ def load(path: str) -> Loaded:
   kind = cfg.get("model_type")
   if kind == "whisper":
     return _hf_whisper(folder, cfg)
+  from fser_jax.encoders import wav2vec2
+  if kind in wav2vec2.FAMILIES:
+    return _hf_wav2vec2(folder, cfg)
   raise CheckpointFileError(
       f"{cfg_path}: model_type {kind!r} is not supported here (supported: "
-      "whisper)")
+      f"whisper, {', '.join(wav2vec2.FAMILIES)})")
