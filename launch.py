@@ -7,6 +7,8 @@
   python launch.py --mode learning_curve --config configs/own_data.py:my_clips/ \
       --config.train.init_from=runs/demo --workdir runs/curve
   python launch.py --mode robustness --workdir runs/demo [--data my_clips/]
+  python launch.py --mode embed --config configs/own_data.py:my_clips/ \
+      --config.encoder.path=~/models/whisper-base --workdir runs/emb
 """
 
 import os
@@ -23,7 +25,7 @@ flags.DEFINE_string("workdir", None, "Directory of the run (train, "
                     "evaluate: the trained run to use).", required=True)
 flags.DEFINE_enum("mode", "train", ["train", "generalisation", "predict",
                                     "evaluate", "learning_curve",
-                                    "robustness"],
+                                    "robustness", "embed"],
                   "What to do.")
 config_flags.DEFINE_config_file(
     "config", None, "A configs/*.py file (not needed for predict / evaluate).",
@@ -135,6 +137,9 @@ def main(argv):
     from fser_jax import run
     run.train_and_evaluate(FLAGS.config, FLAGS.workdir,
                            overwrite=FLAGS.overwrite)
+  elif FLAGS.mode == "embed":
+    from fser_jax.experiments import embed
+    embed.run_embed(FLAGS.config, FLAGS.workdir)
   elif FLAGS.mode == "learning_curve":
     from fser_jax.experiments import learning_curve
     learning_curve.run_curve(FLAGS.config, FLAGS.workdir,

@@ -203,6 +203,9 @@ def base() -> ml_collections.ConfigDict:
   c.encoder = ml_collections.ConfigDict()
   c.encoder.path = ""
   c.encoder.batch_size = 8  # clips per call, padded to a multiple of 1 s
+  # Clips per part file of the states' store (launch.py --mode embed, the
+  # curve): what a killed extraction can lose, and the audio in memory.
+  c.encoder.chunk = 64
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.num_devices = 0  # data-parallel devices; 0 = every local device

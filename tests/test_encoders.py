@@ -208,3 +208,248 @@ def test_a_clip_longer_than_the_window_is_pooled_over_its_windows():
   with_tail = whisper.pooled_clips(enc.model, [clip[:64800]])
   assert np.abs(with_tail[0] - np.concatenate(
       [two.mean(1), two.std(1)], axis=1)).max() <= 1e-4
+
+
+# --- the wav2vec2 family --------------------------------------------------
+W2V = ("wav2vec2_base", "wav2vec2_large", "hubert_base", "wavlm_base",
+       "wavlm_large", "data2vec_audio")
+
+
+def _fixture(name):
+  return os.path.join(os.path.dirname(__file__), "fixtures", name)
+
+
+@pytest.mark.parametrize("name", W2V)
+def test_wav2vec2_family_every_layer_matches_transformers(name):
+  """Tiny random models made with transformers (post-norm with group norm,
+  pre-norm with layer norm and conv biases, HuBERT without the projection's
+  norm, WavLM's gated relative position bias in both forms, data2vec-
+  audio's stack of positional convolutions): every hidden state from the
+  raw audio, normalised as each folder's preprocessor config says."""
+  e = np.load(os.path.join(_fixture(name), "expected.npz"))
+  enc = encoders.load(_fixture(name))
+  assert enc.family == {"wav2vec2": "wav2vec2", "hubert": "hubert",
+                        "wavlm": "wavlm", "data2vec": "data2vec-audio"}[
+                            name.rsplit("_", 1)[0]]
+  assert enc.config.do_normalize == name.endswith("large")
+  got = enc.hidden_states(e["audio"])
+  want = e["hidden_states"]
+  assert got.shape == want.shape == (3, 399, 32)
+  for layer in range(3):
+    assert np.abs(got[layer] - want[layer]).max() <= 1e-4, layer
+
+
+def test_wavlm_relative_position_bias_is_what_the_states_depend_on():
+  """The parity above would not notice a missing bias if the bias did not
+  move the states: without it they differ well beyond the bar."""
+  import jax.numpy as jnp
+  from fser_jax.encoders import wav2vec2
+  e = np.load(os.path.join(_fixture("wavlm_base"), "expected.npz"))
+  enc = encoders.load(_fixture("wavlm_base"))
+  rel = enc.model.layers[0].attn.rel_embed
+  rel[...] = jnp.zeros_like(rel[...])
+  got = np.asarray(wav2vec2.forward(enc.model, e["audio"][None]))[:, 0]
+  assert np.abs(got[2] - e["hidden_states"][2]).max() > 1e-3
+  # float32 buckets as transformers computes them: symmetric offsets get
+  # the two halves, far ones the last bucket of their half.
+  b = wav2vec2.relative_buckets(100, 16, 40)
+  assert b[0, 0] == 0 and b[0, 1] == 9 and b[1, 0] == 1
+  assert b[0, 99] == 15 and b[99, 0] == 7
+
+
+@pytest.mark.parametrize("name", ("wav2vec2_base", "wavlm_large",
+                                  "data2vec_audio"))
+def test_wav2vec2_padded_batches_give_each_clips_own_states(name):
+  """Clips of three lengths zero-padded into one batch and masked (the
+  group norm's statistics, the positional convolutions, the keys): each
+  clip's pooled states equal those of its own unpadded run."""
+  from fser_jax.encoders import wav2vec2
+  enc = encoders.load(_fixture(name))
+  a = np.load(os.path.join(_fixture(name), "expected.npz"))["audio"]
+  clips = [a[:1700], a[:5000], a[:7990]]
+  got, counts = wav2vec2.pooled(enc.model, clips, bucket=4000, batch=3)
+  assert counts.tolist() == [84, 249, 398]
+  for clip, g in zip(clips, got):
+    h = enc.hidden_states(clip)
+    want = np.concatenate([h.mean(1), h.std(1)], axis=1)
+    assert np.abs(g - want).max() <= 1e-4
+
+
+def test_wav2vec2_checkpoint_errors_name_the_file_and_what_is_missing(
+    tmp_path):
+  src = _fixture("wav2vec2_base")
+  d = tmp_path / "m"
+  shutil.copytree(src, d)
+  cfg = json.load(open(d / "config.json"))
+  json.dump({**cfg, "hidden_act": "relu"}, open(d / "config.json", "w"))
+  with pytest.raises(checkpoints.CheckpointFileError,
+                     match="config.json: hidden_act 'relu'"):
+    encoders.load(str(d))
+  del cfg["num_hidden_layers"]
+  json.dump(cfg, open(d / "config.json", "w"))
+  with pytest.raises(checkpoints.CheckpointFileError,
+                     match="the field num_hidden_layers is missing"):
+    encoders.load(str(d))
+  shutil.copy(os.path.join(src, "config.json"), d / "config.json")
+  from safetensors.numpy import load_file, save_file
+  p = load_file(str(d / "model.safetensors"))
+  del p["encoder.layers.1.feed_forward.output_dense.bias"]
+  save_file(p, str(d / "model.safetensors"))
+  with pytest.raises(checkpoints.CheckpointFileError,
+                     match="model.safetensors: the weight encoder.layers.1."
+                     "feed_forward.output_dense.bias is missing"):
+    encoders.load(str(d))
+
+
+# --- the states' store: once per clip, resumable, split over processes ----
+def _clips(n=30):
+  a = _expected()["audio"]
+  rng = np.random.default_rng(1)
+  return [(a[:int(rng.integers(6000, 32000))] * (0.5 + i / n)).astype(
+      np.float32) for i in range(n)]
+
+
+_KILLED = r'''
+import os, signal, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from test_encoders import _clips, FIX
+from fser_jax import encoders
+from fser_jax.encoders import extract
+clips = _clips()
+def loader(i):
+  def load():
+    if i == 13:  # mid-chunk: the process dies as `kill -9` would kill it
+      os.kill(os.getpid(), signal.SIGKILL)
+    return clips[i]
+  return load
+enc = encoders.load(FIX)
+extract.extract(enc, [loader(i) for i in range(len(clips))],
+                extract.Store(sys.argv[2], enc), chunk=4, batch=3)
+'''
+
+
+def test_a_killed_extraction_resumes_with_what_it_had_written(tmp_path):
+  """A process killed while reading its fourth chunk leaves three whole
+  parts; the next run computes only the other clips, and the states equal
+  those of one uninterrupted run."""
+  import subprocess
+  import sys
+  from fser_jax.encoders import extract
+  here = os.path.dirname(os.path.abspath(__file__))
+  proc = subprocess.run([sys.executable, "-c", _KILLED, here,
+                         str(tmp_path / "store")], capture_output=True,
+                        text=True, timeout=300)
+  assert proc.returncode == -9, proc.stderr[-2000:]
+  enc = encoders.load(FIX)
+  store = extract.Store(str(tmp_path / "store"), enc)
+  assert len(store.parts()) == 3 and len(store.index()) == 12
+  clips = _clips()
+  keys, stats = extract.extract(enc, clips, store, chunk=4, batch=3)
+  assert (stats["computed"], stats["reused"]) == (18, 12)
+  fresh = extract.Store(str(tmp_path / "fresh"), enc)
+  keys2, _ = extract.extract(enc, clips, fresh, chunk=30, batch=8)
+  assert keys == keys2
+  assert np.abs(store.read(keys) - fresh.read(keys2)).max() <= 1e-5
+  # Once more: nothing to compute.
+  assert extract.extract(enc, clips, store, chunk=4)[1]["computed"] == 0
+
+
+def test_processes_split_the_chunks_and_share_the_store(tmp_path):
+  from fser_jax.encoders import extract
+  enc = encoders.load(FIX)
+  clips = _clips(10)
+  store = extract.Store(str(tmp_path), enc)
+  k0, s0 = extract.extract(enc, clips, store, chunk=3, process_index=0,
+                           process_count=2)
+  k1, s1 = extract.extract(enc, clips, store, chunk=3, process_index=1,
+                           process_count=2)
+  # chunks [0-2] [3-5] [6-8] [9]: process 0 takes the 1st and 3rd.
+  assert (s0["computed"], s1["computed"]) == (6, 4)
+  assert [k is None for k in k0] == [False] * 3 + [True] * 3 + [False] * 3 + [True]
+  keys = [a or b for a, b in zip(k0, k1)]
+  want = np.stack([np.asarray(enc.pooled([c]))[0] for c in clips])
+  assert np.abs(store.read(keys) - want).max() <= 1e-5
+
+
+def test_the_store_is_keyed_by_audio_and_weights_and_names_a_bad_part(
+    tmp_path, monkeypatch):
+  from absl import logging
+  from fser_jax.audio import AudioError
+  from fser_jax.encoders import extract
+  enc = encoders.load(FIX)
+  clips = _clips(6)
+  store = extract.Store(str(tmp_path), enc)
+  keys, _ = extract.extract(enc, clips, store, chunk=3)
+  # Changed audio is a new key; other weights are another folder.
+  louder = [c * 1.01 for c in clips[:1]]
+  assert extract.extract(enc, louder, store)[1]["computed"] == 1
+  d = tmp_path / "other_weights"
+  shutil.copytree(FIX, d)
+  from safetensors.numpy import load_file, save_file
+  p = load_file(str(d / "model.safetensors"))
+  p["encoder.layer_norm.bias"] = p["encoder.layer_norm.bias"] + 1
+  save_file(p, str(d / "model.safetensors"))
+  other = encoders.load(str(d))
+  assert other.digest != enc.digest
+  assert extract.Store(str(tmp_path), other).folder != store.folder
+  # A damaged part is named, removed, and its clips computed again.
+  said = []
+  monkeypatch.setattr(logging, "warning", lambda *a: said.append(a[0] % a[1:]))
+  part = store.index()[keys[0]][0]  # clips 0-2's part
+  with open(part, "r+b") as f:
+    f.truncate(100)
+  _, stats = extract.extract(enc, clips, store, chunk=3)
+  assert any(part in s and "cannot be read" in s for s in said)
+  assert stats["computed"] == 3 and stats["reused"] == 3
+  # An unreadable clip is skipped and named, the others go on.
+  def broken():
+    raise AudioError("/data/x.wav", "not audio")
+  keys, stats = extract.extract(enc, [broken] + clips[:2], store,
+                                names=["/data/x.wav", "a", "b"])
+  assert keys[0] is None and keys[1:] == [extract.clip_key(c)
+                                          for c in clips[:2]]
+  assert stats["bad"] == [{"clip": "/data/x.wav",
+                           "error": "/data/x.wav: not audio"}]
+
+
+def test_embed_mode_writes_every_clips_states_and_names_a_bad_file(
+    tfds_dir, user_recordings, tmp_path):
+  """launch.py --mode embed on a manifest with one broken file: every other
+  clip's states in the store, the index says which row is which, the broken
+  file is named; a second run computes nothing."""
+  import csv
+  from conftest import own_tiny_config
+  from fser_jax.encoders import extract
+  from fser_jax.experiments import embed
+  rows = list(csv.reader(open(user_recordings)))
+  base = os.path.dirname(user_recordings)
+  broken = tmp_path / "broken.wav"
+  broken.write_bytes(b"RIFF not really")
+  manifest = tmp_path / "manifest.csv"
+  with open(manifest, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(rows[0])
+    for r in rows[1:]:
+      w.writerow([os.path.join(base, r[0])] + r[1:])
+    w.writerow([str(broken), rows[1][1]] + rows[1][2:])
+  c = own_tiny_config(tfds_dir, str(manifest))
+  with c.unlocked():
+    c.encoder.path = FIX
+    c.encoder.chunk = 16
+  out = embed.run_embed(c, str(tmp_path / "emb"))
+  assert (out["clips"], out["embedded"], out["computed"]) == (61, 60, 60)
+  assert len(out["bad"]) == 1 and "broken.wav" in out["bad"][0]["clip"]
+  saved = json.load(open(tmp_path / "emb" / "embed.json"))
+  assert saved["bad"] == out["bad"] and saved["encoder"]["family"] == "whisper"
+  index = list(csv.DictReader(open(tmp_path / "emb" / "embed_index.csv")))
+  assert len(index) == 61
+  keyed = [r for r in index if r["key"]]
+  store = extract.Store(str(tmp_path / "emb" / "encoder_states"),
+                        encoders.load(FIX))
+  x = store.read([r["key"] for r in keyed])
+  from fser_jax import audio
+  first = audio.load_audio(keyed[0]["path"], 16000)
+  assert np.abs(x[0] - encoders.load(FIX).pooled([first])[0]).max() <= 1e-5
+  again = embed.run_embed(c, str(tmp_path / "emb"))
+  assert (again["computed"], again["reused"]) == (0, 60)

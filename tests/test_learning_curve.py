@@ -173,5 +173,12 @@ def test_a_pretrained_encoder_is_an_arm_of_the_curve(tfds_dir, user_recordings,
     assert row["n_train"] == 10 and len(row["ua"]) == 2
     assert all(h["layer"] in (0, 1, 2) for h in row["hyper"])
   assert set(out["choice"][0]["arms"]) <= set(lc.LINEAR)
-  feats = np.load(tmp_path / "features.npz")
-  assert feats["encoder"].shape == (60, 3, 128)  # 60 clips, mean and std
+  # The states live per clip in the encoder's store, not in features.npz.
+  from fser_jax import encoders
+  from fser_jax.encoders import extract
+  store = extract.Store(str(tmp_path / "encoder_states"),
+                        encoders.load(c.encoder.path))
+  assert len(store.index()) == 60  # 60 clips, each once
+  assert "encoder" not in np.load(tmp_path / "features.npz").files
+  x = store.read(sorted(store.index()))
+  assert x.shape == (60, 3, 128)  # every layer's mean and std

@@ -259,13 +259,21 @@ def _digest(waveforms, rate: int, source: str) -> str:
   return h.hexdigest()
 
 
-def encoder_features(enc, waveforms, rate: int, batch: int) -> np.ndarray:
+def encoder_features(enc, waveforms, rate: int, batch: int, workdir: str
+                     ) -> np.ndarray:
   """[N, layers + 1, 2 d]: a pretrained encoder's every-layer mean and std
   per clip (fser_jax/encoders), at the encoder's 16 kHz; clips longer than
-  its 30 s window pooled over consecutive windows."""
-  from fser_jax.encoders import whisper
-  wavs = _at_rate(waveforms, rate, whisper.SAMPLE_RATE)
-  return whisper.pooled_clips(enc.model, wavs, batch=batch)
+  its 30 s window pooled over consecutive windows. Kept per clip in
+  OUT/encoder_states (fser_jax/encoders/extract.py): a killed curve
+  resumes its extraction where it stopped."""
+  from fser_jax.encoders import extract
+  store = extract.Store(os.path.join(workdir, "encoder_states"), enc)
+  wavs = _at_rate(waveforms, rate, enc.sample_rate)
+  keys, stats = extract.extract(enc, wavs, store, batch=batch)
+  logging.info("Learning curve: encoder states of %d clips: %d computed, %d "
+               "read from %s.", stats["clips"], stats["computed"],
+               stats["reused"], store.folder)
+  return store.read(keys)
 
 
 def clip_features(config, waveforms, meta, workdir: str, run=None,
@@ -273,18 +281,26 @@ def clip_features(config, waveforms, meta, workdir: str, run=None,
   """{'stats': [N, F] baseline statistics, with `egemaps` 'egemaps' [N, 88],
   and with RUN 'embedding' (RUN's training normalisation) and
   'embedding_speaker' (RUN's per-speaker normalisation when it was trained
-  with one, else the same)}, cached in OUT/features.npz keyed by `_digest`:
-  changed audio is recomputed, and the log says why."""
+  with one, else the same), with ENCODER 'encoder' [N, layers + 1, 2 d]},
+  cached in OUT/features.npz keyed by `_digest` (the encoder's states per
+  clip in OUT/encoder_states): changed audio is recomputed, and the log
+  says why."""
   path = os.path.join(workdir, "features.npz")
   source = ("" if run is None else
             f"{os.path.abspath(run.workdir)}@{run.step}:{run.normalize}")
   source += "|egemaps" if egemaps else ""
-  source += f"|encoder:{encoder.digest}" if encoder is not None else ""
   key = _digest(waveforms, config.data.sample_rate, source)
+  enc = {}
+  if encoder is not None:
+    logging.info("Learning curve: %s encoder states of %d clips (%s).",
+                 encoder.family, len(waveforms), encoder.path)
+    enc["encoder"] = encoder_features(encoder, waveforms,
+                                      config.data.sample_rate,
+                                      config.encoder.batch_size, workdir)
   if os.path.exists(path):
     cached = np.load(path)
     if "key" in cached.files and str(cached["key"]) == key:
-      return {k: cached[k] for k in cached.files if k != "key"}
+      return {**{k: cached[k] for k in cached.files if k != "key"}, **enc}
     logging.info("Learning curve: %s holds features of other clips, another "
                  "rate or another source run; recomputing them.", path)
   logging.info("Learning curve: per-clip statistics of %d clips%s.",
@@ -294,12 +310,6 @@ def clip_features(config, waveforms, meta, workdir: str, run=None,
     logging.info("Learning curve: eGeMAPS of %d clips (openSMILE).",
                  len(waveforms))
     out["egemaps"] = baseline_lib.egemaps(waveforms, config.data.sample_rate)
-  if encoder is not None:
-    logging.info("Learning curve: %s encoder states of %d clips (%s).",
-                 encoder.family, len(waveforms), encoder.path)
-    out["encoder"] = encoder_features(encoder, waveforms,
-                                      config.data.sample_rate,
-                                      config.encoder.batch_size)
   if run is not None:
     wavs = _at_rate(waveforms, config.data.sample_rate, run.sample_rate)
     out["embedding"] = run.classify(wavs, groups=None).embedding
@@ -307,7 +317,7 @@ def clip_features(config, waveforms, meta, workdir: str, run=None,
     out["embedding_speaker"] = (out["embedding"] if groups is None else
                                 run.classify(wavs, groups=groups).embedding)
   np.savez(path, key=np.asarray(key), **out)
-  return out
+  return {**out, **enc}
 
 
 def linear_blocks(feats: dict, speakers) -> dict:
