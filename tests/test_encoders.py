@@ -122,7 +122,12 @@ def test_checkpoint_errors_name_the_file_and_what_is_missing(tmp_path):
   shutil.copy(os.path.join(FIX, "config.json"), d)
   (d / "pytorch_model.bin").write_bytes(b"x")
   with pytest.raises(checkpoints.CheckpointFileError,
-                     match="model.safetensors: no such file.*pytorch_model"):
+                     match="pytorch_model.bin: not a torch.save zip file"):
+    encoders.load(str(d))
+  os.remove(d / "pytorch_model.bin")
+  (d / "model.pt").write_bytes(b"x")
+  with pytest.raises(checkpoints.CheckpointFileError,
+                     match="model.safetensors: no such file.*model.pt"):
     encoders.load(str(d))
   cfg = json.load(open(os.path.join(FIX, "config.json")))
   cfg["model_type"] = "bert"
@@ -453,3 +458,38 @@ def test_embed_mode_writes_every_clips_states_and_names_a_bad_file(
   assert np.abs(x[0] - encoders.load(FIX).pooled([first])[0]).max() <= 1e-5
   again = embed.run_embed(c, str(tmp_path / "emb"))
   assert (again["computed"], again["reused"]) == (0, 60)
+
+
+# --- PyTorch pickles, read without torch ------------------------------------
+def test_openai_whisper_pt_and_pytorch_model_bin_read_without_torch():
+  """OpenAI's own .pt layout (float16, as OpenAI ships it) and a Hugging
+  Face folder with pytorch_model.bin give the encoders of the safetensors
+  folders they were written from."""
+  e = _expected()
+  enc = encoders.load(_fixture("whisper_tiny_openai.pt"))
+  assert enc.config == encoders.load(FIX).config
+  got = np.asarray(whisper.forward(enc.model, e["input_features"][None]))[:, 0]
+  assert 0 < np.abs(got - e["hidden_states"]).max() <= 0.05  # float16
+  w = encoders.load(_fixture("wav2vec2_base_torch"))
+  want = np.load(os.path.join(_fixture("wav2vec2_base"), "expected.npz"))
+  assert np.abs(w.hidden_states(want["audio"])
+                - want["hidden_states"]).max() <= 1e-4
+
+
+def test_a_pickle_that_asks_for_anything_but_tensors_is_refused(tmp_path):
+  """A torch.save-shaped archive whose pickle would call os.system: refused
+  by name, nothing run."""
+  import pickle
+  import zipfile
+
+  class Evil:
+    def __reduce__(self):
+      return (os.system, (f"touch {tmp_path}/pwned",))
+
+  path = tmp_path / "model.pt"
+  with zipfile.ZipFile(path, "w") as z:
+    z.writestr("model/data.pkl", pickle.dumps({"dims": Evil()}))
+  with pytest.raises(checkpoints.CheckpointFileError,
+                     match=r"model.pt: the pickle asks for (posix|os)\.system"):
+    encoders.load(str(path))
+  assert not (tmp_path / "pwned").exists()

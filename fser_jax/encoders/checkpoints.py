@@ -2,7 +2,10 @@
 
 - A Hugging Face folder: config.json (`model_type`) and model.safetensors
   (several shards: model.safetensors.index.json), read with the safetensors
-  package's numpy API.
+  package's numpy API; or pytorch_model.bin in its place.
+- OpenAI's own Whisper file (`base.pt`). PyTorch pickles are read with a
+  restricted unpickler (`read_torch`): tensors, storages and ordered dicts
+  only, anything else refused by name.
 - A CTranslate2 folder (model.bin, as faster-whisper downloads it): its
   binary layout (CTranslate2's python/ctranslate2/specs/model_spec.py,
   `_serialize`, binary version 6), float32 / float16 / bfloat16 variables;
@@ -90,14 +93,18 @@ def _read_safetensors(folder: str) -> tuple[dict, list[str]]:
     files = ["model.safetensors"]
   paths = [os.path.join(folder, f) for f in files]
   missing = [p for p in paths if not os.path.exists(p)]
+  torch_bin = os.path.join(folder, "pytorch_model.bin")
+  if missing and os.path.exists(torch_bin):
+    sd = read_torch(torch_bin)
+    return {k: np.asarray(v, np.float32) for k, v in sd.items()
+            if np.asarray(v).dtype.kind == "f"}, [torch_bin]
   if missing:
     bins = [f for f in os.listdir(folder) if f.endswith((".bin", ".pt"))]
     raise CheckpointFileError(
         f"{missing[0]}: no such file" + (
-            f" (the folder has {', '.join(bins)}: PyTorch pickles are not "
-            "read here; save the model with save_pretrained("
-            "safe_serialization=True), or convert it with CTranslate2)"
-            if bins else ""))
+            f" (the folder has {', '.join(bins)}, not pytorch_model.bin: "
+            "save the model with save_pretrained(), or convert it with "
+            "CTranslate2)" if bins else ""))
   out = {}
   for p in paths:
     out.update({k: np.asarray(v, np.float32) for k, v in load_file(p).items()})
@@ -162,6 +169,133 @@ def _build(module, cfg, params, path):
     raise CheckpointFileError(f"{path}: the weight {e.args[0]} is missing "
                               "(is this the model config.json says?)"
                               ) from None
+
+
+# --- PyTorch pickles, without torch ---------------------------------------------
+_TORCH_DTYPES = {"FloatStorage": np.float32, "HalfStorage": np.float16,
+                 "BFloat16Storage": "bfloat16", "DoubleStorage": np.float64,
+                 "LongStorage": np.int64, "IntStorage": np.int32,
+                 "ShortStorage": np.int16, "CharStorage": np.int8,
+                 "ByteStorage": np.uint8, "BoolStorage": np.bool_}
+
+
+def read_torch(path: str) -> dict:
+  """The object a `torch.save` zip file holds (state dicts: {name: float32 /
+  int numpy array}), read with a restricted unpickler: only tensors,
+  storages and ordered dicts are rebuilt, any other class is refused by
+  name, so a pickle cannot run code here."""
+  import pickle
+  import zipfile
+
+  if not zipfile.is_zipfile(path):
+    raise CheckpointFileError(
+        f"{path}: not a torch.save zip file (saved by PyTorch < 1.6?); load "
+        "it with torch once and save it again, or save_pretrained("
+        "safe_serialization=True)")
+  zf = zipfile.ZipFile(path)
+  names = zf.namelist()
+  pkl = next((n for n in names if n.endswith("/data.pkl")
+              or n == "data.pkl"), None)
+  if pkl is None:
+    raise CheckpointFileError(f"{path}: no data.pkl in the archive")
+  root = pkl[:-len("data.pkl")]
+  if f"{root}byteorder" in names and zf.read(f"{root}byteorder") != b"little":
+    raise CheckpointFileError(f"{path}: saved on a big-endian machine; not "
+                              "read here")
+  storages = {}
+
+  def storage(kind, key, numel):
+    if key not in storages:
+      dtype = _TORCH_DTYPES[kind]
+      raw = zf.read(f"{root}data/{key}")
+      if dtype == "bfloat16":
+        a = (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(
+            np.float32)
+      else:
+        a = np.frombuffer(raw, dtype)
+      storages[key] = a
+    return storages[key]
+
+  def rebuild_tensor(st, offset, size, stride, *_):
+    if not size:
+      return np.array(st[offset])
+    itemsize = st.itemsize
+    return np.lib.stride_tricks.as_strided(
+        st[offset:], shape=tuple(size),
+        strides=tuple(itemsize * s for s in stride)).copy()
+
+  def rebuild_parameter(data, *_):
+    return data
+
+  allowed = {("collections", "OrderedDict"): __import__("collections"
+                                                        ).OrderedDict,
+             ("torch._utils", "_rebuild_tensor_v2"): rebuild_tensor,
+             ("torch._utils", "_rebuild_parameter"): rebuild_parameter}
+
+  class Unpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+      if (module, name) in allowed:
+        return allowed[(module, name)]
+      if module == "torch" and name in _TORCH_DTYPES:
+        return name
+      raise CheckpointFileError(
+          f"{path}: the pickle asks for {module}.{name}, which is not a "
+          "tensor; refused (only state dicts of tensors are read)")
+
+    def persistent_load(self, pid):
+      if pid[0] != "storage" or pid[1] not in _TORCH_DTYPES:
+        raise CheckpointFileError(f"{path}: a storage of kind {pid[1]!r} "
+                                  "cannot be read here")
+      return storage(pid[1], pid[2], pid[4])
+
+  with zf.open(pkl) as f:
+    return Unpickler(f).load()
+
+
+_OPENAI = (("attn.query", "self_attn.q_proj"), ("attn.key", "self_attn.k_proj"),
+           ("attn.value", "self_attn.v_proj"), ("attn.out", "self_attn.out_proj"),
+           ("attn_ln", "self_attn_layer_norm"), ("mlp.0", "fc1"),
+           ("mlp.2", "fc2"), ("mlp_ln", "final_layer_norm"))
+
+
+def _openai_whisper(path: str) -> Loaded:
+  """OpenAI's own checkpoint (whisper's `base.pt`: {'dims',
+  'model_state_dict'}), renamed to transformers' encoder names."""
+  from fser_jax.encoders import whisper
+  ckpt = read_torch(path)
+  if not isinstance(ckpt, dict) or not {"dims", "model_state_dict"} <= set(
+      ckpt):
+    raise CheckpointFileError(f"{path}: not an OpenAI Whisper checkpoint (no "
+                              "'dims' and 'model_state_dict')")
+  dims, sd = ckpt["dims"], ckpt["model_state_dict"]
+  params = {}
+  for k, v in sd.items():
+    if not k.startswith("encoder."):
+      continue
+    k = k[len("encoder."):]
+    if k == "positional_embedding":
+      k = "embed_positions.weight"
+    elif k.startswith("ln_post."):
+      k = "layer_norm." + k[len("ln_post."):]
+    elif k.startswith("blocks."):
+      _, i, rest = k.split(".", 2)
+      for theirs, ours in _OPENAI:
+        if rest.startswith(theirs + "."):
+          rest = ours + rest[len(theirs):]
+          break
+      k = f"layers.{i}.{rest}"
+    params[k] = np.asarray(v, np.float32)
+  try:
+    cfg = whisper.Config(
+        n_mels=int(dims["n_mels"]), d_model=int(dims["n_audio_state"]),
+        layers=int(dims["n_audio_layer"]), heads=int(dims["n_audio_head"]),
+        ffn=int(params["layers.0.fc1.weight"].shape[0]),
+        max_positions=int(dims["n_audio_ctx"]))
+  except KeyError as e:
+    raise CheckpointFileError(f"{path}: no {e.args[0]} (in dims or the "
+                              "encoder's weights)") from None
+  return Loaded("whisper", cfg, _build(whisper, cfg, params, path), path,
+                _digest([path]))
 
 
 # --- CTranslate2 --------------------------------------------------------------
@@ -272,10 +406,13 @@ def _ct2_whisper(folder: str) -> Loaded:
 def load(path: str) -> Loaded:
   """The encoder in `path` (a folder), by what the folder holds."""
   folder = os.path.abspath(os.path.expanduser(path))
+  if os.path.isfile(folder) and folder.endswith(".pt"):
+    return _openai_whisper(folder)
   if not os.path.isdir(folder):
     raise CheckpointFileError(f"{path}: no such folder (an encoder is a "
-                              "folder with config.json and model.safetensors, "
-                              "or CTranslate2's model.bin)")
+                              "folder with config.json and model.safetensors "
+                              "or pytorch_model.bin, CTranslate2's model.bin, "
+                              "or OpenAI's Whisper .pt file)")
   if os.path.exists(os.path.join(folder, "model.bin")):
     return _ct2_whisper(folder)
   cfg_path = os.path.join(folder, "config.json")
