@@ -17,15 +17,12 @@ def attend(q, k, v, valid=None, bias=None, gate=None):
   writing all B x H of them to memory (30 s inputs, whisper-base, 2-core
   Xeon: 0.33 -> 0.14 s per layer at batch 4)."""
   b, t, h, dh = q.shape
-  if t < LONG:
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k)
-    if bias is not None:
-      logits = logits + (bias[None] if gate is None
-                         else gate[..., None] * bias[None])
-    if valid is not None:
-      logits = jnp.where(valid[:, None, None, :], logits, -jnp.inf)
-    w = jax.nn.softmax(logits, axis=-1)
-    return jnp.einsum("bhqk,bkhd->bqhd", w, v)
+  if t < LONG:  # XLA's own attention: 2-2.5x the einsum-softmax-einsum
+    if bias is not None:  # written out here, on a 2-core Xeon (T = 249)
+      bias = bias[None] if gate is None else gate[..., None] * bias[None]
+    return jax.nn.dot_product_attention(
+        q, k, v, bias=bias, scale=1.0, implementation="xla",
+        mask=None if valid is None else valid[:, None, None, :])
   heads = lambda y: jnp.swapaxes(y, 1, 2).reshape(b * h, t, dh)
   mask = (jnp.ones((b * h, t), bool) if valid is None
           else jnp.repeat(valid, h, axis=0))
