@@ -1,7 +1,12 @@
-"""Whisper encoder extraction speed: fser_jax against transformers (PyTorch)
-on the same CPU, same weights, same run.
+"""Encoder extraction speed: fser_jax against transformers (PyTorch) on the
+same CPU, same weights, same run.
 
   python benchmarks/encoder.py [--size base] [--batch 4] [--rounds 3] [--out F.json]
+  python benchmarks/encoder.py --family wavlm [--seconds 5] [--batch 4]
+
+The wav2vec2 family (--family wav2vec2 | hubert | wavlm | data2vec-audio):
+the base size (transformers' default config), random weights, `--seconds`
+of audio per clip, float32 and bfloat16, clips/s and real-time factor.
 
 Random weights of the named size (no download; speed does not depend on the
 values), written once as a Hugging Face folder and read by both. Timed:
@@ -37,13 +42,89 @@ def timed(fn, rounds):
   return float(np.median(out))
 
 
+W2V = {"wav2vec2": "Wav2Vec2", "hubert": "Hubert", "wavlm": "WavLM",
+       "data2vec-audio": "Data2VecAudio"}
+
+
+def _cast16(model):
+  import jax
+  import jax.numpy as jnp
+  from flax import nnx
+  m = nnx.clone(model)
+  nnx.update(m, jax.tree.map(lambda v: v.astype(jnp.bfloat16), nnx.state(m)))
+  return m
+
+
+def _report(res, a, rows):
+  for name, t, secs in rows:
+    res[name] = {"seconds_per_batch": t, "clips_per_s": a.batch / t,
+                 "real_time_factor": t / secs}
+  res["peak_rss_gb"] = resource.getrusage(
+      resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+  print(json.dumps(res, indent=2))
+  if a.out:
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    with open(a.out, "w") as f:
+      json.dump(res, f, indent=2)
+
+
+def wav2vec2_family(a):
+  import jax
+  import jax.numpy as jnp
+  import torch
+  import transformers
+  from fser_jax import encoders
+  from fser_jax.encoders import wav2vec2
+  torch.manual_seed(0)
+  kind = W2V[a.family]
+  ref = getattr(transformers, kind + "Model")(
+      getattr(transformers, kind + "Config")()).eval()
+  with tempfile.TemporaryDirectory() as tmp:
+    ref.save_pretrained(tmp, safe_serialization=True)
+    enc = encoders.load(tmp)
+  wav = (0.1 * np.random.default_rng(0).normal(
+      size=(a.batch, int(16000 * a.seconds)))).astype(np.float32)
+  res = {"family": a.family, "size": "base (transformers' default config)",
+         "batch": a.batch, "seconds_per_clip": a.seconds,
+         "device": common.device_name(), "threads": torch.get_num_threads(),
+         "jax": jax.__version__, "torch": torch.__version__,
+         "transformers": transformers.__version__}
+  x = jnp.asarray(wav)
+  t_ours = timed(lambda: wav2vec2.forward(enc.model, x).block_until_ready(),
+                 a.rounds)
+  xt = torch.from_numpy(wav)
+  with torch.inference_mode():
+    t_ref = timed(lambda: ref(xt, output_hidden_states=True), a.rounds)
+  m16 = _cast16(enc.model)
+  x16 = x.astype(jnp.bfloat16)
+  t_ours16 = timed(lambda: wav2vec2.forward(m16, x16).block_until_ready(),
+                   a.rounds)
+  ref16 = ref.to(torch.bfloat16)
+  with torch.inference_mode():
+    t_ref16 = timed(lambda: ref16(xt.to(torch.bfloat16),
+                                  output_hidden_states=True), a.rounds)
+  res["ratio_float32_ours_over_transformers"] = t_ref / t_ours
+  res["ratio_bfloat16_ours_over_transformers"] = t_ref16 / t_ours16
+  audio = a.seconds * a.batch
+  _report(res, a, (("ours_float32", t_ours, audio),
+                   ("transformers_float32", t_ref, audio),
+                   ("ours_bfloat16", t_ours16, audio),
+                   ("transformers_bfloat16", t_ref16, audio)))
+
+
 def main():
   p = argparse.ArgumentParser()
+  p.add_argument("--family", default="whisper",
+                 choices=["whisper"] + sorted(W2V))
   p.add_argument("--size", default="base", choices=sorted(SIZES))
   p.add_argument("--batch", type=int, default=4)
+  p.add_argument("--seconds", type=float, default=5.0)
   p.add_argument("--rounds", type=int, default=3)
   p.add_argument("--out", default="")
   a = p.parse_args()
+  if a.family != "whisper":
+    wav2vec2_family(a)
+    return
   import jax
   import jax.numpy as jnp
   import torch
