@@ -133,7 +133,10 @@ def main(argv):
   from fser_jax import config as config_lib
   config_lib.apply_flags(FLAGS.config, columns=FLAGS.columns,
                          label_map=FLAGS.label_map)
-  if FLAGS.mode == "train":
+  if FLAGS.mode == "train" and FLAGS.config.encoder.head:
+    from fser_jax import head
+    head.train_head(FLAGS.config, FLAGS.workdir, overwrite=FLAGS.overwrite)
+  elif FLAGS.mode == "train":
     from fser_jax import run
     run.train_and_evaluate(FLAGS.config, FLAGS.workdir,
                            overwrite=FLAGS.overwrite)

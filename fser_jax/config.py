@@ -206,6 +206,10 @@ def base() -> ml_collections.ConfigDict:
   # Clips per part file of the states' store (launch.py --mode embed, the
   # curve): what a killed extraction can lose, and the audio in memory.
   c.encoder.chunk = 64
+  # --mode train makes a linear head on the encoder's states instead of the
+  # CNN (fser_jax/head.py, configs/encoder_head.py): a run directory that
+  # evaluate, predict and robustness use like any other.
+  c.encoder.head = False
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.num_devices = 0  # data-parallel devices; 0 = every local device

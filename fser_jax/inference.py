@@ -33,6 +33,14 @@ WINDOW_BLOCK = 512  # windows featurised at a time
 STREAM_SECONDS = 600.0  # longer files are streamed (`classify_stream`)
 
 
+def clip_windows(predict_cfg, rate: int, wav: np.ndarray
+                 ) -> list[tuple[int, np.ndarray]]:
+  """(start, samples) of a clip's windows: predict.window_seconds every
+  predict.hop_seconds (a shorter clip: itself)."""
+  return audio_lib.frame_windows(wav, int(predict_cfg.window_seconds * rate),
+                                 int(predict_cfg.hop_seconds * rate))
+
+
 @dataclasses.dataclass
 class Outputs:
   """Per-clip results of `TrainedRun.classify`."""
@@ -121,9 +129,7 @@ class TrainedRun:
                                 min_samples=self.config.features.n_fft)
 
   def windows(self, wav: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    p = self.config.predict
-    return audio_lib.frame_windows(wav, int(p.window_seconds * self.sample_rate),
-                                   int(p.hop_seconds * self.sample_rate))
+    return clip_windows(self.config.predict, self.sample_rate, wav)
 
   def raw_images(self, waveforms: list[np.ndarray]) -> np.ndarray:
     """The front-end's images, before standardisation."""
@@ -331,6 +337,84 @@ class TrainedRun:
                    distance=None if wd is None else np.array([wd.mean()]),
                    window_probs=[wp], window_distance=None if wd is None
                    else [wd], window_starts=[starts], window_lengths=[lengths])
+
+
+class EncoderHeadRun(TrainedRun):
+  """A run whose network is a linear head on a frozen pretrained encoder's
+  states (fser_jax/head.py trains it): the same windows, normalisation
+  groups, calibration, familiarity and aggregation as any run; its
+  "images" are each window's pooled states of the chosen layer (mean and
+  std over positions), its logits a linear map of them."""
+
+  def __init__(self, workdir: str, *, trust: bool = True, store=None):
+    """Args:
+      store: an encoders.extract.Store keeping the states per window (the
+        training report's windows are computed once); None: computed.
+    """
+    from fser_jax import encoders
+    self.workdir = workdir
+    self.config = c = rundir.read_config(workdir)
+    norm = rundir.read_normalisation(workdir)
+    self.classes = list(norm["classes"])
+    self.norm = (norm["mean"], norm["std"])
+    self.normalize = norm["normalize"]
+    with np.load(rundir.path(workdir, rundir.HEAD)) as h:
+      self.head = {k: h[k] for k in h.files}
+    self.layer = int(self.head["layer"])
+    self.step = 0  # no training steps: a closed-form head
+    self.encoder = encoders.load(c.encoder.path)
+    want = str(self.head["encoder_digest"])
+    if self.encoder.digest != want:
+      raise CheckpointError(
+          f"{workdir}: the encoder at {c.encoder.path} is not the one this "
+          f"head was trained on (weights sha1 {self.encoder.digest}, trained "
+          f"with {want}); train the head again or point config.encoder.path "
+          "at those weights")
+    self.sample_rate = self.encoder.sample_rate
+    self.store = store
+    self.familiarity, self.calibration, self.temperature = None, None, 1.0
+    if trust:
+      fam_path = os.path.join(workdir, rundir.FAMILIARITY)
+      if os.path.exists(fam_path):
+        self.familiarity = familiarity.load(fam_path)
+      self.calibration = calibration.load(workdir)
+      if self.calibration:
+        self.temperature = self.calibration["temperature"]
+
+  def load_audio(self, path: str) -> np.ndarray:
+    return audio_lib.load_audio(path, self.sample_rate, min_samples=400)
+
+  def states(self, waveforms: list[np.ndarray]) -> np.ndarray:
+    """[N, layers + 1, 2 d] every layer's pooled states of 16 kHz clips
+    (through the store when the run has one)."""
+    if self.store is None:
+      return self.encoder.pooled(waveforms,
+                                 batch=int(self.config.encoder.batch_size))
+    from fser_jax.encoders import extract
+    keys, _ = extract.extract(self.encoder, waveforms, self.store,
+                              batch=int(self.config.encoder.batch_size))
+    return self.store.read(keys)
+
+  def raw_images(self, waveforms: list[np.ndarray]) -> np.ndarray:
+    """[N, 2 d]: the chosen layer's pooled states."""
+    return self.states(waveforms)[:, self.layer]
+
+  def network(self, x: np.ndarray):
+    """(logits, hidden, embedding) of normalised features: the head's
+    linear map; hidden: the features as the head's scaler standardises
+    them (familiarity's space)."""
+    h = self.head
+    z = ((x - h["scaler_mean"]) / h["scaler_scale"]).astype(np.float32)
+    logits = (x @ h["weight"] + h["bias"]).astype(np.float32)
+    return logits, z, np.zeros((len(x), 0), np.float32)
+
+
+def load_run(workdir: str, *, trust: bool = True) -> TrainedRun:
+  """The trained run in `workdir`: a network's checkpoints, or a linear head
+  on a pretrained encoder (fser_jax/head.py); one interface for both."""
+  if os.path.exists(rundir.path(workdir, rundir.HEAD)):
+    return EncoderHeadRun(workdir, trust=trust)
+  return TrainedRun(workdir, trust=trust)
 
 
 class Long:

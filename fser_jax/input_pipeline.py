@@ -521,8 +521,10 @@ def group_norms(images: np.ndarray, groups, stats=channel_stats
 
 
 def standardise_clips(images: np.ndarray, clip_norm: np.ndarray) -> np.ndarray:
-  """(image - mean) / std per clip and channel, clip_norm [N, 2, C]."""
-  c = clip_norm[:, :, None, None, :]
+  """(image - mean) / std per clip and channel, clip_norm [N, 2, C]
+  (images [N, ..., C]: images, or feature vectors [N, C])."""
+  c = clip_norm.reshape(clip_norm.shape[:2] + (1,) * (images.ndim - 2)
+                        + clip_norm.shape[-1:])
   return ((images - c[:, 0]) / c[:, 1]).astype(np.float32)
 
 

@@ -46,9 +46,12 @@ REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 FAMILIARITY = "familiarity.npz"
 CALIBRATION = "calibration.json"
+# A run whose network is a linear head on a pretrained encoder's states
+# (fser_jax/head.py): the head instead of checkpoints.
+HEAD = "encoder_head.npz"
 FILES = (CONFIG, SPLITS, METRICS, REPORT_JSON, REPORT_MD, NORMALISATION,
-         FAMILIARITY, CALIBRATION)
-DIRS = ("checkpoints", "best", "tensorboard", "plots")
+         FAMILIARITY, CALIBRATION, HEAD)
+DIRS = ("checkpoints", "best", "tensorboard", "plots", "encoder_states")
 
 # Keys that may change between invocations on one workdir without changing
 # the run: extending training, logging and checkpoint cadence, devices.

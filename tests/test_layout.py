@@ -20,6 +20,7 @@ LAYERS = [
     {"inference"},
     {"transfer", "scoring"},
     {"run", "tune"},
+    {"head"},
     {"experiments"},
 ]
 

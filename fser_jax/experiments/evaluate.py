@@ -33,6 +33,7 @@ from fser_jax import metrics as metrics_lib
 from fser_jax import plots
 from fser_jax import scoring
 from fser_jax.errors import DataError
+from fser_jax import inference
 from fser_jax.inference import TrainedRun
 
 def to_markdown(rep: dict, source: str, problems: list[str]) -> str:
@@ -93,7 +94,7 @@ def main(workdir: str, data: str, output_dir: str, *, label_map=None,
                     "manifest or a built TFDS name like fser/emodb)")
   if not output_dir:
     raise DataError("--mode evaluate needs --output_dir (where the report goes)")
-  run = TrainedRun(workdir)
+  run = inference.load_run(workdir)
   names, wavs, data_labels, meta, problems = scoring.load_labelled(
       data, run, data_dir, columns)
   if problems:

@@ -29,6 +29,7 @@ from fser_jax import audio as audio_lib
 from fser_jax.datasets.files import AUDIO_EXTENSIONS
 from fser_jax.errors import DataError
 from fser_jax.inference import LONG
+from fser_jax import inference
 from fser_jax.inference import TrainedRun
 from fser_jax.inference import load_many
 
@@ -205,7 +206,7 @@ def main(workdir: str, audio: list[str], output: str | None = None,
   files = expand(audio)
   if not files:
     raise DataError("no audio files given: use --audio FILE|DIR|GLOB")
-  run = TrainedRun(workdir)
+  run = inference.load_run(workdir)
   normalize_by = resolve_normalize_by(run, normalize_by)
   threshold = parse_abstain(abstain_below, run)
   cols = ["file", "window", "start_s", "end_s", "prediction", *run.classes,

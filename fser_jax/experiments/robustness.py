@@ -43,6 +43,7 @@ from fser_jax import wave_augment
 from fser_jax.errors import DataError
 from fser_jax import rundir
 from fser_jax import scoring
+from fser_jax import inference
 from fser_jax.inference import TrainedRun
 
 PAD_MULTIPLE = 8192  # clips are padded per own length: batching-independent
@@ -147,7 +148,7 @@ def run_conditions(workdir: str, *, data: str = "", output_dir: str = "",
   if unknown:
     raise DataError(f"--conditions: unknown {', '.join(unknown)}; known: "
                     f"{', '.join(wave_augment.CONDITIONS)}")
-  run = TrainedRun(workdir)
+  run = inference.load_run(workdir)
   out_dir = output_dir or os.path.join(workdir, "robustness")
   cond_dir = os.path.join(out_dir, "conditions")
   os.makedirs(cond_dir, exist_ok=True)
