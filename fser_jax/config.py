@@ -202,6 +202,14 @@ def base() -> ml_collections.ConfigDict:
   # std, the layer chosen by cross-validation) and 'encoder+baseline'.
   c.encoder = ml_collections.ConfigDict()
   c.encoder.path = ""
+  # '' reads the family from the folder; naming one ('whisper', 'wavlm',
+  # ...) makes a folder of another family an error.
+  c.encoder.family = ""
+  # The states a head chooses among by cross-validation: '' every one (0 is
+  # the transformer's input), or '6,7,8' / '4-9'; their average ('mix') is
+  # a candidate too. Pooling over positions: 'mean_std' or 'mean'.
+  c.encoder.layers = ""
+  c.encoder.pooling = "mean_std"
   c.encoder.batch_size = 8  # clips per call, padded to a multiple of 1 s
   # Clips per part file of the states' store (launch.py --mode embed, the
   # curve): what a killed extraction can lose, and the audio in memory.

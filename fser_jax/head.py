@@ -65,13 +65,14 @@ def _fit(x, y, c: float, classes) -> tuple[np.ndarray, np.ndarray, dict]:
   return w, b, {"mean": scaler.mean_, "scale": scaler.scale_}
 
 
-def choose(states: np.ndarray, y, groups, classes) -> dict:
-  """The layer, then C, by out-of-fold log loss with whole speakers (else
-  clips) held out: {'layer', 'C', 'how', 'cv_loss' per layer}."""
+def choose(blocks: np.ndarray, y, groups, classes) -> dict:
+  """The candidate block (a layer, or their mix), then C, by out-of-fold
+  log loss with whole speakers (else clips) held out: {'layer' (index into
+  the candidates), 'C', 'how', 'cv_loss' per candidate}."""
   folds, how = baseline_lib.cv_folds(y, groups)
   losses, best = [], None
-  for layer in range(states.shape[1]):
-    h = baseline_lib.tune(states[:, layer], y, folds, classes)
+  for layer in range(blocks.shape[1]):
+    h = baseline_lib.tune(blocks[:, layer], y, folds, classes)
     loss = (baseline_lib.log_loss(h["oof"], y, classes)
             if h["oof"] is not None else 0.0)
     losses.append(loss)
@@ -96,7 +97,7 @@ def train_head(config, workdir: str, *, overwrite: bool = False) -> dict:
   split = input_pipeline.assign_split(d, labels, meta)
   input_pipeline.check_split(d, split, labels, meta)
   mode = input_pipeline.normalize_mode(config.features)
-  enc = encoders.load(config.encoder.path)
+  enc = encoders.from_config(config.encoder)
   store = extract.Store(rundir.path(workdir, "encoder_states"), enc)
   input_pipeline.write_splits_csv(
       rundir.path(workdir, rundir.SPLITS),
@@ -143,12 +144,17 @@ def train_head(config, workdir: str, *, overwrite: bool = False) -> dict:
   spk = np.asarray(meta["speaker"], object)[owner]
   cv_groups = np.where(spk == "", np.array([f"clip:{i}" for i in owner],
                                             object), spk)
-  pick = choose(states, y_w[tr], cv_groups[tr], cls)
-  logging.info("Encoder head: layer %d of %d, C=%g (%s).", pick["layer"],
-               states.shape[1], pick["C"], pick["how"])
-  w, b, scaler = _fit(states[:, pick["layer"]], y_w[tr], pick["C"], cls)
+  from fser_jax.encoders import pooling
+  blocks, names = pooling.candidates(states, config.encoder.layers,
+                                     config.encoder.pooling)
+  pick = choose(blocks, y_w[tr], cv_groups[tr], cls)
+  pick["name"] = names[pick["layer"]]
+  logging.info("Encoder head: state %s of %s, C=%g (%s).", pick["name"],
+               names, pick["C"], pick["how"])
+  w, b, scaler = _fit(blocks[:, pick["layer"]], y_w[tr], pick["C"], cls)
   np.savez(rundir.path(workdir, rundir.HEAD), weight=w.astype(np.float32),
            bias=b.astype(np.float32), layer=np.int64(pick["layer"]),
+           layer_name=np.asarray(str(pick["name"])),
            scaler_mean=scaler["mean"].astype(np.float32),
            scaler_scale=scaler["scale"].astype(np.float32),
            encoder_digest=np.asarray(enc.digest),
@@ -195,9 +201,10 @@ def train_head(config, workdir: str, *, overwrite: bool = False) -> dict:
       "n_validation": int(np.sum(split == "validation")),
       "head": {"encoder": {"family": enc.family, "path": enc.path,
                            "digest": enc.digest, "layers": enc.num_layers},
-               "layer": pick["layer"], "C": pick["C"], "cv": pick["how"],
-               "cv_log_loss_per_layer": [round(v, 4)
-                                         for v in pick["cv_loss"]],
+               "layer": pick["name"], "C": pick["C"], "cv": pick["how"],
+               "candidates": names,
+               "cv_log_loss_per_candidate": [round(v, 4)
+                                             for v in pick["cv_loss"]],
                "windows_train": int(tr.sum()), "normalisation": mode},
       "familiarity": familiarity.summary(fam, out.distance,
                                          out.probs.argmax(1) == y_te),
@@ -210,8 +217,9 @@ def train_head(config, workdir: str, *, overwrite: bool = False) -> dict:
   extra = (run_lib.baseline_line(rep) + "\n\n" if rep.get("baseline")
            else "")
   extra += (f"A linear head on the frozen {enc.family} encoder at "
-            f"`{enc.path}` (weights sha1 {enc.digest}): layer {h['layer']} of "
-            f"{enc.num_layers - 1} (0: the transformer's input), C = {h['C']},"
+            f"`{enc.path}` (weights sha1 {enc.digest}): state {h['layer']} "
+            f"of {h['candidates']} (0: the transformer's input; mix: their "
+            f"average), pooled {config.encoder.pooling}, C = {h['C']},"
             f" chosen by {h['cv']} on {h['windows_train']} training windows; "
             f"inputs normalised: {mode}. Dataset `{d.dataset}`, protocol "
             f"`{d.protocol}` fold {d.fold}; train {rep['n_train']}, "

@@ -362,7 +362,7 @@ class EncoderHeadRun(TrainedRun):
       self.head = {k: h[k] for k in h.files}
     self.layer = int(self.head["layer"])
     self.step = 0  # no training steps: a closed-form head
-    self.encoder = encoders.load(c.encoder.path)
+    self.encoder = encoders.from_config(c.encoder)
     want = str(self.head["encoder_digest"])
     if self.encoder.digest != want:
       raise CheckpointError(
@@ -396,8 +396,14 @@ class EncoderHeadRun(TrainedRun):
     return self.store.read(keys)
 
   def raw_images(self, waveforms: list[np.ndarray]) -> np.ndarray:
-    """[N, 2 d]: the chosen layer's pooled states."""
-    return self.states(waveforms)[:, self.layer]
+    """[N, D]: the chosen state's (a layer, or the layers' mix) pooled
+    states, as config.encoder.layers / pooling made the candidates."""
+    from fser_jax.encoders import pooling
+    blocks, _ = pooling.candidates(self.states(waveforms),
+                                   self.config.encoder.get("layers", ""),
+                                   self.config.encoder.get("pooling",
+                                                           "mean_std"))
+    return blocks[:, self.layer]
 
   def network(self, x: np.ndarray):
     """(logits, hidden, embedding) of normalised features: the head's

@@ -493,3 +493,27 @@ def test_a_pickle_that_asks_for_anything_but_tensors_is_refused(tmp_path):
                      match=r"model.pt: the pickle asks for (posix|os)\.system"):
     encoders.load(str(path))
   assert not (tmp_path / "pwned").exists()
+
+
+def test_the_states_a_head_chooses_among(tmp_path):
+  """config.encoder.layers / pooling / family: which states are candidates,
+  pooled how, their mix; bad values named."""
+  from fser_jax.encoders import pooling
+  from fser_jax.errors import UserError
+  x = np.arange(2 * 4 * 6, dtype=np.float32).reshape(2, 4, 6)  # d = 3
+  b, names = pooling.candidates(x)
+  assert names == [0, 1, 2, 3, "mix"] and b.shape == (2, 5, 6)
+  assert np.allclose(b[:, 4], x.mean(1))
+  b, names = pooling.candidates(x, "1-2", "mean")
+  assert names == [1, 2, "mix"] and b.shape == (2, 3, 3)
+  assert np.allclose(b[:, 0], x[:, 1, :3])
+  assert pooling.candidates(x, "-1")[1] == [3]  # one state: no mix
+  with pytest.raises(UserError, match="states 0-3; 7 is not one"):
+    pooling.candidates(x, "2,7")
+  with pytest.raises(UserError, match="layer numbers"):
+    pooling.candidates(x, "last")
+  with pytest.raises(UserError, match="encoder.pooling 'max'"):
+    pooling.candidates(x, "", "max")
+  with pytest.raises(checkpoints.CheckpointFileError,
+                     match="holds a whisper encoder, not wavlm"):
+    encoders.load(FIX, family="wavlm")

@@ -56,7 +56,8 @@ def head_run(tfds_dir, user_recordings, tmp_path_factory):
 
 def test_a_head_run_reports_like_any_run(head_run):
   wd, rep = head_run
-  assert 0 <= rep["head"]["layer"] <= 2
+  assert rep["head"]["candidates"] == [0, 1, 2, "mix"]
+  assert rep["head"]["layer"] in rep["head"]["candidates"]
   assert rep["head"]["C"] in (0.03, 0.1, 0.3, 1.0)
   assert "whole speakers held out" in rep["head"]["cv"]
   assert rep["n_test"] > 0 and rep["baseline"]["normalisation"] == "speaker"

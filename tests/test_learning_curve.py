@@ -171,7 +171,8 @@ def test_a_pretrained_encoder_is_an_arm_of_the_curve(tfds_dir, user_recordings,
               "encoder+baseline_speaker"):
     row = out["arms"][arm][0]
     assert row["n_train"] == 10 and len(row["ua"]) == 2
-    assert all(h["layer"] in (0, 1, 2) for h in row["hyper"])
+    assert all(h["layer"] in (0, 1, 2, "mix") for h in row["hyper"])
+  assert out["encoder"]["candidates"] == [0, 1, 2, "mix"]
   assert set(out["choice"][0]["arms"]) <= set(lc.LINEAR)
   # The states live per clip in the encoder's store, not in features.npz.
   from fser_jax import encoders

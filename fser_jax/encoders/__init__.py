@@ -13,3 +13,8 @@ format faster-whisper users have). Many clips, once, on disk: extract.py.
 """
 
 from fser_jax.encoders.checkpoints import load  # noqa: F401
+
+
+def from_config(encoder_cfg):
+  """The encoder `config.encoder` names (path, family)."""
+  return load(encoder_cfg.path, encoder_cfg.get("family", ""))

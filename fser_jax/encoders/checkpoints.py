@@ -403,8 +403,17 @@ def _ct2_whisper(folder: str) -> Loaded:
                 _digest([path]))
 
 
-def load(path: str) -> Loaded:
-  """The encoder in `path` (a folder), by what the folder holds."""
+def load(path: str, family: str = "") -> Loaded:
+  """The encoder in `path` (a folder), by what the folder holds; with
+  `family`, a folder holding another family is an error."""
+  enc = _load(path)
+  if family and enc.family != family:
+    raise CheckpointFileError(f"{path}: holds a {enc.family} encoder, not "
+                              f"{family} (config encoder.family)")
+  return enc
+
+
+def _load(path: str) -> Loaded:
   folder = os.path.abspath(os.path.expanduser(path))
   if os.path.isfile(folder) and folder.endswith(".pt"):
     return _openai_whisper(folder)

@@ -47,7 +47,7 @@ def run_embed(config, workdir: str) -> dict:
                                      config.data.columns)
   for p in problems:
     logging.warning("Embed: %s", p)
-  enc = encoders.load(config.encoder.path)
+  enc = encoders.from_config(config.encoder)
   os.makedirs(workdir, exist_ok=True)
   store = extract.Store(os.path.join(workdir, "encoder_states"), enc)
   index, count = jax.process_index(), jax.process_count()

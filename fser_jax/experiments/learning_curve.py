@@ -343,7 +343,7 @@ def _ua(y, pred, num_classes: int) -> float:
 
 
 def linear_cell(blocks: dict, labels, idx, test, num_classes: int,
-                speakers=None) -> tuple[dict, str]:
+                speakers=None, encoder_names=None) -> tuple[dict, str]:
   """Every linear arm on one cell: ({arm: {'cv_ua', 'cv_correct' [n_train
   bool] (None without folds), 'report' (test), 'hyper'}}, how the folds
   were made). Hyperparameters by out-of-fold log loss on the cell's clips;
@@ -407,9 +407,10 @@ def linear_cell(blocks: dict, labels, idx, test, num_classes: int,
       _, layer, hl = best
       x_e = enc[:, layer]
       lp_l = baseline_lib.fit_log_proba(x_e[idx], y, x_e[test], hl, classes)
-      arm("encoder" + suffix, hl["oof"], lp_l, {"layer": layer, "C": hl["C"]})
+      name = layer if encoder_names is None else encoder_names[layer]
+      arm("encoder" + suffix, hl["oof"], lp_l, {"layer": name, "C": hl["C"]})
       fused("encoder+baseline" + suffix, hs, lp_s, hl, lp_l,
-            {"layer": layer, "C_encoder": hl["C"]})
+            {"layer": name, "C_encoder": hl["C"]})
     e = blocks.get("embedding" + suffix)
     if e is None:
       continue
@@ -626,13 +627,20 @@ def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
   encoder = None
   if config.encoder.path:
     from fser_jax import encoders
-    encoder = encoders.load(config.encoder.path)
+    encoder = encoders.from_config(config.encoder)
     out["encoder"] = {"family": encoder.family, "path": encoder.path,
                       "layers": encoder.num_layers,
                       "d_model": encoder.config.d_model}
   feats = clip_features(config, waveforms, meta, workdir,
                         run if "probe" in arms else None,
                         egemaps=bool(lc.egemaps), encoder=encoder)
+  names = None
+  if "encoder" in feats:  # the states the head chooses among
+    from fser_jax.encoders import pooling
+    feats = dict(feats)
+    feats["encoder"], names = pooling.candidates(
+        feats["encoder"], config.encoder.layers, config.encoder.pooling)
+    out["encoder"]["candidates"] = names
   blocks = linear_blocks(feats, speakers if has_speakers else None)
   linear_rows = {a: [] for a in LINEAR}
   out["choice"] = []
@@ -641,7 +649,7 @@ def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
     for r in range(lc.repeats):
       cell, how = linear_cell(blocks, labels, cells[(k, r)], test,
                               len(classes),
-                              speakers if has_speakers else None)
+                              speakers if has_speakers else None, names)
       per_cell.append(cell)
       per_draw.append(choose(cell, labels[cells[(k, r)]], lc.choice_rule))
     logging.info("learning curve k=%s: chosen %s", "all" if k < 0 else k,
