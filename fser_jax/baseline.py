@@ -188,7 +188,8 @@ def speaker_standardise(x: np.ndarray, groups) -> np.ndarray:
   return out.astype(np.float32)
 
 
-def cv_folds(y, groups=None, max_folds: int = MAX_FOLDS) -> tuple[list, str]:
+def cv_folds(y, groups=None, max_folds: int = MAX_FOLDS,
+             unit: str = "speakers") -> tuple[list, str]:
   """([(train idx, held-out idx)], how): whole speakers held out when
   `groups` names at least two ('' is no speaker; one fold per speaker up to
   `max_folds`), else stratified folds; [] when fewer than two folds can be
@@ -206,7 +207,7 @@ def cv_folds(y, groups=None, max_folds: int = MAX_FOLDS) -> tuple[list, str]:
     # Stratified where every class can fill the folds (scikit-learn's rule).
     split = (StratifiedGroupKFold(k, shuffle=True, random_state=0)
              if smallest >= k else GroupKFold(k)).split(y, y, g)
-    how = f"{k}-fold, whole speakers held out ({n_groups} speakers)"
+    how = f"{k}-fold, whole {unit} held out ({n_groups} {unit})"
   else:
     k = min(max_folds, smallest)
     if k < 2:

@@ -7,7 +7,8 @@ The clips are split as any run's (data.protocol), windowed as predict
 windows them (predict.window_seconds / hop_seconds), and each window's
 states pooled per layer (fser_jax/encoders, kept in WORKDIR/encoder_states).
 On the training windows: the layer and the regularisation C by
-cross-validation that holds out whole speakers (out-of-fold log loss), then
+cross-validation that holds out whole speakers (with fewer than two
+training speakers, whole clips; out-of-fold log loss), then
 an L2 logistic regression (fser_jax.baseline's). Its scaler and weights are
 folded into one linear map and saved (encoder_head.npz, with the encoder's
 weights digest); familiarity (training windows) and calibration
@@ -65,11 +66,22 @@ def _fit(x, y, c: float, classes) -> tuple[np.ndarray, np.ndarray, dict]:
   return w, b, {"mean": scaler.mean_, "scale": scaler.scale_}
 
 
-def choose(blocks: np.ndarray, y, groups, classes) -> dict:
+def fold_groups(speakers, clips) -> tuple[np.ndarray, str]:
+  """(each training window's fold group, what it is): its speaker where
+  the windows name two or more speakers, else its clip, so that a clip's
+  windows never straddle a fold."""
+  speakers = np.asarray(speakers, object)
+  if len(set(speakers.tolist()) - {""}) >= 2:
+    return speakers, "speakers"
+  return np.array([f"clip:{c}" for c in clips], object), "clips"
+
+
+def choose(blocks: np.ndarray, y, groups, classes, unit: str = "speakers"
+           ) -> dict:
   """The candidate block (a layer, or their mix), then C, by out-of-fold
   log loss with whole speakers (else clips) held out: {'layer' (index into
   the candidates), 'C', 'how', 'cv_loss' per candidate}."""
-  folds, how = baseline_lib.cv_folds(y, groups)
+  folds, how = baseline_lib.cv_folds(y, groups, unit=unit)
   losses, best = [], None
   for layer in range(blocks.shape[1]):
     h = baseline_lib.tune(blocks[:, layer], y, folds, classes)
@@ -141,13 +153,12 @@ def train_head(config, workdir: str, *, overwrite: bool = False) -> dict:
 
   y_w = labels[owner]
   cls = np.arange(len(classes))
-  spk = np.asarray(meta["speaker"], object)[owner]
-  cv_groups = np.where(spk == "", np.array([f"clip:{i}" for i in owner],
-                                            object), spk)
+  cv_groups, unit = fold_groups(
+      np.asarray(meta["speaker"], object)[owner[tr]], owner[tr])
   from fser_jax.encoders import pooling
   blocks, names = pooling.candidates(states, config.encoder.layers,
                                      config.encoder.pooling)
-  pick = choose(blocks, y_w[tr], cv_groups[tr], cls)
+  pick = choose(blocks, y_w[tr], cv_groups, cls, unit)
   pick["name"] = names[pick["layer"]]
   logging.info("Encoder head: state %s of %s, C=%g (%s).", pick["name"],
                names, pick["C"], pick["how"])

@@ -36,6 +36,23 @@ def test_the_heads_linear_map_is_the_fitted_regression(n_features, n_rows, k):
   assert np.abs(p - pipe.predict_proba(x)).max() <= 1e-6
 
 
+def test_a_clips_windows_never_straddle_a_fold():
+  """With one training speaker, folds hold out whole clips: every clip's
+  windows fall in the same held-out fold."""
+  from fser_jax import baseline
+  clips = np.repeat(np.arange(12), 3)  # 12 clips of 3 windows
+  y = clips % 3
+  groups, unit = head_lib.fold_groups(["ana"] * 36, clips)
+  assert unit == "clips"
+  folds, how = baseline.cv_folds(y, groups, unit=unit)
+  assert "whole clips held out (12 clips)" in how
+  for _, held in folds:
+    for c in set(clips[held].tolist()):
+      assert set(np.flatnonzero(clips == c)) <= set(held.tolist())
+  groups, unit = head_lib.fold_groups(["ana", "ben"] * 18, clips)
+  assert unit == "speakers" and set(groups) == {"ana", "ben"}
+
+
 def _config(tfds_dir, manifest, **kw):
   spec = importlib.util.spec_from_file_location(
       "encoder_head", os.path.join(ROOT, "configs", "encoder_head.py"))
