@@ -144,7 +144,7 @@ def route_steps(batch: int, repeats: int) -> dict:
   import jax.numpy as jnp
   import numpy as np
   import optax
-  from fser_jax import config as config_lib, model as model_lib
+  from fser_jax import config as config_lib, kernels
   c = config_lib.base()
   rng = np.random.default_rng(0)
   params, size, cin = {"conv": [], "dense": []}, c.features.image_size, 3
@@ -168,13 +168,13 @@ def route_steps(batch: int, repeats: int) -> dict:
       keys = jax.random.split(key, 8)
       h = x
       for i, (k, b) in enumerate(p["conv"]):
-        h = model_lib.max_pool_2x2(conv(h, k, i > 0) + b)
-        h = model_lib.dropout(jax.nn.relu(h), c.model.conv_dropout, keys[i])
+        h = kernels.max_pool_2x2(conv(h, k, i > 0) + b)
+        h = kernels.dropout(jax.nn.relu(h), c.model.conv_dropout, keys[i])
       h = h.reshape(batch, -1)
       for i, (w, b) in enumerate(p["dense"]):
         h = h @ w + b
         if i < len(p["dense"]) - 1:
-          h = model_lib.dropout(jax.nn.relu(h), c.model.dense_dropout,
+          h = kernels.dropout(jax.nn.relu(h), c.model.dense_dropout,
                                 keys[4 + i])
       return optax.softmax_cross_entropy_with_integer_labels(h, y).mean()
 

@@ -54,7 +54,7 @@ def profile(batch: int, conv_impl: str = "auto",
   import jax
   import jax.numpy as jnp
   import numpy as np
-  from fser_jax import config as config_lib, model as model_lib
+  from fser_jax import config as config_lib, kernels, model as model_lib
   from fser_jax import state as state_lib
   c = config_lib.base()
   rows = []
@@ -75,12 +75,12 @@ def profile(batch: int, conv_impl: str = "auto",
   rng = np.random.default_rng(0)
   size, cin = c.features.image_size, 3
   dtype = model_lib.compute_dtype(precision)
-  impl = model_lib.resolve_conv_impl(conv_impl, dtype)
+  impl = kernels.resolve_conv_impl(conv_impl, dtype)
   for i, f in enumerate(c.model.filters):
     x = jnp.asarray(rng.normal(size=(batch, size, size, cin)), dtype)
     k = jnp.asarray(rng.normal(size=(3, 3, cin, f)) * 0.1, dtype)
     b = jnp.zeros((f,), dtype)
-    block, how = model_lib.conv_pool(impl, i, cin, dtype)
+    block, how = kernels.conv_pool(impl, i, cin, dtype)
     if block is not None:  # a custom VJP: both gradients in one piece
       name = f"conv{i + 1}+pool {size}x{size} {cin}->{f} ({how})"
       piece(f"{name} forward", block, x, k, b)
@@ -95,9 +95,9 @@ def profile(batch: int, conv_impl: str = "auto",
     if i > 0:  # the first layer's input is data: no input gradient needed
       piece(f"conv{i + 1} input gradient", conv["input gradient"], x, k, y)
     piece(f"conv{i + 1} weight gradient", conv["weight gradient"], x, k, y)
-    piece(f"pool{i + 1} forward", model_lib.max_pool_2x2, y)
+    piece(f"pool{i + 1} forward", kernels.max_pool_2x2, y)
     piece(f"pool{i + 1} backward",
-          lambda y: jax.grad(lambda a: jnp.sum(model_lib.max_pool_2x2(a)))(y), y)
+          lambda y: jax.grad(lambda a: jnp.sum(kernels.max_pool_2x2(a)))(y), y)
     size, cin = size // 2, f
   widths = [size * size * cin, *c.model.dense, 8]
   for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
@@ -184,9 +184,9 @@ def main(argv=None):
   ap.add_argument("--top", type=int, default=30)
   a = ap.parse_args(argv)
   import train_step
-  from fser_jax import model as model_lib
+  from fser_jax import kernels, model as model_lib
   dtype = model_lib.compute_dtype(a.precision)
-  impl = model_lib.resolve_conv_impl(a.conv_impl, dtype)
+  impl = kernels.resolve_conv_impl(a.conv_impl, dtype)
   if a.trace:
     out = trace_step(a.batch_size, a.conv_impl, a.precision)
     print(f"device: {common.device_name()}; {a.precision}, conv_impl="

@@ -54,7 +54,7 @@ def step_inputs(batch_size: int, precision: str, steps_per_dispatch: int,
 def bench_jax(batch_size: int, precision: str, steps_per_dispatch: int,
               repeats: int, unroll, conv_impl: str = "xla") -> dict:
   import jax
-  from fser_jax import augment, model as model_lib, train
+  from fser_jax import augment, kernels, train
   from fser_jax import state as state_lib
   chunk, c, tx, state, images, labels, idx, key = step_inputs(
       batch_size, precision, steps_per_dispatch, conv_impl, unroll)
@@ -66,7 +66,7 @@ def bench_jax(batch_size: int, precision: str, steps_per_dispatch: int,
   # the same work with fewer products (Winograd) shows as a higher rate
   # rather than a lower count: the step's work, not its method's.
   direct, direct_state = chunk, state
-  if model_lib.resolve_conv_impl(conv_impl) != "xla":
+  if kernels.resolve_conv_impl(conv_impl) != "xla":
     c.model.conv_impl = "xla"
     graphdef_x, direct_state, _ = state_lib.create(c, 8, 3, steps_per_epoch=100)
     direct = train.make_train_chunk(

@@ -211,8 +211,8 @@ def conv_impl(backend: str, dtype_name: str = "float32",
   The tuner's cached choice, where this machine has one, comes first (its
   float32 winner, or its fastest bfloat16 candidate for bfloat16). Without
   one, on CPUs:
-  - float32: 'winograd' (model.winograd_conv for the layers with >= 64 input
-    channels, model.pooled_conv for the first). On a 2-core AVX2 EPYC
+  - float32: 'winograd' (kernels.winograd_conv for the layers with >= 64 input
+    channels, kernels.pooled_conv for the first). On a 2-core AVX2 EPYC
     (batch 64, `benchmarks/train_step.py --conv_impl auto,xla`): 190.0 ex/s
     with these, 131.1 with lax convolutions, Keras 108.5. On an AVX-512/AMX
     Xeon the fastest float32 candidate measured (oneDNN's convolutions were
@@ -236,7 +236,7 @@ def conv_impl(backend: str, dtype_name: str = "float32",
   `onednn_ok`, `winograd_ok`: callables saying whether the oneDNN
   convolutions build here and whether oneDNN's Winograd runs
   (`fser_jax.onednn.ok`, `.winograd_ok`, passed in by
-  `model.resolve_conv_impl` and launch.py: this module sits below that
+  `kernels.resolve_conv_impl` and launch.py: this module sits below that
   one); without them they are not considered."""
   if backend != "cpu":
     return "xla", f"{backend}: XLA's convolutions (cuDNN picks the algorithm)"

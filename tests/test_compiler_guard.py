@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from fser_jax import kernels
 from fser_jax import model as model_lib
 
 STEP_SCRIPT = r"""
@@ -83,7 +84,7 @@ def test_each_layer_forward_matches_float64():
   np.testing.assert_allclose(np.asarray(jax.jit(conv)(x)), ref, rtol=1e-4,
                              atol=1e-4)
   np.testing.assert_allclose(
-      np.asarray(jax.jit(model_lib.im2col_conv)(x, conv.kernel[...],
+      np.asarray(jax.jit(kernels.im2col_conv)(x, conv.kernel[...],
                                                 conv.bias[...])),
       ref, rtol=1e-4, atol=1e-4)
   # Winograd F(4x4, 3x3) on enough channels that its transforms matter.
@@ -91,13 +92,13 @@ def test_each_layer_forward_matches_float64():
   kw = (0.1 * rng.normal(size=(3, 3, 64, 16))).astype(np.float32)
   bw = rng.normal(size=(16,)).astype(np.float32)
   np.testing.assert_allclose(
-      np.asarray(jax.jit(model_lib.winograd_conv)(xw, kw, bw)),
+      np.asarray(jax.jit(kernels.winograd_conv)(xw, kw, bw)),
       _conv_ref(xw.astype(np.float64), kw.astype(np.float64), bw),
       rtol=1e-4, atol=1e-4)
-  pooled = np.asarray(jax.jit(model_lib.max_pool_2x2)(x))
+  pooled = np.asarray(jax.jit(kernels.max_pool_2x2)(x))
   np.testing.assert_array_equal(
       pooled, x.reshape(4, 8, 2, 8, 2, 3).max(axis=(2, 4)))
-  g = jax.grad(lambda v: jnp.sum(model_lib.max_pool_2x2(v) ** 2))(x)
+  g = jax.grad(lambda v: jnp.sum(kernels.max_pool_2x2(v) ** 2))(x)
   g_ref = jax.grad(lambda v: jnp.sum(
       nnx.max_pool(v, (2, 2), (2, 2)) ** 2))(x)
   np.testing.assert_allclose(np.asarray(g), np.asarray(g_ref), rtol=1e-6)

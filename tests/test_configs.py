@@ -103,8 +103,8 @@ def test_old_workdir_without_new_keys_at_their_defaults_still_resumes(tmp_path):
 
 
 def test_every_conv_impl_the_model_knows_is_a_valid_config_value():
-  from fser_jax import model as model_lib
-  assert set(config_lib.CHOICES["model.conv_impl"]) == set(model_lib.CONV_IMPLS)
+  from fser_jax import kernels
+  assert set(config_lib.CHOICES["model.conv_impl"]) == set(kernels.CONV_IMPLS)
   c = config_lib.base()
   c.model.conv_impl = "onednn_winograd"
   config_lib.validate(c)

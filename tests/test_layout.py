@@ -12,7 +12,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYERS = [
     {"errors", "config", "labels", "metrics", "calibration", "familiarity",
      "splits", "plots", "checkpoints", "audio", "features", "wave_augment",
-     "augment", "model", "baseline", "xla_cpu", "onednn", "jax_cache",
+     "augment", "kernels", "model", "baseline", "xla_cpu", "onednn",
+     "jax_cache",
      "datasets", "encoders",
      "runlog", "distributed", "stream"},
     {"state", "forward", "input_pipeline", "rundir", "train_inputs"},

@@ -13,6 +13,7 @@ from flax import nnx
 from fser_jax import augment
 from fser_jax import checkpoints
 from fser_jax import config as config_lib
+from fser_jax import kernels
 from fser_jax import model as model_lib
 from fser_jax import train
 from fser_jax import train_inputs
@@ -46,7 +47,7 @@ def test_max_pool_matches_nnx_max_pool(dtype, shape):
   """Both forms of the maximum (float32's reduce, bfloat16's strided
   slices), odd sizes included."""
   x = jnp.asarray(np.random.default_rng(0).random(shape), dtype)
-  y = model_lib.max_pool_2x2(x)
+  y = kernels.max_pool_2x2(x)
   assert y.dtype == dtype
   np.testing.assert_array_equal(y, nnx.max_pool(x, (2, 2), (2, 2)))
 
@@ -153,7 +154,7 @@ def test_max_pool_gradient_routes_to_the_maximum(dtype):
   x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 4, 6, 3)),
                   dtype)
   x = x.at[0, :2, :2].set(1.0)  # a window of four tied maxima
-  g = jax.grad(lambda x: jnp.sum(model_lib.max_pool_2x2(x) * 2.0))(x)
+  g = jax.grad(lambda x: jnp.sum(kernels.max_pool_2x2(x) * 2.0))(x)
   r = np.asarray(x.astype(jnp.float32)).reshape(2, 2, 2, 3, 2, 3)
   is_max = r == r.max(axis=(2, 4), keepdims=True)
   assert g.dtype == dtype and is_max[0, 0, :, 0, :].all()
@@ -161,7 +162,7 @@ def test_max_pool_gradient_routes_to_the_maximum(dtype):
       np.asarray(g.astype(jnp.float32)).reshape(r.shape), 2.0 * is_max)
   # Odd sizes: the dropped last row gets no gradient.
   x5 = jnp.ones((1, 5, 4, 1)) * jnp.arange(20.0).reshape(1, 5, 4, 1)
-  g5 = jax.grad(lambda x: model_lib.max_pool_2x2(x).sum())(x5)
+  g5 = jax.grad(lambda x: kernels.max_pool_2x2(x).sum())(x5)
   assert g5.shape == x5.shape and float(g5[0, 4].sum()) == 0.0
 
 
@@ -172,7 +173,7 @@ def test_dropout_drops_the_rate_and_keeps_the_expectation(rate, levels):
   independently of its neighbours sharing a 32-bit word, kept values are
   scaled by the inverse keep probability, and the mask follows the key."""
   x = jnp.ones((16, 32, 32, 32), jnp.float32)  # 524,288 values
-  y = np.asarray(model_lib.dropout(x, rate, jax.random.key(0)))
+  y = np.asarray(kernels.dropout(x, rate, jax.random.key(0)))
   want = round(rate * levels) / levels
   dropped = y == 0
   assert abs(dropped.mean() - want) < 4 * np.sqrt(want * (1 - want) / y.size)
@@ -182,19 +183,19 @@ def test_dropout_drops_the_rate_and_keeps_the_expectation(rate, levels):
   flat = dropped.reshape(-1)
   both = (flat[:-1] & flat[1:]).mean()
   assert abs(both - want ** 2) < 4 * np.sqrt(want ** 2 / flat.size)
-  again = np.asarray(model_lib.dropout(x, rate, jax.random.key(0)))
-  other = np.asarray(model_lib.dropout(x, rate, jax.random.key(1)))
+  again = np.asarray(kernels.dropout(x, rate, jax.random.key(0)))
+  other = np.asarray(kernels.dropout(x, rate, jax.random.key(1)))
   np.testing.assert_array_equal(again, y)
   assert (other != y).mean() > 0.1
-  assert model_lib.dropout(x, 0.0, jax.random.key(0)) is x
-  assert not np.asarray(model_lib.dropout(x, 1.0, jax.random.key(0))).any()
+  assert kernels.dropout(x, 0.0, jax.random.key(0)) is x
+  assert not np.asarray(kernels.dropout(x, 1.0, jax.random.key(0))).any()
 
 
 def test_im2col_convolution_equals_lax_conv():
   conv = nnx.Conv(5, 7, (3, 3), padding="SAME", rngs=nnx.Rngs(0))
   x = jnp.asarray(np.random.default_rng(1).random((2, 8, 6, 5)), jnp.float32)
   np.testing.assert_allclose(
-      model_lib.im2col_conv(x, conv.kernel[...], conv.bias[...]), conv(x),
+      kernels.im2col_conv(x, conv.kernel[...], conv.bias[...]), conv(x),
       atol=1e-5)
 
 
@@ -214,12 +215,12 @@ def test_winograd_convolution_and_its_vjp_equal_lax_conv(shape):
         x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")) + bias
 
   want, want_vjp = jax.vjp(plain, x, k, bias)
-  got, got_vjp = jax.vjp(model_lib.winograd_conv, x, k, bias)
+  got, got_vjp = jax.vjp(kernels.winograd_conv, x, k, bias)
   np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
   for o, w_ in zip(got_vjp(g), want_vjp(g)):
     np.testing.assert_allclose(o, w_, rtol=1e-4, atol=1e-4)
   with pytest.raises(ValueError, match="3x3"):
-    model_lib.winograd_conv(x, jnp.zeros((5, 5, c, f)), bias)
+    kernels.winograd_conv(x, jnp.zeros((5, 5, c, f)), bias)
 
 
 @pytest.mark.parametrize("shape", [(2, 8, 12, 3, 5), (2, 9, 7, 4, 6)])
@@ -233,19 +234,19 @@ def test_pooled_conv_equals_conv_then_pool_with_all_gradients(shape):
   bias = 0.1 * jax.random.normal(jax.random.key(2), (f,))
 
   def plain(x, k, bias):
-    return model_lib.max_pool_2x2(jax.lax.conv_general_dilated(
+    return kernels.max_pool_2x2(jax.lax.conv_general_dilated(
         x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
         + bias)
 
   want, want_vjp = jax.vjp(plain, x, k, bias)
-  got, got_vjp = jax.vjp(model_lib.pooled_conv, x, k, bias)
+  got, got_vjp = jax.vjp(kernels.pooled_conv, x, k, bias)
   assert got.shape == (b, h // 2, w // 2, f)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
   g = jax.random.normal(jax.random.key(3), want.shape)
   for o, w_ in zip(got_vjp(g), want_vjp(g)):
     np.testing.assert_allclose(o, w_, rtol=1e-4, atol=1e-4)
   jaxpr = str(jax.make_jaxpr(jax.grad(
-      lambda k: model_lib.pooled_conv(x, k, bias).sum()))(k))
+      lambda k: kernels.pooled_conv(x, k, bias).sum()))(k))
   assert jaxpr.count("dot_general[") == 2
 
 
@@ -276,10 +277,10 @@ def test_auto_conv_impl_is_chosen_per_backend_and_cpu():
   from fser_jax import onednn
   ok = dict(onednn_ok=onednn.ok, winograd_ok=onednn.winograd_ok)
   want = xla_cpu.conv_impl(jax.default_backend(), **ok)[0]
-  assert model_lib.resolve_conv_impl("auto") == want
-  assert model_lib.resolve_conv_impl("auto", jnp.bfloat16) == \
+  assert kernels.resolve_conv_impl("auto") == want
+  assert kernels.resolve_conv_impl("auto", jnp.bfloat16) == \
       xla_cpu.conv_impl(jax.default_backend(), "bfloat16", **ok)[0]
-  assert model_lib.resolve_conv_impl("im2col") == "im2col"
+  assert kernels.resolve_conv_impl("im2col") == "im2col"
   with pytest.raises(ValueError, match="conv_impl"):
     model_lib.FSER(3, conv_impl="fft", rngs=None)
 
@@ -443,14 +444,14 @@ def test_input_conv_vjp_equals_the_plain_convolutions_gradient(chunks):
 
   want = jax.grad(lambda k, b: loss(plain, k, b), (0, 1))(k, b)
   got = jax.grad(lambda k, b: loss(
-      lambda x, k, b: model_lib.input_conv(x, k, b, chunks), k, b),
+      lambda x, k, b: kernels.input_conv(x, k, b, chunks), k, b),
       (0, 1))(k, b)
   for w, o in zip(want, got):
     np.testing.assert_allclose(o, w, rtol=1e-4, atol=1e-4)
-  np.testing.assert_allclose(model_lib.input_conv(x, k, b), plain(x, k, b),
+  np.testing.assert_allclose(kernels.input_conv(x, k, b), plain(x, k, b),
                              atol=1e-5)
   # The input is data: its gradient is not computed (zeros by design).
-  dx = jax.grad(lambda x: jnp.sum(model_lib.input_conv(x, k, b) * g))(x)
+  dx = jax.grad(lambda x: jnp.sum(kernels.input_conv(x, k, b) * g))(x)
   assert not np.any(np.asarray(dx))
 
 
