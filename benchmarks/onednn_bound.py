@@ -1,11 +1,10 @@
-"""How much could oneDNN's convolutions buy the train step? (issue 15, part 4)
+"""How much can TensorFlow's (oneDNN's) convolutions buy the train step?
 
   python benchmarks/onednn_bound.py --batch_size 64 [--json OUT.json]
 
 Keras is fast on some CPUs because TensorFlow runs its convolutions through
-oneDNN. Before building that route into the library (an XLA FFI custom call
-or a callback), this measures its upper bound for our step, three ways, side
-by side in one process:
+oneDNN. This measures the upper bound of that route for our step, three
+ways, side by side in one process:
 
 1. Kernels alone: every convolution of the FSER CNN at batch 64 in each
    direction (forward, input gradient, weight gradient; the first layer has
@@ -25,10 +24,6 @@ by side in one process:
    momentum) written once with a pluggable convolution, run with XLA's
    convolution and with TensorFlow's kernels behind a `jax.custom_vjp` whose
    three directions are `jax.pure_callback`s.
-
-The issue's rule: ship the route as an option only if the bound is at least
-1.3x the best pure-JAX step on both CPU kinds; otherwise write the bound in
-the README and stop.
 """
 
 from __future__ import annotations
@@ -41,7 +36,6 @@ import common  # noqa: F401  (sys.path, XLA:CPU backend, TF log level)
 
 def tf_kernels():
   """TensorFlow's three convolution kernels as numpy -> numpy functions."""
-  import numpy as np
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU")
   tf.get_logger().setLevel("ERROR")  # one trace per layer shape is expected

@@ -52,7 +52,7 @@ def step_inputs(batch_size: int, precision: str, steps_per_dispatch: int,
 
 
 def bench_jax(batch_size: int, precision: str, steps_per_dispatch: int,
-              repeats: int, unroll, conv_impl: str = "xla") -> dict:
+              repeats: int, unroll, conv_impl: str = "auto") -> dict:
   import jax
   from fser_jax import augment, kernels, train
   from fser_jax import state as state_lib
@@ -179,8 +179,9 @@ def main(argv=None) -> dict:
   p.add_argument("--steps_per_dispatch", type=int, default=8)
   p.add_argument("--repeats", type=int, default=5)
   p.add_argument("--json", default=None)
-  p.add_argument("--conv_impl", default="xla",
-                 help="model.conv_impl; a comma list runs each side by side")
+  p.add_argument("--conv_impl", default="auto",
+                 help="model.conv_impl (default: the library's, 'auto'); a "
+                 "comma list runs each side by side")
   a = p.parse_args(argv)
   peers = [b for b in a.baseline.split(",") if b and b != "none"]
   if set(peers) - {"keras", "torch"}:
@@ -190,9 +191,14 @@ def main(argv=None) -> dict:
     os.environ["TF_ENABLE_ONEDNN_OPTS"] = a.keras_onednn  # read at TF start
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU") if "keras" not in peers else None
+  import jax.numpy as jnp
+  from fser_jax import kernels
+  dtype = jnp.bfloat16 if a.precision == "bfloat16" else jnp.float32
   result = {"device": common.device_name(), "batch_size": a.batch_size,
             "precision": a.precision,
-            "conv_impl": a.conv_impl.split(",")[0]}
+            "conv_impl": a.conv_impl.split(",")[0],
+            "conv_impl_resolved": kernels.resolve_conv_impl(
+                a.conv_impl.split(",")[0], dtype)}
   for impl in a.conv_impl.split(","):
     r = bench_jax(a.batch_size, a.precision, a.steps_per_dispatch, a.repeats,
                   None, conv_impl=impl)
@@ -200,7 +206,10 @@ def main(argv=None) -> dict:
       result["jax"] = r
     else:  # alternatives, measured in the same process after the first
       result.setdefault("jax_alternatives", {})[impl] = r
-    print(f"conv_impl={impl}: {r['examples_per_sec']['median']:.1f} ex/s")
+    resolved = kernels.resolve_conv_impl(impl, dtype)
+    print(f"conv_impl={impl}"
+          + (f" (here: {resolved})" if resolved != impl else "")
+          + f": {r['examples_per_sec']['median']:.1f} ex/s")
   if "keras" in peers:
     result["keras"] = bench_keras(a.batch_size, a.precision, a.repeats,
                                   a.keras_jit)

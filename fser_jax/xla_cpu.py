@@ -4,7 +4,7 @@ jaxlib 0.10.2's XLA:CPU sends float32 convolutions (backward ones included),
 dots and reductions to YNNPACK fusions by default
 (`--xla_cpu_experimental_ynn_fusion_type` defaults to individual_dot,
 individual_convolution, reduce). On CPUs without AVX-512 those convolutions
-are much slower than XLA's Eigen ones. Measured side by side in one session
+are much slower than XLA's Eigen ones. Measured side by side in one process
 on a 2-core AMD EPYC with AVX2 (no AVX-512), `benchmarks/train_step.py
 --batch_size 64 --baseline none --repeats 3`, float32:
 
@@ -13,10 +13,9 @@ on a 2-core AMD EPYC with AVX2 (no AVX-512), `benchmarks/train_step.py
   --xla_cpu_experimental_ynn_fusion_type=       (YNNPACK off)   287 ex/s
   --xla_cpu_experimental_ynn_fusion_type=individual_dot,reduce  274 ex/s
 
-So on a CPU without AVX-512, `configure()` turns YNNPACK fusions off. On an
-AVX-512 CPU it keeps jaxlib's default: we have not measured the flag there
-(our AVX-512 sessions predate this module), and a default we have not
-measured beats one we guessed. A flag the user set in XLA_FLAGS always wins.
+So on a CPU without AVX-512, `configure()` turns YNNPACK fusions off; on
+AVX-512 CPUs it sets the value measured fastest for the vendor (below). A
+flag the user set in XLA_FLAGS always wins.
 `configure()` runs when fser_jax is imported (before the first computation,
 which is when XLA reads XLA_FLAGS); `CHOICE` says what it did and why, and
 launch.py logs it.
