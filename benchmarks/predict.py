@@ -66,7 +66,7 @@ def legacy(run, files):
   import jax
   import jax.numpy as jnp
   from flax import nnx
-  from fser_jax import familiarity, features, forward, input_pipeline
+  from fser_jax import familiarity, features, forward, normalisation
   eval_fn = forward.make_eval_fn(run.graphdef)
 
   @jax.jit
@@ -79,7 +79,7 @@ def legacy(run, files):
     images = features.compute_images([w for _, w in windows],
                                      run.config.features, run.sample_rate,
                                      batch_size=16)
-    images = input_pipeline.standardise(images, run.norm)
+    images = normalisation.standardise(images, run.norm)
     forward.predict_logits(eval_fn, run.params, images, 16)
     emb = forward.predict_logits(embed_fn, run.params, images, 16)
     familiarity.distance(run.familiarity, emb)

@@ -68,11 +68,12 @@ def main(argv=None) -> dict:
   if a.what == "build":
     import tensorflow_datasets as tfds
     from fser_jax import input_pipeline
+    from fser_jax import dataset_io
     t0 = time.perf_counter()
     b.download_and_prepare(
         file_format="array_record",
         download_config=tfds.download.DownloadConfig(
-            beam_options=input_pipeline.beam_options(a.beam_options)))
+            beam_options=dataset_io.beam_options(a.beam_options)))
     out.update(what="build", seconds=time.perf_counter() - t0,
                clips=b.info.splits["train"].num_examples,
                bytes=b.info.splits["train"].num_bytes,
@@ -80,10 +81,11 @@ def main(argv=None) -> dict:
   else:
     import tempfile
     from fser_jax import input_pipeline, train
+    from fser_jax import dataset_io
     c = config(a.utterances, a.data_dir, a.stream, a.steps)
     t0 = time.perf_counter()
     # The builder above is not registered under fser/: load through it.
-    input_pipeline.get_builder = lambda d: b
+    dataset_io.get_builder = lambda d: b
     data = input_pipeline.load(c, progress=False)
     load_s = time.perf_counter() - t0
     rss_load = peak_rss_gb()

@@ -33,6 +33,8 @@ from fser_jax import calibration as calibration_lib
 from fser_jax import familiarity
 from fser_jax import inference
 from fser_jax import input_pipeline
+from fser_jax import dataset_io
+from fser_jax import normalisation
 from fser_jax import metrics as metrics_lib
 from fser_jax import plots
 from fser_jax import rundir
@@ -105,13 +107,13 @@ def train_head(config, workdir: str, *, overwrite: bool = False) -> dict:
   from fser_jax import encoders
   from fser_jax.encoders import extract
   d = config.data
-  wavs, labels, classes, meta = input_pipeline.load_clips(d)
+  wavs, labels, classes, meta = dataset_io.load_clips(d)
   split = input_pipeline.assign_split(d, labels, meta)
   input_pipeline.check_split(d, split, labels, meta)
-  mode = input_pipeline.normalize_mode(config.features)
+  mode = normalisation.normalize_mode(config.features)
   enc = encoders.from_config(config.encoder)
   store = extract.Store(rundir.path(workdir, "encoder_states"), enc)
-  input_pipeline.write_splits_csv(
+  rundir.write_splits_csv(
       rundir.path(workdir, rundir.SPLITS),
       types.SimpleNamespace(meta=meta, classes=classes, labels=labels,
                             split=split))
@@ -143,10 +145,10 @@ def train_head(config, workdir: str, *, overwrite: bool = False) -> dict:
   d_feat = states.shape[-1]
   states = states[tr]
   if mode != "global":
-    groups = input_pipeline.norm_groups(meta, mode)[owner[tr]]
+    groups = normalisation.norm_groups(meta, mode)[owner[tr]]
     flat_states = states.reshape(len(states), -1)
-    states = input_pipeline.standardise_clips(
-        flat_states, input_pipeline.group_norms(flat_states, groups)
+    states = normalisation.standardise_clips(
+        flat_states, normalisation.group_norms(flat_states, groups)
     ).reshape(states.shape)
   rundir.write_normalisation(workdir, ([0.0] * d_feat, [1.0] * d_feat),
                              classes, mode)

@@ -23,7 +23,7 @@ from fser_jax import audio as audio_lib
 from fser_jax import calibration
 from fser_jax import familiarity
 from fser_jax import features as features_lib
-from fser_jax import input_pipeline
+from fser_jax import normalisation
 from fser_jax import forward
 from fser_jax import rundir
 from fser_jax.errors import CheckpointError
@@ -139,7 +139,7 @@ class TrainedRun:
   def images(self, waveforms: list[np.ndarray]) -> np.ndarray:
     """The model's inputs standardised with the training split's statistics
     (a run trained with features.normalize='global')."""
-    return input_pipeline.standardise(self.raw_images(waveforms), self.norm)
+    return normalisation.standardise(self.raw_images(waveforms), self.norm)
 
   def groups_for(self, meta: dict | None, n: int):
     """The normalisation groups `classify` needs for clips with metadata
@@ -150,7 +150,7 @@ class TrainedRun:
     meta = meta or {}
     speaker = np.asarray(meta.get("speaker", [""] * n), object)
     corpus = np.asarray(meta.get("corpus", [""] * n), object)
-    return input_pipeline.norm_groups({"speaker": speaker, "corpus": corpus},
+    return normalisation.norm_groups({"speaker": speaker, "corpus": corpus},
                                       self.normalize).tolist()
 
   def forward(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -221,8 +221,8 @@ class TrainedRun:
       raw = np.concatenate([self.raw_images(flat[i:i + WINDOW_BLOCK])
                             for i in range(0, len(flat), WINDOW_BLOCK)])
       window_groups = np.asarray([str(groups[i]) for i in owner], object)
-      images = input_pipeline.standardise_clips(
-          raw, input_pipeline.group_norms(raw, window_groups))
+      images = normalisation.standardise_clips(
+          raw, normalisation.group_norms(raw, window_groups))
       parts = [self.network(images[i:i + WINDOW_BLOCK])
                for i in range(0, len(flat), WINDOW_BLOCK)]
     logits, hidden, blocks = (np.concatenate(p) for p in zip(*parts))
@@ -324,7 +324,7 @@ class TrainedRun:
       norm = (mean, np.sqrt(np.maximum(total_sq / count - mean ** 2, 0)) + 1e-6)
     starts, lengths, probs, dists = [], [], [], []
     for b in blocks():
-      images = input_pipeline.standardise(
+      images = normalisation.standardise(
           self.raw_images([x for _, x in b]), norm).astype(np.float32)
       pr, d = self.forward(images)
       starts += [s for s, _ in b]

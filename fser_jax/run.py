@@ -23,6 +23,7 @@ from fser_jax import distributed
 from fser_jax import familiarity
 from fser_jax import inference
 from fser_jax import input_pipeline
+from fser_jax import normalisation
 from fser_jax import metrics as metrics_lib
 from fser_jax import plots
 from fser_jax import rundir
@@ -38,7 +39,7 @@ def baseline_features(stats: np.ndarray, meta: dict, normalize: str
   if normalize == "global":
     return stats
   return baseline_lib.speaker_standardise(
-      stats, input_pipeline.norm_groups(meta, normalize))
+      stats, normalisation.norm_groups(meta, normalize))
 
 
 def baseline_of(data, normalize: str = "global") -> dict | None:
@@ -203,12 +204,12 @@ def train_and_evaluate(config, workdir: str, *, overwrite: bool = False) -> dict
   distributed.barrier("workdir prepared")  # the lead's --overwrite is done
   data = input_pipeline.load(config, norm=transfer.source_norm(config))
   if distributed.is_lead():
-    input_pipeline.write_splits_csv(rundir.path(workdir, rundir.SPLITS), data)
+    rundir.write_splits_csv(rundir.path(workdir, rundir.SPLITS), data)
     plots.example_images(data.raw_images(), data.labels[data.rows()],
                          data.classes,
                          os.path.join(plots.ensure_dir(workdir), "inputs.png"))
   rundir.write_normalisation(workdir, data.norm, data.classes,
-                             input_pipeline.normalize_mode(config.features))
+                             normalisation.normalize_mode(config.features))
   distributed.barrier("normalisation written")
   init_params, init_info = None, None
   if config.train.init_from:

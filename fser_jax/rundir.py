@@ -226,3 +226,18 @@ def restore_params(workdir: str, config=None, num_classes: int | None = None,
   finally:
     ckpts.close()
   return graphdef, restored["params"], int(step)
+
+
+def write_splits_csv(path: str, data) -> None:
+  """Every clip's file, metadata, label and split (`data`: labels, classes,
+  meta, split, as input_pipeline.Data holds them)."""
+  import csv
+  with open(path, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(["filename", "corpus", "speaker", "gender", "language", "label",
+                "split"])
+    for i in range(data.labels.size):
+      w.writerow([data.meta["filename"][i], data.meta["corpus"][i],
+                  data.meta["speaker"][i], data.meta["gender"][i],
+                  data.meta["language"][i], data.classes[data.labels[i]],
+                  data.split[i]])

@@ -17,7 +17,7 @@ import numpy as np
 
 from fser_jax import familiarity
 from fser_jax import inference
-from fser_jax import input_pipeline
+from fser_jax import dataset_io
 from fser_jax import labels as labels_lib
 from fser_jax import metrics as metrics_lib
 from fser_jax.datasets import files as files_lib
@@ -59,7 +59,7 @@ def load_labelled(source: str, run: TrainedRun, data_dir: str = "",
     cfg = ml_collections.ConfigDict({
         "dataset": source, "data_dir": data_dir, "manual_dir": "",
         "own_path": "", "sample_rate": run.sample_rate})
-    wavs, y, classes, meta = input_pipeline.load_clips(cfg)
+    wavs, y, classes, meta = dataset_io.load_clips(cfg)
     return (list(meta["filename"]), wavs, [classes[i] for i in y],
             {k: meta[k] for k in META}, [])
   raise DataError(f"--data {source}: expected a folder with one subfolder per "

@@ -34,9 +34,12 @@ import concurrent.futures
 import dataclasses
 
 import numpy as np
+from absl import logging
 
 from fser_jax import baseline as baseline_lib
 from fser_jax import features as features_lib
+from fser_jax import wave_augment
+from fser_jax.config import ConfigError
 from fser_jax.errors import DataError
 
 META_KEYS = ("speaker", "gender", "corpus", "language", "filename", "text_id",
@@ -184,7 +187,7 @@ def index_pass(source: ClipSource, features_cfg, sample_rate: int, *,
 
 def stats_from_sums(sums: np.ndarray) -> tuple[list[float], list[float]]:
   """Per-channel (mean, std) of the clips whose sums are `sums` [M, 3, C]:
-  the statistics input_pipeline.channel_stats gives over their images."""
+  the statistics normalisation.channel_stats gives over their images."""
   count, s, ss = sums.sum(0)
   mean = s / count
   std = np.sqrt(np.maximum(ss / count - mean ** 2, 0.0)) + 1e-6
@@ -253,3 +256,84 @@ class Prefetcher:
     for _, f in self.queue:
       f.cancel()
     self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+# --- whether to stream: the in-memory path's memory ------------------------
+STREAM = ("auto", "on", "off")
+
+
+def available_memory() -> int | None:
+  """Bytes of memory available to this process (Linux MemAvailable)."""
+  try:
+    with open("/proc/meminfo") as f:
+      for line in f:
+        if line.startswith("MemAvailable:"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  return None
+
+
+def memory_estimate(config, n_clips: int, total_samples: int,
+                    longest: int) -> dict:
+  """Bytes a run holds while it loads and trains, by part: every clip's
+  waveform (float32, while featurising), the images (float32), and with
+  waveform augmentation the padded buffer of every training clip."""
+  f = config.features
+  if f.kind == "logmel_time":
+    per_image = f.n_mels * max(f.get("frames", 128),
+                               longest // f.hop_length + 1) * 4
+  else:
+    per_image = f.image_size ** 2 * features_lib.num_channels(f.kind) * 4
+  wave = wave_augment.from_config(config.augment.get("wave"),
+                                  config.data.sample_rate)
+  buffer = (n_clips * int(longest * wave.length_factor) * 4
+            if wave.active else 0)
+  out = {"waveforms": total_samples * 4, "images": n_clips * per_image,
+         "augmentation_buffer": buffer}
+  out["total"] = sum(out.values())
+  return out
+
+
+def memory_line(est: dict, available: int | None) -> tuple[str, bool]:
+  """(a log line on the run's memory, whether it likely does not fit)."""
+  gb = lambda b: f"{b / 2 ** 30:.1f} GB"
+  parts = ", ".join(f"{k.replace('_', ' ')} {gb(v)}" for k, v in est.items()
+                    if k != "total" and v)
+  tight = available is not None and est["total"] > 0.9 * available
+  line = (f"Memory: this run holds about {gb(est['total'])} ({parts})"
+          + (f"; {gb(available)} available" if available is not None else ""))
+  if tight:
+    line += (": it may be killed for memory. Stream it (--config.data."
+             "stream=on, an ArrayRecord build), turn off augment.wave or train "
+             "on fewer corpora.")
+  return line, tight
+
+
+def stream_choice(config, builder) -> tuple[bool, str]:
+  """(stream the training clips?, why): data.stream 'on' / 'off', or 'auto':
+  streamed when the in-memory path would hold over half the available
+  memory and the dataset is stored as ArrayRecord."""
+  mode = config.data.get("stream", "auto")
+  if mode not in STREAM:
+    raise ConfigError(f"config data.stream={mode!r}: expected one of "
+                      f"{', '.join(STREAM)}")
+  if mode != "auto":
+    return mode == "on", f"data.stream={mode}"
+  info = builder.info.splits["train"]
+  n, nbytes = info.num_examples, info.num_bytes
+  # int16 audio: ~2 bytes a sample; the longest clip guessed at 2x the mean.
+  samples = nbytes // 2
+  est = memory_estimate(config, n, samples, 2 * samples // max(n, 1))
+  avail = available_memory()
+  need = f"~{est['total'] / 2 ** 30:.1f} GB"
+  if avail is None or est["total"] <= 0.5 * avail:
+    return False, f"data.stream=auto: in memory ({need} fits)"
+  if not random_access(builder):
+    logging.warning("The in-memory path needs %s of %.1f GB available; to "
+                    "stream instead: %s", need, avail / 2 ** 30,
+                    rebuild_line(builder))
+    return False, (f"data.stream=auto: in memory ({need} of "
+                   f"{avail / 2 ** 30:.1f} GB; not ArrayRecord, cannot stream)")
+  return True, (f"data.stream=auto: streamed (in memory it would hold {need} "
+                f"of {avail / 2 ** 30:.1f} GB available)")

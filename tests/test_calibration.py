@@ -104,9 +104,9 @@ def test_predict_abstain_on_a_training_clip(source_run, tfds_dir, tmp_path):
   """A clip of the run's own training data at a negligible probability
   threshold: it abstains exactly when familiarity calls it unfamiliar."""
   from conftest import tiny_config
-  from fser_jax import input_pipeline
+  from fser_jax import dataset_io
   from fser_jax.experiments import predict
-  waveforms, _, _, meta = input_pipeline.load_clips(tiny_config(tfds_dir).data)
+  waveforms, _, _, meta = dataset_io.load_clips(tiny_config(tfds_dir).data)
   with open(os.path.join(source_run, "splits.csv")) as f:
     train = {l.split(",")[0] for l in f if l.rstrip().endswith(",train")}
   i = next(k for k, n in enumerate(meta["filename"]) if n in train)

@@ -318,12 +318,12 @@ def test_tfds_cli_builds_and_loads(tmp_path):
 
 def test_training_input_builds_a_missing_dataset_on_first_use(tmp_path):
   from fser_jax import config as config_lib
-  from fser_jax import input_pipeline
+  from fser_jax import dataset_io
   d = config_lib.base().data
   d.dataset = "fser/savee"
   d.data_dir = str(tmp_path)
   d.manual_dir = DUMMY
-  wavs, labels, classes, meta = input_pipeline.load_clips(d)
+  wavs, labels, classes, meta = dataset_io.load_clips(d)
   assert len(wavs) == 4 and classes == corpora.NATIVE_CLASSES["savee"]
   assert sorted(meta["speaker"]) == ["savee_DC", "savee_JE", "savee_JK", "savee_KL"]
 
@@ -332,7 +332,7 @@ def test_beam_build_equals_the_in_process_build(tmp_path):
   """The same examples from Apache Beam (DirectRunner, 2 worker processes)
   as from the in-process build: synthetic clips, real-layout corpus files
   (decoded and resampled on the workers), skipped files and all."""
-  from fser_jax import input_pipeline
+  from fser_jax import dataset_io
   fake_corpora.write_more_dummy(str(tmp_path / "manual"), ["aesdd"])
   opts = "direct_num_workers=2,direct_running_mode=multi_processing"
   for name in ("synthetic_small", "aesdd"):
@@ -341,7 +341,7 @@ def test_beam_build_equals_the_in_process_build(tmp_path):
       b = tfds.builder(f"fser/{name}", data_dir=str(tmp_path / how))
       b.download_and_prepare(download_config=tfds.download.DownloadConfig(
           manual_dir=str(tmp_path / "manual"),
-          beam_options=input_pipeline.beam_options(beam)))
+          beam_options=dataset_io.beam_options(beam)))
       got[how] = {e["filename"]: e for e in tfds.as_numpy(
           b.as_dataset(split="train"))}
     assert set(got["plain"]) == set(got["beam"]) and got["plain"]

@@ -94,24 +94,24 @@ def _cfg(kind):
 def test_speaker_normalisation_uses_each_speakers_own_audio_only():
   """features.normalize='speaker': a clip is standardised with its own
   speaker's statistics, whatever the labels and the other speakers' clips."""
-  from fser_jax import input_pipeline as ip
+  from fser_jax import normalisation as norm_lib
   rng = np.random.default_rng(0)
   images = rng.standard_normal((6, 4, 4, 1)).astype(np.float32)
   images[3:] = images[3:] * 5 + 10  # speaker b: another channel, louder
   meta = {"speaker": np.array(["a"] * 3 + ["b"] * 3, object),
           "corpus": np.array(["c"] * 6, object)}
-  groups = ip.norm_groups(meta, "speaker")
-  norms = ip.group_norms(images, groups)
-  out = ip.standardise_clips(images, norms)
+  groups = norm_lib.norm_groups(meta, "speaker")
+  norms = norm_lib.group_norms(images, groups)
+  out = norm_lib.standardise_clips(images, norms)
   for sl in (slice(0, 3), slice(3, 6)):
     assert abs(out[sl].mean()) < 1e-5 and abs(out[sl].std() - 1) < 1e-3
   # Changing speaker b's clips leaves speaker a's inputs untouched.
   other = images.copy()
   other[3:] *= 3
-  out2 = ip.standardise_clips(other, ip.group_norms(other, groups))
+  out2 = norm_lib.standardise_clips(other, norm_lib.group_norms(other, groups))
   np.testing.assert_array_equal(out[:3], out2[:3])
   # Clips without a speaker fall back to their corpus.
-  g = ip.norm_groups({"speaker": np.array(["", "x"], object),
+  g = norm_lib.norm_groups({"speaker": np.array(["", "x"], object),
                       "corpus": np.array(["emodb", "emodb"], object)},
                      "speaker")
   assert g.tolist() == ["corpus:emodb", "speaker:x"]
@@ -122,6 +122,7 @@ def test_speaker_normalised_run_standardises_test_speakers_by_themselves(
   """In a loaded dataset, each test speaker's images have mean 0 per channel
   over that speaker's clips: their statistics came from them alone."""
   from fser_jax import input_pipeline as ip
+  from fser_jax import normalisation as norm_lib
   c = tiny(**{"features.normalize": "speaker"})
   data = ip.load(c, progress=False)
   for spk in set(data.meta["speaker"][data.split == "test"].tolist()):
@@ -130,7 +131,7 @@ def test_speaker_normalised_run_standardises_test_speakers_by_themselves(
     np.testing.assert_allclose(data.images[m].mean((0, 1, 2)), 0, atol=1e-4)
   # The raw images come back exactly from the per-clip statistics.
   np.testing.assert_allclose(
-      ip.standardise_clips(data.raw_images(), data.clip_norm), data.images,
+      norm_lib.standardise_clips(data.raw_images(), data.clip_norm), data.images,
       atol=1e-4)
 
 

@@ -63,13 +63,13 @@ def test_two_speakers_give_a_usable_speaker_split():
 
 
 def test_tfds_data_dir_is_honoured(monkeypatch, tmp_path):
-  from fser_jax import input_pipeline
+  from fser_jax import dataset_io
   from fser_jax import config
   c = config.base()
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
-  assert input_pipeline.default_data_dir(c.data) == str(tmp_path)
+  assert dataset_io.default_data_dir(c.data) == str(tmp_path)
   c.data.data_dir = "/elsewhere"
-  assert input_pipeline.default_data_dir(c.data) == "/elsewhere"
+  assert dataset_io.default_data_dir(c.data) == "/elsewhere"
 
 
 def test_extending_a_cosine_run_is_refused(tiny, tmp_path):
@@ -84,10 +84,10 @@ def test_extending_a_cosine_run_is_refused(tiny, tmp_path):
 
 
 def test_every_user_error_derives_from_the_one_base():
-  from fser_jax import audio, config, input_pipeline, labels, train
+  from fser_jax import audio, config, dataset_io, labels, train
   from fser_jax.datasets import corpora
   for cls in (audio.AudioError, config.ConfigError, corpora.FilenameError,
-              input_pipeline.DatasetNotBuiltError, rundir.WorkdirConflict,
+              dataset_io.DatasetNotBuiltError, rundir.WorkdirConflict,
               splits.SplitError, train.TrainingDiverged, errors.DataError,
               errors.CheckpointError, labels.LabelMapError):
     assert issubclass(cls, errors.UserError), cls
@@ -243,18 +243,18 @@ def test_memory_estimate_warns_before_a_run_that_will_not_fit():
   augmentation: the estimate names each part, and the line warns when the
   machine's available memory is short."""
   from fser_jax import config as config_lib
-  from fser_jax import input_pipeline
+  from fser_jax import stream as stream_lib
   c = config_lib.base()
   n, mean, longest = 35_000, 48_000, 80_000
-  est = input_pipeline.memory_estimate(c, n, n * mean, longest)
+  est = stream_lib.memory_estimate(c, n, n * mean, longest)
   assert est["waveforms"] == n * mean * 4  # float32
   assert est["images"] == n * 64 * 64 * 3 * 4
   assert est["augmentation_buffer"] == 0  # augment.wave off by default
   c.augment.wave.noise_prob = 0.5
-  est = input_pipeline.memory_estimate(c, n, n * mean, longest)
+  est = stream_lib.memory_estimate(c, n, n * mean, longest)
   assert est["augmentation_buffer"] >= n * longest * 4  # padded to the longest
   assert 17 * 2 ** 30 < est["total"] < 19 * 2 ** 30  # 6.3 + 1.6 + 10.4 GB
-  line, tight = input_pipeline.memory_line(est, 16 * 2 ** 30)
+  line, tight = stream_lib.memory_line(est, 16 * 2 ** 30)
   assert tight and "may be killed for memory" in line and "16.0 GB" in line
-  line, tight = input_pipeline.memory_line(est, 256 * 2 ** 30)
+  line, tight = stream_lib.memory_line(est, 256 * 2 ** 30)
   assert not tight and "augmentation buffer" in line

@@ -14,7 +14,7 @@ LAYERS = [
      "splits", "plots", "checkpoints", "audio", "features", "wave_augment",
      "augment", "kernels", "model", "baseline", "xla_cpu", "onednn",
      "jax_cache",
-     "datasets", "encoders",
+     "datasets", "encoders", "dataset_io", "normalisation",
      "runlog", "distributed", "stream"},
     {"state", "forward", "input_pipeline", "rundir", "train_inputs"},
     {"train"},

@@ -16,6 +16,7 @@ import soundfile as sf
 from fser_jax import audio
 from fser_jax import checkpoints
 from fser_jax import input_pipeline
+from fser_jax import dataset_io
 from fser_jax import rundir
 from fser_jax import run
 from fser_jax import splits
@@ -298,7 +299,7 @@ def test_fold_that_does_not_exist(tiny, tmp_path):
 
 def test_dataset_not_built_says_how_to_build(tiny, tmp_path):
   c = tiny(**{"data.dataset": "fser/emodb", "data.data_dir": str(tmp_path)})
-  with pytest.raises(input_pipeline.DatasetNotBuiltError,
+  with pytest.raises(dataset_io.DatasetNotBuiltError,
                      match="tfds build fser --imports fser_jax.datasets --config emodb"):
     run.train_and_evaluate(c, str(tmp_path / "w"))
 

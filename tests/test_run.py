@@ -210,11 +210,12 @@ def test_predict_matches_evaluation_on_the_same_clips(trained):
   images, which came from the TFDS int16 audio."""
   from fser_jax import calibration
   from fser_jax import input_pipeline
+  from fser_jax import dataset_io
   from fser_jax import metrics
   from fser_jax import forward
   from fser_jax.inference import TrainedRun
   workdir, c, _ = trained
-  waveforms, _, _, _ = input_pipeline.load_clips(c.data)
+  waveforms, _, _, _ = dataset_io.load_clips(c.data)
   data = input_pipeline.load(c, progress=False)
   test = np.flatnonzero(data.split == "test")[:8]
   p = TrainedRun(workdir)
@@ -478,6 +479,7 @@ def test_time_keeping_front_end_end_to_end(tiny, tmp_path):
   the run's own stored images (no train/serve skew through tiling or
   cropping)."""
   from fser_jax import input_pipeline
+  from fser_jax import dataset_io
   from fser_jax.inference import TrainedRun
   c = tiny(**{"features.kind": "logmel_time", "model.time_pool": "mean_std", "augment.horizontal_flip": False,
               "augment.zoom": 0.0, "augment.time_masks": 1,
@@ -488,7 +490,7 @@ def test_time_keeping_front_end_end_to_end(tiny, tmp_path):
     assert 0.0 <= json.load(f)["accuracy"] <= 1.0
   data = input_pipeline.load(c, progress=False)
   assert data.images.shape[1:] == (64, 128, 1)
-  waveforms, _, _, _ = input_pipeline.load_clips(c.data)
+  waveforms, _, _, _ = dataset_io.load_clips(c.data)
   test = np.flatnonzero(data.split == "test")[:6]
   p = TrainedRun(workdir)
   out = p.classify([waveforms[i] for i in test])

@@ -11,6 +11,8 @@ import pytest
 
 from conftest import tiny_config
 from fser_jax import input_pipeline, run, stream, train
+from fser_jax import dataset_io
+from fser_jax import stream as stream_lib
 from fser_jax.errors import DataError
 from test_reliability import _Killed, _kill_at
 
@@ -164,13 +166,13 @@ def test_auto_streams_only_when_memory_would_not_hold_it(ar_dir, tfds_dir,
   import tensorflow_datasets as tfds
   c = cfg(ar_dir)
   b = tfds.builder("fser/synthetic_small", data_dir=ar_dir)
-  on, why = input_pipeline.stream_choice(c, b)
+  on, why = stream_lib.stream_choice(c, b)
   assert not on and "in memory" in why
-  monkeypatch.setattr(input_pipeline, "available_memory", lambda: 10 ** 6)
-  on, why = input_pipeline.stream_choice(c, b)
+  monkeypatch.setattr(stream_lib, "available_memory", lambda: 10 ** 6)
+  on, why = stream_lib.stream_choice(c, b)
   assert on and "streamed" in why
   t = tfds.builder("fser/synthetic_small", data_dir=tfds_dir)
-  on, why = input_pipeline.stream_choice(cfg(tfds_dir), t)
+  on, why = stream_lib.stream_choice(cfg(tfds_dir), t)
   assert not on and "cannot stream" in why
 
 
@@ -181,7 +183,7 @@ def test_clips_are_stored_as_int16_bytes_and_old_int64_builds_still_read(
   same waveforms, and load_metadata gives the in-memory load's labels and
   metadata on either file format."""
   import tensorflow as tf
-  src = stream.ClipSource(input_pipeline.get_builder(cfg(ar_dir).data))
+  src = stream.ClipSource(dataset_io.get_builder(cfg(ar_dir).data))
   assert src.audio_bytes
   raw = src.raw(range(5))
   new = src.parse(raw, meta=True)
@@ -207,7 +209,7 @@ def test_clips_are_stored_as_int16_bytes_and_old_int64_builds_still_read(
   # Metadata without the audio, both file formats, the load's order.
   mem = input_pipeline.load(cfg(ar_dir), progress=False)
   for d in (ar_dir, tfds_dir):
-    meta = input_pipeline.load_metadata(cfg(d).data)
+    meta = dataset_io.load_metadata(cfg(d).data)
     np.testing.assert_array_equal(meta["label"], mem.labels)
     for k in stream.META_KEYS:
       np.testing.assert_array_equal(meta[k], mem.meta[k])

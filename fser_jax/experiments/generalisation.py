@@ -19,7 +19,7 @@ import os
 import numpy as np
 from absl import logging
 
-from fser_jax import input_pipeline
+from fser_jax import dataset_io
 from fser_jax import plots
 from fser_jax import run as run_lib
 from fser_jax import rundir
@@ -31,7 +31,7 @@ KEYS = ("accuracy", "unweighted_accuracy", "macro_f1")
 
 def fold_configs(config, protocol: str) -> list:
   """The config of every fold of `protocol` on this dataset."""
-  meta = input_pipeline.load_metadata(config.data)
+  meta = dataset_io.load_metadata(config.data)
   n = splits_lib.num_folds(protocol, meta, folds=config.data.num_folds)
   out = []
   for k in range(n):
@@ -64,7 +64,7 @@ def _stats(values: list[float]) -> dict:
 def run_all(config, workdir: str, protocols=("paper", "speaker", "corpus"),
             *, overwrite: bool = False) -> dict:
   os.makedirs(workdir, exist_ok=True)
-  meta = input_pipeline.load_metadata(config.data)
+  meta = dataset_io.load_metadata(config.data)
   corpora = sorted(set(meta["corpus"].tolist()))
   results = {}
   for protocol in protocols:
@@ -150,7 +150,7 @@ def cross_matrix(config, workdir: str, corpora: list[str]) -> dict:
         row = json.load(f)
     else:
       if loaded is None:  # every clip once, with its baseline statistics
-        wavs, y, classes, meta = input_pipeline.load_clips(config.data)
+        wavs, y, classes, meta = dataset_io.load_clips(config.data)
         stats = (baseline_lib.features(wavs, config.data.sample_rate)
                  if config.get("baseline", True) else None)
         if stats is not None:  # normalised as the runs' inputs are

@@ -88,7 +88,7 @@ from absl import logging
 
 from fser_jax import baseline as baseline_lib
 from fser_jax import config as config_lib
-from fser_jax import input_pipeline
+from fser_jax import dataset_io
 from fser_jax import metrics as metrics_lib
 from fser_jax import plots
 from fser_jax import run as run_lib
@@ -573,7 +573,7 @@ def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
   wanted = _arm_list(lc)
   shots = sorted(set(shots), key=lambda k: (k < 0, k))
   os.makedirs(workdir, exist_ok=True)
-  waveforms, labels, classes, meta = input_pipeline.load_clips(config.data)
+  waveforms, labels, classes, meta = dataset_io.load_clips(config.data)
   if not waveforms:
     raise DataError(f"dataset {config.data.dataset} has no clips")
   test, test_how = fixed_test(config, labels, meta)

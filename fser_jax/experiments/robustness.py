@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from fser_jax import input_pipeline
+from fser_jax import dataset_io
 from fser_jax import wave_augment
 from fser_jax.errors import DataError
 from fser_jax import rundir
@@ -56,7 +56,7 @@ def run_test_split(run: TrainedRun):
   if not os.path.exists(rundir.path(run.workdir, rundir.SPLITS)):
     raise DataError(f"{run.workdir}: no splits.csv; pass --data SOURCE to "
                     "score other clips")
-  wavs, y, classes, meta = input_pipeline.load_clips(run.config.data)
+  wavs, y, classes, meta = dataset_io.load_clips(run.config.data)
   keep = np.flatnonzero(rundir.split_of(run.workdir, meta["filename"])
                         == "test").tolist()
   if not keep:
