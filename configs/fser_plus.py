@@ -17,7 +17,7 @@ a falling one), and each speaker's own statistics
 out, their variation kept).
 
 Optimizer as fser_fast.py (SGD + Nesterov 0.02, warmup 2 epochs, cosine,
-60 epochs, clip 20); config.plus_recipe sets the front-end and augmentation.
+60 epochs, clip 20); configs/common.py's `plus` sets the front-end and augmentation.
 
 Measured on the embedded corpus with the generalisation command above (2-core
 AVX2 EPYC, 2026-11-25, without gradient clipping), UA % against the linear
@@ -33,11 +33,11 @@ source run that transfers best to new recordings (docs/learning_curve.md). Defau
 data.dataset / data.protocol / data.fold like fser_fast.py.
 """
 
-from fser_jax import config as config_lib
+from configs import common
 
 
 def get_config():
-  c = config_lib.embedded_speaker_folds(config_lib.base())
-  config_lib.plus_recipe(c)
-  config_lib.fast_recipe(c, num_epochs=60, eval_every_epochs=4)
+  c = common.embedded_speaker_folds()
+  common.plus(c)
+  common.fast(c, num_epochs=60, eval_every_epochs=4)
   return c

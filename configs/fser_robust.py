@@ -18,7 +18,7 @@ data.dataset / data.protocol / data.fold like configs/fser_fast.py. Trains
 120 epochs, twice the fast recipe: at 60 the channel leaves it underfitted.
 
 Optimizer as fser_fast.py (SGD + Nesterov 0.02, warmup 2 epochs, cosine,
-clip 20), 120 epochs; config.robust_recipe sets the channel.
+clip 20), 120 epochs; configs/common.py's `robust` sets the channel.
 
 Expected (2-core AMD EPYC CPU with AVX2, 2026-11-25; docs/robustness.md):
 about 11 min alone (an epoch costs 1.5x the fast recipe's); test UA 0.990 on
@@ -30,13 +30,13 @@ points (the default run: 63.5), white noise at 10 dB SNR 10.9 (59.4), rooms
 user's phone recordings: UA 0.662 (configs/fser_fast.py: 0.118).
 """
 
-from fser_jax import config as config_lib
+from configs import common
 
 
 def get_config():
-  c = config_lib.embedded_speaker_folds(config_lib.base())
+  c = common.embedded_speaker_folds()
   # Twice the fast recipe's epochs: the channel makes the task harder, and at
   # 60 epochs the model underfits.
-  config_lib.fast_recipe(c, num_epochs=120, eval_every_epochs=4)
-  config_lib.robust_recipe(c)
+  common.fast(c, num_epochs=120, eval_every_epochs=4)
+  common.robust(c)
   return c

@@ -33,6 +33,7 @@ finetune) underfit a few dozen clips and are off by default.
 Your manifest's own column names: --columns path=file,label=emotion,...
 """
 
+from configs import common
 from fser_jax import config as config_lib
 
 RECIPES = ("fast", "plus", "robust")
@@ -47,10 +48,10 @@ def get_config(arg: str = ""):
   c.data.own_path = path
   c.data.protocol = "paper"
   c.features.kind = "rgb"
-  config_lib.fast_recipe(c, num_epochs=60, eval_every_epochs=2)
+  common.fast(c, num_epochs=60, eval_every_epochs=2)
   if recipe == "plus":
-    config_lib.plus_recipe(c)
+    common.plus(c)
   elif recipe == "robust":
-    config_lib.fast_recipe(c, num_epochs=120, eval_every_epochs=4)
-    config_lib.robust_recipe(c)
+    common.fast(c, num_epochs=120, eval_every_epochs=4)
+    common.robust(c)
   return c

@@ -2,8 +2,11 @@
 tiny configs (Flax examples shrink configs in tests the same way)."""
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The repository root, as launch.py has it: configs/*.py import configs.common.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Tests never read the developer's tuned settings (python -m fser_jax.tune):
 # every run here gets the per-ISA defaults; tests of the cache unset this.
 os.environ["FSER_JAX_NO_TUNE_CACHE"] = "1"

@@ -2,13 +2,17 @@
 
 import glob
 import importlib.util
+import json
 import os
+import re
 
 import pytest
 
 from fser_jax import config as config_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
+                 if os.path.basename(p) not in ("__init__.py", "common.py"))
 
 
 def _load(path):
@@ -18,11 +22,29 @@ def _load(path):
   return mod
 
 
-@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "*.py"))))
+@pytest.mark.parametrize("path", CONFIGS)
 def test_configs_validate_and_document_their_command(path):
   mod = _load(path)
   config_lib.validate(mod.get_config())
   assert "python launch.py" in mod.__doc__
+
+
+@pytest.mark.parametrize("path", CONFIGS)
+def test_every_recipe_value_is_stated_in_the_config_or_common(path):
+  """A config's recipe reads as values: every key whose value differs from
+  the base is assigned by name in the config file or configs/common.py
+  (not hidden in the library)."""
+  mod = _load(path)
+  cfg = config_lib.flatten(json.loads(mod.get_config().to_json_best_effort()))
+  base = config_lib.flatten(json.loads(config_lib.base().to_json_best_effort()))
+  text = open(path).read() + open(os.path.join(ROOT, "configs",
+                                               "common.py")).read()
+  for key, value in cfg.items():
+    if base.get(key) == value:
+      continue
+    group, name = key.rsplit(".", 1)
+    assert re.search(rf"\.{name}\s*=", text), (
+        f"{os.path.basename(path)}: {key}={value!r} is set outside the config")
 
 
 def test_paper_config_is_the_papers_recipe():
