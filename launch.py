@@ -96,7 +96,7 @@ def main(argv):
   import jax
   from fser_jax import jax_cache, xla_cpu
   logging.info("XLA:CPU backend: %s", xla_cpu.CHOICE)
-  precision = (FLAGS.config.train.get("precision", "float32")
+  precision = (FLAGS.config.train.precision
                if FLAGS.config else "float32")
   from fser_jax import onednn
   logging.info("model.conv_impl='auto' here in %s: %s", precision,

@@ -129,8 +129,8 @@ def from_config(cfg, crop_to: int | None = None):
   logmel_time's training window (features.frames), cut at random from the
   stored full-length images. Without crop and masks, exactly the Keras-style
   transforms (the same random draws as before either existed)."""
-  time_masks = cfg.get("time_masks", 0)
-  freq_masks = cfg.get("freq_masks", 0)
+  time_masks = cfg.time_masks
+  freq_masks = cfg.freq_masks
 
   def affine(key, images):
     return augment_batch(key, images, width_shift=cfg.width_shift,
@@ -148,6 +148,6 @@ def from_config(cfg, crop_to: int | None = None):
     if time_masks or freq_masks:
       images = spec_masks(k_mask, images, time_masks=time_masks,
                           freq_masks=freq_masks,
-                          max_width=cfg.get("mask_width", 0.1))
+                          max_width=cfg.mask_width)
     return images
   return fn

@@ -227,6 +227,27 @@ def base() -> ml_collections.ConfigDict:
   return c
 
 
+def complete(saved: dict) -> ml_collections.ConfigDict:
+  """A run's saved config (its config.json) over the base: a key added to
+  the library after the run was saved gets its default, the behaviour the
+  run had. One exception: `features.standardize` came after runs in which
+  log-mel images were standardised and the paper's RGB ones were not.
+  Every reader of a run directory goes through this (rundir.read_config),
+  so the code reads every key as an attribute."""
+  def merge(into: dict, d: dict) -> dict:
+    for k, v in d.items():
+      if isinstance(v, dict) and isinstance(into.get(k), dict):
+        merge(into[k], v)
+      else:
+        into[k] = v
+    return into
+  merged = merge(base().to_dict(), saved)
+  features = saved.get("features", {})
+  if "standardize" not in features:
+    merged["features"]["standardize"] = features.get("kind") == "logmel"
+  return ml_collections.ConfigDict(merged)
+
+
 def flatten(d: dict, prefix: str = "") -> dict:
   """A config's JSON dict as {'section.key': value} (sequences as lists),
   to compare two configs key by key."""
@@ -305,7 +326,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
   if c.train.freeze != "none" and not c.train.init_from:
     raise ConfigError(f"config train.freeze={c.train.freeze!r} needs "
                       "train.init_from (frozen random layers learn nothing)")
-  if c.train.get("head_only_steps", 0) and not c.train.init_from:
+  if c.train.head_only_steps and not c.train.init_from:
     raise ConfigError(f"config train.head_only_steps="
                       f"{c.train.head_only_steps} needs train.init_from (a "
                       "random trunk held still learns nothing)")
@@ -316,7 +337,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
       raise ConfigError(f"config {key}={c[section][name]!r} must be >= 0")
   if c.augment.offline_copies < 0:
     raise ConfigError("config augment.offline_copies must be >= 0")
-  w = c.augment.get("wave")
+  w = c.augment.wave
   if w is not None:
     for name in ("noise_prob", "phone_prob", "gain_prob", "speed_prob",
                  "reverb_prob", "real_ir_share"):

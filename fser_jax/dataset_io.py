@@ -39,7 +39,7 @@ def get_builder(data_cfg):
       raise ConfigError("config data.dataset='own' needs data.own_path (a "
                        "folder with one subfolder per label, or a CSV manifest)")
     cfg = datasets.own_config(data_cfg.own_path, data_cfg.sample_rate,
-                              data_cfg.get("columns", ""))
+                              data_cfg.columns)
     return datasets.Fser(config=cfg, data_dir=data_dir)
   name = data_cfg.dataset
   if not name.startswith("fser/"):
@@ -81,7 +81,7 @@ def ensure_built(builder, data_cfg,
                builder.data_dir_root, file_format)
   dl_config = tfds.download.DownloadConfig(
       manual_dir=os.path.expanduser(data_cfg.manual_dir) or None,
-      beam_options=beam_options(data_cfg.get("beam_options", "")))
+      beam_options=beam_options(data_cfg.beam_options))
   builder.download_and_prepare(download_config=dl_config,
                                file_format=file_format)
 

@@ -219,9 +219,9 @@ def frontend(cfg, sample_rate: int, frames: int | None = None):
   return functools.partial(
       images_from_waveforms, sample_rate=sample_rate, kind=cfg.kind,
       n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_mels=cfg.n_mels,
-      image_size=cfg.image_size, top_db=cfg.top_db, fmax=cfg.get("fmax"),
-      colormap=cfg.get("colormap", "coolwarm"),
-      frames=frames or cfg.get("frames", 128))
+      image_size=cfg.image_size, top_db=cfg.top_db,
+      colormap=cfg.colormap,
+      frames=frames or cfg.frames)
 
 
 def image_fn(cfg, sample_rate: int, frames: int | None = None):
@@ -245,7 +245,7 @@ def time_frames(cfg, longest: int) -> int | None:
   if cfg.kind != "logmel_time":
     return None
   need = 1 + longest // cfg.hop_length
-  return max(cfg.get("frames", 128), -(-need // 16) * 16)
+  return max(cfg.frames, -(-need // 16) * 16)
 
 
 def num_channels(kind: str) -> int:

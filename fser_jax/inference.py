@@ -400,9 +400,8 @@ class EncoderHeadRun(TrainedRun):
     states, as config.encoder.layers / pooling made the candidates."""
     from fser_jax.encoders import pooling
     blocks, _ = pooling.candidates(self.states(waveforms),
-                                   self.config.encoder.get("layers", ""),
-                                   self.config.encoder.get("pooling",
-                                                           "mean_std"))
+                                   self.config.encoder.layers,
+                                   self.config.encoder.pooling)
     return blocks[:, self.layer]
 
   def network(self, x: np.ndarray):

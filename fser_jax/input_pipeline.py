@@ -94,7 +94,7 @@ class Data:
 def assign_split(d, labels, meta) -> np.ndarray:
   """Every clip's split under data.protocol (splits.py)."""
   if d.protocol == "file":
-    return splits_lib.from_file(os.path.expanduser(d.get("split_file", "")),
+    return splits_lib.from_file(os.path.expanduser(d.split_file),
                                 meta["filename"])
   return splits_lib.assign(
       d.protocol, {**meta, "label": labels}, fold=d.fold, folds=d.num_folds,
@@ -159,11 +159,11 @@ def load(config, *, progress: bool = True, norm=None) -> Data:
                                        d.sample_rate, progress=progress)
   data = Data(images, labels, classes, meta, split,
               clip_index=np.flatnonzero(used))
-  wave = wave_augment.from_config(config.augment.get("wave"), d.sample_rate)
+  wave = wave_augment.from_config(config.augment.wave, d.sample_rate)
   if wave.active:
     data.wav, data.wav_lengths = pad_waveforms(
         waveforms, wave.length_factor, config.features.hop_length)
-  if config.get("baseline", True):
+  if config.baseline:
     # In this thread: librosa's YIN (a numba gufunc) run in a worker thread
     # beside training crashed test workers with segmentation faults.
     data.clip_stats = baseline_lib.features(waveforms, d.sample_rate)
@@ -212,7 +212,7 @@ def load_streamed(config, builder, *, progress: bool = True, norm=None
   d = config.data
   source = stream_lib.ClipSource(builder)
   index = stream_lib.index_pass(source, config.features, d.sample_rate,
-                                baseline=config.get("baseline", True),
+                                baseline=config.baseline,
                                 progress=progress)
   if not index.labels.size:
     raise DataError(f"dataset {d.dataset} has no clips")
@@ -228,7 +228,7 @@ def load_streamed(config, builder, *, progress: bool = True, norm=None
   classes = tuple(builder.info.features["label"].names)
   data = Data(images, labels, classes, meta, split, clip_index=clip_index,
               source=source, image_rows=rows)
-  wave = wave_augment.from_config(config.augment.get("wave"), d.sample_rate)
+  wave = wave_augment.from_config(config.augment.wave, d.sample_rate)
   hop = config.features.hop_length
   data.pad_to = int(np.ceil(lengths.max() * wave.length_factor / hop)) * hop
   if index.clip_stats is not None:

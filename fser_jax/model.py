@@ -143,7 +143,7 @@ def from_config(cfg, num_classes: int, in_channels: int, seed: int) -> FSER:
               filters=tuple(cfg.model.filters), kernel_size=cfg.model.kernel_size,
               conv_dropout=cfg.model.conv_dropout, dense=tuple(cfg.model.dense),
               dense_dropout=cfg.model.dense_dropout,
-              conv_impl=cfg.model.get("conv_impl", "auto"),
-              time_pool=(cfg.model.get("time_pool", "mean")
+              conv_impl=cfg.model.conv_impl,
+              time_pool=(cfg.model.time_pool
                          if cfg.features.kind == "logmel_time" else ""),
               dtype=compute_dtype(cfg.train.precision), rngs=nnx.Rngs(seed))

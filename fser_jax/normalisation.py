@@ -14,7 +14,7 @@ NORMALIZE = ("global", "speaker", "corpus")
 
 
 def normalize_mode(features_cfg) -> str:
-  return features_cfg.get("normalize", "global")
+  return features_cfg.normalize
 
 
 def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
@@ -65,5 +65,4 @@ def uses_standardisation(features_cfg) -> bool:
   """Whether images are standardised (configs saved before the key: logmel;
   normalize 'speaker' / 'corpus' always standardise)."""
   return (normalize_mode(features_cfg) != "global"
-          or bool(features_cfg.get("standardize",
-                                   features_cfg.kind == "logmel")))
+          or bool(features_cfg.standardize))

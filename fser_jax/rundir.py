@@ -99,7 +99,7 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
     raise CheckpointError(f"{workdir}: no config.json; is this a workdir "
                           "written by launch.py --mode train?")
   with open(p) as f:
-    return ml_collections.ConfigDict(json.load(f))
+    return config_lib.complete(json.load(f))
 
 
 def prepare(config, workdir: str, overwrite: bool = False) -> None:

@@ -34,14 +34,14 @@ State = dict[str, Any]  # {'step': int32[], 'params': nnx.State, 'opt_state'}
 
 def total_steps(tcfg, steps_per_epoch: int) -> int:
   """train.num_steps when set, else num_epochs x steps_per_epoch."""
-  if tcfg.get("num_steps", 0):
+  if tcfg.num_steps:
     return int(tcfg.num_steps)
   return tcfg.num_epochs * steps_per_epoch
 
 
 def warmup_steps(tcfg, steps_per_epoch: int) -> int:
   return (tcfg.warmup_epochs * steps_per_epoch
-          + int(tcfg.get("warmup_steps", 0)))
+          + int(tcfg.warmup_steps))
 
 
 def make_optimizer(tcfg, steps_per_epoch: int) -> optax.GradientTransformation:
@@ -129,9 +129,9 @@ def optimizer(tcfg, num_dense: int, steps_per_epoch: int):
   """The whole update rule of `config.train`: clip, then freeze/delay, then
   the optimizer."""
   tx = with_freeze(make_optimizer(tcfg, steps_per_epoch),
-                   tcfg.get("freeze", "none"), num_dense,
-                   int(tcfg.get("head_only_steps", 0)))
-  if tcfg.get("clip_grad_norm", 0.0):
+                   tcfg.freeze, num_dense,
+                   int(tcfg.head_only_steps))
+  if tcfg.clip_grad_norm:
     tx = optax.chain(optax.clip_by_global_norm(tcfg.clip_grad_norm), tx)
   return tx
 

@@ -281,11 +281,11 @@ def memory_estimate(config, n_clips: int, total_samples: int,
   waveform augmentation the padded buffer of every training clip."""
   f = config.features
   if f.kind == "logmel_time":
-    per_image = f.n_mels * max(f.get("frames", 128),
+    per_image = f.n_mels * max(f.frames,
                                longest // f.hop_length + 1) * 4
   else:
     per_image = f.image_size ** 2 * features_lib.num_channels(f.kind) * 4
-  wave = wave_augment.from_config(config.augment.get("wave"),
+  wave = wave_augment.from_config(config.augment.wave,
                                   config.data.sample_rate)
   buffer = (n_clips * int(longest * wave.length_factor) * 4
             if wave.active else 0)
@@ -314,7 +314,7 @@ def stream_choice(config, builder) -> tuple[bool, str]:
   """(stream the training clips?, why): data.stream 'on' / 'off', or 'auto':
   streamed when the in-memory path would hold over half the available
   memory and the dataset is stored as ArrayRecord."""
-  mode = config.data.get("stream", "auto")
+  mode = config.data.stream
   if mode not in STREAM:
     raise ConfigError(f"config data.stream={mode!r}: expected one of "
                       f"{', '.join(STREAM)}")

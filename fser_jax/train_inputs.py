@@ -54,7 +54,7 @@ def training_inputs(config, data, key) -> TrainingInputs:
   image augmentation; or, with `augment.wave`, the training waveforms, the
   channel simulation and the front-end; or the paper's offline copies
   (Algorithm 1), drawn once with `key` and then used as they are."""
-  time_crop = (config.features.get("frames", 128)
+  time_crop = (config.features.frames
                if config.features.kind == "logmel_time" else None)
   aug_fn = augment_lib.from_config(config.augment, crop_to=time_crop)
   extras, batches = None, None

@@ -100,7 +100,7 @@ def load_init(config, classes, in_channels: int):
   if not same_head:
     resolved = labels_lib.resolve(
         classes, src_classes,
-        labels_lib.parse_user_map(config.train.get("init_label_map", "")))
+        labels_lib.parse_user_map(config.train.init_label_map))
     head, src_head = new["dense"][num_dense - 1], src["dense"][num_dense - 1]
     kernel = np.array(head["kernel"])
     bias = np.array(head["bias"])
@@ -121,7 +121,7 @@ def load_init(config, classes, in_channels: int):
                    "rows copied for mapped classes" if copied else
                    "re-initialised"),
           "head_rows_copied": copied,
-          "freeze": config.train.get("freeze", "none"),
+          "freeze": config.train.freeze,
           "normalisation": ("the run's (train.init_from_norm)"
                             if config.train.get("init_from_norm") else
                             "this run's training split")}

@@ -205,7 +205,7 @@ def worker(config_path: str, conv_impl: str, precision: str, steps: int,
   images = jnp.asarray(rng.random((n,) + shape, np.float32))
   labels = jnp.asarray(rng.integers(0, 8, n).astype(np.int32))
   idx = jnp.arange(n).reshape(steps, bs)
-  time_crop = (c.features.get("frames", 128)
+  time_crop = (c.features.frames
                if c.features.kind == "logmel_time" else None)
   chunk = train.make_train_chunk(
       graphdef, tx, augment.from_config(c.augment, crop_to=time_crop))

@@ -241,25 +241,20 @@ class WaveAugment:
 
 
 def from_config(wcfg, sample_rate: int) -> WaveAugment:
-  """A WaveAugment from an `augment.wave` ConfigDict (missing keys: off)."""
-  if wcfg is None:
-    return WaveAugment(sample_rate)
-  g = lambda k, d: wcfg.get(k, d)
-  kinds = tuple(g("noise_kinds", ("white", "pink")))
-  if g("noise_dir", ""):
-    kinds = kinds + ("folder",)
+  """A WaveAugment from the config's `augment.wave`."""
+  kinds = tuple(wcfg.noise_kinds) + (("folder",) if wcfg.noise_dir else ())
   return WaveAugment(
-      sample_rate=sample_rate, noise_prob=float(g("noise_prob", 0.0)),
-      noise_snr_db=tuple(map(float, g("noise_snr_db", (0.0, 20.0)))),
-      noise_kinds=kinds, phone_prob=float(g("phone_prob", 0.0)),
-      phone_mu_law=bool(g("phone_mu_law", True)),
-      gain_prob=float(g("gain_prob", 0.0)),
-      gain_db=tuple(map(float, g("gain_db", (-20.0, 10.0)))),
-      clip=bool(g("clip", True)), speed_prob=float(g("speed_prob", 0.0)),
-      speed=tuple(map(float, g("speed", (0.9, 1.1)))),
-      reverb_prob=float(g("reverb_prob", 0.0)),
-      reverb_rt60=tuple(map(float, g("reverb_rt60", (0.2, 1.0)))),
-      real_ir_share=float(g("real_ir_share", 0.5)))
+      sample_rate=sample_rate, noise_prob=float(wcfg.noise_prob),
+      noise_snr_db=tuple(map(float, wcfg.noise_snr_db)),
+      noise_kinds=kinds, phone_prob=float(wcfg.phone_prob),
+      phone_mu_law=bool(wcfg.phone_mu_law),
+      gain_prob=float(wcfg.gain_prob),
+      gain_db=tuple(map(float, wcfg.gain_db)),
+      clip=bool(wcfg.clip), speed_prob=float(wcfg.speed_prob),
+      speed=tuple(map(float, wcfg.speed)),
+      reverb_prob=float(wcfg.reverb_prob),
+      reverb_rt60=tuple(map(float, wcfg.reverb_rt60)),
+      real_ir_share=float(wcfg.real_ir_share))
 
 
 BANK_SECONDS = 16.0
@@ -452,12 +447,12 @@ def load_banks(wcfg, sample_rate: int):
   from fser_jax import audio as audio_lib
   settings = from_config(wcfg, sample_rate)
   noise = irs = None
-  if wcfg is not None and wcfg.get("noise_dir", ""):
+  if wcfg.noise_dir:
     parts = [audio_lib.load_audio(f, sample_rate)
              for f in _audio_files(wcfg.noise_dir, "noise_dir")]
     noise = np.concatenate([p / np.sqrt(np.mean(p ** 2)) for p in parts])
     noise = noise.astype(np.float32)
-  if wcfg is not None and wcfg.get("ir_dir", ""):
+  if wcfg.ir_dir:
     out = []
     for f in _audio_files(wcfg.ir_dir, "ir_dir"):
       h = audio_lib.load_audio(f, sample_rate)

@@ -130,3 +130,36 @@ def test_every_conv_impl_the_model_knows_is_a_valid_config_value():
   c = config_lib.base()
   c.model.conv_impl = "onednn_winograd"
   config_lib.validate(c)
+
+
+def test_a_saved_config_is_completed_over_the_base(tmp_path):
+  """A run saved before keys existed reads back with their defaults (the
+  behaviour it had), so code reads every key as an attribute; its own
+  values win; features.standardize follows what such runs did."""
+  from fser_jax import rundir
+  old = json.loads(config_lib.base().to_json_best_effort())
+  del old["encoder"], old["features"]["standardize"], old["data"]["stream"]
+  old["features"]["kind"] = "logmel"
+  old["train"]["learning_rate"] = 0.5
+  (tmp_path / "config.json").write_text(json.dumps(old))
+  c = rundir.read_config(str(tmp_path))
+  assert c.encoder.path == "" and c.encoder.pooling == "mean_std"
+  assert c.data.stream == "auto" and c.train.learning_rate == 0.5
+  assert c.features.standardize is True  # log-mel runs were standardised
+  old["features"]["kind"] = "rgb"
+  (tmp_path / "config.json").write_text(json.dumps(old))
+  assert rundir.read_config(str(tmp_path)).features.standardize is False
+
+
+def test_no_module_reads_a_config_key_with_a_default():
+  """`.get("key", default)` on a config would hide a missing key; configs
+  are complete (base, or a saved one completed over it)."""
+  offenders = []
+  for path in glob.glob(os.path.join(ROOT, "fser_jax", "**", "*.py"),
+                        recursive=True):
+    for i, line in enumerate(open(path), 1):
+      if re.search(r"(cfg|config|features|train|data|model|augment|wave|"
+                   r"encoder|learning_curve|\bc|\bd|\bf)\.get\(\"\w+\", ",
+                   line) and "cfg_json" not in line and "wav2vec2.py" not in path:
+        offenders.append(f"{os.path.relpath(path, ROOT)}:{i}: {line.strip()}")
+  assert not offenders, "\n".join(offenders)

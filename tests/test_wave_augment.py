@@ -190,7 +190,6 @@ def test_user_noise_and_impulse_response_folders(tmp_path):
   """augment.wave.noise_dir / ir_dir: read once, noise at unit RMS end to
   end, responses starting 1 ms before their peak at unit energy; a batch
   with only the folder's noise gets exactly that noise's excerpts."""
-  import ml_collections
   import soundfile as sf
   rng = np.random.default_rng(0)
   (tmp_path / "noise").mkdir()
@@ -203,9 +202,11 @@ def test_user_noise_and_impulse_response_folders(tmp_path):
   ir[500] = 0.9  # direct sound after 500 samples of silence
   ir[501:] = 0.1 * rng.standard_normal(5499) * np.exp(-np.arange(5499) / 800)
   sf.write(tmp_path / "irs" / "hall.wav", ir, SR, subtype="FLOAT")
-  w = ml_collections.ConfigDict({"noise_dir": str(tmp_path / "noise"),
-                                 "ir_dir": str(tmp_path / "irs"),
-                                 "reverb_rt60": (0.2, 0.5)})
+  from fser_jax import config as config_lib
+  w = config_lib.base().augment.wave
+  w.noise_dir = str(tmp_path / "noise")
+  w.ir_dir = str(tmp_path / "irs")
+  w.reverb_rt60 = (0.2, 0.5)
   noise, irs = wa.load_banks(w, SR)
   assert noise.shape == (12000,)
   np.testing.assert_allclose(np.sqrt(np.mean(noise[:8000] ** 2)), 1, rtol=1e-3)
@@ -227,6 +228,6 @@ def test_user_noise_and_impulse_response_folders(tmp_path):
                                   ).max() for s in range(noise.size)]))
     ref = np.roll(noise, -start)[:row.size]
     np.testing.assert_allclose(row / np.std(row), ref / np.std(ref), atol=1e-3)
+  w.noise_dir = str(tmp_path / "x")
   with pytest.raises(Exception, match="noise_dir"):
-    wa.load_banks(ml_collections.ConfigDict({"noise_dir": str(tmp_path / "x")}),
-                  SR)
+    wa.load_banks(w, SR)

@@ -17,4 +17,4 @@ from fser_jax.encoders.checkpoints import load  # noqa: F401
 
 def from_config(encoder_cfg):
   """The encoder `config.encoder` names (path, family)."""
-  return load(encoder_cfg.path, encoder_cfg.get("family", ""))
+  return load(encoder_cfg.path, encoder_cfg.family)

@@ -152,7 +152,7 @@ def cross_matrix(config, workdir: str, corpora: list[str]) -> dict:
       if loaded is None:  # every clip once, with its baseline statistics
         wavs, y, classes, meta = dataset_io.load_clips(config.data)
         stats = (baseline_lib.features(wavs, config.data.sample_rate)
-                 if config.get("baseline", True) else None)
+                 if config.baseline else None)
         if stats is not None:  # normalised as the runs' inputs are
           stats = run_lib.baseline_features(stats, meta,
                                             config.features.normalize)

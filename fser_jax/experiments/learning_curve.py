@@ -242,7 +242,7 @@ def zero_shot(config, run, waveforms, labels, classes, test: np.ndarray,
   rep, _ = scoring.evaluate(
       run, wavs, [classes[i] for i in labels[test]],
       meta={k: np.asarray(v)[test] for k, v in meta.items()},
-      label_map=config.learning_curve.get("label_map", ""))
+      label_map=config.learning_curve.label_map)
   mapped = sorted({v for v in rep["label_map"].values() if v is not None})
   return {"ua": rep["unweighted_accuracy"], "acc": rep["accuracy"],
           "mapped_classes": mapped, "n_mapped": rep["n_mapped"],
