@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from absl import logging
 
+from fser_jax import linear_arms
 from fser_jax.experiments import learning_curve as lc
 
 
@@ -22,7 +23,7 @@ def test_se_of_the_difference_by_hand():
   y = np.array([0, 0, 0, 0, 1, 1, 1, 1])
   a = np.array([1, 1, 0, 1, 1, 0, 0, 1], bool)
   b = np.array([0, 1, 0, 1, 1, 0, 1, 0], bool)
-  assert lc._se_of_difference(a, b, y) == pytest.approx(
+  assert linear_arms._se_of_difference(a, b, y) == pytest.approx(
       np.sqrt(0.25 / 4 + (2 / 3) / 4) / 2)
 
 
@@ -33,19 +34,19 @@ def test_a_small_cv_lead_goes_to_the_simpler_arm_a_large_one_does_not():
   probe = np.ones(20, bool)
   probe[[1]] = False  # 1 error, on another clip: 0.95
   cell = {"baseline": _arm(0.9, base), "probe": _arm(0.95, probe)}
-  assert lc.choose(cell, y, "one_se")[0] == "baseline"
-  assert lc.choose(cell, y, "best")[0] == "probe"
+  assert linear_arms.choose(cell, y, "one_se")[0] == "baseline"
+  assert linear_arms.choose(cell, y, "best")[0] == "probe"
   # The baseline wrong on half of each class: 0.5 against 0.95.
   bad = np.tile([True, False], 10)
   cell = {"baseline": _arm(0.5, bad), "probe": _arm(0.95, probe)}
-  arm, why = lc.choose(cell, y, "one_se")
+  arm, why = linear_arms.choose(cell, y, "one_se")
   assert arm == "probe" and why == "best cross-validated UA"
   # Equal CV UA: the simpler arm, whatever the dict's order.
   cell = {"probe": _arm(0.9, base), "baseline": _arm(0.9, base)}
-  assert lc.choose(cell, y, "best")[0] == "baseline"
+  assert linear_arms.choose(cell, y, "best")[0] == "baseline"
   # No folds: the simplest arm, said so.
   cell = {"baseline": {"cv_ua": None}, "probe": {"cv_ua": None}}
-  assert lc.choose(cell, y)[0] == "baseline"
+  assert linear_arms.choose(cell, y)[0] == "baseline"
 
 
 def _data(seed=0):
@@ -67,7 +68,7 @@ def _data(seed=0):
            "encoder": layers.astype(np.float32),
            "embedding": emb.astype(np.float32),
            "embedding_speaker": emb.astype(np.float32)}
-  return y, spk, lc.linear_blocks(feats, spk)
+  return y, spk, linear_arms.linear_blocks(feats, spk)
 
 
 def test_the_choice_never_reads_the_test_labels():
@@ -76,18 +77,18 @@ def test_the_choice_never_reads_the_test_labels():
   y, spk, blocks = _data()
   test = spk == "s0"
   idx = np.flatnonzero(~test)[::2]
-  a, how = lc.linear_cell(blocks, y, idx, test, 3, spk)
+  a, how = linear_arms.linear_cell(blocks, y, idx, test, 3, spk)
   assert "whole speakers held out" in how
   y2 = y.copy()
   y2[test] = np.random.default_rng(1).permutation(y[test])[::-1]
   y2[test] = (y2[test] + 1) % 3
-  b, _ = lc.linear_cell(blocks, y2, idx, test, 3, spk)
-  assert set(a) == set(lc.LINEAR)
+  b, _ = linear_arms.linear_cell(blocks, y2, idx, test, 3, spk)
+  assert set(a) == set(linear_arms.LINEAR)
   assert a["encoder"]["hyper"]["layer"] == 1  # the layer that carries it
   for arm in a:
     assert a[arm]["cv_ua"] == b[arm]["cv_ua"]
     assert a[arm]["hyper"] == b[arm]["hyper"]
-  assert lc.choose(a, y[idx]) == lc.choose(b, y2[idx])
+  assert linear_arms.choose(a, y[idx]) == linear_arms.choose(b, y2[idx])
   assert any(a[arm]["report"] != b[arm]["report"] for arm in a)
 
 
@@ -96,7 +97,7 @@ def test_speaker_arms_remove_what_identifies_the_speaker():
   the same regression does far better on a new speaker."""
   y, spk, blocks = _data(seed=2)
   test = spk == "s0"
-  cell, _ = lc.linear_cell(blocks, y, np.flatnonzero(~test), test, 3, spk)
+  cell, _ = linear_arms.linear_cell(blocks, y, np.flatnonzero(~test), test, 3, spk)
   ua = {a: cell[a]["report"]["unweighted_accuracy"] for a in cell}
   assert ua["baseline_speaker"] > ua["baseline"] + 0.2
   assert cell["baseline_speaker"]["cv_ua"] > cell["baseline"]["cv_ua"] + 0.2
@@ -111,7 +112,7 @@ def test_the_margin_is_against_the_baseline_with_the_same_information():
   rows = {a: [{"ua_mean": u}] for a, u in
           (("baseline", 0.55), ("baseline_speaker", 0.65),
            ("probe_speaker", 0.75))}
-  ch = lc.summarise_choice(5, [("probe_speaker", ""), ("baseline", "")],
+  ch = linear_arms.summarise_choice(5, [("probe_speaker", ""), ("baseline", "")],
                            cells, rows, "how")
   # Draw 1 chose probe_speaker (0.8; its baseline 0.7), draw 2 the
   # baseline (0.6; itself).
@@ -128,15 +129,15 @@ def test_features_are_recomputed_when_the_audio_changes(tmp_path):
            for f in (150, 220)]
   meta = {"filename": np.array(["a.wav", "b.wav"]),
           "speaker": np.array(["", ""])}
-  first = lc.clip_features(cfg, waves, meta, str(tmp_path))
-  again = lc.clip_features(cfg, waves, meta, str(tmp_path))
+  first = linear_arms.clip_features(cfg, waves, meta, str(tmp_path))
+  again = linear_arms.clip_features(cfg, waves, meta, str(tmp_path))
   np.testing.assert_array_equal(first["stats"], again["stats"])
   # Same file names, other recordings (an octave up, 12 dB quieter).
   other = [w[::2].repeat(2) * 0.25 for w in waves]
-  changed = lc.clip_features(cfg, other, meta, str(tmp_path))
+  changed = linear_arms.clip_features(cfg, other, meta, str(tmp_path))
   assert not np.allclose(changed["stats"], first["stats"])
   cfg.data.sample_rate = 16000  # same samples, another rate
-  rate = lc.clip_features(cfg, other, meta, str(tmp_path))
+  rate = linear_arms.clip_features(cfg, other, meta, str(tmp_path))
   assert not np.allclose(rate["stats"], changed["stats"])
 
 
@@ -173,7 +174,7 @@ def test_a_pretrained_encoder_is_an_arm_of_the_curve(tfds_dir, user_recordings,
     assert row["n_train"] == 10 and len(row["ua"]) == 2
     assert all(h["layer"] in (0, 1, 2, "mix") for h in row["hyper"])
   assert out["encoder"]["candidates"] == [0, 1, 2, "mix"]
-  assert set(out["choice"][0]["arms"]) <= set(lc.LINEAR)
+  assert set(out["choice"][0]["arms"]) <= set(linear_arms.LINEAR)
   # The states live per clip in the encoder's store, not in features.npz.
   from fser_jax import encoders
   from fser_jax.encoders import extract
