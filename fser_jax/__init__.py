@@ -5,7 +5,7 @@ train -> metrics -> checkpoints (datasets/ and splits feed it; report, plots,
 predict and generalisation read its results).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 import os as _os
 

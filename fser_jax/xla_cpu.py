@@ -221,8 +221,8 @@ def conv_impl(backend: str, dtype_name: str = "float32",
     first in oneDNN's Winograd F(4x4, 3x3)): on a 2-core Zen 4 EPYC x1.26
     'winograd_onednn' (median of 8 alternated rounds in one process) and
     1.34-1.46x Keras float32 in three same-run comparisons (commit 4eeb2d1,
-    docs/performance.md). Not measured on an Intel CPU, whose
-    AVX-512 those kernels were written for: run the tuner there. Where only
+    docs/performance.md); on a 2-core AMX Xeon 1.24x Keras float32
+    (2026-12-06, docs/performance.md). Where only
     the direct oneDNN convolutions run, on AMD 'winograd_onednn' (the second
     layer in oneDNN too): 1.03-1.18x 'winograd' in four alternations on the
     Zen 4 EPYC.
@@ -254,8 +254,8 @@ def conv_impl(backend: str, dtype_name: str = "float32",
     if {"avx512_bf16", "amx_bf16"} & flags and onednn_ok():
       return "onednn", (f"{dtype_name} on a CPU with native bfloat16: "
                         "oneDNN's convolutions (2.5-2.7x XLA's bfloat16 "
-                        "step and 1.00-1.18x Keras mixed_bfloat16 measured "
-                        "on an AVX512_BF16 EPYC; AMX not measured)")
+                        "step and 1.00-1.18x Keras mixed_bfloat16 on an "
+                        "AVX512_BF16 EPYC; 1.44x on an AMX Xeon)")
     return "xla", f"{dtype_name}: Winograd's transforms need float32"
   winograd_ok = winograd_ok or (lambda: False)
   if "avx512f" in flags:
@@ -263,7 +263,8 @@ def conv_impl(backend: str, dtype_name: str = "float32",
       return "onednn_winograd", (
           "CPU with AVX-512, not tuned here: oneDNN's Winograd for every 3x3 "
           "layer after the first (1.34-1.46x Keras float32 in three runs on "
-          "a Zen 4 EPYC; not measured on Intel: python -m fser_jax.tune)")
+          "a Zen 4 EPYC, 1.24x on an AMX Xeon; python -m fser_jax.tune "
+          "measures this machine)")
     if (vendor or cpu_vendor()) == "AuthenticAMD" and onednn_ok():
       return "winograd_onednn", (
           "AMD CPU with AVX-512, not tuned here: Winograd for the layers with "
