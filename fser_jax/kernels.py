@@ -221,12 +221,9 @@ _WINO_G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6],
                     [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float32)
 _WINO_AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0],
                      [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], np.float32)
-# Measured per layer at batch 64 (forward + both gradients + pooling, 2-core
-# AVX2 EPYC, against Eigen's convolutions; the first version of the
-# transforms): 64 -> 128 channels at 16x16 126 -> 97 ms, 128 -> 256 at 8x8
-# 108 -> 65 ms, but 32 -> 64 at 32x32 158 -> 179 ms (its transforms move more
-# bytes than the 4x fewer products save), so only layers with at least this
-# many input channels take the Winograd path.
+# Layers with fewer input channels lose to the direct convolution: their
+# transforms move more bytes than the 4x fewer products save (measured per
+# layer at batch 64 on a 2-core AVX2 EPYC; CHANGELOG 0.2.0).
 WINOGRAD_MIN_CHANNELS = 64
 
 
