@@ -213,3 +213,39 @@ def test_clips_are_stored_as_int16_bytes_and_old_int64_builds_still_read(
     np.testing.assert_array_equal(meta["label"], mem.labels)
     for k in stream.META_KEYS:
       np.testing.assert_array_equal(meta[k], mem.meta[k])
+
+
+def test_a_killed_streamed_process_resumes_to_the_same_parameters(ar_dir,
+                                                                   tmp_path):
+  """A real streamed training process, SIGKILL'd mid-run (no clean-up at
+  all), then the same command: the final parameters are bitwise those of an
+  uninterrupted streamed run (trained in this process)."""
+  import signal
+  from conftest import tiny_config, tiny_config_file
+  from fser_jax import checkpoints, run
+  from test_reliability import _final_params, _launch, _wait_for_step
+  ovr = {"train.num_epochs": 8, "train.steps_per_dispatch": 2,
+         "train.checkpoint_every_epochs": 2, "data.stream": "on"}
+  cfg_file = tiny_config_file(tmp_path / "cfg.py", ar_dir, **ovr)
+  workdir = tmp_path / "run"
+  proc = _launch(cfg_file, workdir)
+  _wait_for_step(str(workdir), 14, proc)
+  proc.send_signal(signal.SIGKILL)
+  proc.communicate(timeout=120)
+  assert proc.returncode == -signal.SIGKILL
+  assert not (workdir / "report.json").exists()
+  ck = checkpoints.Checkpoints(str(workdir))
+  killed_at = ck.latest_step()
+  ck.close()
+  assert killed_at is not None and 0 < killed_at < 48
+  proc = _launch(cfg_file, workdir)
+  out, _ = proc.communicate(timeout=600)
+  assert proc.returncode == 0, out[-3000:]
+  assert "Resuming from the checkpoint at step" in out
+  assert "Training input: data.stream=on" in out
+  step, params = _final_params(workdir, ovr, ar_dir)
+  run.train_and_evaluate(tiny_config(ar_dir, **ovr), str(tmp_path / "ref"))
+  ref_step, ref_params = _final_params(tmp_path / "ref", ovr, ar_dir)
+  assert step == ref_step == 48
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ref_params)):
+    np.testing.assert_array_equal(a, b)
