@@ -349,22 +349,27 @@ def winograd_conv(x: jax.Array, kernel: jax.Array,
   return y[:, :h, :w] if ph or pw else y
 
 
-def dropout(x: jax.Array, rate: float, key: jax.Array) -> jax.Array:
-  """Inverted dropout drawing as few random bits per value as express the
-  rate exactly: 1 for 0.5, 2 for 0.25 or 0.75, 4 for multiples of 1/16,
-  else 8 (the rate rounded to a multiple of 1/256).
+def dropout(x: jax.Array, rate: float, key: jax.Array,
+            packed: bool = False) -> jax.Array:
+  """Inverted dropout: kept values scaled by the exact inverse of the keep
+  probability, so the expectation is unchanged.
 
-  `jax.random.bernoulli` runs the counter-based generator once per value;
-  here one 32-bit draw serves 32 / bits values, unpacked by shifts that XLA
-  fuses into the select. Kept values are scaled by the exact inverse of the
-  keep probability, so the expectation is unchanged. Random bits were 7-10%
-  of the float32 step on CPU with one byte per value (AVX-512 Zen 4,
-  profile_step --trace); the model's 0.25 and 0.5 need 2 and 1.
+  By default one `jax.random.bernoulli` draw per value. `packed` (config
+  model.dropout_bits='packed') draws as few random bits per value as
+  express the rate exactly (1 for 0.5, 2 for 0.25 or 0.75, 4 for multiples
+  of 1/16, else 8: the rate rounded to a multiple of 1/256), one 32-bit
+  word serving 32 / bits values: 4-8% of the CPU step saved. Its masks pass
+  every statistical check we ran, but fine-tuning from a source with huge
+  logits ends at a higher training loss with them than with bernoulli's,
+  unexplained (docs/performance.md), so they are not the default.
   """
   if rate <= 0.0:
     return x
   if rate >= 1.0:
     return jnp.zeros_like(x)
+  if not packed:
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
   bits = next(b for b in (1, 2, 4, 8)
               if float(rate * (1 << b)).is_integer() or b == 8)
   levels = 1 << bits

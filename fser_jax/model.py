@@ -30,6 +30,7 @@ class FSER(nnx.Module):
                kernel_size: int = 3, conv_dropout: float = 0.25,
                dense: Sequence[int] = (512, 256), dense_dropout: float = 0.5,
                conv_impl: str = "auto", time_pool: str = "",
+               dropout_bits: str = "bernoulli",
                dtype=jnp.float32, rngs: nnx.Rngs):
     if conv_impl not in CONV_IMPLS:
       raise ValueError(f"model.conv_impl must be one of {CONV_IMPLS}, got "
@@ -59,6 +60,7 @@ class FSER(nnx.Module):
       cin, size = f, size // 2
     self.convs = nnx.List(convs)
     self.conv_dropout = conv_dropout
+    self.packed_dropout = dropout_bits == "packed"
     # time_pool: the last block's columns (time) are pooled before the dense
     # layers, so any clip length gives the same width (logmel_time): 'mean',
     # or 'mean_std' (statistics pooling, as x-vectors: the mean and the
@@ -113,7 +115,8 @@ class FSER(nnx.Module):
       if i:
         pooled += [x.mean(axis=(1, 2)), x.std(axis=(1, 2))]
       if train:
-        x = dropout(x, self.conv_dropout, rngs.dropout())
+        x = dropout(x, self.conv_dropout, rngs.dropout(),
+                    self.packed_dropout)
     if self.time_pool == "mean_std":  # [B, rows, cols, C] -> [B, rows, 2C]
       x = jnp.concatenate([x.mean(axis=2), x.std(axis=2)], axis=-1)
     elif self.time_pool:
@@ -122,7 +125,8 @@ class FSER(nnx.Module):
     for layer in self.dense[:-1]:
       x = nnx.relu(layer(x))
       if train:
-        x = dropout(x, self.dense_dropout, rngs.dropout())
+        x = dropout(x, self.dense_dropout, rngs.dropout(),
+                    self.packed_dropout)
     blocks = (jnp.concatenate(pooled, -1) if pooled
               else jnp.zeros((x.shape[0], 0), x.dtype))
     return x, blocks
@@ -144,6 +148,7 @@ def from_config(cfg, num_classes: int, in_channels: int, seed: int) -> FSER:
               conv_dropout=cfg.model.conv_dropout, dense=tuple(cfg.model.dense),
               dense_dropout=cfg.model.dense_dropout,
               conv_impl=cfg.model.conv_impl,
+              dropout_bits=cfg.model.dropout_bits,
               time_pool=(cfg.model.time_pool
                          if cfg.features.kind == "logmel_time" else ""),
               dtype=compute_dtype(cfg.train.precision), rngs=nnx.Rngs(seed))

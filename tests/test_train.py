@@ -166,15 +166,19 @@ def test_max_pool_gradient_routes_to_the_maximum(dtype):
   assert g5.shape == x5.shape and float(g5[0, 4].sum()) == 0.0
 
 
+@pytest.mark.parametrize("packed", [True, False])
 @pytest.mark.parametrize("rate,levels", [(0.25, 4), (0.5, 2), (0.75, 4),
                                          (0.3, 256)])
-def test_dropout_drops_the_rate_and_keeps_the_expectation(rate, levels):
-  """Packed bits: each value is dropped with the rate (rounded to 1/levels),
-  independently of its neighbours sharing a 32-bit word, kept values are
-  scaled by the inverse keep probability, and the mask follows the key."""
+def test_dropout_drops_the_rate_and_keeps_the_expectation(rate, levels,
+                                                          packed):
+  """Each value is dropped with the rate (packed bits: rounded to
+  1/levels), independently of its neighbours (packed: sharing a 32-bit
+  word), kept values are scaled by the inverse keep probability, and the
+  mask follows the key."""
   x = jnp.ones((16, 32, 32, 32), jnp.float32)  # 524,288 values
-  y = np.asarray(kernels.dropout(x, rate, jax.random.key(0)))
-  want = round(rate * levels) / levels
+  drop = lambda k: kernels.dropout(x, rate, k, packed)
+  y = np.asarray(drop(jax.random.key(0)))
+  want = round(rate * levels) / levels if packed else rate
   dropped = y == 0
   assert abs(dropped.mean() - want) < 4 * np.sqrt(want * (1 - want) / y.size)
   np.testing.assert_allclose(np.unique(y[~dropped]), 1 / (1 - want),
@@ -183,8 +187,8 @@ def test_dropout_drops_the_rate_and_keeps_the_expectation(rate, levels):
   flat = dropped.reshape(-1)
   both = (flat[:-1] & flat[1:]).mean()
   assert abs(both - want ** 2) < 4 * np.sqrt(want ** 2 / flat.size)
-  again = np.asarray(kernels.dropout(x, rate, jax.random.key(0)))
-  other = np.asarray(kernels.dropout(x, rate, jax.random.key(1)))
+  again = np.asarray(drop(jax.random.key(0)))
+  other = np.asarray(drop(jax.random.key(1)))
   np.testing.assert_array_equal(again, y)
   assert (other != y).mean() > 0.1
   assert kernels.dropout(x, 0.0, jax.random.key(0)) is x

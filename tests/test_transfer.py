@@ -356,11 +356,8 @@ def test_finetune_from_a_mismatched_source_stays_finite(
   with open(tmp_path / "recipe" / "finetune" / "k5_r0" / "metrics.jsonl") as f:
     losses = [json.loads(l)["train_loss"] for l in f if "train_loss" in l]
   assert losses[0] > 10  # the source is confidently wrong
-  # Windows of five logged losses, not single values: each is one batch
-  # under dropout, and the first ranged 18-129 over dropout draws (seeds
-  # 0-5) while the last five averaged 5-12.
   assert np.all(np.isfinite(losses))
-  assert np.mean(losses[-5:]) < np.mean(losses[:5]) / 2
+  assert losses[-1] < losses[0] / 5
   row = out["arms"]["finetune"][0]
   assert row["diverged"] == 0 and row["ua_mean"] is not None
   # Without the recipe: no clipping, no head-first phase, a high rate.
