@@ -171,22 +171,13 @@ def main():
   t_short = timed(lambda: whisper.forward(enc.model, short
                                           ).block_until_ready(), a.rounds)
   audio = 30.0 * a.batch
-  for name, t, secs in (("ours_float32_30s", t_ours, audio),
-                        ("transformers_float32_30s", t_ref, audio),
-                        ("ours_bfloat16_30s", t_ours16, audio),
-                        ("transformers_bfloat16_30s", t_ref16, audio),
-                        ("ours_float32_3s_unpadded", t_short, 3.0 * a.batch)):
-    res[name] = {"seconds_per_batch": t, "clips_per_s": a.batch / t,
-                 "real_time_factor": t / secs}
   res["ratio_float32_ours_over_transformers"] = t_ref / t_ours
   res["ratio_bfloat16_ours_over_transformers"] = t_ref16 / t_ours16
-  res["peak_rss_gb"] = resource.getrusage(
-      resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
-  print(json.dumps(res, indent=2))
-  if a.out:
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    with open(a.out, "w") as f:
-      json.dump(res, f, indent=2)
+  _report(res, a, (("ours_float32_30s", t_ours, audio),
+                   ("transformers_float32_30s", t_ref, audio),
+                   ("ours_bfloat16_30s", t_ours16, audio),
+                   ("transformers_bfloat16_30s", t_ref16, audio),
+                   ("ours_float32_3s_unpadded", t_short, 3.0 * a.batch)))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import common  # noqa: F401  (sys.path, TF log level)
 
 
 def step_inputs(batch_size: int, precision: str, steps_per_dispatch: int,
-                conv_impl: str, unroll=None):
+                conv_impl: str, unroll=None, dropout_bits: str = "bernoulli"):
   """The default model's train chunk (`steps_per_dispatch` steps of
   `batch_size`) and its arguments: (chunk, config, tx, state, images,
   labels, idx, key), on random 64x64 images."""
@@ -40,6 +40,7 @@ def step_inputs(batch_size: int, precision: str, steps_per_dispatch: int,
   c = config_lib.base()
   c.train.precision = precision
   c.model.conv_impl = conv_impl
+  c.model.dropout_bits = dropout_bits
   n = batch_size * steps_per_dispatch
   graphdef, state, tx = state_lib.create(c, 8, 3, steps_per_epoch=100)
   rng = np.random.default_rng(0)
@@ -52,12 +53,14 @@ def step_inputs(batch_size: int, precision: str, steps_per_dispatch: int,
 
 
 def bench_jax(batch_size: int, precision: str, steps_per_dispatch: int,
-              repeats: int, unroll, conv_impl: str = "auto") -> dict:
+              repeats: int, unroll, conv_impl: str = "auto",
+              dropout_bits: str = "bernoulli") -> dict:
   import jax
   from fser_jax import augment, kernels, train
   from fser_jax import state as state_lib
   chunk, c, tx, state, images, labels, idx, key = step_inputs(
-      batch_size, precision, steps_per_dispatch, conv_impl, unroll)
+      batch_size, precision, steps_per_dispatch, conv_impl, unroll,
+      dropout_bits)
   n = batch_size * steps_per_dispatch
   t0 = time.perf_counter()
   compiled = chunk.lower(state, images, labels, idx, key).compile()
@@ -179,6 +182,9 @@ def main(argv=None) -> dict:
   p.add_argument("--steps_per_dispatch", type=int, default=8)
   p.add_argument("--repeats", type=int, default=5)
   p.add_argument("--json", default=None)
+  p.add_argument("--dropout_bits", default="bernoulli",
+                 help="model.dropout_bits (bernoulli, packed); a comma list "
+                 "runs each side by side")
   p.add_argument("--conv_impl", default="auto",
                  help="model.conv_impl (default: the library's, 'auto'); a "
                  "comma list runs each side by side")
@@ -199,17 +205,21 @@ def main(argv=None) -> dict:
             "conv_impl": a.conv_impl.split(",")[0],
             "conv_impl_resolved": kernels.resolve_conv_impl(
                 a.conv_impl.split(",")[0], dtype)}
+  result["dropout_bits"] = a.dropout_bits.split(",")[0]
   for impl in a.conv_impl.split(","):
-    r = bench_jax(a.batch_size, a.precision, a.steps_per_dispatch, a.repeats,
-                  None, conv_impl=impl)
-    if "jax" not in result:
-      result["jax"] = r
-    else:  # alternatives, measured in the same process after the first
-      result.setdefault("jax_alternatives", {})[impl] = r
-    resolved = kernels.resolve_conv_impl(impl, dtype)
-    print(f"conv_impl={impl}"
-          + (f" (here: {resolved})" if resolved != impl else "")
-          + f": {r['examples_per_sec']['median']:.1f} ex/s")
+    for bits in a.dropout_bits.split(","):
+      r = bench_jax(a.batch_size, a.precision, a.steps_per_dispatch,
+                    a.repeats, None, conv_impl=impl, dropout_bits=bits)
+      name = impl if bits == result["dropout_bits"] else f"{impl}+{bits}"
+      if "jax" not in result:
+        result["jax"] = r
+      else:  # alternatives, measured in the same process after the first
+        result.setdefault("jax_alternatives", {})[name] = r
+      resolved = kernels.resolve_conv_impl(impl, dtype)
+      print(f"conv_impl={impl}"
+            + (f" (here: {resolved})" if resolved != impl else "")
+            + f", dropout_bits={bits}: "
+            f"{r['examples_per_sec']['median']:.1f} ex/s")
   if "keras" in peers:
     result["keras"] = bench_keras(a.batch_size, a.precision, a.repeats,
                                   a.keras_jit)

@@ -112,13 +112,17 @@ class TrainedRun:
     self.graphdef, self.params, self.step = rundir.restore_params(
         workdir, c, len(self.classes))
     self._infer = forward.make_infer_fn(self.graphdef)
+    self._load_trust(trust)
+
+  def _load_trust(self, trust: bool) -> None:
+    """The run's familiarity model and calibration (temperature, selective
+    thresholds; runs saved before it: T = 1), or none without `trust`."""
     self.familiarity, self.calibration, self.temperature = None, None, 1.0
     if trust:
-      fam_path = os.path.join(workdir, rundir.FAMILIARITY)
+      fam_path = os.path.join(self.workdir, rundir.FAMILIARITY)
       if os.path.exists(fam_path):
         self.familiarity = familiarity.load(fam_path)
-      # Temperature and selective thresholds (runs saved before it: T = 1).
-      self.calibration = calibration.load(workdir)
+      self.calibration = calibration.load(self.workdir)
       if self.calibration:
         self.temperature = self.calibration["temperature"]
 
@@ -372,14 +376,7 @@ class EncoderHeadRun(TrainedRun):
           "at those weights")
     self.sample_rate = self.encoder.sample_rate
     self.store = store
-    self.familiarity, self.calibration, self.temperature = None, None, 1.0
-    if trust:
-      fam_path = os.path.join(workdir, rundir.FAMILIARITY)
-      if os.path.exists(fam_path):
-        self.familiarity = familiarity.load(fam_path)
-      self.calibration = calibration.load(workdir)
-      if self.calibration:
-        self.temperature = self.calibration["temperature"]
+    self._load_trust(trust)
 
   def load_audio(self, path: str) -> np.ndarray:
     return audio_lib.load_audio(path, self.sample_rate, min_samples=400)

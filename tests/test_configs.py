@@ -139,6 +139,7 @@ def test_a_saved_config_is_completed_over_the_base(tmp_path):
   from fser_jax import rundir
   old = json.loads(config_lib.base().to_json_best_effort())
   del old["encoder"], old["features"]["standardize"], old["data"]["stream"]
+  del old["model"]["dropout_bits"]
   old["features"]["kind"] = "logmel"
   old["train"]["learning_rate"] = 0.5
   (tmp_path / "config.json").write_text(json.dumps(old))
@@ -146,6 +147,8 @@ def test_a_saved_config_is_completed_over_the_base(tmp_path):
   assert c.encoder.path == "" and c.encoder.pooling == "mean_std"
   assert c.data.stream == "auto" and c.train.learning_rate == 0.5
   assert c.features.standardize is True  # log-mel runs were standardised
+  assert c.model.dropout_bits == "packed"  # what runs drew before the key
+  assert config_lib.base().model.dropout_bits == "bernoulli"
   old["features"]["kind"] = "rgb"
   (tmp_path / "config.json").write_text(json.dumps(old))
   assert rundir.read_config(str(tmp_path)).features.standardize is False
