@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import tiny_config_file
@@ -79,3 +80,42 @@ def test_two_processes_train_the_one_process_run(tmp_path, tfds_dir, ar_dir,
   rep1 = json.load(open(tmp_path / "one" / "report.json"))
   rep2 = json.load(open(tmp_path / "two" / "report.json"))
   assert rep2["accuracy"] == rep1["accuracy"]
+
+
+def test_two_processes_share_an_embedding_run(tmp_path, user_recordings):
+  """launch.py --mode embed in two jax.distributed processes: each computes
+  its every-other chunk into the shared store, the first writes the index
+  of all 60 clips; the states equal one process's."""
+  from fser_jax import encoders
+  from fser_jax.encoders import extract
+  fix = os.path.join(ROOT, "tests", "fixtures", "whisper_tiny")
+  args = ["--mode", "embed", f"--config.encoder.path={fix}",
+          "--config.encoder.chunk=8"]
+  cfg = os.path.join(ROOT, "configs", "own_data.py") + ":" + user_recordings
+  port = _free_port()
+  procs = [_launch(cfg, tmp_path / "two", *args, "--coordinator_address",
+                   f"127.0.0.1:{port}", "--num_processes", "2",
+                   "--process_id", str(i), log=tmp_path / f"p{i}.log")
+           for i in range(2)]
+  for p in procs:
+    p.wait(timeout=600)
+  outs = [(tmp_path / f"p{i}.log").read_text() for i in range(2)]
+  for p, o in zip(procs, outs):
+    assert p.returncode == 0, o[-3000:]
+  keys = [json.load(open(tmp_path / "two" / f"embed_keys.{i}.json"))
+          for i in range(2)]
+  # 60 clips in chunks of 8: chunks 0, 2, 4, 6 (32 clips) and 1, 3, 5, 7.
+  assert [k["stats"]["computed"] for k in keys] == [32, 28]
+  out = json.load(open(tmp_path / "two" / "embed.json"))
+  assert (out["processes"], out["embedded"], out["computed"]) == (2, 60, 60)
+  enc = encoders.load(fix)
+  store = extract.Store(str(tmp_path / "two" / "encoder_states"), enc)
+  index = [r.split(",")[-1] for r in
+           open(tmp_path / "two" / "embed_index.csv").read().split()[1:]]
+  assert len(index) == 60 and len(store.index()) == 60
+  from fser_jax import audio
+  from fser_jax.datasets import files
+  entries, _ = files.scan_own(user_recordings)
+  first = audio.load_audio(entries[0]["abspath"], 16000)
+  assert np.abs(store.read(index[:1])[0]
+                - enc.pooled([first])[0]).max() <= 1e-5
