@@ -35,6 +35,22 @@ def _launch(cfg, workdir, *extra, log, devices=1):
       stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
 
+def _two_processes(cfg, tmp_path, *args) -> list[str]:
+  """launch.py as processes 0 and 1 of a jax.distributed run in
+  TMP/two; their logs, after both exited 0."""
+  port = _free_port()
+  procs = [_launch(cfg, tmp_path / "two", *args, "--coordinator_address",
+                   f"127.0.0.1:{port}", "--num_processes", "2",
+                   "--process_id", str(i), log=tmp_path / f"p{i}.log")
+           for i in range(2)]
+  for p in procs:
+    p.wait(timeout=600)
+  outs = [(tmp_path / f"p{i}.log").read_text() for i in range(2)]
+  for p, o in zip(procs, outs):
+    assert p.returncode == 0, o[-3000:]
+  return outs
+
+
 def _losses(workdir):
   lines = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
   return ([(h["step"], h["train_loss"]) for h in lines if "train_loss" in h],
@@ -55,16 +71,7 @@ def test_two_processes_train_the_one_process_run(tmp_path, tfds_dir, ar_dir,
   one = _launch(cfg, tmp_path / "one", log=tmp_path / "one.log", devices=2)
   one.wait(timeout=600)
   assert one.returncode == 0, (tmp_path / "one.log").read_text()[-3000:]
-  port = _free_port()
-  procs = [_launch(cfg, tmp_path / "two", "--coordinator_address",
-                   f"127.0.0.1:{port}", "--num_processes", "2",
-                   "--process_id", str(i), log=tmp_path / f"p{i}.log")
-           for i in range(2)]
-  for p in procs:
-    p.wait(timeout=600)
-  outs = [(tmp_path / f"p{i}.log").read_text() for i in range(2)]
-  for p, o in zip(procs, outs):
-    assert p.returncode == 0, o[-3000:]
+  outs = _two_processes(cfg, tmp_path)
   assert "process 0 of 2, 1 local / 2 devices" in outs[0]
   assert "on 2 cpu device(s)" in outs[0]
   assert f"Training input: data.stream={stream}" in outs[0]
@@ -92,16 +99,7 @@ def test_two_processes_share_an_embedding_run(tmp_path, user_recordings):
   args = ["--mode", "embed", f"--config.encoder.path={fix}",
           "--config.encoder.chunk=8"]
   cfg = os.path.join(ROOT, "configs", "own_data.py") + ":" + user_recordings
-  port = _free_port()
-  procs = [_launch(cfg, tmp_path / "two", *args, "--coordinator_address",
-                   f"127.0.0.1:{port}", "--num_processes", "2",
-                   "--process_id", str(i), log=tmp_path / f"p{i}.log")
-           for i in range(2)]
-  for p in procs:
-    p.wait(timeout=600)
-  outs = [(tmp_path / f"p{i}.log").read_text() for i in range(2)]
-  for p, o in zip(procs, outs):
-    assert p.returncode == 0, o[-3000:]
+  _two_processes(cfg, tmp_path, *args)
   keys = [json.load(open(tmp_path / "two" / f"embed_keys.{i}.json"))
           for i in range(2)]
   # 60 clips in chunks of 8: chunks 0, 2, 4, 6 (32 clips) and 1, 3, 5, 7.
