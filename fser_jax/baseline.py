@@ -254,6 +254,20 @@ def tune(x, y, folds, classes, feature_sets=("full",)) -> dict:
   return best[1]
 
 
+def tune_block(blocks, y, folds, classes) -> tuple[int, dict, list[float]]:
+  """(the index of the block [N, K, D] `tune` fits best, by out-of-fold log
+  loss, ties to the earlier; its hyperparameters; every block's loss).
+  Without folds: the first block, C=1."""
+  losses, best = [], None
+  for b in range(blocks.shape[1]):
+    h = tune(blocks[:, b], y, folds, classes)
+    loss = log_loss(h["oof"], y, classes) if h["oof"] is not None else 0.0
+    losses.append(loss)
+    if best is None or loss < best[0] - 1e-9:
+      best = (loss, b, h)
+  return best[1], best[2], losses
+
+
 def fit_log_proba(x_train, y_train, x_test, hyper: dict, classes):
   """log p [N_test, K] of the regression `tune` chose, fitted on all the
   training clips."""

@@ -84,15 +84,8 @@ def choose(blocks: np.ndarray, y, groups, classes, unit: str = "speakers"
   log loss with whole speakers (else clips) held out: {'layer' (index into
   the candidates), 'C', 'how', 'cv_loss' per candidate}."""
   folds, how = baseline_lib.cv_folds(y, groups, unit=unit)
-  losses, best = [], None
-  for layer in range(blocks.shape[1]):
-    h = baseline_lib.tune(blocks[:, layer], y, folds, classes)
-    loss = (baseline_lib.log_loss(h["oof"], y, classes)
-            if h["oof"] is not None else 0.0)
-    losses.append(loss)
-    if best is None or loss < best[0] - 1e-9:
-      best = (loss, layer, h["C"])
-  return {"layer": best[1], "C": best[2], "how": how, "cv_loss": losses}
+  layer, hyper, losses = baseline_lib.tune_block(blocks, y, folds, classes)
+  return {"layer": layer, "C": hyper["C"], "how": how, "cv_loss": losses}
 
 
 def train_head(config, workdir: str, *, overwrite: bool = False) -> dict:

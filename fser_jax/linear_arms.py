@@ -191,14 +191,7 @@ def linear_cell(blocks: dict, labels, idx, test, num_classes: int,
           {"C": hg["C"]})
     enc = blocks.get("encoder" + suffix)
     if enc is not None:  # the layer, then C, by out-of-fold log loss
-      best = None
-      for layer in range(enc.shape[1]):
-        h = baseline_lib.tune(enc[idx, layer], y, folds, classes)
-        loss = (baseline_lib.log_loss(h["oof"], y, classes)
-                if h["oof"] is not None else 0.0)
-        if best is None or loss < best[0] - 1e-9:
-          best = (loss, layer, h)
-      _, layer, hl = best
+      layer, hl, _ = baseline_lib.tune_block(enc[idx], y, folds, classes)
       x_e = enc[:, layer]
       lp_l = baseline_lib.fit_log_proba(x_e[idx], y, x_e[test], hl, classes)
       name = layer if encoder_names is None else encoder_names[layer]
