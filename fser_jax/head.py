@@ -96,6 +96,9 @@ def train_head(config, workdir: str, *, overwrite: bool = False) -> dict:
                       "checkpoint folder, docs/encoders.md)")
   rundir.prepare(config, workdir, overwrite)
   if not overwrite and os.path.exists(rundir.path(workdir, rundir.REPORT_JSON)):
+    logging.info("Encoder head: %s holds this config's finished run; its "
+                 "report is read back, not trained again (--overwrite to "
+                 "train anew).", workdir)
     return rundir.read_report(workdir)
   from fser_jax import encoders
   from fser_jax.encoders import extract
