@@ -6,7 +6,10 @@ same CPU, same weights, same run.
 
 The wav2vec2 family (--family wav2vec2 | hubert | wavlm | data2vec-audio):
 the base size (transformers' default config), random weights, `--seconds`
-of audio per clip, float32 and bfloat16, clips/s and real-time factor.
+of audio per clip, float32 and bfloat16, clips/s and real-time factor:
+every hidden state (the forward pass), and extraction as the library runs
+it (every layer's mean and std per clip; the reference: its hidden states
+pooled the same way in torch).
 
 Random weights of the named size (no download; speed does not depend on the
 values), written once as a Hugging Face folder and read by both. Timed:
@@ -95,6 +98,19 @@ def wav2vec2_family(a):
   xt = torch.from_numpy(wav)
   with torch.inference_mode():
     t_ref = timed(lambda: ref(xt, output_hidden_states=True), a.rounds)
+  # Extraction as the curve and `--mode embed` run it: every layer's mean
+  # and std per clip, from the waveforms (ours: wav2vec2.pooled; the
+  # reference: its hidden states, then the same pooling in torch).
+  clips = list(wav)
+  t_pool = timed(lambda: wav2vec2.pooled(enc.model, clips, batch=a.batch),
+                 a.rounds)
+
+  def ref_pooled():
+    with torch.inference_mode():
+      h = torch.stack(ref(xt, output_hidden_states=True).hidden_states)
+      return torch.cat([h.mean(2), h.std(2, unbiased=False)], -1)
+
+  t_ref_pool = timed(ref_pooled, a.rounds)
   m16 = _cast16(enc.model)
   x16 = x.astype(jnp.bfloat16)
   t_ours16 = timed(lambda: wav2vec2.forward(m16, x16).block_until_ready(),
@@ -105,11 +121,14 @@ def wav2vec2_family(a):
                                   output_hidden_states=True), a.rounds)
   res["ratio_float32_ours_over_transformers"] = t_ref / t_ours
   res["ratio_bfloat16_ours_over_transformers"] = t_ref16 / t_ours16
+  res["ratio_float32_pooled_ours_over_transformers"] = t_ref_pool / t_pool
   audio = a.seconds * a.batch
   _report(res, a, (("ours_float32", t_ours, audio),
                    ("transformers_float32", t_ref, audio),
                    ("ours_bfloat16", t_ours16, audio),
-                   ("transformers_bfloat16", t_ref16, audio)))
+                   ("transformers_bfloat16", t_ref16, audio),
+                   ("ours_float32_pooled", t_pool, audio),
+                   ("transformers_float32_pooled", t_ref_pool, audio)))
 
 
 def main():

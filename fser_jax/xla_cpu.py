@@ -50,6 +50,7 @@ import os
 
 FLAG = "--xla_cpu_experimental_ynn_fusion_type"
 CHOICE = "not configured"
+USER_SET = False  # XLA_FLAGS named FLAG before configure() ran
 AVX512_DEFAULT = "individual_dot,reduce"
 NO_TUNE_ENV = "FSER_JAX_NO_TUNE_CACHE"  # set: ignore the tuner's cache
 
@@ -150,9 +151,11 @@ def configure(environ=None, flags: set[str] | None = None,
               vendor: str | None = None) -> str:
   """Sets the YNNPACK flag in `environ["XLA_FLAGS"]` for this CPU unless the
   user set it; returns (and stores in CHOICE) a line saying what and why."""
-  global CHOICE
+  global CHOICE, USER_SET
   environ = os.environ if environ is None else environ
   current = environ.get("XLA_FLAGS", "")
+  if environ is os.environ:
+    USER_SET = FLAG in current
   if FLAG in current:
     CHOICE = f"XLA_FLAGS already sets {FLAG}: left as the user set it"
   elif os.environ.get("FSER_JAX_KEEP_XLA_DEFAULTS"):
@@ -181,6 +184,17 @@ def configure(environ=None, flags: set[str] | None = None,
       CHOICE = (f"CPU without AVX-512: {FLAG}= (YNNPACK fusions off, XLA's "
                 "Eigen convolutions; 2.0x faster train step measured on AVX2)")
   return CHOICE
+
+
+def encoder_options() -> dict:
+  """Compiler options for the pretrained encoders' programs on CPU: YNNPACK
+  fusions off (their time is in dense matmuls and attention, which XLA's
+  own dot emitter ran faster than the AVX-512 Intel default's YNNPACK dots:
+  `benchmarks/encoder.py`, docs/encoders.md). Empty where the user set FLAG
+  in XLA_FLAGS or asked for jaxlib's defaults."""
+  if USER_SET or os.environ.get("FSER_JAX_KEEP_XLA_DEFAULTS"):
+    return {}
+  return {FLAG.lstrip("-"): ""}
 
 
 def bfloat16_note(flags: set[str] | None = None) -> str | None:

@@ -262,6 +262,42 @@ def test_wavlm_relative_position_bias_is_what_the_states_depend_on():
   assert b[0, 99] == 15 and b[99, 0] == 7
 
 
+@pytest.mark.parametrize("kernel,stride,bias", [(10, 5, False), (3, 2, True),
+                                                (4, 4, False), (7, 3, True)])
+def test_wav2vec2_first_layer_folded_equals_conv_norm_gelu(kernel, stride,
+                                                          bias):
+  """The group-norm variants' first layer computed in one pass (frame
+  statistics folded into the kernel) against the layers it replaces,
+  conv -> ChannelNorm -> GELU, on padded clips with a DC offset (where a
+  variance taken as E[y^2] - E[y]^2 would lose digits) and kernels that
+  do and do not span whole strides."""
+  import jax
+  import jax.numpy as jnp
+  from flax import nnx
+  from fser_jax.encoders import wav2vec2
+  rng = np.random.default_rng(kernel)
+  conv = nnx.Conv(1, 16, (kernel,), strides=(stride,), padding="VALID",
+                  use_bias=bias, rngs=nnx.Rngs(0))
+  if bias:
+    conv.bias.value = jnp.asarray(rng.normal(size=16), jnp.float32)
+  norm = wav2vec2.ChannelNorm(16)
+  norm.scale.value = jnp.asarray(rng.uniform(0.5, 2, 16), jnp.float32)
+  norm.bias.value = jnp.asarray(rng.normal(size=16), jnp.float32)
+  wav = jnp.asarray(3.0 + rng.normal(size=(3, 2003)), jnp.float32)
+  t = (2003 - kernel) // stride + 1
+  lengths = jnp.asarray([t, t - 41, 57])
+  valid = jnp.arange(t)[None] < lengths[:, None]
+  want = jax.nn.gelu(norm(conv(wav[..., None]), valid), approximate=False)
+  got = wav2vec2.first_layer_group(conv, norm, wav, valid)
+  assert got.shape == want.shape == (3, t, 16)
+  assert float(jnp.abs(got - want).max()) <= 2e-4
+  # The third clip's statistics are its own: changing samples past its
+  # frames moves the others' outputs only beyond them.
+  wav2 = wav.at[2, 57 * stride + kernel:].set(0.0)
+  got2 = wav2vec2.first_layer_group(conv, norm, wav2, valid)
+  assert float(jnp.abs(got2[2, :57] - got[2, :57]).max()) <= 1e-6
+
+
 @pytest.mark.parametrize("name", ("wav2vec2_base", "wavlm_large",
                                   "data2vec_audio"))
 def test_wav2vec2_padded_batches_give_each_clips_own_states(name):
@@ -517,3 +553,26 @@ def test_the_states_a_head_chooses_among(tmp_path):
   with pytest.raises(checkpoints.CheckpointFileError,
                      match="holds a whisper encoder, not wavlm"):
     encoders.load(FIX, family="wavlm")
+
+
+def test_encoder_programs_compile_without_ynnpack_unless_the_user_says(
+    monkeypatch):
+  """The encoders' forward passes carry their own XLA:CPU options: no
+  YNNPACK fusion in their compiled program even where the process-wide
+  flag asks for YNNPACK dots (which a control compile shows it would
+  put in); a user who set the flag in XLA_FLAGS keeps it."""
+  import jax
+  import jax.numpy as jnp
+  from fser_jax import xla_cpu
+  from fser_jax.encoders import wav2vec2
+  enc = encoders.load(_fixture("wav2vec2_base"))
+  wav = jnp.zeros((1, 4000), jnp.float32)
+  text = wav2vec2.forward.lower(enc.model, wav).compile().as_text()
+  assert "%ynn_fusion" not in text
+  control = jax.jit(lambda x, w: x @ w, compiler_options={
+      xla_cpu.FLAG.lstrip("-"): "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}).lower(
+          jnp.ones((64, 64)), jnp.ones((64, 64))).compile().as_text()
+  assert "%ynn_fusion" in control
+  assert xla_cpu.encoder_options() == {xla_cpu.FLAG.lstrip("-"): ""}
+  monkeypatch.setattr(xla_cpu, "USER_SET", True)
+  assert xla_cpu.encoder_options() == {}

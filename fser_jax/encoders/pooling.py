@@ -4,7 +4,20 @@ positions together."""
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
+
+
+def mean_std(states, counts):
+  """[L, B, 2 d] from states [L, B, T, d] (jnp, inside the jitted forward):
+  each clip's mean and (population) std over its first `counts` [B]
+  positions, so only the pooled numbers leave the device."""
+  m = (jnp.arange(states.shape[2])[None, :] < counts[:, None])
+  m = m.astype(states.dtype)[None, :, :, None]
+  n = jnp.maximum(counts, 1).astype(states.dtype)[None, :, None]
+  mean = (states * m).sum(2) / n
+  var = (((states - mean[:, :, None]) * m) ** 2).sum(2) / n
+  return jnp.concatenate([mean, jnp.sqrt(var)], axis=-1)
 
 
 def windows(wavs, window: int, min_last: int):

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from fser_jax.encoders import compiled, pooling
 from fser_jax.encoders.attention import attend
 
 SAMPLE_RATE = 16000
@@ -59,9 +60,10 @@ class Config:
   do_normalize: bool = False
 
 
-def frames_of(samples, cfg: Config):
-  """Frames the feature encoder makes of `samples` (int or array)."""
-  for k, s in zip(cfg.conv_kernel, cfg.conv_stride):
+def frames_of(samples, cfg: Config, first: int = 0, last: int | None = None):
+  """Frames the feature encoder (its layers first..last-1) makes of
+  `samples` (int or array)."""
+  for k, s in list(zip(cfg.conv_kernel, cfg.conv_stride))[first:last]:
     samples = (samples - k) // s + 1
   return samples
 
@@ -84,6 +86,39 @@ class ChannelNorm(nnx.Module):
     mean = (x * m).sum(1, keepdims=True) / n
     var = (((x - mean) * m) ** 2).sum(1, keepdims=True) / n
     return (x - mean) * jax.lax.rsqrt(var + 1e-5) * self.scale + self.bias
+
+
+def first_layer_group(conv: nnx.Conv, norm: ChannelNorm, wav, valid):
+  """GELU(ChannelNorm(conv(wav))) for the single-channel first layer, in one
+  pass over its output: the convolution is linear in each frame's k
+  samples F_t, so a channel's mean over the valid frames is mean(F) . w_c
+  and its variance w_c^T Cov(F) w_c (k x k statistics of the frames, the
+  conv's bias cancelling), and the normalisation folds into the kernel and
+  a bias. The output ([B, T, 512] at 3.2 kHz, the encoder's largest
+  tensor) is then written once instead of three times."""
+  w = conv.kernel.value[:, 0, :]  # [k, C]
+  k, s = w.shape[0], conv.strides[0]
+  b, t = valid.shape
+  q = -(-k // s)  # frames span q rows of s samples
+  rows = wav[:, :s * (t + q - 1)]
+  rows = jnp.pad(rows, ((0, 0), (0, s * (t + q - 1) - rows.shape[1])))
+  rows = rows.reshape(b, t + q - 1, s)
+  w = jnp.pad(w, ((0, q * s - k), (0, 0)))
+  frames = jnp.concatenate([rows[:, i:i + t] for i in range(q)], -1)
+  m = valid[..., None].astype(wav.dtype)
+  n = jnp.maximum(m.sum(1), 1.0)  # [B, 1]
+  mf = (frames * m).sum(1) / n  # [B, q s]
+  centred = (frames - mf[:, None]) * m
+  cov = jnp.einsum("btk,btl->bkl", centred, centred) / n[..., None]
+  var = (w[None] * jnp.einsum("bkl,lc->bkc", cov, w)).sum(1)  # [B, C]
+  scale = jax.lax.rsqrt(var + 1e-5) * norm.scale.value
+  shift = norm.bias.value - (mf @ w) * scale
+  kernel = w[None] * scale[:, None]  # [B, q s, C]
+  y = shift[:, None]
+  for i in range(q):  # elementwise, so XLA fuses it with the GELU
+    for j in range(s):
+      y = y + rows[:, i:i + t, j, None] * kernel[:, None, i * s + j]
+  return _gelu(y)
 
 
 def relative_buckets(t: int, num_buckets: int, max_distance: int
@@ -196,13 +231,15 @@ class Encoder(nnx.Module):
                else jnp.asarray(samples))
     x = wav[..., None]
     for i, conv in enumerate(self.convs):
-      x = conv(x)
       lengths = (lengths - cfg.conv_kernel[i]) // cfg.conv_stride[i] + 1
-      valid = jnp.arange(x.shape[1])[None, :] < lengths[:, None]
+      valid = (jnp.arange(frames_of(x.shape[1], cfg, i, i + 1))[None, :]
+               < lengths[:, None])
+      if cfg.feat_extract_norm == "group" and i == 0:
+        x = first_layer_group(conv, self.conv_norms[0], wav, valid)
+        continue
+      x = conv(x)
       if cfg.feat_extract_norm == "layer":
         x = self.conv_norms[i](x)
-      elif i == 0:
-        x = self.conv_norms[0](x, valid)
       x = _gelu(x)
     if self.proj_norm is not None:
       x = self.proj_norm(x)
@@ -340,9 +377,16 @@ def normalise(wav: np.ndarray) -> np.ndarray:
   return (x - x.mean()) / np.sqrt(x.var() + 1e-7)
 
 
-@nnx.jit
+@compiled.jit
 def forward(enc: Encoder, wav, samples=None):
   return enc(wav, samples)
+
+
+@compiled.jit
+def forward_pooled(enc: Encoder, wav, samples):
+  """[layers + 1, B, 2 d]: every state's mean and std over each clip's
+  frames (`pooling.mean_std`)."""
+  return pooling.mean_std(enc(wav, samples), frames_of(samples, enc.cfg))
 
 
 def pooled(enc: Encoder, wavs: list[np.ndarray], bucket: int = SAMPLE_RATE,
@@ -365,10 +409,8 @@ def pooled(enc: Encoder, wavs: list[np.ndarray], bucket: int = SAMPLE_RATE,
     for j, i in enumerate(idx):
       w = normalise(wavs[i]) if cfg.do_normalize else wavs[i]
       x[j, :n[j]] = w
-    h = np.asarray(forward(enc, x, jnp.asarray(n)))
-    for j, i in enumerate(idx):
-      v = h[:, j, :counts[i]]
-      out[i] = np.concatenate([v.mean(1), v.std(1)], axis=1)
+    out[idx] = np.swapaxes(np.asarray(
+        forward_pooled(enc, x, jnp.asarray(n))), 0, 1)
   return out, counts
 
 
@@ -380,7 +422,6 @@ def pooled_clips(enc: Encoder, wavs: list[np.ndarray], batch: int = 8
   """`pooled` for 16 kHz clips of any length, in consecutive 30 s windows
   (attention's memory grows with the square of the length) pooled together
   (a last window under 1 s is left out)."""
-  from fser_jax.encoders import pooling
   owners, pieces = pooling.windows(wavs, WINDOW, SAMPLE_RATE)
   per, counts = pooled(enc, pieces, batch=batch)
   return pooling.combine(per, counts, owners, len(wavs))

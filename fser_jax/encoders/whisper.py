@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from fser_jax.encoders import compiled, pooling
 from fser_jax.encoders.attention import LONG, attend  # noqa: F401
 
 SAMPLE_RATE = 16000
@@ -190,9 +191,18 @@ def build(cfg: Config, params: dict) -> Encoder:
   return enc
 
 
-@nnx.jit
+@compiled.jit
 def forward(enc: Encoder, mel, frames=None):
   return enc(mel, frames)
+
+
+@compiled.jit
+def forward_pooled(enc: Encoder, mel, frames):
+  """[layers + 1, B, 2 d]: every state's mean and std over each clip's
+  positions (`pooling.mean_std`; the stride-2 conv halves the frames)."""
+  width = mel.shape[2]
+  return pooling.mean_std(enc(mel, frames),
+                          (jnp.minimum(frames, width) + 1) // 2)
 
 
 def pooled(enc: Encoder, mels: list[np.ndarray], bucket: int = 100,
@@ -211,10 +221,8 @@ def pooled(enc: Encoder, mels: list[np.ndarray], bucket: int = 100,
     x = np.zeros((len(idx), enc.cfg.n_mels, width), np.float32)
     for j, i in enumerate(idx):
       x[j, :, :frames[j]] = mels[i][:, :width]
-    h = np.asarray(forward(enc, x, jnp.asarray(frames)))
-    for j, i in enumerate(idx):
-      v = h[:, j, :(min(frames[j], width) + 1) // 2]
-      out[i] = np.concatenate([v.mean(1), v.std(1)], axis=1)
+    out[idx] = np.swapaxes(np.asarray(
+        forward_pooled(enc, x, jnp.asarray(frames))), 0, 1)
   return out
 
 
@@ -224,7 +232,6 @@ def pooled_clips(enc: Encoder, wavs: list[np.ndarray], batch: int = 8
   encoder's window (30 s for Whisper) runs as consecutive windows, and its
   mean and std are those of all its windows' positions together (a last
   window under 1 s is left out)."""
-  from fser_jax.encoders import pooling
   owners, pieces = pooling.windows(
       wavs, 2 * enc.cfg.max_positions * HOP, SAMPLE_RATE)
   mels = [log_mel(w, enc.cfg.n_mels) for w in pieces]
