@@ -186,12 +186,14 @@ def configure(environ=None, flags: set[str] | None = None,
   return CHOICE
 
 
-def encoder_options() -> dict:
-  """Compiler options for the pretrained encoders' programs on CPU: YNNPACK
-  fusions off (their time is in dense matmuls and attention, which XLA's
-  own dot emitter ran faster than the AVX-512 Intel default's YNNPACK dots:
-  `benchmarks/encoder.py`, docs/encoders.md). Empty where the user set FLAG
-  in XLA_FLAGS or asked for jaxlib's defaults."""
+def ynn_off_options() -> dict:
+  """jax.jit compiler options that turn YNNPACK fusions off for one
+  program, whatever the process-wide choice; empty where the user set FLAG
+  in XLA_FLAGS or asked for jaxlib's defaults. The wav2vec2 family's
+  encoders use them: on a 2-core AMX Xeon (same process, alternated) they
+  ran x1.03 (float32) and x1.04 (bfloat16) faster than with the AVX-512
+  Intel default, while Whisper's ran x0.92 and x0.66, so Whisper keeps
+  the process-wide choice (docs/encoders.md#speed)."""
   if USER_SET or os.environ.get("FSER_JAX_KEEP_XLA_DEFAULTS"):
     return {}
   return {FLAG.lstrip("-"): ""}

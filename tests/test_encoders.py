@@ -555,10 +555,10 @@ def test_the_states_a_head_chooses_among(tmp_path):
     encoders.load(FIX, family="wavlm")
 
 
-def test_encoder_programs_compile_without_ynnpack_unless_the_user_says(
+def test_wav2vec2_programs_compile_without_ynnpack_unless_the_user_says(
     monkeypatch):
-  """The encoders' forward passes carry their own XLA:CPU options: no
-  YNNPACK fusion in their compiled program even where the process-wide
+  """The wav2vec2 family's forward passes carry their own XLA:CPU options:
+  no YNNPACK fusion in their compiled program even where the process-wide
   flag asks for YNNPACK dots (which a control compile shows it would
   put in); a user who set the flag in XLA_FLAGS keeps it."""
   import jax
@@ -573,6 +573,6 @@ def test_encoder_programs_compile_without_ynnpack_unless_the_user_says(
       xla_cpu.FLAG.lstrip("-"): "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}).lower(
           jnp.ones((64, 64)), jnp.ones((64, 64))).compile().as_text()
   assert "%ynn_fusion" in control
-  assert xla_cpu.encoder_options() == {xla_cpu.FLAG.lstrip("-"): ""}
+  assert xla_cpu.ynn_off_options() == {xla_cpu.FLAG.lstrip("-"): ""}
   monkeypatch.setattr(xla_cpu, "USER_SET", True)
-  assert xla_cpu.encoder_options() == {}
+  assert xla_cpu.ynn_off_options() == {}

@@ -1,6 +1,6 @@
-"""The encoders' forward passes, jitted: nnx.jit's contract (a module and
-arrays in, arrays out) with XLA:CPU compiler options of their own
-(`xla_cpu.encoder_options`), which nnx.jit cannot pass."""
+"""Encoder forward passes jitted with XLA compiler options of their own:
+nnx.jit's contract (a module and arrays in, arrays out) plus jax.jit's
+`compiler_options`, which nnx.jit cannot pass."""
 
 from __future__ import annotations
 
@@ -9,27 +9,30 @@ import functools
 import jax
 from flax import nnx
 
-from fser_jax import xla_cpu
 
+def jit(options):
+  """Decorator: fn(module, *arrays) jitted, compiled with `options()` (a
+  callable, read at first use) on CPU. Each call splits the module (its
+  graph is the static part, so a new shape or structure compiles once, as
+  under nnx.jit)."""
+  def wrap(fn):
+    def run(graph, state, *args):
+      return fn(nnx.merge(graph, state), *args)
 
-def jit(fn):
-  """fn(module, *arrays) jitted; on CPU with `xla_cpu.encoder_options()`.
-  Each call splits the module (its graph is the static part, so a new
-  shape or structure compiles once, as under nnx.jit)."""
-  def run(graph, state, *args):
-    return fn(nnx.merge(graph, state), *args)
+    compiled = {}
 
-  plain = jax.jit(run, static_argnums=0)
-  cpu = jax.jit(run, static_argnums=0,
-                compiler_options=xla_cpu.encoder_options() or None)
+    def pick():
+      cpu = jax.default_backend() == "cpu"
+      if cpu not in compiled:
+        compiled[cpu] = jax.jit(run, static_argnums=0,
+                                compiler_options=(options() if cpu else None)
+                                or None)
+      return compiled[cpu]
 
-  @functools.wraps(fn)
-  def call(module, *args):
-    graph, state = nnx.split(module)
-    go = cpu if jax.default_backend() == "cpu" else plain
-    return go(graph, state, *args)
+    @functools.wraps(fn)
+    def call(module, *args):
+      return pick()(*nnx.split(module), *args)
 
-  call.lower = lambda module, *args: (
-      cpu if jax.default_backend() == "cpu" else plain).lower(
-          *nnx.split(module), *args)
-  return call
+    call.lower = lambda module, *args: pick().lower(*nnx.split(module), *args)
+    return call
+  return wrap

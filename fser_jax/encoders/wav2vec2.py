@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from fser_jax import xla_cpu
 from fser_jax.encoders import compiled, pooling
 from fser_jax.encoders.attention import attend
 
@@ -377,12 +378,12 @@ def normalise(wav: np.ndarray) -> np.ndarray:
   return (x - x.mean()) / np.sqrt(x.var() + 1e-7)
 
 
-@compiled.jit
+@compiled.jit(xla_cpu.ynn_off_options)
 def forward(enc: Encoder, wav, samples=None):
   return enc(wav, samples)
 
 
-@compiled.jit
+@compiled.jit(xla_cpu.ynn_off_options)
 def forward_pooled(enc: Encoder, wav, samples):
   """[layers + 1, B, 2 d]: every state's mean and std over each clip's
   frames (`pooling.mean_std`)."""

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from fser_jax.encoders import compiled, pooling
+from fser_jax.encoders import pooling
 from fser_jax.encoders.attention import LONG, attend  # noqa: F401
 
 SAMPLE_RATE = 16000
@@ -191,12 +191,12 @@ def build(cfg: Config, params: dict) -> Encoder:
   return enc
 
 
-@compiled.jit
+@nnx.jit
 def forward(enc: Encoder, mel, frames=None):
   return enc(mel, frames)
 
 
-@compiled.jit
+@nnx.jit
 def forward_pooled(enc: Encoder, mel, frames):
   """[layers + 1, B, 2 d]: every state's mean and std over each clip's
   positions (`pooling.mean_std`; the stride-2 conv halves the frames)."""
