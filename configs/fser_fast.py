@@ -16,7 +16,10 @@ Expected: test UA 0.90-0.98 on fold 0's 192 clips over seeds and CPUs; the
 linear baseline on the same split 0.94-0.96, and a seed can land below it.
 Measured, seeds 0 / 1 / 2: 2-core Intel Xeon with AVX-512 and AMX
 (2026-12-06, dataset built, commit c41926b): 0.969 / 0.964 / 0.896
-(baseline 0.943), 64 s each. With packed dropout bits (the default before
+(baseline 0.943), 64 s each; the same Xeon on the AVX2 code path (XLA and
+oneDNN capped to AVX2, YNNPACK off, conv_impl 'winograd': an AVX2 machine's
+numerics, not its speed; commit be63139) 0.969 / 0.964 / 0.943 (baseline
+0.943), 98-156 s. With packed dropout bits (the default before
 model.dropout_bits): the same Xeon 0.964 / 0.964 / 0.953; a 2-core AMD EPYC
 Zen 4 with AVX-512 (2026-12-05) 0.911 / 0.979 / 0.969, 1 min 18 s - 1 min
 38 s; a 2-core AMD EPYC with AVX2 (2026-11-25, seed 0) 0.979 (baseline
