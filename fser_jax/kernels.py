@@ -38,14 +38,13 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
   upstream gradient through a mask of the maxima saved by the forward pass:
   one select, where XLA:CPU's reduce-window gradient, and even the autodiff
   of reshape + max (compare, count, divide), cost several passes over the
-  un-pooled activations (measured 44 -> 19 ms on a 64x64x32 batch).
+  un-pooled activations.
 
   The maximum itself: in bfloat16 as maxima of strided slices, which
   XLA:CPU vectorises over the channels where its reduce over the reshaped
-  window axes runs element by element (64x64x32 batch of 64, AVX-512 Zen 4:
-  forward 9.0 -> 1.5 ms, train step x1.13); in float32 as that reduce, which
-  XLA fuses with the convolution's output (slices: step x0.86-0.96 with
-  `winograd_onednn`).
+  window axes runs element by element; in float32 as that reduce, which
+  XLA fuses with the convolution's output (slices were slower there).
+  Measured figures for this and the kernels below: docs/performance.md.
   """
   if x.dtype == jnp.bfloat16:
     b, h, w, c = x.shape
@@ -106,9 +105,9 @@ def input_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array,
   it) and computes the weight gradient as `chunks` independent dots over
   slices of the batch's pixels, then sums them. The plain weight gradient is
   one dot with M = kh*kw*C = 27, N = 32 and K = B*H*W = 262,144 at batch 64.
-  Measured on a 2-core AVX2 EPYC: that gradient alone 24.7 -> 11-13.5 ms
-  (1 to 16 chunks alike: it is memory-bound), the whole step +1% (noise), so
-  `model.conv_impl='input_vjp'` is an option, not the default (README)."""
+  That gradient gets faster (memory-bound: any number of chunks alike), the
+  whole step not measurably, so `model.conv_impl='input_vjp'` is an option,
+  not the default."""
   return im2col_conv(x, kernel, bias)
 
 
@@ -193,10 +192,9 @@ def pooled_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array) -> jax.Array:
   matmul over the pooling window's four phases: K = (kh+1)*(kw+1)*C, N = 4*F.
 
   For the first layer (C = 3) this replaces Eigen's convolution with K = 27
-  and N = 32 and the full-size output's pooling: measured at batch 64 on a
-  2-core AVX2 EPYC, forward + kernel gradient 96 -> 76 ms (the forward alone
-  is 27 -> 30 ms; the saving is the backward's one dot instead of a pooling
-  gradient and a K = 262,144 weight-gradient dot). It does 16/9 as many
+  and N = 32 and the full-size output's pooling: the forward is no faster;
+  the saving is the backward's one dot instead of a pooling gradient and a
+  K = 262,144 weight-gradient dot. It does 16/9 as many
   products (the phase kernel's zeros), so it only pays where the layer is
   memory-bound, i.e. few input channels. Odd trailing rows/columns are
   dropped, as `max_pool_2x2` does."""
@@ -223,7 +221,7 @@ _WINO_AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0],
                      [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], np.float32)
 # Layers with fewer input channels lose to the direct convolution: their
 # transforms move more bytes than the 4x fewer products save (measured per
-# layer at batch 64 on a 2-core AVX2 EPYC; CHANGELOG 0.2.0).
+# layer: docs/performance.md).
 WINOGRAD_MIN_CHANNELS = 64
 
 
@@ -245,9 +243,8 @@ def _lincomb(mat: np.ndarray, xs: Sequence[jax.Array]) -> list[jax.Array]:
 def _winograd_tiles(x: jax.Array) -> jax.Array:
   """x [B, H, W, C] (H, W multiples of 4) -> B^T d B of every SAME-padded 6x6
   input tile: [36, B*H/4*W/4, C]. Rows, then columns, each one stacked
-  array: a third of the operations of 36 separate combinations, which
-  measured 1.15-2.3x faster to run and 1.8-3.4x faster to compile (2-core
-  AVX2 EPYC)."""
+  array: a third of the operations of 36 separate combinations, faster to
+  run and to compile."""
   _, h, w, c = x.shape
   xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
   rows = jnp.stack(_lincomb(_WINO_BT, [xp[:, i:i + h:4] for i in range(6)]))
@@ -267,8 +264,7 @@ def _winograd_untile(m: jax.Array, b: int, h: int, w: int) -> jax.Array:
 def _winograd_kernel(kernel: jax.Array) -> jax.Array:
   """G g G^T: [3, 3, C, F] -> [36, C, F], as elementwise combinations of the
   [C, F] slices. An einsum here became dots with K = 3 between transposing
-  copies: 10 ms of a 150 ms float32 step for the six transforms of layers 3
-  and 4 (profile_step --trace, AVX-512 Zen 4)."""
+  copies, a visible share of the step."""
   rows = _lincomb(_WINO_G, [kernel[i] for i in range(3)])  # 6 x [3, C, F]
   return jnp.stack([u for r in rows
                     for u in _lincomb(_WINO_G, [r[j] for j in range(3)])])
@@ -312,8 +308,7 @@ def _winograd_conv_bwd(res, g):
   # (A g A^T of each output tile, a dot over tiles, then G^T . G); the input
   # gradient is itself a SAME convolution of g with the kernel flipped and its
   # channels swapped, done the same way. Autodiff of the forward instead
-  # scatters overlapping tiles back (measured about 2x slower, forward and
-  # both gradients, on a 2-core AVX2 EPYC).
+  # scatters overlapping tiles back (slower).
   v, kernel = res
   b, h, w, f = g.shape
   gt = g.reshape(b, h // 4, 4, w // 4, 4, f)
@@ -325,8 +320,7 @@ def _winograd_conv_bwd(res, g):
                             _winograd_kernel(kernel[::-1, ::-1]), b, h, w,
                             swap=True)
   # A^T's second column is all ones, so dm[1, 1] is each tile's sum of g:
-  # the bias gradient reads 1/16 of g's bytes (XLA's reduction over all of g
-  # was ~2 ms a layer on the AVX-512 Zen 4).
+  # the bias gradient reads 1/16 of g's bytes instead of all of them.
   return dx, dk.astype(kernel.dtype), dm[7].sum(0)
 
 
@@ -358,8 +352,7 @@ def dropout(x: jax.Array, rate: float, key: jax.Array,
   model.dropout_bits='packed') draws as few random bits per value as
   express the rate exactly (1 for 0.5, 2 for 0.25 or 0.75, 4 for multiples
   of 1/16, else 8: the rate rounded to a multiple of 1/256), one 32-bit
-  word serving 32 / bits values: the step 1.27x (float32) and 1.65x
-  (bfloat16) faster on a 2-core AMX Xeon. Its masks pass
+  word serving 32 / bits values, a faster step. Its masks pass
   every statistical check we ran, but fine-tuning from a source with huge
   logits ends at a higher training loss with them than with bernoulli's,
   unexplained (docs/performance.md), so they are not the default.

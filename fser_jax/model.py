@@ -74,9 +74,7 @@ class FSER(nnx.Module):
               num_classes]
     # The dense layers compute in float32 under bfloat16 too: they are ~4% of
     # the step's FLOPs, and XLA:CPU gave the bfloat16 kernel's gradient
-    # transposed, rounded to bfloat16 and converted back in the update
-    # (dense1: 10 ms of a ~110 ms step); bfloat16 oneDNN step x1.19
-    # alternated in one process on the AVX-512 Zen 4.
+    # transposed, rounded to bfloat16 and converted back in the update.
     self.dense = nnx.List([
         nnx.Linear(a, b, dtype=jnp.float32, param_dtype=jnp.float32,
                    rngs=rngs)
