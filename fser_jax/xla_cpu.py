@@ -50,7 +50,10 @@ import os
 
 FLAG = "--xla_cpu_experimental_ynn_fusion_type"
 CHOICE = "not configured"
-USER_SET = False  # XLA_FLAGS named FLAG before configure() ran
+USER_SET = False  # the user's XLA_FLAGS named FLAG before configure() ran
+# The value configure() put in XLA_FLAGS, for the processes this one starts
+# (they inherit both and so know the flag as fser_jax's, not the user's).
+SET_BY_US = "FSER_JAX_XLA_FLAG"
 AVX512_DEFAULT = "individual_dot,reduce"
 NO_TUNE_ENV = "FSER_JAX_NO_TUNE_CACHE"  # set: ignore the tuner's cache
 
@@ -154,9 +157,13 @@ def configure(environ=None, flags: set[str] | None = None,
   global CHOICE, USER_SET
   environ = os.environ if environ is None else environ
   current = environ.get("XLA_FLAGS", "")
+  ours = environ.get(SET_BY_US)
+  inherited = ours is not None and f"{FLAG}={ours}" in current.split()
   if environ is os.environ:
-    USER_SET = FLAG in current
-  if FLAG in current:
+    USER_SET = FLAG in current and not inherited
+  if inherited:
+    CHOICE = f"{FLAG}={ours}, as fser_jax chose it in the parent process"
+  elif FLAG in current:
     CHOICE = f"XLA_FLAGS already sets {FLAG}: left as the user set it"
   elif os.environ.get("FSER_JAX_KEEP_XLA_DEFAULTS"):
     CHOICE = "FSER_JAX_KEEP_XLA_DEFAULTS is set: jaxlib's default backend"
@@ -167,6 +174,7 @@ def configure(environ=None, flags: set[str] | None = None,
       if tuned["ynn_fusion"] != "default":
         environ["XLA_FLAGS"] = (current + f" {FLAG}={tuned['ynn_fusion']}"
                                 ).strip()
+        environ[SET_BY_US] = tuned['ynn_fusion']
       CHOICE = (f"tuned on this machine ({tuned.get('date', '?')}): "
                 f"{FLAG}={tuned['ynn_fusion']} with conv_impl "
                 f"{tuned.get('conv_impl')}, {tuned.get('examples_per_sec', 0):.0f}"
@@ -177,10 +185,12 @@ def configure(environ=None, flags: set[str] | None = None,
     elif "avx512f" in flags:
       value, why = avx512_default(vendor or cpu_vendor())
       environ["XLA_FLAGS"] = (current + f" {FLAG}={value}").strip()
+      environ[SET_BY_US] = value
       CHOICE = (f"CPU has AVX-512, not tuned here: {FLAG}={value} ({why}; "
                 "run python -m fser_jax.tune to measure this machine)")
     else:
       environ["XLA_FLAGS"] = (current + f" {FLAG}=").strip()
+      environ[SET_BY_US] = ""
       CHOICE = (f"CPU without AVX-512: {FLAG}= (YNNPACK fusions off, XLA's "
                 "Eigen convolutions; 2.0x faster train step measured on AVX2)")
   return CHOICE

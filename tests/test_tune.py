@@ -117,6 +117,22 @@ def test_defaults_without_a_cache(cache):
   assert env["XLA_FLAGS"] == f"{xla_cpu.FLAG}=" and "Zen 4" in line
 
 
+def test_a_child_process_knows_the_flag_as_fser_jaxs_not_the_users(cache):
+  """A process started by one that imported fser_jax inherits XLA_FLAGS with
+  the flag in it: the marker beside it says fser_jax put it there, so the
+  child neither appends it again nor takes it for the user's."""
+  parent = {}
+  xla_cpu.configure(parent, flags=AMX, vendor="GenuineIntel")
+  assert parent[xla_cpu.SET_BY_US] == "individual_dot,reduce"
+  child = dict(parent)
+  line = xla_cpu.configure(child, flags=AMX, vendor="GenuineIntel")
+  assert child["XLA_FLAGS"] == parent["XLA_FLAGS"]
+  assert "parent process" in line
+  # The user's own value beside a stale marker is the user's.
+  user = dict(parent, XLA_FLAGS=f"{xla_cpu.FLAG}=reduce")
+  assert "left as the user set it" in xla_cpu.configure(user, flags=AMX)
+
+
 def test_candidate_environment_replaces_the_flag():
   env = tune.Candidate("", "xla").environ(
       {"XLA_FLAGS": f"--foo=1 {xla_cpu.FLAG}=reduce"})
