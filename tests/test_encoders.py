@@ -268,7 +268,7 @@ def test_wav2vec2_first_layer_folded_equals_conv_norm_gelu(kernel, stride,
                                                           bias):
   """The group-norm variants' first layer computed in one pass (frame
   statistics folded into the kernel) against the layers it replaces,
-  conv -> ChannelNorm -> GELU, on padded clips with a DC offset (where a
+  conv -> group norm -> GELU, on padded clips with a DC offset (where a
   variance taken as E[y^2] - E[y]^2 would lose digits) and kernels that
   do and do not span whole strides."""
   import jax
@@ -287,7 +287,14 @@ def test_wav2vec2_first_layer_folded_equals_conv_norm_gelu(kernel, stride,
   t = (2003 - kernel) // stride + 1
   lengths = jnp.asarray([t, t - 41, 57])
   valid = jnp.arange(t)[None] < lengths[:, None]
-  want = jax.nn.gelu(norm(conv(wav[..., None]), valid), approximate=False)
+  # The layers it replaces, written out: per clip, each channel's mean and
+  # variance over its valid frames (float64), then the norm's affine map.
+  y = np.asarray(conv(wav[..., None]), np.float64)
+  normed = np.empty_like(y)
+  for b, n in enumerate(np.asarray(lengths)):
+    normed[b] = (y[b] - y[b, :n].mean(0)) / np.sqrt(y[b, :n].var(0) + 1e-5)
+  normed = normed * np.asarray(norm.scale.value) + np.asarray(norm.bias.value)
+  want = jax.nn.gelu(jnp.asarray(normed, jnp.float32), approximate=False)
   got = wav2vec2.first_layer_group(conv, norm, wav, valid)
   assert got.shape == want.shape == (3, t, 16)
   assert float(jnp.abs(got - want).max()) <= 2e-4

@@ -74,23 +74,17 @@ def _gelu(x):
 
 
 class ChannelNorm(nnx.Module):
-  """GroupNorm with one group per channel over [B, T, C], its statistics
-  over each clip's valid frames only."""
+  """The parameters of the first layer's GroupNorm with one group per
+  channel over [B, T, C] (statistics over each clip's valid frames only);
+  `first_layer_group` applies it, folded into the convolution."""
 
   def __init__(self, c: int):
     self.scale = nnx.Param(jnp.ones((c,)))
     self.bias = nnx.Param(jnp.zeros((c,)))
 
-  def __call__(self, x, valid):
-    m = valid[..., None].astype(x.dtype)
-    n = jnp.maximum(m.sum(1, keepdims=True), 1.0)
-    mean = (x * m).sum(1, keepdims=True) / n
-    var = (((x - mean) * m) ** 2).sum(1, keepdims=True) / n
-    return (x - mean) * jax.lax.rsqrt(var + 1e-5) * self.scale + self.bias
-
 
 def first_layer_group(conv: nnx.Conv, norm: ChannelNorm, wav, valid):
-  """GELU(ChannelNorm(conv(wav))) for the single-channel first layer, in one
+  """GELU(GroupNorm(conv(wav))) for the single-channel first layer, in one
   pass over its output: the convolution is linear in each frame's k
   samples F_t, so a channel's mean over the valid frames is mean(F) . w_c
   and its variance w_c^T Cov(F) w_c (k x k statistics of the frames, the
