@@ -168,13 +168,15 @@ def configure(environ=None, flags: set[str] | None = None,
   elif os.environ.get("FSER_JAX_KEEP_XLA_DEFAULTS"):
     CHOICE = "FSER_JAX_KEEP_XLA_DEFAULTS is set: jaxlib's default backend"
   else:
+    def put(value):  # the flag, and the marker saying it is ours
+      environ["XLA_FLAGS"] = (current + f" {FLAG}={value}").strip()
+      environ[SET_BY_US] = value
+
     flags = cpu_flags() if flags is None else flags
     tuned = load_tuned(machine_key(flags)) if flags else None
     if tuned and tuned.get("ynn_fusion") is not None:
       if tuned["ynn_fusion"] != "default":
-        environ["XLA_FLAGS"] = (current + f" {FLAG}={tuned['ynn_fusion']}"
-                                ).strip()
-        environ[SET_BY_US] = tuned['ynn_fusion']
+        put(tuned["ynn_fusion"])
       CHOICE = (f"tuned on this machine ({tuned.get('date', '?')}): "
                 f"{FLAG}={tuned['ynn_fusion']} with conv_impl "
                 f"{tuned.get('conv_impl')}, {tuned.get('examples_per_sec', 0):.0f}"
@@ -184,13 +186,11 @@ def configure(environ=None, flags: set[str] | None = None,
       CHOICE = "CPU features unknown (no /proc/cpuinfo): jaxlib's default"
     elif "avx512f" in flags:
       value, why = avx512_default(vendor or cpu_vendor())
-      environ["XLA_FLAGS"] = (current + f" {FLAG}={value}").strip()
-      environ[SET_BY_US] = value
+      put(value)
       CHOICE = (f"CPU has AVX-512, not tuned here: {FLAG}={value} ({why}; "
                 "run python -m fser_jax.tune to measure this machine)")
     else:
-      environ["XLA_FLAGS"] = (current + f" {FLAG}=").strip()
-      environ[SET_BY_US] = ""
+      put("")
       CHOICE = (f"CPU without AVX-512: {FLAG}= (YNNPACK fusions off, XLA's "
                 "Eigen convolutions; 2.0x faster train step measured on AVX2)")
   return CHOICE

@@ -24,9 +24,9 @@ def jit(options):
     def pick():
       cpu = jax.default_backend() == "cpu"
       if cpu not in compiled:
-        compiled[cpu] = jax.jit(run, static_argnums=0,
-                                compiler_options=(options() if cpu else None)
-                                or None)
+        compiled[cpu] = jax.jit(
+            run, static_argnums=0,
+            compiler_options=(options() or None) if cpu else None)
       return compiled[cpu]
 
     @functools.wraps(fn)
