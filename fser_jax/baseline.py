@@ -32,7 +32,9 @@ made on purpose, never on the test clips. Seconds to train.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 
 import numpy as np
 
@@ -56,8 +58,44 @@ def _stats(x: np.ndarray) -> np.ndarray:
   return np.stack([x.mean(1), x.std(1), p10, p90, slope], 1).reshape(-1)
 
 
+_NUMBA_WARM = False  # this process has made its first clip_features call
+
+
+@contextlib.contextmanager
+def numba_first_call_lock():
+  """Held around this process's first `clip_features` call. librosa's STFT,
+  YIN and zero crossings compile numba gufuncs on first use and cache them
+  on disk; two processes writing one gufunc's cache at once can leave a
+  wrapper calling a kernel another process compiled, which then crashes
+  every process that loads it (numba issue #10128; seen with two test
+  workers). A machine-wide file lock makes the first compile one process
+  at a time; later calls skip it. Without POSIX locks (fcntl), numba's own
+  behaviour."""
+  global _NUMBA_WARM
+  try:
+    import fcntl
+  except ImportError:
+    fcntl = None
+  if _NUMBA_WARM or fcntl is None:
+    yield
+    return
+  with open(os.path.join(tempfile.gettempdir(), "fser_jax_numba.lock"),
+            "a") as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+  _NUMBA_WARM = True
+
+
 def clip_features(wav: np.ndarray, sample_rate: int) -> np.ndarray:
   """The baseline's feature vector of one clip (float32)."""
+  with numba_first_call_lock():
+    return _clip_features(wav, sample_rate)
+
+
+def _clip_features(wav: np.ndarray, sample_rate: int) -> np.ndarray:
   import librosa
   wav = np.asarray(wav, np.float32)
   if wav.size < N_FFT:

@@ -189,3 +189,30 @@ def test_egemaps_pitch_is_the_tones():
   i = names.index("F0semitoneFrom27.5Hz_sma3nz_amean")
   for row, f0 in zip(f, (150.0, 300.0)):
     assert row[i] == pytest.approx(12 * np.log2(f0 / 27.5), abs=0.5)
+
+
+def test_the_first_clip_features_call_holds_the_machine_wide_numba_lock(
+    monkeypatch):
+  """librosa's numba gufuncs compile and cache on the first call; that call
+  holds a file lock other processes wait on (numba's cache is unsafe under
+  two writers), and later calls in this process do not take it."""
+  import fcntl
+  import tempfile
+  path = os.path.join(tempfile.gettempdir(), "fser_jax_numba.lock")
+  held = []
+
+  def probe(wav, sample_rate):
+    with open(path, "a") as other:  # another open file: as another process
+      try:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(other, fcntl.LOCK_UN)
+        held.append(False)
+      except BlockingIOError:
+        held.append(True)
+    return np.zeros(3, np.float32)
+
+  monkeypatch.setattr(baseline, "_NUMBA_WARM", False)
+  monkeypatch.setattr(baseline, "_clip_features", probe)
+  baseline.clip_features(np.zeros(10), SR)
+  baseline.clip_features(np.zeros(10), SR)
+  assert held == [True, False]
