@@ -60,7 +60,7 @@ flags.DEFINE_list("conditions", [], "robustness: a subset of the conditions "
 flags.DEFINE_integer("seed", 0, "robustness: the seed of the noise and rooms.")
 flags.DEFINE_string("coordinator_address", "", "Several processes (hosts): "
                     "the first process's HOST:PORT (else $JAX_COORDINATOR_"
-                    "ADDRESS); see fser_jax/distributed.py.")
+                    "ADDRESS); see fser_jax/train/distributed.py.")
 flags.DEFINE_integer("num_processes", 0, "Several processes: how many (else "
                      "$JAX_NUM_PROCESSES).")
 flags.DEFINE_integer("process_id", -1, "Several processes: this one's index, "
@@ -85,7 +85,7 @@ def main(argv):
   if extra and FLAGS.mode != "predict":
     raise app.UsageError(f"Unexpected arguments: {' '.join(extra)}")
   logging.get_absl_handler().addFilter(_QuietLibraries())
-  from fser_jax import distributed
+  from fser_jax.train import distributed
   logging.info("Processes: %s", distributed.initialize(
       FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
       auto=bool(FLAGS.config and FLAGS.config.mesh.distributed)))
@@ -94,11 +94,12 @@ def main(argv):
   tf.config.set_visible_devices([], "GPU")
 
   import jax
-  from fser_jax import jax_cache, xla_cpu
+  from fser_jax.cpu import cache as jax_cache
+  from fser_jax.cpu import xla as xla_cpu
   logging.info("XLA:CPU backend: %s", xla_cpu.CHOICE)
   precision = (FLAGS.config.train.precision
                if FLAGS.config else "float32")
-  from fser_jax import onednn
+  from fser_jax.cpu import onednn
   logging.info("model.conv_impl='auto' here in %s: %s", precision,
                "%s (%s)" % xla_cpu.conv_impl(jax.default_backend(), precision,
                                              onednn_ok=onednn.ok,
@@ -134,17 +135,17 @@ def main(argv):
   config_lib.apply_flags(FLAGS.config, columns=FLAGS.columns,
                          label_map=FLAGS.label_map)
   if FLAGS.mode == "train" and FLAGS.config.encoder.head:
-    from fser_jax import head
+    from fser_jax.runs import head
     head.train_head(FLAGS.config, FLAGS.workdir, overwrite=FLAGS.overwrite)
   elif FLAGS.mode == "train":
-    from fser_jax import run
+    from fser_jax.runs import cnn as run
     run.train_and_evaluate(FLAGS.config, FLAGS.workdir,
                            overwrite=FLAGS.overwrite)
   elif FLAGS.mode == "embed":
     from fser_jax.experiments import embed
     embed.run_embed(FLAGS.config, FLAGS.workdir)
   elif FLAGS.mode == "learning_curve":
-    from fser_jax.experiments import learning_curve
+    from fser_jax.experiments.learning_curve import curve as learning_curve
     learning_curve.run_curve(FLAGS.config, FLAGS.workdir,
                              overwrite=FLAGS.overwrite)
   else:
@@ -154,8 +155,8 @@ def main(argv):
 
 
 def _run():
-  import fser_jax  # noqa: F401  (chooses the XLA:CPU backend before JAX runs)
-  from fser_jax import errors
+  from fser_jax import cpu, errors
+  cpu.configure()  # this CPU's XLA flags and caches, before JAX starts
   try:
     app.run(main)
   except errors.Interrupted as e:  # SIGTERM / Ctrl-C: checkpoint saved

@@ -19,7 +19,8 @@ def main(argv=None) -> dict:
   import jax
   import jax.numpy as jnp
   import numpy as np
-  from fser_jax import augment, config as config_lib
+  from fser_jax.frontend import augment
+  from fser_jax import config as config_lib
   cfg = config_lib.base().augment
   rng = np.random.default_rng(0)
   x = rng.random((a.batch_size, 64, 64, 3)).astype(np.float32)

@@ -12,8 +12,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-import fser_jax  # noqa: E402,F401  (picks the XLA:CPU backend before JAX starts)
-from fser_jax import xla_cpu  # noqa: E402
+from fser_jax import cpu  # noqa: E402
+from fser_jax.cpu import xla as xla_cpu  # noqa: E402
+
+cpu.configure()  # the per-CPU defaults a user's run gets, before JAX starts
 
 
 def isa() -> str:

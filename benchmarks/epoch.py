@@ -22,8 +22,11 @@ def _setup(batch_size, n, steps_per_dispatch):
   import jax
   import jax.numpy as jnp
   import numpy as np
-  from fser_jax import augment, config as config_lib, train, train_inputs
-  from fser_jax import state as state_lib
+  from fser_jax.frontend import augment
+  from fser_jax import config as config_lib
+  from fser_jax.train import loop as train
+  from fser_jax.train import inputs as train_inputs
+  from fser_jax.train import optimizer as state_lib
   c = config_lib.base()
   graphdef, state, tx = state_lib.create(c, 8, 3, steps_per_epoch=n // batch_size)
   rng = np.random.default_rng(0)

@@ -24,7 +24,8 @@ def main(argv=None) -> dict:
   import jax.numpy as jnp
   import librosa
   import numpy as np
-  from fser_jax import config as config_lib, features
+  from fser_jax import config as config_lib
+  from fser_jax.frontend import spectrogram as features
   sr = 16000
   rng = np.random.default_rng(0)
   wav = rng.standard_normal((a.batch_size, int(sr * a.seconds))).astype(np.float32) * 0.1

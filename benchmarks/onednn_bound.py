@@ -138,7 +138,8 @@ def route_steps(batch: int, repeats: int) -> dict:
   import jax.numpy as jnp
   import numpy as np
   import optax
-  from fser_jax import config as config_lib, kernels
+  from fser_jax import config as config_lib
+  from fser_jax.model import kernels
   c = config_lib.base()
   rng = np.random.default_rng(0)
   params, size, cin = {"conv": [], "dense": []}, c.features.image_size, 3

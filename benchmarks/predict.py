@@ -27,8 +27,11 @@ import common  # noqa: F401  (sys.path, TF log level, XLA:CPU backend)
 
 def make_run(workdir: str, conv_impl: str = "auto") -> None:
   import numpy as np
-  from fser_jax import checkpoints, config as config_lib, familiarity, rundir
-  from fser_jax import state as state_lib
+  from fser_jax.train import checkpoints
+  from fser_jax import config as config_lib
+  from fser_jax.evaluation import familiarity
+  from fser_jax.train import rundir
+  from fser_jax.train import optimizer as state_lib
   c = config_lib.base()
   c.model.conv_impl = conv_impl
   rundir.prepare(c, workdir)
@@ -66,7 +69,10 @@ def legacy(run, files):
   import jax
   import jax.numpy as jnp
   from flax import nnx
-  from fser_jax import familiarity, features, forward, normalisation
+  from fser_jax.evaluation import familiarity
+  from fser_jax.frontend import spectrogram as features
+  from fser_jax.model import forward
+  from fser_jax.frontend import normalisation
   eval_fn = forward.make_eval_fn(run.graphdef)
 
   @jax.jit
@@ -96,7 +102,7 @@ def main(argv=None):
                   help="the run's model.conv_impl (config.json)")
   a = ap.parse_args(argv)
   from fser_jax.experiments import predict
-  from fser_jax.inference import TrainedRun
+  from fser_jax.runs.trained import TrainedRun
   with tempfile.TemporaryDirectory() as tmp:
     make_run(os.path.join(tmp, "run"), a.conv_impl)
     files = make_files(tmp, a.files, a.seconds)

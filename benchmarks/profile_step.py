@@ -54,8 +54,10 @@ def profile(batch: int, conv_impl: str = "auto",
   import jax
   import jax.numpy as jnp
   import numpy as np
-  from fser_jax import config as config_lib, kernels, model as model_lib
-  from fser_jax import state as state_lib
+  from fser_jax import config as config_lib
+  from fser_jax.model import kernels
+  from fser_jax.model import cnn as model_lib
+  from fser_jax.train import optimizer as state_lib
   c = config_lib.base()
   rows = []
   conv = common.conv_directions()
@@ -184,7 +186,8 @@ def main(argv=None):
   ap.add_argument("--top", type=int, default=30)
   a = ap.parse_args(argv)
   import train_step
-  from fser_jax import kernels, model as model_lib
+  from fser_jax.model import kernels
+  from fser_jax.model import cnn as model_lib
   dtype = model_lib.compute_dtype(a.precision)
   impl = kernels.resolve_conv_impl(a.conv_impl, dtype)
   if a.trace:

@@ -67,8 +67,8 @@ def main(argv=None) -> dict:
   b = builder(a.utterances, a.data_dir)
   if a.what == "build":
     import tensorflow_datasets as tfds
-    from fser_jax import input_pipeline
-    from fser_jax import dataset_io
+    from fser_jax.data import input_pipeline
+    from fser_jax.data import dataset_io
     t0 = time.perf_counter()
     b.download_and_prepare(
         file_format="array_record",
@@ -80,8 +80,9 @@ def main(argv=None) -> dict:
                beam_options=a.beam_options)
   else:
     import tempfile
-    from fser_jax import input_pipeline, train
-    from fser_jax import dataset_io
+    from fser_jax.data import input_pipeline
+    from fser_jax.train import loop as train
+    from fser_jax.data import dataset_io
     c = config(a.utterances, a.data_dir, a.stream, a.steps)
     t0 = time.perf_counter()
     # The builder above is not registered under fser/: load through it.

@@ -35,8 +35,10 @@ def step_inputs(batch_size: int, precision: str, steps_per_dispatch: int,
   import jax
   import jax.numpy as jnp
   import numpy as np
-  from fser_jax import augment, config as config_lib, train
-  from fser_jax import state as state_lib
+  from fser_jax.frontend import augment
+  from fser_jax import config as config_lib
+  from fser_jax.train import loop as train
+  from fser_jax.train import optimizer as state_lib
   c = config_lib.base()
   c.train.precision = precision
   c.model.conv_impl = conv_impl
@@ -56,8 +58,10 @@ def bench_jax(batch_size: int, precision: str, steps_per_dispatch: int,
               repeats: int, unroll, conv_impl: str = "auto",
               dropout_bits: str = "bernoulli") -> dict:
   import jax
-  from fser_jax import augment, kernels, train
-  from fser_jax import state as state_lib
+  from fser_jax.frontend import augment
+  from fser_jax.model import kernels
+  from fser_jax.train import loop as train
+  from fser_jax.train import optimizer as state_lib
   chunk, c, tx, state, images, labels, idx, key = step_inputs(
       batch_size, precision, steps_per_dispatch, conv_impl, unroll,
       dropout_bits)
@@ -198,7 +202,7 @@ def main(argv=None) -> dict:
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU") if "keras" not in peers else None
   import jax.numpy as jnp
-  from fser_jax import kernels
+  from fser_jax.model import kernels
   dtype = jnp.bfloat16 if a.precision == "bfloat16" else jnp.float32
   result = {"device": common.device_name(), "batch_size": a.batch_size,
             "precision": a.precision,

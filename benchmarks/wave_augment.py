@@ -27,7 +27,8 @@ def main(argv=None) -> dict:
   import jax
   import jax.numpy as jnp
   import numpy as np
-  from fser_jax import features, wave_augment as wa
+  from fser_jax.frontend import spectrogram as features
+  from fser_jax.frontend import wave_augment as wa
   config = common.recipe("fser_robust")
   sr = config.data.sample_rate
   b, n = a.batch_size, int(a.seconds * sr)
@@ -58,8 +59,9 @@ def main(argv=None) -> dict:
       lambda: both(jax.random.key(0), wav, lengths).block_until_ready(),
       repeats=3), b)
   # One train step on images (what every step costs without the chain).
-  from fser_jax import augment as augment_lib, train as train_lib
-  from fser_jax import state as state_lib
+  from fser_jax.frontend import augment as augment_lib
+  from fser_jax.train import loop as train_lib
+  from fser_jax.train import optimizer as state_lib
   graphdef, state, tx = state_lib.create(config, 8, 3, 10)
   chunk = train_lib.make_train_chunk(graphdef, tx,
                                      augment_lib.from_config(config.augment))

@@ -4,7 +4,7 @@
   python launch.py --mode robustness --workdir runs/robust
 
 Every training batch's waveforms go through a random channel on the device
-before the front-end (fser_jax/wave_augment.py): speed 0.9-1.1, a synthetic
+before the front-end (fser_jax/frontend/wave_augment.py): speed 0.9-1.1, a synthetic
 room (RT60 0.2-1.0 s), white or pink noise at 0-20 dB SNR, gain -20..+10 dB
 with clipping, and a telephone channel (300-3400 Hz, 8 kHz, mu-law), each
 with its own probability. Point augment.wave.noise_dir / ir_dir at folders of

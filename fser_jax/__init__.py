@@ -1,27 +1,27 @@
 """fser_jax: FSER speech emotion recognition in JAX/Flax.
 
-The data's way, one module a stage: audio -> features -> augment -> model ->
-train -> metrics -> checkpoints (datasets/ and splits feed it; report, plots,
-predict and generalisation read its results).
+Layered packages, lowest first; a module imports its own package or lower
+ones, never higher (tests/test_layout.py):
+
+  errors, config   the error classes; the config base, choices, validation
+  cpu/             XLA:CPU flags, oneDNN's FFI, the compilation cache
+  frontend/        audio, spectrogram, waveform channel, image augmentation,
+                   normalisation, per-clip statistics
+  model/           the paper's CNN, its kernels, its forward functions
+  datasets/        TFDS builders, the corpus registry, synthetic data
+  encoders/        pretrained speech encoders and their states' store
+  evaluation/      metrics, calibration, familiarity, plots, the linear baseline
+  data/            TFDS reading, the input pipeline, streaming, splits, labels
+  train/           optimizer, mesh, inputs, the step, the loop, checkpoints,
+                   run directories, transfer, several processes
+  runs/            a trained run (audio -> probabilities), the CNN run, the
+                   encoder-head run, scoring, the report writer
+  experiments/     one module (or package) per mode
+  tools/           command-line tools: the CPU tuner, the docs' tables
+
+Importing fser_jax changes nothing in the process: `fser_jax.cpu.configure()`
+applies the per-CPU defaults (launch.py, the benchmarks and the tuner call it;
+call it first in your own script).
 """
 
 __version__ = "0.2.0"
-
-import os as _os
-
-# librosa's YIN (the baseline's pitch) runs numba code compiled for the host
-# CPU; numba 0.68 / llvmlite 0.50 names some Xeons with AMX 'rocketlake' and
-# its code for that target crashes (segmentation fault). Generic x86-64 code
-# gives the same pitch; a value the user set wins.
-_os.environ.setdefault("NUMBA_CPU_NAME", "generic")
-
-# Choose XLA:CPU's convolution backend for this CPU before JAX reads
-# XLA_FLAGS (fser_jax/xla_cpu.py; a flag the user set wins).
-from fser_jax import xla_cpu as _xla_cpu  # noqa: E402
-
-_xla_cpu.configure()
-
-# Keep compiled programs on disk between runs (fser_jax/jax_cache.py).
-from fser_jax import jax_cache as _jax_cache  # noqa: E402
-
-_jax_cache.configure()

@@ -19,7 +19,7 @@ class ConfigError(UserError, ValueError):
 def base() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0  # model init, dropout and augmentation (not the split)
-  # Fit fser_jax/baseline.py (per-clip statistics -> logistic regression)
+  # Fit fser_jax/evaluation/linear.py (per-clip statistics -> logistic regression)
   # on the same split and report it beside the model.
   c.baseline = True
 
@@ -32,7 +32,7 @@ def base() -> ml_collections.ConfigDict:
   # multi_processing' (or runner=DataflowRunner,...); '' builds in-process.
   c.data.beam_options = ""
   # Training input: 'on' reads the training clips from the dataset as steps
-  # need them (bounded memory; ArrayRecord files, fser_jax/stream.py),
+  # need them (bounded memory; ArrayRecord files, fser_jax/data/stream.py),
   # 'off' holds every clip in memory, 'auto' streams when memory would not
   # hold the in-memory path (the log says which and why).
   c.data.stream = "auto"
@@ -83,7 +83,7 @@ def base() -> ml_collections.ConfigDict:
   c.augment.horizontal_flip = True
   c.augment.offline_copies = 0  # >0: the paper's Algorithm 1 (fixed copies)
   # The recording's channel on the training waveforms, before the front-end
-  # (fser_jax/wave_augment.py); every probability 0 = off (the paper had none).
+  # (fser_jax/frontend/wave_augment.py); every probability 0 = off (the paper had none).
   c.augment.wave = ml_collections.ConfigDict()
   w = c.augment.wave
   w.noise_prob = 0.0
@@ -110,16 +110,16 @@ def base() -> ml_collections.ConfigDict:
   c.model.dense_dropout = 0.5
   # 'bernoulli' (one draw per value) or 'packed' (fewer random bits per
   # value: the CPU step 1.27-1.65x faster; an unexplained difference in one
-  # extreme fine-tune keeps it off by default: fser_jax.kernels.dropout).
+  # extreme fine-tune keeps it off by default: fser_jax.model.kernels.dropout).
   c.model.dropout_bits = "bernoulli"
   # How the convolutions are computed (same parameters and values, within
   # float32 rounding): 'auto' (the measured fastest for this backend and CPU,
-  # fser_jax.xla_cpu.conv_impl) | 'xla' (lax.conv) | 'winograd' (Winograd
+  # fser_jax.cpu.xla.conv_impl) | 'xla' (lax.conv) | 'winograd' (Winograd
   # F(4x4,3x3) for layers with >= 64 input channels, the first layer one
   # matmul over its pooling phases) | 'im2col' (each layer one matmul) |
   # 'input_vjp' (the first layer im2col with a data-input VJP; others xla) |
   # 'onednn' (oneDNN's kernels inside the step, float32 or bfloat16; needs
-  # libdnnl-dev, fser_jax/onednn.py) | 'winograd_onednn' (as 'winograd', the
+  # libdnnl-dev, fser_jax/cpu/onednn.py) | 'winograd_onednn' (as 'winograd', the
   # other layers in oneDNN; in bfloat16 as 'onednn') | 'onednn_winograd'
   # (oneDNN's own Winograd for every 3x3 layer after the first, float32 on
   # AVX-512 with oneDNN 2.x; in bfloat16 as 'onednn')
@@ -154,7 +154,7 @@ def base() -> ml_collections.ConfigDict:
   c.train.checkpoint_every_epochs = 5
   c.train.max_checkpoints = 2
   c.train.num_steps = 0  # > 0: train this many steps (epochs follow from it)
-  # Start from a trained run (fser_jax/transfer.py): its best checkpoint's
+  # Start from a trained run (fser_jax/train/transfer.py): its best checkpoint's
   # parameters; the output layer is re-initialised when the labels differ.
   c.train.init_from = ""
   c.train.init_from_norm = False  # keep the run's input statistics
@@ -165,7 +165,7 @@ def base() -> ml_collections.ConfigDict:
   c.predict.window_seconds = 4.0
   c.predict.hop_seconds = 2.0
 
-  # --mode learning_curve (fser_jax/experiments/learning_curve.py).
+  # --mode learning_curve (fser_jax/experiments/learning_curve/curve.py).
   c.learning_curve = ml_collections.ConfigDict()
   c.learning_curve.shots = (5, 10, 20, 50, -1)  # clips per class; -1: all
   c.learning_curve.repeats = 3  # draws per k (nested across k)
@@ -178,7 +178,7 @@ def base() -> ml_collections.ConfigDict:
   c.learning_curve.min_steps = 60
   c.learning_curve.max_steps = 240
   c.learning_curve.batch_size = 32  # or fewer: the cell's clip count
-  # Arms (fser_jax/experiments/learning_curve.py): 'baseline' (per-clip
+  # Arms (fser_jax/experiments/learning_curve/curve.py): 'baseline' (per-clip
   # statistics, and their per-speaker twin), 'probe' (the source run's
   # embedding alone and beside the statistics, and their twins), 'scratch'
   # and 'finetune' (CNN cells: off by default, reported but never chosen;
@@ -219,14 +219,14 @@ def base() -> ml_collections.ConfigDict:
   # curve): what a killed extraction can lose, and the audio in memory.
   c.encoder.chunk = 64
   # --mode train makes a linear head on the encoder's states instead of the
-  # CNN (fser_jax/head.py, configs/encoder_head.py): a run directory that
+  # CNN (fser_jax/runs/head.py, configs/encoder_head.py): a run directory that
   # evaluate, predict and robustness use like any other.
   c.encoder.head = False
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.num_devices = 0  # data-parallel devices; 0 = every local device
   # Several processes from the cluster's environment (SLURM, MPI, k8s):
-  # launch.py calls jax.distributed.initialize() (fser_jax/distributed.py).
+  # launch.py calls jax.distributed.initialize() (fser_jax/train/distributed.py).
   c.mesh.distributed = False
   return c
 

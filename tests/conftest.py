@@ -7,9 +7,14 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # The repository root, as launch.py has it: configs/*.py import configs.common.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# Tests never read the developer's tuned settings (python -m fser_jax.tune):
+# Tests never read the developer's tuned settings (python -m fser_jax.tools.tune):
 # every run here gets the per-ISA defaults; tests of the cache unset this.
 os.environ["FSER_JAX_NO_TUNE_CACHE"] = "1"
+
+import fser_jax.cpu  # noqa: E402
+
+# As launch.py does: the per-CPU defaults before JAX starts.
+fser_jax.cpu.configure()
 
 import pytest  # noqa: E402
 
@@ -104,7 +109,7 @@ def tiny(tfds_dir):
 def source_run(tfds_dir, tmp_path_factory):
   """A tiny trained run on fser/synthetic_small (8 FSER classes), never
   modified by the tests that use it (fine-tuning, evaluate, curves)."""
-  from fser_jax import run
+  from fser_jax.runs import cnn as run
   workdir = str(tmp_path_factory.mktemp("source_run"))
   c = tiny_config(tfds_dir, **{"train.num_epochs": 2, "baseline": True})
   run.train_and_evaluate(c, workdir)

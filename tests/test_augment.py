@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fser_jax import augment
+from fser_jax.frontend import augment
 
 IMG = jnp.asarray(np.random.default_rng(0).random((2, 8, 10, 3)), jnp.float32)
 

@@ -7,10 +7,12 @@ import os
 import numpy as np
 import pytest
 
-from fser_jax import baseline
+from fser_jax.evaluation import linear
+
+from fser_jax.frontend import statistics
 
 SR = 16000
-MEL = baseline.N_MELS * 5  # band statistics come first, then energy, pitch
+MEL = statistics.N_MELS * 5  # band statistics come first, then energy, pitch
 ENERGY_MEAN, PITCH_MEAN = MEL, MEL + 5
 
 
@@ -24,13 +26,13 @@ def _tone(f0, seconds=1.0, amp=0.3):
 
 @pytest.mark.parametrize("f0", [110.0, 220.0, 330.0])
 def test_pitch_within_a_few_percent(f0):
-  f = baseline.clip_features(_tone(f0), SR)
+  f = statistics.of_clip(_tone(f0), SR)
   assert 2 ** f[PITCH_MEAN] == pytest.approx(f0, rel=0.03)
 
 
 def test_loudness_survives_a_12_db_drop():
-  loud = baseline.clip_features(_tone(200.0), SR)
-  quiet = baseline.clip_features(_tone(200.0) * 10 ** (-12 / 20), SR)
+  loud = statistics.of_clip(_tone(200.0), SR)
+  quiet = statistics.of_clip(_tone(200.0) * 10 ** (-12 / 20), SR)
   assert loud[ENERGY_MEAN] - quiet[ENERGY_MEAN] == pytest.approx(12.0, abs=0.3)
   # Band means shift by the same 12 dB (fixed reference, not the clip's max).
   strong = loud[0:MEL:5] > loud[0:MEL:5].max() - 40
@@ -40,8 +42,8 @@ def test_loudness_survives_a_12_db_drop():
 
 
 def test_duration_is_a_feature():
-  a = baseline.clip_features(_tone(200.0, 1.0), SR)
-  b = baseline.clip_features(_tone(200.0, 2.0), SR)
+  a = statistics.of_clip(_tone(200.0, 1.0), SR)
+  b = statistics.of_clip(_tone(200.0, 2.0), SR)
   assert a[-1] == pytest.approx(1.0) and b[-1] == pytest.approx(2.0)
 
 
@@ -49,7 +51,7 @@ def test_baseline_separates_separable_clips():
   rng = np.random.default_rng(0)
   x = np.concatenate([rng.normal(0, 1, (40, 5)), rng.normal(3, 1, (40, 5))])
   y = np.repeat([0, 1], 40)
-  s = baseline.fit_and_score(x[::2], y[::2], x[1::2], y[1::2], 2)
+  s = linear.fit_and_score(x[::2], y[::2], x[1::2], y[1::2], 2)
   assert s["accuracy"] > 0.9 and s["unweighted_accuracy"] > 0.9
 
 
@@ -65,8 +67,8 @@ def test_every_report_carries_its_baseline(source_run):
 
 
 def test_the_compact_set_is_the_band_means_and_spreads_and_the_levels():
-  f = baseline.clip_features(_tone(200.0, 1.5), SR)
-  c = f[baseline.COMPACT]
+  f = statistics.of_clip(_tone(200.0, 1.5), SR)
+  c = f[statistics.COMPACT]
   assert c.size == 86
   np.testing.assert_array_equal(c[0:80:2], f[0:MEL:5])  # band means
   np.testing.assert_array_equal(c[1:80:2], f[1:MEL:5])  # band stds
@@ -79,7 +81,7 @@ def test_speaker_standardise_uses_each_speakers_own_clips():
   spk = np.array(["a"] * 6 + ["b"] * 4 + ["c"])
   x = rng.normal(size=(11, 3)) * [1, 2, 3] + np.where(
       spk[:, None] == "a", 10.0, -5.0)
-  z = baseline.speaker_standardise(x, spk)
+  z = linear.speaker_standardise(x, spk)
   for g in ("a", "b"):
     m = spk == g
     np.testing.assert_allclose(z[m].mean(0), 0, atol=1e-5)
@@ -94,25 +96,25 @@ def test_speaker_standardise_uses_each_speakers_own_clips():
 def test_cv_folds_hold_out_whole_speakers():
   y = np.tile(np.arange(3), 12)
   spk = np.repeat(np.arange(6), 6)
-  folds, how = baseline.cv_folds(y, spk)
+  folds, how = linear.cv_folds(y, spk)
   assert len(folds) == 5 and "speakers held out" in how
   held = np.concatenate([va for _, va in folds])
   assert sorted(held.tolist()) == list(range(36))  # every clip once
   for tr, va in folds:
     assert not set(spk[tr]) & set(spk[va])
-  folds, how = baseline.cv_folds(y, None)
+  folds, how = linear.cv_folds(y, None)
   assert len(folds) == 5 and "stratified" in how
   # One named speaker and clips without one: no speakers to hold out.
-  folds, how = baseline.cv_folds(y, np.where(spk == 0, "a", ""))
+  folds, how = linear.cv_folds(y, np.where(spk == 0, "a", ""))
   assert len(folds) == 5 and "stratified" in how
   # One clip per class from each of 4 speakers: still whole speakers out
   # (unstratified: a class cannot fill 4 folds).
-  folds, how = baseline.cv_folds(np.array([0, 1, 2, 0]), list("abcd"))
+  folds, how = linear.cv_folds(np.array([0, 1, 2, 0]), list("abcd"))
   assert len(folds) >= 2 and "held out" in how
   for tr, va in folds:
     assert len(va) == 1
   # One clip per class and no speakers: no folds, said so.
-  assert baseline.cv_folds(np.arange(3), None)[0] == []
+  assert linear.cv_folds(np.arange(3), None)[0] == []
 
 
 def _signal_in(columns, seed=0, n_per=10, classes=3):
@@ -127,15 +129,15 @@ def _signal_in(columns, seed=0, n_per=10, classes=3):
 def test_tune_picks_the_feature_set_the_signal_is_in():
   """Signal in compact columns among 127 noisy others: the compact set has
   the lower out-of-fold loss; signal only outside it: the full set."""
-  compact = baseline.COMPACT[:12]
+  compact = statistics.COMPACT[:12]
   x, y = _signal_in(compact)
-  folds, _ = baseline.cv_folds(y)
+  folds, _ = linear.cv_folds(y)
   classes = np.unique(y)
-  got = baseline.tune(x, y, folds, classes, tuple(baseline.FEATURE_SETS))
+  got = linear.search(x, y, folds, classes, tuple(linear.FEATURE_SETS))
   assert got["set"] == "compact" and got["oof"].shape == (30, 3)
-  outside = np.setdiff1d(np.arange(213), baseline.COMPACT)[:12]
+  outside = np.setdiff1d(np.arange(213), statistics.COMPACT)[:12]
   x, y = _signal_in(outside)
-  got = baseline.tune(x, y, folds, classes, tuple(baseline.FEATURE_SETS))
+  got = linear.search(x, y, folds, classes, tuple(linear.FEATURE_SETS))
   assert got["set"] == "full"
 
 
@@ -143,11 +145,11 @@ def test_tune_regularises_more_when_the_features_are_noise():
   rng = np.random.default_rng(1)
   y = np.repeat(np.arange(3), 10)
   classes = np.unique(y)
-  folds, _ = baseline.cv_folds(y)
+  folds, _ = linear.cv_folds(y)
   noise = rng.normal(size=(30, 50))
   clean = noise * 0.05 + 3 * np.eye(3, 50)[y]
-  assert baseline.tune(noise, y, folds, classes)["C"] == min(baseline.C_GRID)
-  assert baseline.tune(clean, y, folds, classes)["C"] == max(baseline.C_GRID)
+  assert linear.search(noise, y, folds, classes)["C"] == min(linear.C_GRID)
+  assert linear.search(clean, y, folds, classes)["C"] == max(linear.C_GRID)
 
 
 def test_wide_features_fit_in_their_row_space_to_the_same_model():
@@ -160,7 +162,7 @@ def test_wide_features_fit_in_their_row_space_to_the_same_model():
   y = np.repeat(np.arange(3), 8)
   x = rng.normal(size=(24, 300)) + np.eye(3, 300)[y]
   xt = rng.normal(size=(10, 300))
-  wide = baseline._logistic(0.3, x.shape)
+  wide = linear.logistic(0.3, x.shape)
   assert len(wide.steps) == 3  # the rotation is there
   wide.set_params(logisticregression__tol=1e-10)
   plain = make_pipeline(StandardScaler(), LogisticRegression(
@@ -174,7 +176,7 @@ def test_egemaps_without_opensmile_says_how_to_get_it(monkeypatch):
   from fser_jax.errors import UserError
   monkeypatch.setitem(sys.modules, "opensmile", None)  # import fails
   with pytest.raises(UserError, match=r"fser_jax\[egemaps\].*research"):
-    baseline.egemaps([_tone(200.0)], SR)
+    statistics.egemaps([_tone(200.0)], SR)
 
 
 def test_egemaps_pitch_is_the_tones():
@@ -184,7 +186,7 @@ def test_egemaps_pitch_is_the_tones():
   names = opensmile.Smile(
       feature_set=opensmile.FeatureSet.eGeMAPSv02,
       feature_level=opensmile.FeatureLevel.Functionals).feature_names
-  f = baseline.egemaps([_tone(150.0), _tone(300.0)], SR)
+  f = statistics.egemaps([_tone(150.0), _tone(300.0)], SR)
   assert f.shape == (2, 88)
   i = names.index("F0semitoneFrom27.5Hz_sma3nz_amean")
   for row, f0 in zip(f, (150.0, 300.0)):
@@ -211,8 +213,8 @@ def test_the_first_clip_features_call_holds_the_machine_wide_numba_lock(
         held.append(True)
     return np.zeros(3, np.float32)
 
-  monkeypatch.setattr(baseline, "_NUMBA_WARM", False)
-  monkeypatch.setattr(baseline, "_clip_features", probe)
-  baseline.clip_features(np.zeros(10), SR)
-  baseline.clip_features(np.zeros(10), SR)
+  monkeypatch.setattr(statistics, "_NUMBA_WARM", False)
+  monkeypatch.setattr(statistics, "_of_clip", probe)
+  statistics.of_clip(np.zeros(10), SR)
+  statistics.of_clip(np.zeros(10), SR)
   assert held == [True, False]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fser_jax import calibration
+from fser_jax.evaluation import calibration
 
 
 def test_temperature_recovers_a_known_overconfidence():
@@ -75,7 +75,7 @@ def test_every_run_reports_calibration(source_run):
 
 def test_predict_abstains_on_a_tone_and_says_why(source_run, tmp_path):
   from fser_jax.experiments import predict
-  from fser_jax.inference import TrainedRun
+  from fser_jax.runs.trained import TrainedRun
   sr = 16000
   t = np.arange(int(1.5 * sr)) / sr
   sf.write(tmp_path / "tone.wav", 0.3 * np.sin(2 * np.pi * 440 * t), sr)
@@ -104,7 +104,7 @@ def test_predict_abstain_on_a_training_clip(source_run, tfds_dir, tmp_path):
   """A clip of the run's own training data at a negligible probability
   threshold: it abstains exactly when familiarity calls it unfamiliar."""
   from conftest import tiny_config
-  from fser_jax import dataset_io
+  from fser_jax.data import dataset_io
   from fser_jax.experiments import predict
   waveforms, _, _, meta = dataset_io.load_clips(tiny_config(tfds_dir).data)
   with open(os.path.join(source_run, "splits.csv")) as f:

@@ -14,16 +14,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fser_jax import kernels
-from fser_jax import model as model_lib
+from fser_jax.model import kernels
+from fser_jax.model import cnn as model_lib
 
 STEP_SCRIPT = r"""
 import sys
 import numpy as np
-import fser_jax, jax, jax.numpy as jnp, optax
-from fser_jax import config as config_lib, train
-from fser_jax import forward
-from fser_jax import state as state_lib
+import jax, jax.numpy as jnp, optax
+import fser_jax.cpu; fser_jax.cpu.configure()
+from fser_jax import config as config_lib
+from fser_jax.train import loop as train
+from fser_jax.model import forward
+from fser_jax.train import optimizer as state_lib
 c = config_lib.base()
 c.model.filters = (8, 8, 16, 16); c.model.dense = (32, 16)
 c.model.conv_dropout = 0.0; c.model.dense_dropout = 0.0
@@ -37,7 +39,7 @@ def loss_fn(p):
 loss, g = jax.jit(jax.value_and_grad(loss_fn))(state["params"])
 leaves = [np.asarray(l) for l in jax.tree.leaves(g)]
 np.savez(sys.argv[1], loss=np.asarray(loss), *leaves)
-print(fser_jax.xla_cpu.CHOICE)
+print(fser_jax.cpu.xla.CHOICE)
 """
 
 
@@ -117,7 +119,7 @@ def test_each_layer_forward_matches_float64():
 
 
 def test_compilation_cache_is_on_unless_the_user_chose():
-  from fser_jax import jax_cache
+  from fser_jax.cpu import cache as jax_cache
   env = {"HOME": "/home/u"}
   assert jax_cache.configure(env) == "/home/u/.cache/fser_jax/jax"
   assert env["JAX_COMPILATION_CACHE_DIR"] == "/home/u/.cache/fser_jax/jax"
@@ -136,7 +138,7 @@ def test_compilation_cache_is_on_unless_the_user_chose():
 
 
 def test_bfloat16_note_only_where_the_cpu_lacks_native_bfloat16():
-  from fser_jax import xla_cpu
+  from fser_jax.cpu import xla as xla_cpu
   assert "slower than float32" in xla_cpu.bfloat16_note({"avx2", "fma"})
   assert xla_cpu.bfloat16_note({"avx512f", "avx512_bf16"}) is None
   assert xla_cpu.bfloat16_note({"avx512f", "amx_bf16"}) is None

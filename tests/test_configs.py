@@ -108,7 +108,7 @@ def test_old_workdir_without_new_keys_at_their_defaults_still_resumes(tmp_path):
   """A run saved before a key existed (here features.frames and the
   SpecAugment keys) is not a conflict while the key keeps its default."""
   import json
-  from fser_jax import rundir
+  from fser_jax.train import rundir
   c = config_lib.base()
   rundir.prepare(c, str(tmp_path))
   with open(tmp_path / "config.json") as f:
@@ -125,7 +125,7 @@ def test_old_workdir_without_new_keys_at_their_defaults_still_resumes(tmp_path):
 
 
 def test_every_conv_impl_the_model_knows_is_a_valid_config_value():
-  from fser_jax import kernels
+  from fser_jax.model import kernels
   assert set(config_lib.CHOICES["model.conv_impl"]) == set(kernels.CONV_IMPLS)
   c = config_lib.base()
   c.model.conv_impl = "onednn_winograd"
@@ -136,7 +136,7 @@ def test_a_saved_config_is_completed_over_the_base(tmp_path):
   """A run saved before keys existed reads back with their defaults (the
   behaviour it had), so code reads every key as an attribute; its own
   values win; features.standardize follows what such runs did."""
-  from fser_jax import rundir
+  from fser_jax.train import rundir
   old = json.loads(config_lib.base().to_json_best_effort())
   del old["encoder"], old["features"]["standardize"], old["data"]["stream"]
   del old["model"]["dropout_bits"]

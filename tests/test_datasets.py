@@ -318,7 +318,7 @@ def test_tfds_cli_builds_and_loads(tmp_path):
 
 def test_training_input_builds_a_missing_dataset_on_first_use(tmp_path):
   from fser_jax import config as config_lib
-  from fser_jax import dataset_io
+  from fser_jax.data import dataset_io
   d = config_lib.base().data
   d.dataset = "fser/savee"
   d.data_dir = str(tmp_path)
@@ -332,7 +332,7 @@ def test_beam_build_equals_the_in_process_build(tmp_path):
   """The same examples from Apache Beam (DirectRunner, 2 worker processes)
   as from the in-process build: synthetic clips, real-layout corpus files
   (decoded and resampled on the workers), skipped files and all."""
-  from fser_jax import dataset_io
+  from fser_jax.data import dataset_io
   fake_corpora.write_more_dummy(str(tmp_path / "manual"), ["aesdd"])
   opts = "direct_num_workers=2,direct_running_mode=multi_processing"
   for name in ("synthetic_small", "aesdd"):

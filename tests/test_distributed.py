@@ -111,7 +111,7 @@ def test_two_processes_share_an_embedding_run(tmp_path, user_recordings):
   index = [r.split(",")[-1] for r in
            open(tmp_path / "two" / "embed_index.csv").read().split()[1:]]
   assert len(index) == 60 and len(store.index()) == 60
-  from fser_jax import audio
+  from fser_jax.frontend import audio
   from fser_jax.datasets import files
   entries, _ = files.scan_own(user_recordings)
   first = audio.load_audio(entries[0]["abspath"], 16000)

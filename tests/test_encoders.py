@@ -423,7 +423,7 @@ def test_processes_split_the_chunks_and_share_the_store(tmp_path):
 def test_the_store_is_keyed_by_audio_and_weights_and_names_a_bad_part(
     tmp_path, monkeypatch):
   from absl import logging
-  from fser_jax.audio import AudioError
+  from fser_jax.frontend.audio import AudioError
   from fser_jax.encoders import extract
   enc = encoders.load(FIX)
   clips = _clips(6)
@@ -496,7 +496,7 @@ def test_embed_mode_writes_every_clips_states_and_names_a_bad_file(
   store = extract.Store(str(tmp_path / "emb" / "encoder_states"),
                         encoders.load(FIX))
   x = store.read([r["key"] for r in keyed])
-  from fser_jax import audio
+  from fser_jax.frontend import audio
   first = audio.load_audio(keyed[0]["path"], 16000)
   assert np.abs(x[0] - encoders.load(FIX).pooled([first])[0]).max() <= 1e-5
   again = embed.run_embed(c, str(tmp_path / "emb"))
@@ -570,7 +570,7 @@ def test_wav2vec2_programs_compile_without_ynnpack_unless_the_user_says(
   put in); a user who set the flag in XLA_FLAGS keeps it."""
   import jax
   import jax.numpy as jnp
-  from fser_jax import xla_cpu
+  from fser_jax.cpu import xla as xla_cpu
   from fser_jax.encoders import wav2vec2
   enc = encoders.load(_fixture("wav2vec2_base"))
   wav = jnp.zeros((1, 4000), jnp.float32)

@@ -1,8 +1,8 @@
-"""fser_jax.familiarity: Mahalanobis distance to the nearest class mean."""
+"""fser_jax.evaluation.familiarity: Mahalanobis distance to the nearest class mean."""
 
 import numpy as np
 
-from fser_jax import familiarity
+from fser_jax.evaluation import familiarity
 
 
 def _blobs(rng, n, d=6, shift=0.0):

@@ -6,7 +6,7 @@ import librosa
 import numpy as np
 import pytest
 
-from fser_jax import features
+from fser_jax.frontend import spectrogram as features
 
 SR = 16000
 
@@ -94,7 +94,7 @@ def _cfg(kind):
 def test_speaker_normalisation_uses_each_speakers_own_audio_only():
   """features.normalize='speaker': a clip is standardised with its own
   speaker's statistics, whatever the labels and the other speakers' clips."""
-  from fser_jax import normalisation as norm_lib
+  from fser_jax.frontend import normalisation as norm_lib
   rng = np.random.default_rng(0)
   images = rng.standard_normal((6, 4, 4, 1)).astype(np.float32)
   images[3:] = images[3:] * 5 + 10  # speaker b: another channel, louder
@@ -121,8 +121,8 @@ def test_speaker_normalised_run_standardises_test_speakers_by_themselves(
     tiny, tmp_path):
   """In a loaded dataset, each test speaker's images have mean 0 per channel
   over that speaker's clips: their statistics came from them alone."""
-  from fser_jax import input_pipeline as ip
-  from fser_jax import normalisation as norm_lib
+  from fser_jax.data import input_pipeline as ip
+  from fser_jax.frontend import normalisation as norm_lib
   c = tiny(**{"features.normalize": "speaker"})
   data = ip.load(c, progress=False)
   for spk in set(data.meta["speaker"][data.split == "test"].tolist()):
@@ -195,7 +195,7 @@ def test_time_pooled_model_is_indifferent_to_how_often_a_clip_repeats(pool):
   """Pooling over time: the same tiled clip stored 128 or 256 columns wide
   gives (almost) the same logits, so length is not a shortcut."""
   from flax import nnx
-  from fser_jax import model as model_lib
+  from fser_jax.model import cnn as model_lib
   m = model_lib.FSER(8, in_channels=1, filters=(8, 8, 16, 16), dense=(32,),
                      time_pool=pool, rngs=nnx.Rngs(0))
   assert m.dense[0].in_features == (64 // 16) * 16 * (2 if pool == "mean_std"

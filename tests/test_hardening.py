@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 
 from fser_jax import errors
-from fser_jax import rundir
-from fser_jax import splits
+from fser_jax.train import rundir
+from fser_jax.data import splits
 from fser_jax.datasets import files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,7 +63,7 @@ def test_two_speakers_give_a_usable_speaker_split():
 
 
 def test_tfds_data_dir_is_honoured(monkeypatch, tmp_path):
-  from fser_jax import dataset_io
+  from fser_jax.data import dataset_io
   from fser_jax import config
   c = config.base()
   monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
@@ -84,7 +84,11 @@ def test_extending_a_cosine_run_is_refused(tiny, tmp_path):
 
 
 def test_every_user_error_derives_from_the_one_base():
-  from fser_jax import audio, config, dataset_io, labels, train
+  from fser_jax.frontend import audio
+  from fser_jax import config
+  from fser_jax.data import dataset_io
+  from fser_jax.data import labels
+  from fser_jax.train import loop as train
   from fser_jax.datasets import corpora
   for cls in (audio.AudioError, config.ConfigError, corpora.FilenameError,
               dataset_io.DatasetNotBuiltError, rundir.WorkdirConflict,
@@ -166,7 +170,7 @@ def test_manifests_as_people_write_them(tmp_path):
 
 
 def test_report_values_by_hand():
-  from fser_jax import metrics
+  from fser_jax.evaluation import metrics
   y = np.array([0, 0, 1, 1, 2, 2])
   probs = np.array([[0.8, 0.1, 0.1], [0.3, 0.6, 0.1], [0.1, 0.8, 0.1],
                     [0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.6, 0.1, 0.3]])
@@ -243,7 +247,7 @@ def test_memory_estimate_warns_before_a_run_that_will_not_fit():
   augmentation: the estimate names each part, and the line warns when the
   machine's available memory is short."""
   from fser_jax import config as config_lib
-  from fser_jax import stream as stream_lib
+  from fser_jax.data import stream as stream_lib
   c = config_lib.base()
   n, mean, longest = 35_000, 48_000, 80_000
   est = stream_lib.memory_estimate(c, n, n * mean, longest)

@@ -11,8 +11,8 @@ import shutil
 import numpy as np
 import pytest
 
-from fser_jax import head as head_lib
-from fser_jax import inference
+from fser_jax.runs import head as head_lib
+from fser_jax.runs import trained as inference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIX = os.path.join(ROOT, "tests", "fixtures", "whisper_tiny")
@@ -23,13 +23,13 @@ FIX = os.path.join(ROOT, "tests", "fixtures", "whisper_tiny")
 def test_the_heads_linear_map_is_the_fitted_regression(n_features, n_rows, k):
   """Scaler, PCA (more features than rows) and the regression folded into
   one map give the pipeline's own probabilities; binary included."""
-  from fser_jax import baseline
+  from fser_jax.evaluation import linear
   rng = np.random.default_rng(0)
   x = rng.normal(size=(n_rows, n_features)) * rng.uniform(0.1, 10, n_features)
   y = np.arange(n_rows) % k
   x[:, 0] += y
   w, b, _ = head_lib._fit(x, y, 0.3, np.arange(k))  # noqa: SLF001
-  pipe = baseline._logistic(0.3, x.shape).fit(x, y)  # noqa: SLF001
+  pipe = linear.logistic(0.3, x.shape).fit(x, y)  # noqa: SLF001
   z = x @ w + b
   p = np.exp(z - z.max(1, keepdims=True))
   p /= p.sum(1, keepdims=True)
@@ -39,12 +39,12 @@ def test_the_heads_linear_map_is_the_fitted_regression(n_features, n_rows, k):
 def test_a_clips_windows_never_straddle_a_fold():
   """With one training speaker, folds hold out whole clips: every clip's
   windows fall in the same held-out fold."""
-  from fser_jax import baseline
+  from fser_jax.evaluation import linear
   clips = np.repeat(np.arange(12), 3)  # 12 clips of 3 windows
   y = clips % 3
   groups, unit = head_lib.fold_groups(["ana"] * 36, clips)
   assert unit == "clips"
-  folds, how = baseline.cv_folds(y, groups, unit=unit)
+  folds, how = linear.cv_folds(y, groups, unit=unit)
   assert "whole clips held out (12 clips)" in how
   for _, held in folds:
     for c in set(clips[held].tolist()):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from absl import logging
 
-from fser_jax import linear_arms
-from fser_jax.experiments import learning_curve as lc
+from fser_jax.experiments.learning_curve import arms as linear_arms
+from fser_jax.experiments.learning_curve import curve as lc
 
 
 def _arm(cv_ua, correct):

@@ -12,7 +12,7 @@ import soundfile as sf
 import tensorflow_datasets as tfds
 
 from fser_jax import datasets
-from fser_jax import splits
+from fser_jax.data import splits
 from fser_jax.datasets import corpora
 from fser_jax.datasets import fser as fser_builder
 from fser_jax.datasets import more_corpora

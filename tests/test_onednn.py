@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from fser_jax import model as model_lib
-from fser_jax import onednn
-from fser_jax import xla_cpu
+from fser_jax.model import cnn as model_lib
+from fser_jax.cpu import onednn
+from fser_jax.cpu import xla as xla_cpu
 
 OK, WHY = onednn.available()
 needs_onednn = pytest.mark.skipif(not OK, reason=WHY)
@@ -185,7 +185,7 @@ def test_without_avx512_winograd_is_off_and_falls_back_to_direct():
   import sys
   code = (
       "import jax, jax.numpy as jnp, numpy as np\n"
-      "from fser_jax import onednn, xla_cpu\n"
+      "from fser_jax.cpu import onednn, xla as xla_cpu\n"
       "print('ok', onednn.winograd_ok())\n"
       "print('auto', xla_cpu.conv_impl('cpu', flags={'avx512f'}, "
       "onednn_ok=onednn.ok, winograd_ok=onednn.winograd_ok)[0])\n"

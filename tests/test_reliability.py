@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fser_jax import audio
-from fser_jax import checkpoints
-from fser_jax import input_pipeline
-from fser_jax import dataset_io
-from fser_jax import rundir
-from fser_jax import run
-from fser_jax import splits
-from fser_jax import train
-from fser_jax import state as state_lib
+from fser_jax.frontend import audio
+from fser_jax.train import checkpoints
+from fser_jax.data import input_pipeline
+from fser_jax.data import dataset_io
+from fser_jax.train import rundir
+from fser_jax.runs import cnn as run
+from fser_jax.data import splits
+from fser_jax.train import loop as train
+from fser_jax.train import optimizer as state_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -306,7 +306,7 @@ def test_dataset_not_built_says_how_to_build(tiny, tmp_path):
 
 # --- bad checkpoints ------------------------------------------------------------------
 def test_predict_with_a_config_but_no_checkpoint(tmp_path, tiny):
-  from fser_jax.inference import TrainedRun
+  from fser_jax.runs.trained import TrainedRun
   from fser_jax.errors import CheckpointError
   rundir.prepare(tiny(), str(tmp_path))
   (tmp_path / "normalisation.json").write_text(
@@ -316,7 +316,7 @@ def test_predict_with_a_config_but_no_checkpoint(tmp_path, tiny):
 
 
 def test_checkpoint_of_another_model_shape(tmp_path, tiny):
-  from fser_jax.inference import TrainedRun
+  from fser_jax.runs.trained import TrainedRun
   from fser_jax.errors import CheckpointError
   c = tiny()
   rundir.prepare(c, str(tmp_path))

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from fser_jax import wave_augment
+from fser_jax.frontend import wave_augment
 from fser_jax.experiments import robustness
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -90,7 +90,7 @@ def test_predict_normalize_by(source_run, tmp_path):
   statistics, 'file' each file with its own windows'."""
   import soundfile as sf
   from fser_jax.experiments import predict
-  from fser_jax.inference import TrainedRun
+  from fser_jax.runs.trained import TrainedRun
   rng = np.random.default_rng(0)
   t = np.arange(16000) / 16000
   for folder, level in (("a", 0.3), ("b", 0.05)):

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fser_jax import audio
+from fser_jax.frontend import audio
 from fser_jax.experiments import generalisation
 from fser_jax.experiments import predict
-from fser_jax import run
-from fser_jax import rundir
+from fser_jax.runs import cnn as run
+from fser_jax.train import rundir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -180,7 +180,7 @@ def test_predict_on_own_files(trained, tmp_path, capsys):
 
 
 def test_inputs_are_standardised_with_training_statistics_only(trained):
-  from fser_jax import input_pipeline
+  from fser_jax.data import input_pipeline
   _, c, _ = trained
   data = input_pipeline.load(c, progress=False)
   train, _ = data.subset("train")
@@ -208,12 +208,12 @@ def test_predict_matches_evaluation_on_the_same_clips(trained):
   """No train/serve skew: the run loaded for inference, from waveforms, gives
   the same probabilities as the run's model on the run's (standardised) test
   images, which came from the TFDS int16 audio."""
-  from fser_jax import calibration
-  from fser_jax import input_pipeline
-  from fser_jax import dataset_io
-  from fser_jax import metrics
-  from fser_jax import forward
-  from fser_jax.inference import TrainedRun
+  from fser_jax.evaluation import calibration
+  from fser_jax.data import input_pipeline
+  from fser_jax.data import dataset_io
+  from fser_jax.evaluation import metrics
+  from fser_jax.model import forward
+  from fser_jax.runs.trained import TrainedRun
   workdir, c, _ = trained
   waveforms, _, _, _ = dataset_io.load_clips(c.data)
   data = input_pipeline.load(c, progress=False)
@@ -257,7 +257,7 @@ def _with(c, **features):
 
 def test_predict_without_checkpoint_is_a_clear_error(tmp_path):
   from fser_jax.errors import CheckpointError
-  from fser_jax.inference import TrainedRun
+  from fser_jax.runs.trained import TrainedRun
   with pytest.raises(CheckpointError, match="no config.json"):
     TrainedRun(str(tmp_path))
 
@@ -459,7 +459,7 @@ def test_long_recording_is_streamed_in_bounded_memory(trained, tmp_path):
 
 
 def test_streamed_classification_equals_the_whole_file(trained, tmp_path):
-  from fser_jax.inference import TrainedRun
+  from fser_jax.runs.trained import TrainedRun
   workdir, _, _ = trained
   _tone(tmp_path / "a.wav", 22050, 13.0)
   run_ = TrainedRun(workdir)
@@ -478,9 +478,9 @@ def test_time_keeping_front_end_end_to_end(tiny, tmp_path):
   masks: trains, reports, and serves audio with the same probabilities as
   the run's own stored images (no train/serve skew through tiling or
   cropping)."""
-  from fser_jax import input_pipeline
-  from fser_jax import dataset_io
-  from fser_jax.inference import TrainedRun
+  from fser_jax.data import input_pipeline
+  from fser_jax.data import dataset_io
+  from fser_jax.runs.trained import TrainedRun
   c = tiny(**{"features.kind": "logmel_time", "model.time_pool": "mean_std", "augment.horizontal_flip": False,
               "augment.zoom": 0.0, "augment.time_masks": 1,
               "augment.freq_masks": 1, "train.num_epochs": 2})
@@ -504,9 +504,9 @@ def test_report_and_evaluate_agree_on_clips_longer_than_the_window(
   clips (every test clip is cut into several), the run's report and
   `--mode evaluate`'s scoring of the same test clips give the same numbers;
   scoring the whole-clip training images instead would not."""
-  from fser_jax import input_pipeline
-  from fser_jax import scoring
-  from fser_jax.inference import TrainedRun
+  from fser_jax.data import input_pipeline
+  from fser_jax.runs import scoring
+  from fser_jax.runs.trained import TrainedRun
   c = tiny(**{"train.num_epochs": 1, "predict.window_seconds": 0.5,
               "predict.hop_seconds": 0.25})
   workdir = str(tmp_path / "run")

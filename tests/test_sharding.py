@@ -11,8 +11,10 @@ SCRIPT = textwrap.dedent("""
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
     import jax, jax.numpy as jnp, numpy as np
     from jax.sharding import NamedSharding, PartitionSpec as P
-    from fser_jax import augment, config as config_lib, train
-    from fser_jax import state as state_lib
+    from fser_jax.frontend import augment
+    from fser_jax import config as config_lib
+    from fser_jax.train import loop as train
+    from fser_jax.train import optimizer as state_lib
     assert len(jax.devices()) == 8, jax.devices()
     c = config_lib.base()
     c.model.filters = (8, 8, 16, 16)
@@ -28,7 +30,8 @@ SCRIPT = textwrap.dedent("""
     out = {}
     for n in (1, 8):
       c.mesh.num_devices = n
-      mesh = state_lib.make_mesh(c.mesh)
+      from fser_jax.train import mesh as mesh_lib
+      mesh = mesh_lib.make_mesh(c.mesh)
       graphdef, state, tx = state_lib.create(c, 8, 3, steps_per_epoch=4)
       rep = NamedSharding(mesh, P())
       state = jax.device_put(state, rep)

@@ -6,7 +6,7 @@ import collections
 import numpy as np
 import pytest
 
-from fser_jax import splits
+from fser_jax.data import splits
 
 
 def _meta():

@@ -1,4 +1,4 @@
-"""Streamed training input (fser_jax/stream.py): the step gets the numbers
+"""Streamed training input (fser_jax/data/stream.py): the step gets the numbers
 the in-memory path gives it, a killed run resumes exactly, the report is the
 same, and what the loader holds does not grow with the training set."""
 
@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config
-from fser_jax import input_pipeline, run, stream, train
-from fser_jax import dataset_io
-from fser_jax import stream as stream_lib
+from fser_jax.data import input_pipeline
+from fser_jax.runs import cnn as run
+from fser_jax.data import stream
+from fser_jax.train import loop as train
+from fser_jax.data import dataset_io
+from fser_jax.data import stream as stream_lib
 from fser_jax.errors import DataError
 from test_reliability import _Killed, _kill_at
 
@@ -96,7 +99,7 @@ def test_streamed_report_equals_the_in_memory_report(ar_dir, tmp_path):
   """A whole run, streamed and in memory with the same statistics: the
   same report.json (the report reads the clips by position, in chunks)."""
   import json
-  from fser_jax import inference
+  from fser_jax.runs import trained as inference
   base = {**WAVE, "train.num_epochs": 1}
   mem = run.train_and_evaluate(cfg(ar_dir, **base, **{"data.stream": "off"}),
                                str(tmp_path / "mem"))
@@ -133,7 +136,7 @@ def test_what_the_stream_holds_does_not_grow_with_the_data(ar_dir,
     tracemalloc.start()
     data = input_pipeline.load(c, progress=False)
     if data.streamed:
-      from fser_jax import train_inputs
+      from fser_jax.train import inputs as train_inputs
       inputs = train_inputs.training_inputs(c, data, jax.random.key(0))
       for _ in stream.Prefetcher(inputs.batches, [
           (np.arange(16).reshape(1, 16) + 16 * i) % inputs.n for i in range(8)]):
@@ -222,7 +225,8 @@ def test_a_killed_streamed_process_resumes_to_the_same_parameters(ar_dir,
   uninterrupted streamed run (trained in this process)."""
   import signal
   from conftest import tiny_config, tiny_config_file
-  from fser_jax import checkpoints, run
+  from fser_jax.train import checkpoints
+  from fser_jax.runs import cnn as run
   from test_reliability import _final_params, _launch, _wait_for_step
   ovr = {"train.num_epochs": 8, "train.steps_per_dispatch": 2,
          "train.checkpoint_every_epochs": 2, "data.stream": "on"}

@@ -10,15 +10,15 @@ import optax
 import pytest
 from flax import nnx
 
-from fser_jax import augment
-from fser_jax import checkpoints
+from fser_jax.frontend import augment
+from fser_jax.train import checkpoints
 from fser_jax import config as config_lib
-from fser_jax import kernels
-from fser_jax import model as model_lib
-from fser_jax import train
-from fser_jax import train_inputs
-from fser_jax import forward
-from fser_jax import state as state_lib
+from fser_jax.model import kernels
+from fser_jax.model import cnn as model_lib
+from fser_jax.train import loop as train
+from fser_jax.train import inputs as train_inputs
+from fser_jax.model import forward
+from fser_jax.train import optimizer as state_lib
 
 
 def _small_config():
@@ -255,7 +255,7 @@ def test_pooled_conv_equals_conv_then_pool_with_all_gradients(shape):
 
 
 def test_auto_conv_impl_is_chosen_per_backend_and_cpu():
-  from fser_jax import xla_cpu
+  from fser_jax.cpu import xla as xla_cpu
   assert xla_cpu.conv_impl("cpu", flags={"avx2", "fma"})[0] == "winograd"
   assert xla_cpu.conv_impl("cpu", flags={"avx2", "avx512f"},
                            vendor="GenuineIntel")[0] == "winograd"
@@ -278,7 +278,7 @@ def test_auto_conv_impl_is_chosen_per_backend_and_cpu():
                            winograd_ok=yes)[0] == "winograd"
   assert xla_cpu.conv_impl("cpu", "bfloat16", flags={"avx512f", "amx_bf16"},
                            onednn_ok=yes, winograd_ok=yes)[0] == "onednn"
-  from fser_jax import onednn
+  from fser_jax.cpu import onednn
   ok = dict(onednn_ok=onednn.ok, winograd_ok=onednn.winograd_ok)
   want = xla_cpu.conv_impl(jax.default_backend(), **ok)[0]
   assert kernels.resolve_conv_impl("auto") == want
@@ -324,7 +324,8 @@ def test_winograd_model_equals_the_xla_model_in_a_train_step():
 def test_wave_batch_fn_feeds_the_front_end_the_channel_and_each_clips_norm():
   """With waveform augmentation a batch's images are the front-end of the
   augmented waveforms, standardised with each clip's own (mean, std)."""
-  from fser_jax import features, wave_augment
+  from fser_jax.frontend import spectrogram as features
+  from fser_jax.frontend import wave_augment
   c = _small_config()
   c.augment.wave.phone_prob = 1.0
   rng = np.random.default_rng(0)
@@ -344,7 +345,7 @@ def test_wave_batch_fn_feeds_the_front_end_the_channel_and_each_clips_norm():
 
 
 def test_fit_with_waveform_augmentation(tiny, tmp_path):
-  from fser_jax import input_pipeline
+  from fser_jax.data import input_pipeline
   c = tiny(**{"train.num_steps": 2, "train.steps_per_dispatch": 1})
   c.augment.wave.noise_prob = 0.5
   c.augment.wave.gain_prob = 0.5
@@ -419,7 +420,7 @@ def test_check_finite_names_the_first_bad_step_and_the_checkpoint():
 
 
 def test_training_inputs_with_the_papers_offline_copies(tiny):
-  from fser_jax import input_pipeline
+  from fser_jax.data import input_pipeline
   c = tiny(**{"augment.offline_copies": 2})
   data = input_pipeline.load(c, progress=False)
   x, y = data.subset("train")
@@ -483,7 +484,7 @@ def test_head_only_steps_hold_the_trunk_bitwise_even_with_weight_decay():
   A frozen trunk ('trunk') never moves, decay or not."""
   import ml_collections
   import optax
-  from fser_jax import state as state_lib
+  from fser_jax.train import optimizer as state_lib
   tcfg = ml_collections.ConfigDict(dict(
       learning_rate=0.1, schedule="constant", warmup_epochs=0, warmup_steps=0,
       optimizer="sgd", momentum=0.9, nesterov=True, weight_decay=0.01,
@@ -515,7 +516,7 @@ def test_clipping_bounds_the_update_and_warmup_follows_its_schedule():
   exactly 1 for a gradient of norm 10; a linear warmup over 4 steps gives
   rates 0, 1/4, 2/4, 3/4, 1 (optax's linear_schedule from step 0)."""
   import ml_collections
-  from fser_jax import state as state_lib
+  from fser_jax.train import optimizer as state_lib
   tcfg = ml_collections.ConfigDict(dict(
       learning_rate=1.0, schedule="constant", warmup_epochs=0, warmup_steps=4,
       optimizer="sgd", momentum=0.0, nesterov=False, weight_decay=0.0,

@@ -9,14 +9,14 @@ import jax
 import numpy as np
 import pytest
 
-from fser_jax import labels
-from fser_jax import run
-from fser_jax import scoring
-from fser_jax import transfer
+from fser_jax.data import labels
+from fser_jax.runs import cnn as run
+from fser_jax.runs import scoring
+from fser_jax.train import transfer
 from fser_jax.config import ConfigError
 from fser_jax.experiments import evaluate
-from fser_jax.experiments import learning_curve
-from fser_jax.inference import Outputs, TrainedRun
+from fser_jax.experiments.learning_curve import curve as learning_curve
+from fser_jax.runs.trained import Outputs, TrainedRun
 
 from conftest import own_tiny_config, tiny_config
 
@@ -314,8 +314,9 @@ def _mismatched_copy(source_run: str, dst: str, scale: float) -> str:
   confidently wrong on any data (huge logits), like a source run from
   another domain."""
   import shutil
-  from fser_jax import checkpoints, state as state_lib
-  from fser_jax.rundir import read_config
+  from fser_jax.train import checkpoints
+  from fser_jax.train import optimizer as state_lib
+  from fser_jax.train.rundir import read_config
   shutil.copytree(source_run, dst)
   cfg = read_config(dst)
   _, st, _ = state_lib.create(cfg, 8, 3, 1)

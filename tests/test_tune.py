@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from fser_jax import tune
-from fser_jax import xla_cpu
+from fser_jax.tools import tune
+from fser_jax.cpu import xla as xla_cpu
 
 AVX2 = {"avx2", "fma", "sse4_2"}
 AMX = {"avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "amx_tile",

@@ -1,4 +1,4 @@
-"""Waveform augmentation (fser_jax/wave_augment.py) against references."""
+"""Waveform augmentation (fser_jax/frontend/wave_augment.py) against references."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from fser_jax import wave_augment as wa
+from fser_jax.frontend import wave_augment as wa
 
 SR = 16000
 

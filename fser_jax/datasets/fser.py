@@ -16,7 +16,7 @@ Configs:
   own                           the user's folder or CSV manifest (see below)
 
 One split, `train`, holds every clip; evaluation protocols (random, speaker-
-independent, leave-one-corpus-out) are computed by `fser_jax.splits` from the
+independent, leave-one-corpus-out) are computed by `fser_jax.data.splits` from the
 metadata each example carries.
 
 Build with the TFDS CLI:
@@ -39,7 +39,7 @@ import sys
 import numpy as np
 import tensorflow_datasets as tfds
 
-from fser_jax import audio as audio_lib
+from fser_jax.frontend import audio as audio_lib
 from fser_jax.datasets import corpora
 from fser_jax.datasets import files
 from fser_jax.datasets import more_corpora

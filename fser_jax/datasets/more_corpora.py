@@ -318,7 +318,7 @@ def parse_mesd(filename: str) -> Clip:
                         "(emotion, voice type F M C, corpus A B, word)")
   emo, voice, part, word = m.groups()
   # The voice type is not a speaker: MESD publishes no speaker ids, so the
-  # speaker protocols refuse it (fser_jax.splits).
+  # speaker protocols refuse it (fser_jax.data.splits).
   gender = {"F": "female", "M": "male", "C": ""}[voice]
   return _clip(filename, "mesd", MESD_EMOTIONS[emo.lower()], "", gender,
                text_id=f"{part}_{word}")

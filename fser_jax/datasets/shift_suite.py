@@ -12,7 +12,7 @@ is tuned to home. These sets differ from it the way users' recordings do:
   loudness) and voice quality (sox filters), at a random "intensity" per
   clip (0.4-1.0 of the full acting), so classes overlap as in real speech;
 - channels made by sox (Debian package `sox`, `libsox-fmt-all` for AMR),
-  not by fser_jax/wave_augment.py, which fser_robust trains with.
+  not by fser_jax/frontend/wave_augment.py, which fser_robust trains with.
 
 | set | language | speakers | classes (label names) | channel |
 |---|---|---|---|---|

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from fser_jax import xla_cpu
+from fser_jax.cpu import xla as xla_cpu
 from fser_jax.encoders import compiled, pooling
 from fser_jax.encoders.attention import attend
 

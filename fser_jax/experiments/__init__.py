@@ -1,3 +1,5 @@
-"""Experiments that use trained runs: predict, evaluate, generalisation,
-learning_curve. Each writes JSON + Markdown (+ PNG). They import the stages
-(fser_jax/*.py) and run.py; no stage imports them."""
+"""One module (or package) per mode of launch.py: predict, evaluate,
+generalisation, robustness, embed, learning_curve/. Each writes JSON and
+Markdown (and PNG where a picture helps). Experiments import every layer
+below them and never each other.
+"""

@@ -28,7 +28,7 @@ from fser_jax.config import ConfigError
 
 
 def _load(path: str, rate: int):
-  from fser_jax import audio
+  from fser_jax.frontend import audio
   return audio.load_audio(path, rate)
 
 

@@ -6,10 +6,10 @@
 SOURCE is a folder with one subfolder per label, a CSV manifest (path,label
 and optional speaker,gender,corpus,language; as configs/own_data.py), or a
 built TFDS name such as `fser/emodb` (`--data_dir` as usual). Every clip goes
-through fser_jax.scoring.evaluate and so TrainedRun.classify: RUN's own front-end,
+through fser_jax.runs.scoring.evaluate and so TrainedRun.classify: RUN's own front-end,
 normalisation and windowing, as predict does.
 
-Data labels are mapped onto RUN's classes by fser_jax.labels (identical
+Data labels are mapped onto RUN's classes by fser_jax.data.labels (identical
 names, the synonym table, the user's map). Clips whose label has no
 counterpart are counted, listed and kept out of accuracy, and appear as rows
 of the rectangular confusion matrix (data labels x model classes). UA and
@@ -28,13 +28,13 @@ import os
 
 from absl import logging
 
-from fser_jax import labels as labels_lib
-from fser_jax import metrics as metrics_lib
-from fser_jax import plots
-from fser_jax import scoring
+from fser_jax.data import labels as labels_lib
+from fser_jax.evaluation import metrics as metrics_lib
+from fser_jax.evaluation import plots
+from fser_jax.runs import scoring
 from fser_jax.errors import DataError
-from fser_jax import inference
-from fser_jax.inference import TrainedRun
+from fser_jax.runs import trained as inference
+from fser_jax.runs.trained import TrainedRun
 
 def to_markdown(rep: dict, source: str, problems: list[str]) -> str:
   pct = metrics_lib.pct

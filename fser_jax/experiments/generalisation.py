@@ -19,12 +19,12 @@ import os
 import numpy as np
 from absl import logging
 
-from fser_jax import dataset_io
-from fser_jax import plots
-from fser_jax import run as run_lib
-from fser_jax import rundir
-from fser_jax import scoring
-from fser_jax import splits as splits_lib
+from fser_jax.data import dataset_io
+from fser_jax.evaluation import plots
+from fser_jax.runs import cnn as run_lib
+from fser_jax.train import rundir
+from fser_jax.runs import scoring
+from fser_jax.data import splits as splits_lib
 
 KEYS = ("accuracy", "unweighted_accuracy", "macro_f1")
 
@@ -135,8 +135,9 @@ def cross_matrix(config, workdir: str, corpora: list[str]) -> dict:
   clip of corpus j, through --mode evaluate's path. The baseline is fitted
   on the same training clips and scored on the same clips. Each fold's row
   is kept in its folder (cross_row.json), so a rerun reads it back."""
-  from fser_jax import baseline as baseline_lib
-  from fser_jax.inference import TrainedRun
+  from fser_jax.evaluation import linear
+  from fser_jax.frontend import statistics
+  from fser_jax.runs.trained import TrainedRun
   loaded = None
   n = len(corpora)
   ua = [[None] * n for _ in range(n)]
@@ -151,7 +152,7 @@ def cross_matrix(config, workdir: str, corpora: list[str]) -> dict:
     else:
       if loaded is None:  # every clip once, with its baseline statistics
         wavs, y, classes, meta = dataset_io.load_clips(config.data)
-        stats = (baseline_lib.features(wavs, config.data.sample_rate)
+        stats = (statistics.of_clips(wavs, config.data.sample_rate)
                  if config.baseline else None)
         if stats is not None:  # normalised as the runs' inputs are
           stats = run_lib.baseline_features(stats, meta,
@@ -176,7 +177,7 @@ def cross_matrix(config, workdir: str, corpora: list[str]) -> dict:
         r, _ = scoring.evaluate(
             run, [wavs[k] for k in ids], [classes[y[k]] for k in ids],
             {k: meta[k][m] for k in scoring.META})
-        b = (baseline_lib.fit_and_score(
+        b = (linear.fit_and_score(
             stats[tr], y[tr], stats[m], y[m], len(classes),
             groups_train=np.asarray(meta["speaker"], object)[tr])
              if stats is not None else {})
@@ -253,15 +254,15 @@ def to_markdown(out: dict) -> str:
             "test); `speaker`: test speakers never heard in training; "
             "`corpus`: the test corpus (language) never heard in training. "
             "`baseline`: a logistic regression on per-clip statistics "
-            "(fser_jax/baseline.py) on the same splits. "
+            "(fser_jax/evaluation/linear.py) on the same splits. "
             "`unfamiliar`: test clips farther from the training data than 99% "
-            "of the validation clips (fser_jax/familiarity.py); per fold, the "
+            "of the validation clips (fser_jax/evaluation/familiarity.py); per fold, the "
             "accuracy on the familiar and on the unfamiliar test clips.", ""]
   trust = [(p, r) for p, r in res.items()
            if all("ece_before" in f for f in r["folds"])]
   if trust:
     scores = ("confidence", "entropy", "familiarity", "combined")
-    lines += ["## Trust: calibration and abstention (fser_jax/calibration.py)",
+    lines += ["## Trust: calibration and abstention (fser_jax/evaluation/calibration.py)",
               "", "Means over folds. ECE before -> after temperature scaling "
               "(fitted on validation); AURC per score (lower is better); "
               "WA / coverage of the test clips kept by the threshold that kept "

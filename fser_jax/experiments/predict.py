@@ -2,7 +2,7 @@
 
   python launch.py --mode predict --workdir RUN --audio a.wav clips/ 'more/*.mp3'
 
-Loads RUN (fser_jax.inference.TrainedRun: its saved config, normalisation and
+Loads RUN (fser_jax.runs.trained.TrainedRun: its saved config, normalisation and
 best checkpoint, on this machine's devices), reads any format librosa reads at
 any rate and channel count, cuts recordings longer than
 `predict.window_seconds` into windows every `predict.hop_seconds` (one row per
@@ -25,13 +25,13 @@ import time
 import numpy as np
 from absl import logging
 
-from fser_jax import audio as audio_lib
+from fser_jax.frontend import audio as audio_lib
 from fser_jax.datasets.files import AUDIO_EXTENSIONS
 from fser_jax.errors import DataError
-from fser_jax.inference import LONG
-from fser_jax import inference
-from fser_jax.inference import TrainedRun
-from fser_jax.inference import load_many
+from fser_jax.runs.trained import LONG
+from fser_jax.runs import trained as inference
+from fser_jax.runs.trained import TrainedRun
+from fser_jax.runs.trained import load_many
 
 CHUNK = 64  # files per classify call
 

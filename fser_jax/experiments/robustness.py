@@ -6,7 +6,7 @@
 Takes RUN's test split (the clips its splits.csv marks `test`) or SOURCE (as
 --mode evaluate: a label folder, a CSV manifest or a built TFDS name, with
 the same label mapping), puts every clip through each condition of
-fser_jax.wave_augment.CONDITIONS (clean; white noise at 20/10/5/0 dB SNR,
+fser_jax.frontend.wave_augment.CONDITIONS (clean; white noise at 20/10/5/0 dB SNR,
 pink at 10; the telephone channel; synthetic rooms of RT60 0.3/0.6/1.0 s;
 gain -20/+10 dB with clipping; speed 0.9/1.1; phone + 10 dB noise) and scores
 the degraded clips through --mode evaluate's one path (TrainedRun.classify:
@@ -38,13 +38,13 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from fser_jax import dataset_io
-from fser_jax import wave_augment
+from fser_jax.data import dataset_io
+from fser_jax.frontend import wave_augment
 from fser_jax.errors import DataError
-from fser_jax import rundir
-from fser_jax import scoring
-from fser_jax import inference
-from fser_jax.inference import TrainedRun
+from fser_jax.train import rundir
+from fser_jax.runs import scoring
+from fser_jax.runs import trained as inference
+from fser_jax.runs.trained import TrainedRun
 
 PAD_MULTIPLE = 8192  # clips are padded per own length: batching-independent
 BATCH = 16  # clips per call (padded; small: the source clips' lengths vary)
@@ -241,7 +241,7 @@ def plot(result: dict, path: str) -> None:
 def plot_many(results: list[dict], labels: list[str], path: str) -> None:
   """UA per condition of one or more runs, side by side (the README's
   picture: python -c 'from fser_jax.experiments import robustness as r; ...')."""
-  from fser_jax import plots  # noqa: F401  (sets the Agg backend)
+  from fser_jax.evaluation import plots  # noqa: F401  (sets the Agg backend)
   import matplotlib.pyplot as plt
   names = [r["name"] for r in results[0]["conditions"]]
   width = 0.8 / len(results)

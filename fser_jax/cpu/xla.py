@@ -1,0 +1,305 @@
+"""The XLA:CPU convolution backend, chosen per CPU before JAX starts.
+
+jaxlib 0.10.2's XLA:CPU sends float32 convolutions (backward ones included),
+dots and reductions to YNNPACK fusions by default
+(`--xla_cpu_experimental_ynn_fusion_type` defaults to individual_dot,
+individual_convolution, reduce). On CPUs without AVX-512 those convolutions
+are much slower than XLA's Eigen ones. Measured side by side in one process
+on a 2-core AMD EPYC with AVX2 (no AVX-512), `benchmarks/train_step.py
+--batch_size 64 --baseline none --repeats 3`, float32:
+
+  XLA_FLAGS                                                  train step
+  (jaxlib default: YNNPACK for dots, convolutions, reductions)  141 ex/s
+  --xla_cpu_experimental_ynn_fusion_type=       (YNNPACK off)   287 ex/s
+  --xla_cpu_experimental_ynn_fusion_type=individual_dot,reduce  274 ex/s
+
+So on a CPU without AVX-512, `configure()` turns YNNPACK fusions off; on
+AVX-512 CPUs it sets the value measured fastest for the vendor (below). A
+flag the user set in XLA_FLAGS always wins.
+`configure()` runs when fser_jax is imported (before the first computation,
+which is when XLA reads XLA_FLAGS); `CHOICE` says what it did and why, and
+launch.py logs it.
+
+Chosen by measurement: `python -m fser_jax.tools.tune` times the train step under
+every candidate (this flag's values, `model.conv_impl`, precisions), each in
+a subprocess, and caches the fastest float32 one per CPU model, ISA flags
+and jaxlib version (`tune_cache_path()`). Where that cache has this
+machine's entry, `configure()` and `conv_impl()` apply it; without one, the
+per-ISA defaults below apply:
+
+  AVX2 (no AVX-512)  YNNPACK fusions off, Winograd: measured here (above).
+  AVX-512, Intel     `individual_dot,reduce`, Winograd: the fastest of the
+                     candidates measured on a 2-core Xeon with AVX-512,
+                     AVX512_BF16 and AMX (jaxlib 0.10.2; 471 ex/s against
+                     jaxlib's default 217, Keras 525 in the same run).
+  AVX-512, AMD       YNNPACK fusions off, Winograd: the fastest measured on
+                     a 2-core Zen 4 EPYC with AVX-512 and AVX512_BF16, no
+                     AMX (jaxlib 0.10.2; tuner 322 ex/s against 264 for
+                     `individual_dot,reduce` and 172 for jaxlib's default).
+  float32, AVX-512 with oneDNN 2.x built: `conv_impl='onednn_winograd'`
+                     with the flag above (`conv_impl()` below).
+  bfloat16 (AVX512_BF16 or AMX, oneDNN built): `conv_impl='onednn'`
+                     (`conv_impl()` below).
+  One machine of each kind: run the tuner on yours.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+FLAG = "--xla_cpu_experimental_ynn_fusion_type"
+CHOICE = "not configured"
+USER_SET = False  # the user's XLA_FLAGS named FLAG before configure() ran
+# The value configure() put in XLA_FLAGS, for the processes this one starts
+# (they inherit both and so know the flag as fser_jax's, not the user's).
+SET_BY_US = "FSER_JAX_XLA_FLAG"
+AVX512_DEFAULT = "individual_dot,reduce"
+NO_TUNE_ENV = "FSER_JAX_NO_TUNE_CACHE"  # set: ignore the tuner's cache
+
+
+def _cpuinfo(field: str) -> str | None:
+  """The first `field : value` of /proc/cpuinfo, or None."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith(field):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return None
+
+
+def cpu_model() -> str:
+  return _cpuinfo("model name") or "unknown"
+
+
+# ISA flags that change which kernels XLA:CPU and YNNPACK can use.
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+             "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8",
+             "avx_vnni")
+
+
+def machine_key(flags: set[str] | None = None, model: str | None = None,
+                jaxlib: str | None = None) -> str:
+  """What a tuned choice holds for: CPU model, ISA flags, jaxlib version."""
+  flags = cpu_flags() if flags is None else flags
+  if jaxlib is None:
+    from importlib import metadata
+    try:
+      jaxlib = metadata.version("jaxlib")
+    except metadata.PackageNotFoundError:
+      jaxlib = "unknown"
+  isa = "+".join(f for f in ISA_FLAGS if f in flags) or "none"
+  return f"{model or cpu_model()} | {isa} | jaxlib {jaxlib}"
+
+
+def tune_cache_path() -> str:
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+  return os.path.join(base, "fser_jax", "tune.json")
+
+
+def load_tuned(key: str | None = None, path: str | None = None) -> dict | None:
+  """This machine's entry in the tuner's cache, or None."""
+  if os.environ.get(NO_TUNE_ENV):
+    return None
+  path = path or tune_cache_path()
+  try:
+    with open(path) as f:
+      cache = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return cache.get(key or machine_key())
+
+
+def save_tuned(entry: dict, key: str | None = None,
+               path: str | None = None) -> str:
+  path = path or tune_cache_path()
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  try:
+    with open(path) as f:
+      cache = json.load(f)
+  except (OSError, ValueError):
+    cache = {}
+  cache[key or machine_key()] = entry
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(cache, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+  return path
+
+
+def cpu_vendor() -> str:
+  """'GenuineIntel', 'AuthenticAMD', ... or 'unknown'."""
+  return _cpuinfo("vendor_id") or "unknown"
+
+
+def avx512_default(vendor: str) -> tuple[str, str]:
+  """The YNNPACK flag's value on an untuned AVX-512 CPU and where it was
+  measured: the two AVX-512 CPUs measured disagree, so it goes by vendor."""
+  if vendor == "AuthenticAMD":
+    return "", ("YNNPACK fusions off, measured fastest on a 2-core AVX-512 "
+                "Zen 4 EPYC (Winograd: 303-350 ex/s against 256-305 for "
+                "individual_dot,reduce, three alternations)")
+  return AVX512_DEFAULT, (f"{AVX512_DEFAULT}, the fastest measured on a "
+                          "2-core AVX-512/AMX Xeon (2.2x jaxlib's default "
+                          "with Winograd)")
+
+
+def cpu_flags() -> set[str]:
+  return set((_cpuinfo("flags") or "").split())
+
+
+def configure(environ=None, flags: set[str] | None = None,
+              vendor: str | None = None) -> str:
+  """Sets the YNNPACK flag in `environ["XLA_FLAGS"]` for this CPU unless the
+  user set it; returns (and stores in CHOICE) a line saying what and why."""
+  global CHOICE, USER_SET
+  environ = os.environ if environ is None else environ
+  current = environ.get("XLA_FLAGS", "")
+  ours = environ.get(SET_BY_US)
+  inherited = ours is not None and f"{FLAG}={ours}" in current.split()
+  if environ is os.environ:
+    USER_SET = FLAG in current and not inherited
+  if inherited:
+    CHOICE = f"{FLAG}={ours}, as fser_jax chose it in the parent process"
+  elif FLAG in current:
+    CHOICE = f"XLA_FLAGS already sets {FLAG}: left as the user set it"
+  elif os.environ.get("FSER_JAX_KEEP_XLA_DEFAULTS"):
+    CHOICE = "FSER_JAX_KEEP_XLA_DEFAULTS is set: jaxlib's default backend"
+  else:
+    def put(value):  # the flag, and the marker saying it is ours
+      environ["XLA_FLAGS"] = (current + f" {FLAG}={value}").strip()
+      environ[SET_BY_US] = value
+
+    flags = cpu_flags() if flags is None else flags
+    tuned = load_tuned(machine_key(flags)) if flags else None
+    if tuned and tuned.get("ynn_fusion") is not None:
+      if tuned["ynn_fusion"] != "default":
+        put(tuned["ynn_fusion"])
+      CHOICE = (f"tuned on this machine ({tuned.get('date', '?')}): "
+                f"{FLAG}={tuned['ynn_fusion']} with conv_impl "
+                f"{tuned.get('conv_impl')}, {tuned.get('examples_per_sec', 0):.0f}"
+                f" ex/s against {tuned.get('default_examples_per_sec', 0):.0f} "
+                "for the untuned default (python -m fser_jax.tools.tune)")
+    elif not flags:
+      CHOICE = "CPU features unknown (no /proc/cpuinfo): jaxlib's default"
+    elif "avx512f" in flags:
+      value, why = avx512_default(vendor or cpu_vendor())
+      put(value)
+      CHOICE = (f"CPU has AVX-512, not tuned here: {FLAG}={value} ({why}; "
+                "run python -m fser_jax.tools.tune to measure this machine)")
+    else:
+      put("")
+      CHOICE = (f"CPU without AVX-512: {FLAG}= (YNNPACK fusions off, XLA's "
+                "Eigen convolutions; 2.0x faster train step measured on AVX2)")
+  return CHOICE
+
+
+def ynn_off_options() -> dict:
+  """jax.jit compiler options that turn YNNPACK fusions off for one
+  program, whatever the process-wide choice; empty where the user set FLAG
+  in XLA_FLAGS or asked for jaxlib's defaults. The wav2vec2 family's
+  encoders use them: on a 2-core AMX Xeon (same process, alternated) they
+  ran x1.03 (float32) and x1.04 (bfloat16) faster than with the AVX-512
+  Intel default, while Whisper's ran x0.92 and x0.66, so Whisper keeps
+  the process-wide choice (docs/encoders.md#speed)."""
+  if USER_SET or os.environ.get("FSER_JAX_KEEP_XLA_DEFAULTS"):
+    return {}
+  return {FLAG.lstrip("-"): ""}
+
+
+def bfloat16_note(flags: set[str] | None = None) -> str | None:
+  """Why `train.precision='bfloat16'` will not be faster on this CPU, or None
+  where it has native bfloat16 arithmetic (AVX512_BF16 or AMX-BF16).
+
+  Without it, every bfloat16 product is widened to float32 and narrowed
+  back, and XLA:CPU's bfloat16 convolutions run in Eigen rather than the
+  float32 path's kernels: measured on the 2-core AVX2 EPYC
+  (`benchmarks/train_step.py --baseline none --repeats 3`, two runs back to
+  back), float32 130.5 ex/s, bfloat16 109.0 (x0.84)."""
+  flags = cpu_flags() if flags is None else flags
+  if not flags or {"avx512_bf16", "amx_bf16"} & flags:
+    return None
+  return ("train.precision='bfloat16' on a CPU without native bfloat16 "
+          "arithmetic (no AVX512_BF16 / AMX-BF16): expect it to be slower "
+          "than float32 here (x0.84 measured on AVX2); use float32 on this "
+          "machine, bfloat16 on GPUs and AMX CPUs.")
+
+
+def conv_impl(backend: str, dtype_name: str = "float32",
+              flags: set[str] | None = None, onednn_ok=None,
+              vendor: str | None = None,
+              winograd_ok=None) -> tuple[str, str]:
+  """What `model.conv_impl='auto'` means on this machine: (impl, why).
+
+  The tuner's cached choice, where this machine has one, comes first (its
+  float32 winner, or its fastest bfloat16 candidate for bfloat16). Without
+  one, on CPUs:
+  - float32: 'winograd' (kernels.winograd_conv for the layers with >= 64 input
+    channels, kernels.pooled_conv for the first). On a 2-core AVX2 EPYC
+    (batch 64, `benchmarks/train_step.py --conv_impl auto,xla`): 190.0 ex/s
+    with these, 131.1 with lax convolutions, Keras 108.5. On an AVX-512/AMX
+    Xeon the fastest float32 candidate measured (oneDNN's convolutions were
+    not among them).
+    On an AVX-512 CPU where oneDNN's float32 Winograd kernels run
+    (`onednn.winograd_ok`): 'onednn_winograd' (every 3x3 layer after the
+    first in oneDNN's Winograd F(4x4, 3x3)): on a 2-core Zen 4 EPYC x1.26
+    'winograd_onednn' (median of 8 alternated rounds in one process) and
+    1.34-1.46x Keras float32 in three same-run comparisons (commit 4eeb2d1,
+    docs/performance.md); on a 2-core AMX Xeon 1.24x Keras float32
+    (2026-12-06, docs/performance.md). Where only
+    the direct oneDNN convolutions run, on AMD 'winograd_onednn' (the second
+    layer in oneDNN too): 1.03-1.18x 'winograd' in four alternations on the
+    Zen 4 EPYC.
+  - bfloat16: 'onednn' where the CPU has native bfloat16 (AVX512_BF16 or
+    AMX-BF16) and the oneDNN convolutions build here (fser_jax/cpu/onednn.py):
+    on the Zen 4 EPYC (AVX512_BF16, no AMX) 2.5-2.7x XLA's bfloat16 step,
+    whose convolutions widen every product to float32 in Eigen. Otherwise
+    'xla' (Winograd's transforms need float32).
+  GPUs: 'xla' (cuDNN picks its own algorithms, Winograd among them).
+  `onednn_ok`, `winograd_ok`: callables saying whether the oneDNN
+  convolutions build here and whether oneDNN's Winograd runs
+  (`fser_jax.cpu.onednn.ok`, `.winograd_ok`, passed in by
+  `kernels.resolve_conv_impl` and launch.py: this module sits below that
+  one); without them they are not considered."""
+  if backend != "cpu":
+    return "xla", f"{backend}: XLA's convolutions (cuDNN picks the algorithm)"
+  flags = cpu_flags() if flags is None else flags
+  if not flags:
+    return "xla", "CPU features unknown: XLA's convolutions"
+  onednn_ok = onednn_ok or (lambda: False)
+  tuned = load_tuned(machine_key(flags))
+  field = "conv_impl" if dtype_name == "float32" else "bfloat16_conv_impl"
+  if tuned and tuned.get(field):
+    impl = tuned[field]
+    if "onednn" not in impl or onednn_ok():
+      return impl, (f"tuned on this machine ({tuned.get('date', '?')}; "
+                    "python -m fser_jax.tools.tune)")
+  if dtype_name != "float32":
+    if {"avx512_bf16", "amx_bf16"} & flags and onednn_ok():
+      return "onednn", (f"{dtype_name} on a CPU with native bfloat16: "
+                        "oneDNN's convolutions (2.5-2.7x XLA's bfloat16 "
+                        "step and 1.00-1.18x Keras mixed_bfloat16 on an "
+                        "AVX512_BF16 EPYC; 1.44x on an AMX Xeon)")
+    return "xla", f"{dtype_name}: Winograd's transforms need float32"
+  winograd_ok = winograd_ok or (lambda: False)
+  if "avx512f" in flags:
+    if onednn_ok() and winograd_ok():
+      return "onednn_winograd", (
+          "CPU with AVX-512, not tuned here: oneDNN's Winograd for every 3x3 "
+          "layer after the first (1.34-1.46x Keras float32 in three runs on "
+          "a Zen 4 EPYC, 1.24x on an AMX Xeon; python -m fser_jax.tools.tune "
+          "measures this machine)")
+    if (vendor or cpu_vendor()) == "AuthenticAMD" and onednn_ok():
+      return "winograd_onednn", (
+          "AMD CPU with AVX-512, not tuned here: Winograd for the layers with "
+          ">= 64 input channels, oneDNN for the second (1.03-1.18x "
+          "'winograd' in four alternations on a Zen 4 EPYC)")
+    return "winograd", ("CPU has AVX-512, not tuned here: Winograd, the "
+                        "fastest float32 candidate measured on an AVX-512 "
+                        "Xeon (and without oneDNN on a Zen 4 EPYC)")
+  return "winograd", ("CPU without AVX-512: Winograd F(4x4,3x3) for layers "
+                      "with >= 64 input channels and the first layer as one "
+                      "matmul over its pooling phases (train step x1.45 "
+                      "measured on AVX2)")

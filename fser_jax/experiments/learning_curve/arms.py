@@ -1,0 +1,275 @@
+"""The learning curve's linear arms, and the choice among them.
+
+The features they read, cached per clip's audio (`clip_features`): per-clip
+statistics (fser_jax.evaluation.linear), eGeMAPS, a trained run's embedding, a
+pretrained encoder's pooled states (fser_jax/encoders, kept in a store).
+Their blocks, inductive and standardised per speaker with each speaker's
+own clips (`linear_blocks`). One cell of every arm, its hyperparameters by
+out-of-fold log loss under cross-validation that holds out whole speakers,
+the test clips only scored (`linear_cell`); the arm to use chosen by CV UA
+with a one-standard-error rule (`choose`), and summarised per k against the
+baseline as informed as it (`summarise_choice`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+from absl import logging
+
+from fser_jax.evaluation import linear
+
+from fser_jax.frontend import statistics
+from fser_jax.evaluation import metrics as metrics_lib
+from fser_jax.errors import DataError
+
+
+# The linear arms, simplest first: the order a tie within the choice rule's
+# margin is broken in (the statistics need nothing; per-speaker statistics
+# need each speaker's unlabelled clips; the embedding needs a trained run).
+LINEAR = ("baseline", "baseline_speaker", "egemaps", "egemaps_speaker",
+          "probe_embedding", "probe_embedding_speaker", "probe",
+          "probe_speaker", "encoder", "encoder_speaker", "encoder+baseline",
+          "encoder+baseline_speaker")
+
+
+CHOICE_RULES = ("one_se", "best")
+
+
+def at_rate(waveforms, rate: int, target: int):
+  if rate == target:
+    return list(waveforms)
+  import librosa
+  return [librosa.resample(w, orig_sr=rate, target_sr=target)
+          for w in waveforms]
+
+
+def _digest(waveforms, rate: int, source: str) -> str:
+  """What the cached features depend on: every clip's samples, the rate and
+  the source run's checkpoint (and the cache's layout)."""
+  h = hashlib.sha1(f"v2|{rate}|{source}|{len(waveforms)}".encode())
+  for w in waveforms:
+    h.update(np.ascontiguousarray(w, np.float32).tobytes())
+  return h.hexdigest()
+
+
+def encoder_features(enc, waveforms, rate: int, batch: int, workdir: str
+                     ) -> np.ndarray:
+  """[N, layers + 1, 2 d]: a pretrained encoder's every-layer mean and std
+  per clip (fser_jax/encoders), at the encoder's 16 kHz; clips longer than
+  its 30 s window pooled over consecutive windows. Kept per clip in
+  OUT/encoder_states (fser_jax/encoders/extract.py): a killed curve
+  resumes its extraction where it stopped."""
+  from fser_jax.encoders import extract
+  store = extract.Store(os.path.join(workdir, "encoder_states"), enc)
+  wavs = at_rate(waveforms, rate, enc.sample_rate)
+  keys, stats = extract.extract(enc, wavs, store, batch=batch)
+  logging.info("Learning curve: encoder states of %d clips: %d computed, %d "
+               "read from %s.", stats["clips"], stats["computed"],
+               stats["reused"], store.folder)
+  return store.read(keys)
+
+
+def clip_features(config, waveforms, meta, workdir: str, run=None,
+                  egemaps: bool = False, encoder=None) -> dict:
+  """{'stats': [N, F] baseline statistics, with `egemaps` 'egemaps' [N, 88],
+  and with RUN 'embedding' (RUN's training normalisation) and
+  'embedding_speaker' (RUN's per-speaker normalisation when it was trained
+  with one, else the same), with ENCODER 'encoder' [N, layers + 1, 2 d]},
+  cached in OUT/features.npz keyed by `_digest` (the encoder's states per
+  clip in OUT/encoder_states): changed audio is recomputed, and the log
+  says why."""
+  path = os.path.join(workdir, "features.npz")
+  source = ("" if run is None else
+            f"{os.path.abspath(run.workdir)}@{run.step}:{run.normalize}")
+  source += "|egemaps" if egemaps else ""
+  key = _digest(waveforms, config.data.sample_rate, source)
+  enc = {}
+  if encoder is not None:
+    logging.info("Learning curve: %s encoder states of %d clips (%s).",
+                 encoder.family, len(waveforms), encoder.path)
+    enc["encoder"] = encoder_features(encoder, waveforms,
+                                      config.data.sample_rate,
+                                      config.encoder.batch_size, workdir)
+  if os.path.exists(path):
+    cached = np.load(path)
+    if "key" in cached.files and str(cached["key"]) == key:
+      return {**{k: cached[k] for k in cached.files if k != "key"}, **enc}
+    logging.info("Learning curve: %s holds features of other clips, another "
+                 "rate or another source run; recomputing them.", path)
+  logging.info("Learning curve: per-clip statistics of %d clips%s.",
+               len(waveforms), " and the run's embedding" if run else "")
+  out = {"stats": statistics.of_clips(waveforms, config.data.sample_rate)}
+  if egemaps:
+    logging.info("Learning curve: eGeMAPS of %d clips (openSMILE).",
+                 len(waveforms))
+    out["egemaps"] = statistics.egemaps(waveforms, config.data.sample_rate)
+  if run is not None:
+    wavs = at_rate(waveforms, config.data.sample_rate, run.sample_rate)
+    out["embedding"] = run.classify(wavs, groups=None).embedding
+    groups = run.groups_for(meta, len(wavs))
+    out["embedding_speaker"] = (out["embedding"] if groups is None else
+                                run.classify(wavs, groups=groups).embedding)
+  np.savez(path, key=np.asarray(key), **out)
+  return {**out, **enc}
+
+
+def linear_blocks(feats: dict, speakers) -> dict:
+  """The linear arms' feature blocks: {'stats', 'embedding'} as computed
+  (inductive), and with speakers their '_speaker' twins standardised per
+  speaker with each speaker's own clips (transductive, labels unused)."""
+  out = {k: feats[k] for k in ("stats", "egemaps", "embedding", "encoder")
+         if k in feats}
+  if speakers is not None:
+    for k in ("stats", "egemaps", "encoder"):
+      if k in feats:
+        x = feats[k]
+        out[k + "_speaker"] = linear.speaker_standardise(
+            x.reshape(len(x), -1), speakers).reshape(x.shape)
+    if "embedding_speaker" in feats:
+      out["embedding_speaker"] = linear.speaker_standardise(
+          feats["embedding_speaker"], speakers)
+  return out
+
+
+def _ua(y, pred, num_classes: int) -> float:
+  return metrics_lib.summary(y, pred, num_classes)["unweighted_accuracy"]
+
+
+def linear_cell(blocks: dict, labels, idx, test, num_classes: int,
+                speakers=None, encoder_names=None) -> tuple[dict, str]:
+  """Every linear arm on one cell: ({arm: {'cv_ua', 'cv_correct' [n_train
+  bool] (None without folds), 'report' (test), 'hyper'}}, how the folds
+  were made). Hyperparameters by out-of-fold log loss on the cell's clips;
+  the test clips are only scored."""
+  y = labels[idx]
+  classes = np.unique(y)
+  if classes.size < 2:
+    raise DataError("learning curve: a cell holds clips of one class only; "
+                    "use larger learning_curve.shots")
+  groups = None if speakers is None else np.asarray(speakers, object)[idx]
+  folds, how = linear.cv_folds(y, groups)
+  yt = labels[test]
+  out = {}
+
+  def arm(name, oof, logp_test, hyper):
+    pred = classes[np.argmax(logp_test, 1)]
+    s = metrics_lib.summary(yt, pred, num_classes)
+    cv_pred = None if oof is None else classes[np.argmax(oof, 1)]
+    out[name] = {"cv_ua": None if oof is None else _ua(y, cv_pred,
+                                                         num_classes),
+                 "cv_correct": None if oof is None else cv_pred == y,
+                 "report": {k: s[k] for k in ("accuracy", "macro_f1",
+                                              "unweighted_accuracy")},
+                 "hyper": hyper}
+
+  def fused(name, hs, lp_s, h2, lp_2, hyper):
+    """The statistics' regression plus w x another block's, w in
+    FUSION_WEIGHTS by out-of-fold log loss (1 without folds)."""
+    w, oof = 1.0, None
+    if folds:
+      w = min(linear.FUSION_WEIGHTS, key=lambda v: linear.log_loss(
+          hs["oof"] + v * h2["oof"], y, classes))
+      oof = hs["oof"] + w * h2["oof"]
+    arm(name, oof, lp_s + w * lp_2,
+        {"features": hs["set"], "C": hs["C"], **hyper, "weight": w})
+
+  for suffix in ("", "_speaker"):
+    if "stats" + suffix not in blocks:
+      continue
+    x = blocks["stats" + suffix]
+    hs = linear.search(x[idx], y, folds, classes,
+                           tuple(linear.FEATURE_SETS))
+    lp_s = linear.fit_log_proba(x[idx], y, x[test], hs, classes)
+    arm("baseline" + suffix, hs["oof"], lp_s,
+        {"features": hs["set"], "C": hs["C"]})
+    g = blocks.get("egemaps" + suffix)
+    if g is not None:
+      hg = linear.search(g[idx], y, folds, classes)
+      arm("egemaps" + suffix, hg["oof"],
+          linear.fit_log_proba(g[idx], y, g[test], hg, classes),
+          {"C": hg["C"]})
+    enc = blocks.get("encoder" + suffix)
+    if enc is not None:  # the layer, then C, by out-of-fold log loss
+      layer, hl, _ = linear.search_block(enc[idx], y, folds, classes)
+      x_e = enc[:, layer]
+      lp_l = linear.fit_log_proba(x_e[idx], y, x_e[test], hl, classes)
+      name = layer if encoder_names is None else encoder_names[layer]
+      arm("encoder" + suffix, hl["oof"], lp_l, {"layer": name, "C": hl["C"]})
+      fused("encoder+baseline" + suffix, hs, lp_s, hl, lp_l,
+            {"layer": name, "C_encoder": hl["C"]})
+    e = blocks.get("embedding" + suffix)
+    if e is None:
+      continue
+    he = linear.search(e[idx], y, folds, classes)
+    lp_e = linear.fit_log_proba(e[idx], y, e[test], he, classes)
+    arm("probe_embedding" + suffix, he["oof"], lp_e, {"C": he["C"]})
+    fused("probe" + suffix, hs, lp_s, he, lp_e, {"C_embedding": he["C"]})
+  return out, how
+
+
+def _se_of_difference(a, b, y) -> float:
+  """Standard error of UA(a) - UA(b) from per-clip correctness (paired),
+  each class weighted as UA weights it."""
+  d = a.astype(float) - b.astype(float)
+  cls = np.unique(y)
+  var = sum(np.var(d[y == c], ddof=1) / (y == c).sum()
+            for c in cls if (y == c).sum() > 1)
+  return float(np.sqrt(var)) / cls.size
+
+
+def choose(cell: dict, y, rule: str = "one_se") -> tuple[str, str]:
+  """(arm, why) for one draw, from the cross-validation alone: the best
+  cross-validated UA, or under 'one_se' the simplest arm (LINEAR's order)
+  within one standard error of it. Without folds: the baseline."""
+  arms = [a for a in LINEAR if a in cell]
+  if cell[arms[0]]["cv_ua"] is None:
+    return arms[0], "no cross-validation possible: the simplest arm"
+  best = max(arms, key=lambda a: (cell[a]["cv_ua"], -arms.index(a)))
+  if rule == "best":
+    return best, "best cross-validated UA"
+  for a in arms:
+    se = _se_of_difference(cell[best]["cv_correct"], cell[a]["cv_correct"], y)
+    if cell[a]["cv_ua"] >= cell[best]["cv_ua"] - se:
+      return a, ("best cross-validated UA" if a == best else
+                 f"within one standard error of `{best}`")
+  return best, "best cross-validated UA"
+
+
+def sample_sd(v: list) -> float | None:
+  """The sample standard deviation over draws (0 for one, None for none)."""
+  return float(np.std(v, ddof=1)) if len(v) > 1 else (0.0 if v else None)
+
+
+def matched_baseline(arm: str) -> str:
+  """The baseline with the same information as `arm`."""
+  return "baseline_speaker" if arm.endswith("_speaker") else "baseline"
+
+
+def summarise_choice(k: int, per_draw: list[tuple[str, str]], cells: list,
+                     rows: dict, how: str) -> dict:
+  """The choice at one k over its draws: the arm chosen most often (ties:
+  the simpler), its mean CV and test UA over the draws as chosen there, and
+  the best arm in hindsight (by mean test UA, not used for the choice)."""
+  chosen = [a for a, _ in per_draw]
+  arm = max(LINEAR, key=lambda a: (chosen.count(a), -LINEAR.index(a)))
+  test = [c[a]["report"]["unweighted_accuracy"] for c, a in zip(cells, chosen)]
+  cv = [c[a]["cv_ua"] for c, a in zip(cells, chosen)]
+  # The baseline as informed as the chosen arm: per-speaker statistics when
+  # the arm uses them.
+  matched = [c[matched_baseline(a)]["report"]["unweighted_accuracy"]
+             for c, a in zip(cells, chosen)]
+  scored = {a: r[-1]["ua_mean"] for a, r in rows.items()
+            if r and r[-1]["ua_mean"] is not None}
+  order = list(rows)  # LINEAR's order: ties go to the simpler arm
+  best = max(scored, key=lambda a: (scored[a], -order.index(a)))
+  return {"shots": k, "arm": arm, "arms": chosen,
+          "why": [w for _, w in per_draw], "how": how,
+          "cv_ua": None if None in cv else float(np.mean(cv)),
+          "test_ua": float(np.mean(test)),
+          "margin_over_matched_baseline": float(np.mean(test) -
+                                                np.mean(matched)),
+          "test_ua_std": sample_sd(test), "draws": len(test),
+          "best_in_hindsight": {"arm": best, "ua": scored[best]}}
