@@ -97,7 +97,7 @@ def cv_folds(y, groups=None, max_folds: int = MAX_FOLDS,
   return (folds, how) if len(folds) >= 2 else ([], "fewer than two folds")
 
 
-def ooflog_proba(x, y, folds, c: float, classes) -> np.ndarray:
+def oof_log_proba(x, y, folds, c: float, classes) -> np.ndarray:
   """Out-of-fold log-probabilities [N, K] of a regression with C=c."""
   out = np.zeros((len(y), len(classes)))
   for tr, va in folds:
@@ -126,7 +126,7 @@ def search(x, y, folds, classes, feature_sets=("full",)) -> dict:
       continue  # not the baseline's statistics: the set does not apply
     xs = x if cols is None else x[:, cols]
     for c in C_GRID:
-      oof = ooflog_proba(xs, y, folds, c, classes)
+      oof = oof_log_proba(xs, y, folds, c, classes)
       loss = log_loss(oof, y, classes)
       if best is None or loss < best[0] - 1e-9:  # ties: the earlier choice
         best = (loss, {"columns": cols, "set": name, "C": c, "oof": oof})
@@ -147,7 +147,7 @@ def search_block(blocks, y, folds, classes) -> tuple[int, dict, list[float]]:
   return best[1], best[2], losses
 
 
-def fitlog_proba(x_train, y_train, x_test, hyper: dict, classes):
+def fit_log_proba(x_train, y_train, x_test, hyper: dict, classes):
   """log p [N_test, K] of the regression `search` chose, fitted on all the
   training clips."""
   cols = hyper["columns"]
@@ -168,7 +168,7 @@ def fit_and_score(x_train, y_train, x_test, y_test, num_classes: int,
   classes = np.unique(y_train)
   folds, how = cv_folds(y_train, groups_train)
   hyper = search(x_train, y_train, folds, classes, tuple(FEATURE_SETS))
-  pred = classes[np.argmax(fitlog_proba(x_train, y_train, x_test, hyper,
+  pred = classes[np.argmax(fit_log_proba(x_train, y_train, x_test, hyper,
                                          classes), 1)]
   s = metrics.summary(y_test, pred, num_classes)
   dims = x_train.shape[1] if hyper["columns"] is None else len(
