@@ -24,7 +24,7 @@ def _setup(batch_size, n, steps_per_dispatch):
   import numpy as np
   from fser_jax.frontend import augment
   from fser_jax import config as config_lib
-  from fser_jax.train import loop as train
+  from fser_jax.train import step as step_lib
   from fser_jax.train import inputs as train_inputs
   from fser_jax.train import optimizer as state_lib
   c = config_lib.base()
@@ -32,7 +32,7 @@ def _setup(batch_size, n, steps_per_dispatch):
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.random((n, 64, 64, 3), np.float32))
   labels = jnp.asarray(rng.integers(0, 8, n).astype(np.int32))
-  chunk = train.make_train_chunk(graphdef, tx, augment.from_config(c.augment))
+  chunk = step_lib.make_train_chunk(graphdef, tx, augment.from_config(c.augment))
   return jax, train_inputs, state, images, labels, chunk
 
 

@@ -37,7 +37,7 @@ def step_inputs(batch_size: int, precision: str, steps_per_dispatch: int,
   import numpy as np
   from fser_jax.frontend import augment
   from fser_jax import config as config_lib
-  from fser_jax.train import loop as train
+  from fser_jax.train import step as step_lib
   from fser_jax.train import optimizer as state_lib
   c = config_lib.base()
   c.train.precision = precision
@@ -49,7 +49,7 @@ def step_inputs(batch_size: int, precision: str, steps_per_dispatch: int,
   images = jnp.asarray(rng.random((n, 64, 64, 3), np.float32))
   labels = jnp.asarray(rng.integers(0, 8, n).astype(np.int32))
   idx = jnp.arange(n).reshape(steps_per_dispatch, batch_size)
-  chunk = train.make_train_chunk(graphdef, tx, augment.from_config(c.augment),
+  chunk = step_lib.make_train_chunk(graphdef, tx, augment.from_config(c.augment),
                                  unroll=unroll)
   return chunk, c, tx, state, images, labels, idx, jax.random.key(0)
 
@@ -60,7 +60,7 @@ def bench_jax(batch_size: int, precision: str, steps_per_dispatch: int,
   import jax
   from fser_jax.frontend import augment
   from fser_jax.model import kernels
-  from fser_jax.train import loop as train
+  from fser_jax.train import step as step_lib
   from fser_jax.train import optimizer as state_lib
   chunk, c, tx, state, images, labels, idx, key = step_inputs(
       batch_size, precision, steps_per_dispatch, conv_impl, unroll,
@@ -76,7 +76,7 @@ def bench_jax(batch_size: int, precision: str, steps_per_dispatch: int,
   if kernels.resolve_conv_impl(conv_impl) != "xla":
     c.model.conv_impl = "xla"
     graphdef_x, direct_state, _ = state_lib.create(c, 8, 3, steps_per_epoch=100)
-    direct = train.make_train_chunk(
+    direct = step_lib.make_train_chunk(
         graphdef_x, tx, augment.from_config(c.augment), unroll=unroll)
   cost = direct.lower(direct_state, images, labels, idx, key).cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost

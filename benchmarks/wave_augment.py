@@ -60,10 +60,10 @@ def main(argv=None) -> dict:
       repeats=3), b)
   # One train step on images (what every step costs without the chain).
   from fser_jax.frontend import augment as augment_lib
-  from fser_jax.train import loop as train_lib
+  from fser_jax.train import step as step_lib
   from fser_jax.train import optimizer as state_lib
   graphdef, state, tx = state_lib.create(config, 8, 3, 10)
-  chunk = train_lib.make_train_chunk(graphdef, tx,
+  chunk = step_lib.make_train_chunk(graphdef, tx,
                                      augment_lib.from_config(config.augment))
   images = jnp.asarray(rng.standard_normal((b, 64, 64, 3)).astype(np.float32))
   labels = jnp.asarray(rng.integers(0, 8, b).astype(np.int32))

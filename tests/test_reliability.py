@@ -21,6 +21,7 @@ from fser_jax.train import rundir
 from fser_jax.runs import cnn as run
 from fser_jax.data import splits
 from fser_jax.train import loop as train
+from fser_jax.train import step as step_lib
 from fser_jax.train import optimizer as state_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -119,7 +120,7 @@ def _kill_at(monkeypatch, step: int, during_checkpoint_write: bool = False):
   `.orbax-checkpoint-tmp` folder, without its commit marker and with part of
   its files)."""
   import shutil
-  original_chunk = train.make_train_chunk
+  original_chunk = step_lib.make_train_chunk
   original_save = checkpoints.Checkpoints.save_latest
 
   def make(*a, **kw):
@@ -143,7 +144,7 @@ def _kill_at(monkeypatch, step: int, during_checkpoint_write: bool = False):
       shutil.rmtree(os.path.join(tmp, "default", "ocdbt.process_0"))
       raise _Killed
 
-  monkeypatch.setattr(train, "make_train_chunk", make)
+  monkeypatch.setattr(step_lib, "make_train_chunk", make)
   monkeypatch.setattr(checkpoints.Checkpoints, "save_latest", save_latest)
 
 
@@ -215,7 +216,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_good_checkpoint(
     run.train_and_evaluate(c, str(tmp_path / "early"))
   # Good epochs first (a checkpoint every epoch), then a NaN loss from step
   # 13 on (the loss the jitted chunk returns is replaced).
-  original = train.make_train_chunk
+  original = step_lib.make_train_chunk
 
   def nan_after_12(*args, **kw):
     chunk = original(*args, **kw)
@@ -227,7 +228,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_good_checkpoint(
       return state, m
     return wrapped
 
-  monkeypatch.setattr(train, "make_train_chunk", nan_after_12)
+  monkeypatch.setattr(step_lib, "make_train_chunk", nan_after_12)
   c2 = tiny(**{"train.num_epochs": 6})
   with pytest.raises(train.TrainingDiverged) as e:
     run.train_and_evaluate(c2, str(tmp_path / "late"))

@@ -14,6 +14,7 @@ SCRIPT = textwrap.dedent("""
     from fser_jax.frontend import augment
     from fser_jax import config as config_lib
     from fser_jax.train import loop as train
+    from fser_jax.train import step as step_lib
     from fser_jax.train import optimizer as state_lib
     assert len(jax.devices()) == 8, jax.devices()
     c = config_lib.base()
@@ -36,7 +37,7 @@ SCRIPT = textwrap.dedent("""
       rep = NamedSharding(mesh, P())
       state = jax.device_put(state, rep)
       bs = NamedSharding(mesh, P("data")) if n > 1 else None
-      chunk = train.make_train_chunk(graphdef, tx, aug, bs)
+      chunk = step_lib.make_train_chunk(graphdef, tx, aug, bs)
       state, m = chunk(state, jax.device_put(x, rep), jax.device_put(y, rep),
                        idx, key)
       out[n] = (np.asarray(m["loss"]), [np.asarray(p) for p in

@@ -16,6 +16,7 @@ from fser_jax import config as config_lib
 from fser_jax.model import kernels
 from fser_jax.model import cnn as model_lib
 from fser_jax.train import loop as train
+from fser_jax.train import step as step_lib
 from fser_jax.train import inputs as train_inputs
 from fser_jax.model import forward
 from fser_jax.train import optimizer as state_lib
@@ -57,7 +58,7 @@ def test_train_steps_lower_the_loss_on_a_fixed_batch():
   graphdef, state, tx = state_lib.create(c, 4, 3, steps_per_epoch=20)
   x, y = _batch()
   ident = lambda k, im: im
-  chunk = train.make_train_chunk(graphdef, tx, ident)
+  chunk = step_lib.make_train_chunk(graphdef, tx, ident)
   idx = jnp.tile(jnp.arange(16)[None], (20, 1))
   logits0 = forward.logits_fn(graphdef, state["params"], x)
   loss0 = float(optax.softmax_cross_entropy_with_integer_labels(logits0, y).mean())
@@ -69,13 +70,58 @@ def test_train_steps_lower_the_loss_on_a_fixed_batch():
   assert loss < 0.5 * loss0, (loss0, loss)
 
 
+def test_train_step_alone_is_pure_and_is_what_a_chunk_runs():
+  """`train_step(state, batch, key)` called on its own, jitted: the same
+  arguments give bitwise the same new state (no hidden state, no global
+  key), its inputs are left as they were, it follows the gradient (the
+  batch's loss falls after a step at a small rate), and a one-step chunk
+  of the training set runs exactly it, with the run's key folded with the
+  step."""
+  c = _small_config()
+  c.train.learning_rate = 0.01
+  graphdef, state, tx = state_lib.create(c, 4, 3, steps_per_epoch=4)
+  x, y = _batch()
+  aug = augment.from_config(c.augment)
+  train_step = jax.jit(step_lib.make_train_step(graphdef, tx, aug))
+  idx = jnp.arange(8)
+  batch = step_lib.gather(x, y, idx)
+  np.testing.assert_array_equal(batch["x"], x[:8])
+  before = jax.tree.map(np.array, state)
+  key = jax.random.fold_in(jax.random.key(3), 0)
+  a, ma = train_step(state, batch, key)
+  b, mb = train_step(state, batch, key)
+  for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+  for u, v in zip(jax.tree.leaves(state), jax.tree.leaves(before)):
+    np.testing.assert_array_equal(np.asarray(u), v)  # not donated, unchanged
+  assert int(a["step"]) == 1 and float(ma["loss"]) == float(mb["loss"])
+  other, _ = train_step(state, batch, jax.random.key(4))  # other dropout
+  assert any(not np.array_equal(np.asarray(u), np.asarray(v)) for u, v in
+             zip(jax.tree.leaves(a["params"]), jax.tree.leaves(other["params"])))
+  # Without augmentation and dropout the loss on the batch must fall.
+  c0 = _small_config()
+  c0.model.conv_dropout = c0.model.dense_dropout = 0.0
+  g0, s0, tx0 = state_lib.create(c0, 4, 3, steps_per_epoch=4)
+  plain = jax.jit(step_lib.make_train_step(g0, tx0, lambda k, im: im))
+  s1, m1 = plain(s0, batch, key)
+  _, m2 = plain(s1, batch, key)
+  assert float(m2["loss"]) < float(m1["loss"])
+  # The chunk: the same step on the same batch and key, bitwise.
+  chunk = step_lib.make_train_chunk(graphdef, tx, aug)
+  fresh = jax.tree.map(jnp.asarray, before)
+  c1, mc = chunk(fresh, x, y, idx[None], jax.random.key(3))
+  for u, v in zip(jax.tree.leaves(c1), jax.tree.leaves(a)):
+    np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+  np.testing.assert_array_equal(np.asarray(mc["loss"])[0], np.asarray(ma["loss"]))
+
+
 def test_a_chunk_equals_the_same_steps_one_by_one():
   c = _small_config()
   graphdef, s1, tx = state_lib.create(c, 4, 3, steps_per_epoch=4)
   _, s2, _ = state_lib.create(c, 4, 3, steps_per_epoch=4)
   x, y = _batch()
   aug = augment.from_config(c.augment)
-  chunk = train.make_train_chunk(graphdef, tx, aug)
+  chunk = step_lib.make_train_chunk(graphdef, tx, aug)
   idx = jnp.asarray(np.random.default_rng(1).integers(0, 16, (4, 8)))
   key = jax.random.key(3)
   s1, _ = chunk(s1, x, y, idx, key)
@@ -89,7 +135,7 @@ def test_checkpoint_round_trips_to_equal_arrays(tmp_path):
   c = _small_config()
   graphdef, state, tx = state_lib.create(c, 4, 3, steps_per_epoch=3)
   x, y = _batch()
-  chunk = train.make_train_chunk(graphdef, tx, lambda k, im: im)
+  chunk = step_lib.make_train_chunk(graphdef, tx, lambda k, im: im)
   state, _ = chunk(state, x, y, jnp.zeros((3, 8), jnp.int32), jax.random.key(0))
   want = jax.tree.map(np.asarray, state)
   ck = checkpoints.Checkpoints(str(tmp_path))
@@ -119,7 +165,7 @@ def test_bfloat16_compute_keeps_float32_parameters():
   x, y = _batch()
   logits = forward.logits_fn(graphdef, state["params"], x)
   assert logits.dtype == jnp.float32
-  chunk = train.make_train_chunk(graphdef, tx, lambda k, im: im)
+  chunk = step_lib.make_train_chunk(graphdef, tx, lambda k, im: im)
   state, m = chunk(state, x, y, jnp.tile(jnp.arange(16)[None], (2, 1)),
                    jax.random.key(0))
   assert np.all(np.isfinite(m["loss"]))

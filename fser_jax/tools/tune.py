@@ -190,7 +190,7 @@ def worker(config_path: str, conv_impl: str, precision: str, steps: int,
   from fser_jax.frontend import augment
   from fser_jax.frontend import spectrogram as features_lib
   from fser_jax.train import optimizer as state_lib
-  from fser_jax.train import loop as train
+  from fser_jax.train import step as step_lib
   c = _load_config(config_path)
   c.model.conv_impl = conv_impl
   c.train.precision = precision
@@ -207,7 +207,7 @@ def worker(config_path: str, conv_impl: str, precision: str, steps: int,
   idx = jnp.arange(n).reshape(steps, bs)
   time_crop = (c.features.frames
                if c.features.kind == "logmel_time" else None)
-  chunk = train.make_train_chunk(
+  chunk = step_lib.make_train_chunk(
       graphdef, tx, augment.from_config(c.augment, crop_to=time_crop))
   key = jax.random.key(0)
   t0 = time.perf_counter()

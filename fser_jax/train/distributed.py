@@ -91,3 +91,47 @@ def host(tree):
       return np.asarray(a.addressable_data(0))
     return np.asarray(a)
   return jax.tree.map(one, tree)
+
+
+class Placement:
+  """Where the training loop's arrays live, so that the loop itself has no
+  per-process-count branch: on one process the state, data and keys are
+  put on the mesh as they are; across processes every input of the step
+  must be a global array on the mesh (copied from this process's host
+  copy, keys wrapped), only the first process writes, and the feeder
+  assembles each global batch from every process's share."""
+
+  def __init__(self, mesh):
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec as P
+    self.multi = multi()
+    self.lead = is_lead()
+    self.replicated = NamedSharding(mesh, P())
+    # Each step's batch split along 'data' (XLA all-reduces the gradients).
+    self.batch = NamedSharding(mesh, P("data")) if mesh.devices.size > 1 \
+        else None
+    # The feeder's [K, B, ...] batches and indices, across processes.
+    self.feed = NamedSharding(mesh, P(None, "data")) if self.multi else None
+    self.index = self.replicated if self.multi else None
+    self._jax = jax
+
+  def put(self, tree):
+    """`tree` replicated on the mesh."""
+    return self._jax.device_put(host(tree) if self.multi else tree,
+                                self.replicated)
+
+  def key(self, key):
+    """A PRNG key every process's program can take."""
+    if not self.multi:
+      return key
+    jax = self._jax
+    return jax.random.wrap_key_data(jax.device_put(
+        np.asarray(jax.random.key_data(key)), self.replicated))
+
+  def host(self, tree):
+    """Numpy copies (this process's copy of a global array)."""
+    return host(tree)
+
+  def readable(self, tree):
+    """`tree` as this process can compute on it alone."""
+    return host(tree) if self.multi else tree

@@ -135,11 +135,14 @@ def epoch_indices(key, epoch: int, n: int, batch: int, steps: int):
 
 
 def feeder(inputs, key, steps_per_epoch: int, batch: int, plan_,
-           batch_sharding=None, replicated=None):
+           place=None):
   """((epoch, offset, k), what train_chunk's `idx` gets) for each dispatch
   of `plan_`: the batch indices (the data is on the device), or, streamed,
   the batches read ahead in threads (stream.Prefetcher). Several processes:
-  each reads its share and the shares form one global batch."""
+  each reads its share and the shares form one global batch (`place`, a
+  distributed.Placement: its shardings are None in one process)."""
+  batch_sharding = None if place is None else place.feed
+  replicated = None if place is None else place.index
   perm = functools.lru_cache(maxsize=2)(lambda epoch: np.asarray(
       epoch_indices(key, epoch, inputs.n, batch, steps_per_epoch)))
   if inputs.batches is None:

@@ -1,31 +1,29 @@
-"""Stage 5: training and evaluation, a pure jitted core driven by a thin loop.
+"""The training loop: `fit` drives the jitted steps of fser_jax/train/step.py.
 
-The whole training set's images live on the device. One jitted, state-donating
-dispatch (`train_chunk`) runs up to `train.steps_per_dispatch` steps as a
-`lax.scan`: gather a batch by index, augment it (augment.py), forward with
-dropout, SGD update. Every random number comes from keys derived from the seed
-and the global step (`fold_in`), and each epoch's order from the seed and the
-epoch, so a resumed run replays exactly what an uninterrupted one would.
+The whole training set lives on the device (or is streamed, train/inputs.py).
+Each dispatch runs up to `train.steps_per_dispatch` steps (`step.make_train_chunk`);
+between dispatches the loop checks the loss is finite, logs, validates,
+checkpoints and honours SIGTERM. Every random number comes from keys derived
+from the seed and the global step, and each epoch's order from the seed and
+the epoch, so a resumed run replays exactly what an uninterrupted one would.
 
-Data parallelism: a 1-D `jax.sharding.Mesh` over the local devices ('data'
-axis). The parameters and the dataset are replicated; each step's batch is
-constrained to be split along 'data', and XLA inserts the gradient all-reduce.
+Data parallelism: a 1-D `jax.sharding.Mesh` ('data' axis). The parameters and
+the dataset are replicated; each step's batch is split along 'data', and XLA
+inserts the gradient all-reduce. Where arrays live across processes is
+`distributed.Placement`'s business, not the loop's.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import signal
 import time
 from typing import Any, Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from absl import logging
-from jax.sharding import NamedSharding, PartitionSpec as P
 
 from fser_jax.frontend import augment as augment_lib
 from fser_jax.train import checkpoints as ckpt_lib
@@ -35,6 +33,7 @@ from fser_jax.train import rundir
 from fser_jax.train import runlog
 from fser_jax.train import mesh as mesh_lib
 from fser_jax.train import optimizer as state_lib
+from fser_jax.train import step as step_lib
 from fser_jax.train import inputs as train_inputs
 from fser_jax.cpu import xla as xla_cpu
 from fser_jax.config import ConfigError
@@ -44,73 +43,6 @@ from fser_jax.errors import Interrupted, UserError
 
 class TrainingDiverged(UserError, FloatingPointError):
   pass
-
-
-# --- the jitted core ------------------------------------------------------------
-def default_unroll() -> bool:
-  """Unroll the step scan on CPU: XLA:CPU runs convolutions inside a while
-  loop about 70x slower than the same ops unrolled (measured, jax 0.10.2)."""
-  return jax.default_backend() == "cpu"
-
-
-def make_train_chunk(graphdef, tx, aug_fn, batch_sharding=None, *,
-                     unroll: bool | None = None):
-  """`(state, images, labels, idx[K, B], key[, extras]) -> (state, metrics[K])`.
-
-  `images` is the training set on the device: an array of images, or any
-  pytree of per-example arrays (waveforms and lengths, with waveform
-  augmentation) that `aug_fn(key, batch[, extras])` turns into images;
-  `extras` holds shared arrays (noise and impulse-response banks).
-  Streamed input: `images` and `labels` are None and `idx` is the batches
-  themselves, {'x': pytree [K, B, ...], 'y': [K, B]}.
-
-  The K steps run as one `lax.scan` (fully unrolled on CPU, see
-  `default_unroll`): one dispatch, no host round trip between steps.
-  """
-  unroll = default_unroll() if unroll is None else unroll
-
-  def step(carry, batch_idx, images, labels, key, extras):
-    state = carry
-    if images is None:  # streamed: the batch itself, {'x', 'y'}
-      x, y = batch_idx["x"], batch_idx["y"]
-    else:
-      x = jax.tree.map(lambda a: a[batch_idx], images)
-      y = labels[batch_idx]
-    if batch_sharding is not None:
-      x = jax.lax.with_sharding_constraint(x, batch_sharding)
-      y = jax.lax.with_sharding_constraint(y, batch_sharding)
-    k_aug, k_drop = jax.random.split(jax.random.fold_in(key, state["step"]))
-    x = aug_fn(k_aug, x) if extras is None else aug_fn(k_aug, x, extras)
-
-    def loss_fn(params):
-      logits = forward.logits_fn(graphdef, params, x, train=True, key=k_drop)
-      loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-      return loss, logits
-
-    (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state["params"])
-    grad_norm = optax.global_norm(grads)  # before clipping
-    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-    new = {"step": state["step"] + 1,
-           "params": optax.apply_updates(state["params"], updates),
-           "opt_state": opt_state}
-    acc = jnp.mean(jnp.argmax(logits, -1) == y)
-    return new, {"loss": loss, "accuracy": acc, "grad_norm": grad_norm}
-
-  @functools.partial(jax.jit, donate_argnums=(0,))
-  def train_chunk(state, images, labels, idx, key, extras=None):
-    body = functools.partial(step, images=images, labels=labels, key=key,
-                             extras=extras)
-    k = jax.tree.leaves(idx)[0].shape[0]
-    if unroll and k == 1:
-      # A scan of length 1 stays a while loop even "unrolled", and XLA:CPU
-      # ran the step inside it ~40x slower (measured at batch 32 on AVX2:
-      # 6 vs 260 ex/s). Epochs of one step (small data) hit this every step.
-      state, m = body(state, jax.tree.map(lambda a: a[0], idx))
-      return state, jax.tree.map(lambda v: v[None], m)
-    return jax.lax.scan(body, state, idx, unroll=k if unroll else 1)
-
-  return train_chunk
 
 
 # --- the loop -------------------------------------------------------------------
@@ -193,8 +125,7 @@ def fit(config, data, workdir: str, init_params=None) -> FitResult:
     logging.warning("%s", note)
   mesh = mesh_lib.make_mesh(config.mesh)
   n_dev = mesh.devices.size
-  replicated = NamedSharding(mesh, P())
-  batch_sharding = NamedSharding(mesh, P("data")) if n_dev > 1 else None
+  place = distributed.Placement(mesh)
   key = jax.random.key(config.seed)
   k_init, k_data, k_steps, k_offline = jax.random.split(key, 4)
 
@@ -205,27 +136,22 @@ def fit(config, data, workdir: str, init_params=None) -> FitResult:
                                data.channels, steps_per_epoch,
                                params=init_params)
   ckpts = ckpt_lib.Checkpoints(workdir, tcfg.max_checkpoints)
-  # Several processes: every input of the step must live on the global
-  # mesh, and only the first process writes.
-  lead, multi = distributed.is_lead(), distributed.multi()
   state, start, history = ckpt_lib.resume(
-      ckpts, jax.device_put(distributed.host(state) if multi else state,
-                            replicated),
-      rundir.path(workdir, rundir.METRICS), write=lead)
+      ckpts, place.put(state), rundir.path(workdir, rundir.METRICS),
+      write=place.lead)
   if start:
     logging.info("Resuming from the checkpoint at step %d (epoch %d).", start,
                  start // steps_per_epoch)
   best_val = max([h["val_accuracy"] for h in history if "val_accuracy" in h],
                  default=-1.0)
-  x_dev, y_dev, extras = jax.device_put(
+  x_dev, y_dev, extras = place.put(
       (inputs.x, None if inputs.batches else np.asarray(inputs.y),
-       inputs.extras), replicated)
-  train_chunk = make_train_chunk(graphdef, tx, inputs.aug_fn, batch_sharding)
+       inputs.extras))
+  train_chunk = step_lib.make_train_chunk(graphdef, tx, inputs.aug_fn,
+                                          place.batch)
   eval_fn = forward.make_eval_fn(graphdef)
-  log = runlog.RunLog(workdir, history, write=lead)
-  if multi:
-    k_steps = jax.random.wrap_key_data(jax.device_put(
-        np.asarray(jax.random.key_data(k_steps)), replicated))
+  log = runlog.RunLog(workdir, history, write=place.lead)
+  k_steps = place.key(k_steps)
   speed = runlog.Throughput(tcfg.batch_size)
 
   logging.info("Training %d steps (%d epochs x %d steps of %d) on %d %s "
@@ -236,14 +162,13 @@ def fit(config, data, workdir: str, init_params=None) -> FitResult:
   feed = train_inputs.feeder(
       inputs, k_data, steps_per_epoch, tcfg.batch_size,
       dispatches(start, n_steps, steps_per_epoch, tcfg.steps_per_dispatch),
-      NamedSharding(mesh, P(None, "data")) if multi else None,
-      replicated if multi else None)
+      place)
   try:
     with ckpt_lib.StopFlag() as stop:
       for (epoch, offset, k), idx in feed:
         t0 = time.perf_counter()
         state, m = train_chunk(state, x_dev, y_dev, idx, k_steps, extras)
-        m = distributed.host(m)
+        m = place.host(m)
         check_finite(m, step, epoch, ckpts.latest_step(), workdir)
         step += k
         rate = speed.update(k, time.perf_counter() - t0)
@@ -257,8 +182,8 @@ def fit(config, data, workdir: str, init_params=None) -> FitResult:
         val = None
         if epoch_done and (ep % tcfg.eval_every_epochs == 0
                            or step == n_steps):
-          val = validate(eval_fn, distributed.host(state["params"])
-                         if multi else state["params"], x_val, y_val)
+          val = validate(eval_fn, place.readable(state["params"]), x_val,
+                         y_val)
           if val is not None:
             log({"step": step, "epoch": ep, **val})
             if val["val_accuracy"] > best_val:
