@@ -19,9 +19,11 @@ import os
 import numpy as np
 from absl import logging
 
+from fser_jax.evaluation import metrics as metrics_lib
 from fser_jax.data import dataset_io
 from fser_jax.evaluation import plots
 from fser_jax.runs import cnn as run_lib
+from fser_jax.runs import report
 from fser_jax.train import rundir
 from fser_jax.runs import scoring
 from fser_jax.data import splits as splits_lib
@@ -61,7 +63,7 @@ def _stats(values: list[float]) -> dict:
   return {"mean": float(a.mean()), "std": float(a.std()), "n": int(a.size)}
 
 
-def run_all(config, workdir: str, protocols=("paper", "speaker", "corpus"),
+def run(config, workdir: str, protocols=("paper", "speaker", "corpus"),
             *, overwrite: bool = False) -> dict:
   os.makedirs(workdir, exist_ok=True)
   meta = dataset_io.load_metadata(config.data)
@@ -155,7 +157,7 @@ def cross_matrix(config, workdir: str, corpora: list[str]) -> dict:
         stats = (statistics.of_clips(wavs, config.data.sample_rate)
                  if config.baseline else None)
         if stats is not None:  # normalised as the runs' inputs are
-          stats = run_lib.baseline_features(stats, meta,
+          stats = report.baseline_features(stats, meta,
                                             config.features.normalize)
         loaded = (wavs, y, classes, meta, stats)
       wavs, y, classes, meta, stats = loaded
@@ -225,10 +227,6 @@ def cross_markdown(c: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
-def _pct(x) -> str:
-  return "-" if x is None else f"{100 * x:.1f}"
-
-
 def _pm(s: dict) -> str:
   return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
 
@@ -249,7 +247,7 @@ def to_markdown(out: dict) -> str:
                  f"{_pm(r['unweighted_accuracy'])} | {_pm(r['macro_f1'])} | "
                  + (f"{_pm(b['unweighted_accuracy'])}{flag}" if b else "-")
                  + " | " + (f"{100 * drop['accuracy']:.1f} pts" if drop else "-")
-                 + f" | {_pct(np.mean(unf)) if unf else '-'} |")
+                 + f" | {metrics_lib.pct(np.mean(unf), 1) if unf else '-'} |")
   lines += ["", "`paper`: random split (speakers and sentences in train and "
             "test); `speaker`: test speakers never heard in training; "
             "`corpus`: the test corpus (language) never heard in training. "
@@ -298,8 +296,8 @@ def to_markdown(out: dict) -> str:
                    f"{100 * f['accuracy']:.1f} | "
                    f"{100 * f['unweighted_accuracy']:.1f} | "
                    f"{100 * f['macro_f1']:.1f} | "
-                   f"{_pct(f.get('unfamiliar'))} | "
-                   f"{_pct(f.get('accuracy_familiar'))} / "
-                   f"{_pct(f.get('accuracy_unfamiliar'))} |")
+                   f"{metrics_lib.pct(f.get('unfamiliar'), 1)} | "
+                   f"{metrics_lib.pct(f.get('accuracy_familiar'), 1)} / "
+                   f"{metrics_lib.pct(f.get('accuracy_unfamiliar'), 1)} |")
     lines.append("")
   return "\n".join(lines)

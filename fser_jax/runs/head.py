@@ -21,27 +21,21 @@ beside it.
 
 from __future__ import annotations
 
-import json
 import os
 import types
 
 import numpy as np
 from absl import logging
 
-from fser_jax.evaluation import linear
-
-from fser_jax.frontend import statistics
-from fser_jax.evaluation import calibration as calibration_lib
-from fser_jax.evaluation import familiarity
-from fser_jax.runs import trained as inference
-from fser_jax.data import input_pipeline
-from fser_jax.data import dataset_io
-from fser_jax.frontend import normalisation
-from fser_jax.evaluation import metrics as metrics_lib
-from fser_jax.evaluation import plots
-from fser_jax.train import rundir
-from fser_jax.runs import cnn as run_lib
 from fser_jax.config import ConfigError
+from fser_jax.data import dataset_io
+from fser_jax.data import input_pipeline
+from fser_jax.evaluation import linear
+from fser_jax.frontend import normalisation
+from fser_jax.frontend import statistics
+from fser_jax.runs import report
+from fser_jax.runs import trained as inference
+from fser_jax.train import rundir
 
 
 def _fit(x, y, c: float, classes) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -90,7 +84,7 @@ def choose(blocks: np.ndarray, y, groups, classes, unit: str = "speakers"
   return {"layer": layer, "C": hyper["C"], "how": how, "cv_loss": losses}
 
 
-def train_head(config, workdir: str, *, overwrite: bool = False) -> dict:
+def run(config, workdir: str, *, overwrite: bool = False) -> dict:
   """Trains the head (the run in WORKDIR, if finished, is read back) and
   writes the run's files and report."""
   if not config.encoder.path:
@@ -182,34 +176,19 @@ def train_head(config, workdir: str, *, overwrite: bool = False) -> dict:
     return run.window_outputs([wavs[i] for i in idx],
                               groups=run.groups_for(sub, idx.size)), idx
 
-  (w_tr, _), (w_val, i_val), (w_te, i_te) = (
-      windows(s) for s in ("train", "validation", "test"))
-  y_tr = labels[split == "train"]
-  y_val, y_te = labels[i_val], labels[i_te]
-  fam = familiarity.fit(w_tr.hidden, y_tr[w_tr.clip_of_window()],
-                        w_val.hidden if y_val.size else w_tr.hidden,
-                        val_bounds=w_val.bounds if y_val.size else None)
-  familiarity.save(rundir.path(workdir, rundir.FAMILIARITY), fam)
-  run.familiarity = fam
-  d_val = run.aggregate(w_val).distance if y_val.size else None
-  cal = calibration_lib.fit(w_val.logits, y_val, d_val, bounds=w_val.bounds)
-  calibration_lib.save(rundir.path(workdir, rundir.CALIBRATION), cal)
-  run.calibration, run.temperature = cal, cal["temperature"]
-  out = run.aggregate(w_te)
-  meta_te = {k: np.asarray(v)[i_te] for k, v in meta.items()}
-  rep = metrics_lib.report(y_te, out.probs, classes, meta_te)
-  calib, selective = calibration_lib.summarise(
-      cal, w_te.logits, y_te, out.distance, w_val.logits, d_val,
-      test_bounds=w_te.bounds, val_bounds=w_val.bounds)
+  splits = ("train", "validation", "test")
+  made = {s: windows(s) for s in splits}
+  meta_te = {k: np.asarray(v)[made["test"][1]] for k, v in meta.items()}
+  a = report.assess(run, workdir, {s: made[s][0] for s in splits},
+                    {s: labels[made[s][1]] for s in splits}, classes, meta_te)
+  rep = a.report
   # The baseline on the same split, normalised as the head's inputs are.
-  stats_all = statistics.of_clips(wavs, enc.sample_rate)
   data = types.SimpleNamespace(
-      clip_stats=stats_all, split=split, labels=labels, meta=meta,
-      classes=classes)
+      clip_stats=statistics.of_clips(wavs, enc.sample_rate), split=split,
+      labels=labels, meta=meta, classes=classes)
   rep.update({
       "dataset": d.dataset, "protocol": d.protocol, "fold": d.fold,
-      "best_step": 0, "n_train": int(np.sum(split == "train")),
-      "n_validation": int(np.sum(split == "validation")),
+      "best_step": 0,
       "head": {"encoder": {"family": enc.family, "path": enc.path,
                            "digest": enc.digest, "layers": enc.num_layers},
                "layer": pick["name"], "C": pick["C"], "cv": pick["how"],
@@ -217,35 +196,19 @@ def train_head(config, workdir: str, *, overwrite: bool = False) -> dict:
                "cv_log_loss_per_candidate": [round(v, 4)
                                              for v in pick["cv_loss"]],
                "windows_train": int(tr.sum()), "normalisation": mode},
-      "familiarity": familiarity.summary(fam, out.distance,
-                                         out.probs.argmax(1) == y_te),
-      "calibration": calib, "selective": selective, "init_from": None,
-      "baseline": run_lib.baseline_of(data, mode),
+      "init_from": None,
+      "baseline": report.baseline_of(data, mode),
   })
-  with open(rundir.path(workdir, rundir.REPORT_JSON), "w") as f:
-    json.dump(rep, f, indent=2)
   h = rep["head"]
-  extra = (run_lib.baseline_line(rep) + "\n\n" if rep.get("baseline")
-           else "")
-  extra += (f"A linear head on the frozen {enc.family} encoder at "
-            f"`{enc.path}` (weights sha1 {enc.digest}): state {h['layer']} "
-            f"of {h['candidates']} (0: the transformer's input; mix: their "
-            f"average), pooled {config.encoder.pooling}, C = {h['C']},"
-            f" chosen by {h['cv']} on {h['windows_train']} training windows; "
-            f"inputs normalised: {mode}. Dataset `{d.dataset}`, protocol "
-            f"`{d.protocol}` fold {d.fold}; train {rep['n_train']}, "
-            f"validation {rep['n_validation']} clips.")
-  extra += "\n\n" + run_lib.familiarity_line(rep["familiarity"])
-  extra += "\n\n" + run_lib.calibration_md(rep)
-  with open(rundir.path(workdir, rundir.REPORT_MD), "w") as f:
-    f.write(metrics_lib.to_markdown(rep, paper=False, extra=extra))
-  pdir = plots.ensure_dir(workdir)
-  plots.confusion_matrix(rep, os.path.join(pdir, "confusion_matrix.png"))
-  plots.reliability(
-      calibration_lib.reliability(
-          calibration_lib.clip_probs(w_te.logits, 1.0, w_te.bounds), y_te),
-      calibration_lib.reliability(out.probs, y_te),
-      os.path.join(pdir, "reliability.png"))
+  about = (f"A linear head on the frozen {enc.family} encoder at "
+           f"`{enc.path}` (weights sha1 {enc.digest}): state {h['layer']} "
+           f"of {h['candidates']} (0: the transformer's input; mix: their "
+           f"average), pooled {config.encoder.pooling}, C = {h['C']},"
+           f" chosen by {h['cv']} on {h['windows_train']} training windows; "
+           f"inputs normalised: {mode}. Dataset `{d.dataset}`, protocol "
+           f"`{d.protocol}` fold {d.fold}; train {rep['n_train']}, "
+           f"validation {rep['n_validation']} clips.")
+  report.write(workdir, a, about, classes=classes)
   logging.info("Encoder head, test (%s, %d clips): accuracy %.4f, UA %.4f; "
                "baseline UA %s. Report: %s", d.protocol, rep["n_test"],
                rep["accuracy"], rep["unweighted_accuracy"],

@@ -103,16 +103,21 @@ class TrainedRun:
         probabilities, T = 1, no distances; what the report fits them on).
     """
     self.workdir = workdir
-    self.config = c = rundir.read_config(workdir)
+    self.config = rundir.read_config(workdir)
     norm = rundir.read_normalisation(workdir)
     self.classes = list(norm["classes"])
     self.norm = (norm["mean"], norm["std"])  # per channel, training split
     self.normalize = norm["normalize"]  # 'global' | 'speaker' | 'corpus'
+    self._load_network()
+    self._load_trust(trust)
+
+  def _load_network(self) -> None:
+    """The network's parameters (best checkpoint) and the rate it reads."""
+    c = self.config
     self.sample_rate = int(c.data.sample_rate)
     self.graphdef, self.params, self.step = rundir.restore_params(
-        workdir, c, len(self.classes))
+        self.workdir, c, len(self.classes))
     self._infer = forward.make_infer_fn(self.graphdef)
-    self._load_trust(trust)
 
   def _load_trust(self, trust: bool) -> None:
     """The run's familiarity model and calibration (temperature, selective
@@ -135,15 +140,16 @@ class TrainedRun:
   def windows(self, wav: np.ndarray) -> list[tuple[int, np.ndarray]]:
     return clip_windows(self.config.predict, self.sample_rate, wav)
 
-  def raw_images(self, waveforms: list[np.ndarray]) -> np.ndarray:
-    """The front-end's images, before standardisation."""
+  def raw_inputs(self, waveforms: list[np.ndarray]) -> np.ndarray:
+    """What the network reads, before standardisation: the front-end's
+    images."""
     return features_lib.compute_images(waveforms, self.config.features,
                                        self.sample_rate, batch_size=BATCH)
 
   def images(self, waveforms: list[np.ndarray]) -> np.ndarray:
     """The model's inputs standardised with the training split's statistics
     (a run trained with features.normalize='global')."""
-    return normalisation.standardise(self.raw_images(waveforms), self.norm)
+    return normalisation.standardise(self.raw_inputs(waveforms), self.norm)
 
   def groups_for(self, meta: dict | None, n: int):
     """The normalisation groups `classify` needs for clips with metadata
@@ -222,7 +228,7 @@ class TrainedRun:
                for i in range(0, len(flat), WINDOW_BLOCK)]
     else:
       # Group statistics need every window of the group first.
-      raw = np.concatenate([self.raw_images(flat[i:i + WINDOW_BLOCK])
+      raw = np.concatenate([self.raw_inputs(flat[i:i + WINDOW_BLOCK])
                             for i in range(0, len(flat), WINDOW_BLOCK)])
       window_groups = np.asarray([str(groups[i]) for i in owner], object)
       images = normalisation.standardise_clips(
@@ -320,7 +326,7 @@ class TrainedRun:
       total = total_sq = 0.0
       count = 0
       for b in blocks():
-        raw = self.raw_images([x for _, x in b]).astype(np.float64)
+        raw = self.raw_inputs([x for _, x in b]).astype(np.float64)
         flat = raw.reshape(-1, raw.shape[-1])
         total, total_sq = total + flat.sum(0), total_sq + (flat ** 2).sum(0)
         count += flat.shape[0]
@@ -329,7 +335,7 @@ class TrainedRun:
     starts, lengths, probs, dists = [], [], [], []
     for b in blocks():
       images = normalisation.standardise(
-          self.raw_images([x for _, x in b]), norm).astype(np.float32)
+          self.raw_inputs([x for _, x in b]), norm).astype(np.float32)
       pr, d = self.forward(images)
       starts += [s for s, _ in b]
       lengths += [x.size for _, x in b]
@@ -355,13 +361,14 @@ class EncoderHeadRun(TrainedRun):
       store: an encoders.extract.Store keeping the states per window (the
         training report's windows are computed once); None: computed.
     """
+    self.store = store
+    super().__init__(workdir, trust=trust)
+
+  def _load_network(self) -> None:
+    """The head's linear map, and the encoder it was trained on (refused
+    when its weights differ)."""
     from fser_jax import encoders
-    self.workdir = workdir
-    self.config = c = rundir.read_config(workdir)
-    norm = rundir.read_normalisation(workdir)
-    self.classes = list(norm["classes"])
-    self.norm = (norm["mean"], norm["std"])
-    self.normalize = norm["normalize"]
+    workdir, c = self.workdir, self.config
     with np.load(rundir.path(workdir, rundir.HEAD)) as h:
       self.head = {k: h[k] for k in h.files}
     self.layer = int(self.head["layer"])
@@ -375,8 +382,6 @@ class EncoderHeadRun(TrainedRun):
           f"with {want}); train the head again or point config.encoder.path "
           "at those weights")
     self.sample_rate = self.encoder.sample_rate
-    self.store = store
-    self._load_trust(trust)
 
   def load_audio(self, path: str) -> np.ndarray:
     return audio_lib.load_audio(path, self.sample_rate, min_samples=400)
@@ -392,7 +397,7 @@ class EncoderHeadRun(TrainedRun):
                               batch=int(self.config.encoder.batch_size))
     return self.store.read(keys)
 
-  def raw_images(self, waveforms: list[np.ndarray]) -> np.ndarray:
+  def raw_inputs(self, waveforms: list[np.ndarray]) -> np.ndarray:
     """[N, D]: the chosen state's (a layer, or the layers' mix) pooled
     states, as config.encoder.layers / pooling made the candidates."""
     from fser_jax.encoders import pooling
