@@ -11,6 +11,7 @@
       --config.encoder.path=~/models/whisper-base --workdir runs/emb
 """
 
+import importlib
 import os
 import sys
 
@@ -105,28 +106,27 @@ def main(argv):
                                              onednn_ok=onednn.ok,
                                              winograd_ok=onednn.winograd_ok))
   logging.info("JAX compilation cache: %s", jax_cache.CHOICE)
-  if FLAGS.mode == "predict":
-    from fser_jax.experiments import predict
-    # `--audio a.wav b.wav` (what a shell glob expands to): the paths after
-    # the first arrive as positional arguments.
-    predict.main(FLAGS.workdir, FLAGS.audio + extra, output=FLAGS.output,
-                 abstain_below=FLAGS.abstain_below,
-                 normalize_by=FLAGS.normalize_by)
-    return
-  if FLAGS.mode == "evaluate":
-    from fser_jax.experiments import evaluate
-    evaluate.main(FLAGS.workdir, FLAGS.data, FLAGS.output_dir,
-                  label_map=FLAGS.label_map, data_dir=FLAGS.data_dir,
-                  columns=FLAGS.columns)
-    return
-  if FLAGS.mode == "robustness":
-    from fser_jax.experiments import robustness
-    robustness.run_conditions(FLAGS.workdir, data=FLAGS.data or "",
-                              output_dir=FLAGS.output_dir or "",
-                              label_map=FLAGS.label_map,
-                              columns=FLAGS.columns,
-                              data_dir=FLAGS.data_dir, seed=FLAGS.seed,
-                              conditions=FLAGS.conditions or None)
+  # Every mode's entry point is `run(config, workdir, **options)`; the
+  # modes that use a trained run read its config from the workdir.
+  reads_a_run = {
+      "predict": lambda: dict(audio=FLAGS.audio + extra, output=FLAGS.output,
+                              abstain_below=FLAGS.abstain_below,
+                              normalize_by=FLAGS.normalize_by),
+      "evaluate": lambda: dict(data=FLAGS.data, output_dir=FLAGS.output_dir,
+                               label_map=FLAGS.label_map,
+                               data_dir=FLAGS.data_dir, columns=FLAGS.columns),
+      "robustness": lambda: dict(data=FLAGS.data or "",
+                                 output_dir=FLAGS.output_dir or "",
+                                 label_map=FLAGS.label_map,
+                                 columns=FLAGS.columns,
+                                 data_dir=FLAGS.data_dir, seed=FLAGS.seed,
+                                 conditions=FLAGS.conditions or None),
+  }
+  # `--audio a.wav b.wav` (what a shell glob expands to): the paths after
+  # the first arrive as positional arguments, hence `extra` above.
+  if FLAGS.mode in reads_a_run:
+    module = importlib.import_module(f"fser_jax.experiments.{FLAGS.mode}")
+    module.run(None, FLAGS.workdir, **reads_a_run[FLAGS.mode]())
     return
   if FLAGS.config is None:
     raise app.UsageError("--config is required for --mode "
@@ -134,24 +134,18 @@ def main(argv):
   from fser_jax import config as config_lib
   config_lib.apply_flags(FLAGS.config, columns=FLAGS.columns,
                          label_map=FLAGS.label_map)
-  if FLAGS.mode == "train" and FLAGS.config.encoder.head:
-    from fser_jax.runs import head
-    head.train_head(FLAGS.config, FLAGS.workdir, overwrite=FLAGS.overwrite)
-  elif FLAGS.mode == "train":
-    from fser_jax.runs import cnn as run
-    run.train_and_evaluate(FLAGS.config, FLAGS.workdir,
-                           overwrite=FLAGS.overwrite)
-  elif FLAGS.mode == "embed":
-    from fser_jax.experiments import embed
-    embed.run_embed(FLAGS.config, FLAGS.workdir)
-  elif FLAGS.mode == "learning_curve":
-    from fser_jax.experiments.learning_curve import curve as learning_curve
-    learning_curve.run_curve(FLAGS.config, FLAGS.workdir,
-                             overwrite=FLAGS.overwrite)
-  else:
-    from fser_jax.experiments import generalisation
-    generalisation.run_all(FLAGS.config, FLAGS.workdir, FLAGS.protocols,
-                           overwrite=FLAGS.overwrite)
+  trains = {
+      "train": ("fser_jax.runs.head" if FLAGS.config.encoder.head
+                else "fser_jax.runs.cnn", dict(overwrite=FLAGS.overwrite)),
+      "embed": ("fser_jax.experiments.embed", {}),
+      "learning_curve": ("fser_jax.experiments.learning_curve.curve",
+                         dict(overwrite=FLAGS.overwrite)),
+      "generalisation": ("fser_jax.experiments.generalisation",
+                         dict(protocols=FLAGS.protocols,
+                              overwrite=FLAGS.overwrite)),
+  }
+  name, options = trains[FLAGS.mode]
+  importlib.import_module(name).run(FLAGS.config, FLAGS.workdir, **options)
 
 
 def _run():

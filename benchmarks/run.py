@@ -31,9 +31,9 @@ def main():
   au = augmentation.main(["--json", j("augmentation.json")])
   ep = epoch.main(["--json", j("epoch.json")])
   sw = epoch.main(["--sweep", a.sweep, "--json", j("sweep.json")])
-  p2 = predict.main(["--files", "200", "--seconds", "2", "--legacy_files",
+  p2 = predict.run(None, ["--files", "200", "--seconds", "2", "--legacy_files",
                      "50", "--json", j("predict_2s.json")])
-  p60 = predict.main(["--files", "10", "--seconds", "60", "--json",
+  p60 = predict.run(None, ["--files", "10", "--seconds", "60", "--json",
                       j("predict_60s.json")])
   wa = wave_augment.main(["--json", j("wave_augment.json")])
   jx = ts["jax"]

@@ -109,10 +109,10 @@ def tiny(tfds_dir):
 def source_run(tfds_dir, tmp_path_factory):
   """A tiny trained run on fser/synthetic_small (8 FSER classes), never
   modified by the tests that use it (fine-tuning, evaluate, curves)."""
-  from fser_jax.runs import cnn as run
+  from fser_jax.runs import cnn
   workdir = str(tmp_path_factory.mktemp("source_run"))
   c = tiny_config(tfds_dir, **{"train.num_epochs": 2, "baseline": True})
-  run.train_and_evaluate(c, workdir)
+  cnn.run(c, workdir)
   return workdir
 
 

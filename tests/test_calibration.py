@@ -79,14 +79,14 @@ def test_predict_abstains_on_a_tone_and_says_why(source_run, tmp_path):
   sr = 16000
   t = np.arange(int(1.5 * sr)) / sr
   sf.write(tmp_path / "tone.wav", 0.3 * np.sin(2 * np.pi * 440 * t), sr)
-  rows = predict.main(source_run, [str(tmp_path / "tone.wav")],
+  rows = predict.run(None, source_run, [str(tmp_path / "tone.wav")],
                       abstain_below="prob=0.999")
   (row,) = rows
   assert row["abstained"] == "yes"  # a tiny run is never 99.9% sure
   assert row["reason"] in ("low confidence", "both")
   run = TrainedRun(source_run)
   thr = run.confidence_threshold(0.8)
-  rows = predict.main(source_run, [str(tmp_path / "tone.wav")],
+  rows = predict.run(None, source_run, [str(tmp_path / "tone.wav")],
                       abstain_below="coverage=0.8")
   (row,) = rows
   low = max(row[c] for c in run.classes) < thr
@@ -96,7 +96,7 @@ def test_predict_abstains_on_a_tone_and_says_why(source_run, tmp_path):
                            else "unfamiliar" if unf else "")
   from fser_jax.errors import DataError
   with pytest.raises(DataError, match="coverage=C or prob=P"):
-    predict.main(source_run, [str(tmp_path / "tone.wav")],
+    predict.run(None, source_run, [str(tmp_path / "tone.wav")],
                  abstain_below="keep=0.8")
 
 
@@ -111,7 +111,7 @@ def test_predict_abstain_on_a_training_clip(source_run, tfds_dir, tmp_path):
     train = {l.split(",")[0] for l in f if l.rstrip().endswith(",train")}
   i = next(k for k, n in enumerate(meta["filename"]) if n in train)
   sf.write(tmp_path / "clip.wav", waveforms[i], 16000)
-  (row,) = predict.main(source_run, [str(tmp_path / "clip.wav")],
+  (row,) = predict.run(None, source_run, [str(tmp_path / "clip.wav")],
                         abstain_below="prob=0.000001")
   assert row["abstained"] == ("yes" if row["familiar"] == "no" else "no")
   assert row["reason"] == ("unfamiliar" if row["familiar"] == "no" else "")

@@ -485,7 +485,7 @@ def test_embed_mode_writes_every_clips_states_and_names_a_bad_file(
   with c.unlocked():
     c.encoder.path = FIX
     c.encoder.chunk = 16
-  out = embed.run_embed(c, str(tmp_path / "emb"))
+  out = embed.run(c, str(tmp_path / "emb"))
   assert (out["clips"], out["embedded"], out["computed"]) == (61, 60, 60)
   assert len(out["bad"]) == 1 and "broken.wav" in out["bad"][0]["clip"]
   saved = json.load(open(tmp_path / "emb" / "embed.json"))
@@ -499,7 +499,7 @@ def test_embed_mode_writes_every_clips_states_and_names_a_bad_file(
   from fser_jax.frontend import audio
   first = audio.load_audio(keyed[0]["path"], 16000)
   assert np.abs(x[0] - encoders.load(FIX).pooled([first])[0]).max() <= 1e-5
-  again = embed.run_embed(c, str(tmp_path / "emb"))
+  again = embed.run(c, str(tmp_path / "emb"))
   assert (again["computed"], again["reused"]) == (0, 60)
 
 

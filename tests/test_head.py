@@ -67,7 +67,7 @@ def _config(tfds_dir, manifest, **kw):
 @pytest.fixture(scope="module")
 def head_run(tfds_dir, user_recordings, tmp_path_factory):
   wd = str(tmp_path_factory.mktemp("head"))
-  rep = head_lib.train_head(_config(tfds_dir, user_recordings), wd)
+  rep = head_lib.run(_config(tfds_dir, user_recordings), wd)
   return wd, rep
 
 
@@ -84,7 +84,7 @@ def test_a_head_run_reports_like_any_run(head_run):
   assert "A linear head on the frozen whisper encoder" in open(
       os.path.join(wd, "report.md")).read()
   # Read back, not retrained.
-  assert head_lib.train_head(_config(*_cfg_args(wd)), wd) == json.load(
+  assert head_lib.run(_config(*_cfg_args(wd)), wd) == json.load(
       open(os.path.join(wd, "report.json")))
 
 
@@ -112,16 +112,16 @@ def test_evaluate_predict_and_robustness_use_the_head_run(head_run, tmp_path):
     w.writerow(["path", "label", "speaker"])
     for r in rows:
       w.writerow([os.path.join(base, r["filename"]), r["label"], r["speaker"]])
-  ev = evaluate.main(wd, str(manifest), str(tmp_path / "ev"))
+  ev = evaluate.run(None, wd, str(manifest), str(tmp_path / "ev"))
   assert ev["n_mapped"] == rep["n_test"] == len(rows)
   assert ev["unweighted_accuracy"] == pytest.approx(rep["unweighted_accuracy"])
   assert ev["accuracy"] == pytest.approx(rep["accuracy"])
   files = [os.path.join(base, r["filename"]) for r in rows[:3]]
-  out = predict.main(wd, files, output=str(tmp_path / "p.csv"))
+  out = predict.run(None, wd, files, output=str(tmp_path / "p.csv"))
   assert {r["file"] for r in out} >= set(files)
   for r in out:
     assert sum(r[c] for c in run.classes) == pytest.approx(1.0, abs=1e-4)
-  rb = robustness.run_conditions(wd, output_dir=str(tmp_path / "rb"),
+  rb = robustness.run(None, wd, output_dir=str(tmp_path / "rb"),
                                  conditions=["clean", "snr_10"])
   clean = rb["conditions"][0]
   assert clean["name"] == "clean"

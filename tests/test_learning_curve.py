@@ -166,7 +166,7 @@ def test_a_pretrained_encoder_is_an_arm_of_the_curve(tfds_dir, user_recordings,
     c.learning_curve.shots = (2,)
     c.learning_curve.repeats = 2
     c.learning_curve.arms = ("baseline",)
-  out = lc.run_curve(c, str(tmp_path))
+  out = lc.run(c, str(tmp_path))
   assert out["encoder"]["layers"] == 3 and out["encoder"]["family"] == "whisper"
   for arm in ("encoder", "encoder_speaker", "encoder+baseline",
               "encoder+baseline_speaker"):

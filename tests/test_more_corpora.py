@@ -202,7 +202,7 @@ def test_leave_one_corpus_out_over_a_mix_of_new_corpora(tmp_path):
   c.train.batch_size = 8
   c.train.num_epochs = 1
   c.baseline = False
-  out = generalisation.run_all(c, str(tmp_path / "gen"), protocols=("corpus",))
+  out = generalisation.run(c, str(tmp_path / "gen"), protocols=("corpus",))
   folds = out["protocols"]["corpus"]["folds"]
   assert [f["test"] for f in folds] == ["aesdd", "shemo", "subesco"]
   assert [f["n_test"] for f in folds] == [15, 18, 14]

@@ -18,7 +18,7 @@ from fser_jax.train import checkpoints
 from fser_jax.data import input_pipeline
 from fser_jax.data import dataset_io
 from fser_jax.train import rundir
-from fser_jax.runs import cnn as run
+from fser_jax.runs import cnn
 from fser_jax.data import splits
 from fser_jax.train import loop as train
 from fser_jax.train import step as step_lib
@@ -97,7 +97,7 @@ def test_sigterm_then_sigkill_then_resume_to_the_same_parameters(
   assert proc.returncode == 0, out[-3000:]
   assert "Resuming from the checkpoint at step" in out
   step, params = _final_params(workdir, OVR, tfds_dir)
-  ref = run.train_and_evaluate(tiny_config(tfds_dir, **OVR),
+  ref = cnn.run(tiny_config(tfds_dir, **OVR),
                                str(tmp_path / "ref"))
   assert ref is not None
   ref_step, ref_params = _final_params(tmp_path / "ref", OVR, tfds_dir)
@@ -186,8 +186,8 @@ def test_resume_is_exact_from_every_kill_point(tiny, tmp_path, monkeypatch):
 
 
 def test_same_seed_same_results_other_seed_same_splits(tiny, tmp_path):
-  a = run.train_and_evaluate(tiny(), str(tmp_path / "a"))
-  b = run.train_and_evaluate(tiny(), str(tmp_path / "b"))
+  a = cnn.run(tiny(), str(tmp_path / "a"))
+  b = cnn.run(tiny(), str(tmp_path / "b"))
   read = lambda d, f: open(tmp_path / d / f).read()
   assert read("a", "report.json") == read("b", "report.json")
   assert read("a", "splits.csv") == read("b", "splits.csv")
@@ -213,7 +213,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_good_checkpoint(
   # Diverges within the first epoch: no checkpoint yet, and it says so.
   with pytest.raises(train.TrainingDiverged,
                      match=r"at step \d+ .*No checkpoint was saved"):
-    run.train_and_evaluate(c, str(tmp_path / "early"))
+    cnn.run(c, str(tmp_path / "early"))
   # Good epochs first (a checkpoint every epoch), then a NaN loss from step
   # 13 on (the loss the jitted chunk returns is replaced).
   original = step_lib.make_train_chunk
@@ -231,7 +231,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_good_checkpoint(
   monkeypatch.setattr(step_lib, "make_train_chunk", nan_after_12)
   c2 = tiny(**{"train.num_epochs": 6})
   with pytest.raises(train.TrainingDiverged) as e:
-    run.train_and_evaluate(c2, str(tmp_path / "late"))
+    cnn.run(c2, str(tmp_path / "late"))
   ck = checkpoints.Checkpoints(str(tmp_path / "late"))
   steps = ck.latest.all_steps()
   ck.close()
@@ -290,19 +290,19 @@ def test_channels_and_rates_are_mixed_and_resampled(tmp_path, channels, rate):
 def test_batch_larger_than_data_is_named(tiny, tmp_path):
   from fser_jax.config import ConfigError
   with pytest.raises(ConfigError, match="train.batch_size=512"):
-    run.train_and_evaluate(tiny(**{"train.batch_size": 512}), str(tmp_path))
+    cnn.run(tiny(**{"train.batch_size": 512}), str(tmp_path))
 
 
 def test_fold_that_does_not_exist(tiny, tmp_path):
   with pytest.raises(splits.SplitError, match="data.fold=7"):
-    run.train_and_evaluate(tiny(**{"data.fold": 7}), str(tmp_path))
+    cnn.run(tiny(**{"data.fold": 7}), str(tmp_path))
 
 
 def test_dataset_not_built_says_how_to_build(tiny, tmp_path):
   c = tiny(**{"data.dataset": "fser/emodb", "data.data_dir": str(tmp_path)})
   with pytest.raises(dataset_io.DatasetNotBuiltError,
                      match="tfds build fser --imports fser_jax.datasets --config emodb"):
-    run.train_and_evaluate(c, str(tmp_path / "w"))
+    cnn.run(c, str(tmp_path / "w"))
 
 
 # --- bad checkpoints ------------------------------------------------------------------

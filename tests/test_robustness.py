@@ -36,7 +36,7 @@ def test_degrade_is_deterministic_and_keeps_what_the_condition_says():
 def test_robustness_report_shape_determinism_and_resume(source_run, tmp_path,
                                                         monkeypatch):
   out = str(tmp_path / "rob")
-  first = robustness.run_conditions(source_run, output_dir=out,
+  first = robustness.run(None, source_run, output_dir=out,
                                     conditions=["snr_10"])
   with open(os.path.join(out, "robustness.json")) as f:
     saved = json.load(f)
@@ -54,12 +54,12 @@ def test_robustness_report_shape_determinism_and_resume(source_run, tmp_path,
   monkeypatch.setattr(robustness, "score_condition",
                       lambda run, name, *a, **k: (calls.append(name),
                                                   real(run, name, *a, **k))[1])
-  second = robustness.run_conditions(source_run, output_dir=out,
+  second = robustness.run(None, source_run, output_dir=out,
                                      conditions=["snr_10", "gain_+10"])
   assert calls == ["gain_+10"]
   assert second["conditions"][:2] == first["conditions"][:2]
   # Deterministic: a fresh folder gives the same figures.
-  again = robustness.run_conditions(source_run, output_dir=str(tmp_path / "b"),
+  again = robustness.run(None, source_run, output_dir=str(tmp_path / "b"),
                                     conditions=["snr_10"])
   assert again["conditions"] == first["conditions"]
 
@@ -80,7 +80,7 @@ def test_robustness_mode_from_the_command_line(source_run, tmp_path):
   from fser_jax.errors import UserError
   import pytest
   with pytest.raises(UserError, match="underwater"):
-    robustness.run_conditions("/nonexistent", conditions=["underwater"])
+    robustness.run(None, "/nonexistent", conditions=["underwater"])
   assert set(wave_augment.CONDITIONS) >= {"clean", "phone+snr_10"}
 
 

@@ -14,7 +14,7 @@ import soundfile as sf
 from fser_jax.frontend import audio
 from fser_jax.experiments import generalisation
 from fser_jax.experiments import predict
-from fser_jax.runs import cnn as run
+from fser_jax.runs import cnn
 from fser_jax.train import rundir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,7 +85,7 @@ def test_resume_continues_from_the_saved_step(trained, tmp_path):
   c2 = c.copy_and_resolve_references()
   with c2.unlocked():
     c2.train.num_epochs = 3
-  run.train_and_evaluate(c2, workdir)
+  cnn.run(c2, workdir)
   lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
   steps = [x["step"] for x in lines if "train_loss" in x]
   # Steps 1..12 from the first run, then 13..18: no step trained twice.
@@ -99,7 +99,7 @@ def test_changed_config_is_refused_naming_the_key(trained):
   with c2.unlocked():
     c2.train.learning_rate = 0.5
   with pytest.raises(rundir.WorkdirConflict, match="train.learning_rate"):
-    run.train_and_evaluate(c2, workdir)
+    cnn.run(c2, workdir)
 
 
 def test_unknown_config_key_is_named(tmp_path):
@@ -145,7 +145,7 @@ def test_predict_on_own_files(trained, tmp_path, capsys):
   _tone(tmp_path / "long.flac", 22050, 11.0)  # > 4 s windows every 2 s
   (tmp_path / "bad.wav").write_bytes(b"garbage")
   out = tmp_path / "pred.csv"
-  rows = predict.main(workdir, [str(tmp_path / "*.wav"),
+  rows = predict.run(None, workdir, [str(tmp_path / "*.wav"),
                                 str(tmp_path / "long.flac")], output=str(out))
   by_file = {}
   for r in rows:
@@ -226,7 +226,7 @@ def test_predict_matches_evaluation_on_the_same_clips(trained):
   # the run's validation split.
   direct = calibration.softmax(logits, p.temperature)
   np.testing.assert_allclose(out.probs, direct, atol=1e-5)
-  assert np.array_equal(out.probs.argmax(1), metrics.softmax(logits).argmax(1))
+  assert np.array_equal(out.probs.argmax(1), calibration.softmax(logits).argmax(1))
   # A clip's probabilities are its windows' mean (one window here).
   for wp, pr in zip(out.window_probs, out.probs):
     np.testing.assert_allclose(wp.mean(0), pr, atol=1e-7)
@@ -265,7 +265,7 @@ def test_predict_without_checkpoint_is_a_clear_error(tmp_path):
 def test_generalisation_mode(tfds_dir, tmp_path, monkeypatch):
   from conftest import tiny_config
   c = tiny_config(tfds_dir, **{"data.num_folds": 2, "train.num_epochs": 1})
-  out = generalisation.run_all(c, str(tmp_path))
+  out = generalisation.run(c, str(tmp_path))
   assert set(out["protocols"]) == {"paper", "speaker", "corpus"}
   assert len(out["protocols"]["speaker"]["folds"]) == 2
   assert set(out["per_held_out_corpus"]) == {"synth_alpha", "synth_beta"}
@@ -288,7 +288,7 @@ def test_generalisation_mode(tfds_dir, tmp_path, monkeypatch):
     raise AssertionError("a finished fold was trained again")
   monkeypatch.setattr(generalisation.run_lib, "train_and_evaluate",
                       no_training)
-  again = generalisation.run_all(c, str(tmp_path))
+  again = generalisation.run(c, str(tmp_path))
   assert again["protocols"] == out["protocols"]
 
 
@@ -298,7 +298,7 @@ def test_cross_corpus_matrix(tfds_dir, tmp_path, monkeypatch):
   the other corpus; a rerun reads the rows back."""
   from conftest import tiny_config
   c = tiny_config(tfds_dir, **{"train.num_epochs": 1, "baseline": True})
-  out = generalisation.run_all(c, str(tmp_path), ["cross"])
+  out = generalisation.run(c, str(tmp_path), ["cross"])
   cross = out["cross"]
   assert cross["corpora"] == ["synth_alpha", "synth_beta"]
   for i, src in enumerate(cross["corpora"]):
@@ -314,7 +314,7 @@ def test_cross_corpus_matrix(tfds_dir, tmp_path, monkeypatch):
   assert (tmp_path / "cross.png").exists()
   monkeypatch.setattr(generalisation.run_lib, "train_and_evaluate",
                       lambda *a, **k: (_ for _ in ()).throw(AssertionError))
-  assert generalisation.run_all(c, str(tmp_path), ["cross"])["cross"] == cross
+  assert generalisation.run(c, str(tmp_path), ["cross"])["cross"] == cross
 
 
 def _small(c, tmp_path, epochs: int):
@@ -344,7 +344,7 @@ def test_own_data_trains_end_to_end(tmp_path):
   mod = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(mod)
   c = _small(mod.get_config(str(tmp_path / "data")), tmp_path, epochs=2)
-  rep = run.train_and_evaluate(c, str(tmp_path / "run"))
+  rep = cnn.run(c, str(tmp_path / "run"))
   assert rep["classes"] == ["angry", "calm", "happy"]
   assert rep["n_test"] == 6  # 20% of 24, stratified
   with open(tmp_path / "run" / "splits.csv") as f:
@@ -374,7 +374,7 @@ def test_generalisation_on_own_manifest_with_speakers(tmp_path):
   c.data.dataset = "own"
   c.data.own_path = str(tmp_path / "m.csv")
   c = _small(c, tmp_path, epochs=1)
-  out = generalisation.run_all(c, str(tmp_path / "gen"))
+  out = generalisation.run(c, str(tmp_path / "gen"))
   res = out["protocols"]
   assert set(res) == {"paper", "speaker"}  # one corpus: no corpus protocol
   folds = res["speaker"]["folds"]
@@ -485,7 +485,7 @@ def test_time_keeping_front_end_end_to_end(tiny, tmp_path):
               "augment.zoom": 0.0, "augment.time_masks": 1,
               "augment.freq_masks": 1, "train.num_epochs": 2})
   workdir = str(tmp_path / "run")
-  run.train_and_evaluate(c, workdir)
+  cnn.run(c, workdir)
   with open(os.path.join(workdir, "report.json")) as f:
     assert 0.0 <= json.load(f)["accuracy"] <= 1.0
   data = input_pipeline.load(c, progress=False)
@@ -510,7 +510,7 @@ def test_report_and_evaluate_agree_on_clips_longer_than_the_window(
   c = tiny(**{"train.num_epochs": 1, "predict.window_seconds": 0.5,
               "predict.hop_seconds": 0.25})
   workdir = str(tmp_path / "run")
-  rep = run.train_and_evaluate(c, workdir)
+  rep = cnn.run(c, workdir)
   data = input_pipeline.load(c, progress=False)
   test = np.flatnonzero(data.split == "test")
   wavs = input_pipeline.waveforms(c, data)

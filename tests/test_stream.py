@@ -11,7 +11,7 @@ import pytest
 
 from conftest import tiny_config
 from fser_jax.data import input_pipeline
-from fser_jax.runs import cnn as run
+from fser_jax.runs import cnn
 from fser_jax.data import stream
 from fser_jax.train import loop as train
 from fser_jax.data import dataset_io
@@ -101,9 +101,9 @@ def test_streamed_report_equals_the_in_memory_report(ar_dir, tmp_path):
   import json
   from fser_jax.runs import trained as inference
   base = {**WAVE, "train.num_epochs": 1}
-  mem = run.train_and_evaluate(cfg(ar_dir, **base, **{"data.stream": "off"}),
+  mem = cnn.run(cfg(ar_dir, **base, **{"data.stream": "off"}),
                                str(tmp_path / "mem"))
-  st = run.train_and_evaluate(cfg(ar_dir, **base, **{"data.stream": "on"}),
+  st = cnn.run(cfg(ar_dir, **base, **{"data.stream": "on"}),
                               str(tmp_path / "st"))
   for k in ("accuracy", "unweighted_accuracy", "n_test", "n_train"):
     assert st[k] == pytest.approx(mem[k], abs=1e-6), k
@@ -226,7 +226,7 @@ def test_a_killed_streamed_process_resumes_to_the_same_parameters(ar_dir,
   import signal
   from conftest import tiny_config, tiny_config_file
   from fser_jax.train import checkpoints
-  from fser_jax.runs import cnn as run
+  from fser_jax.runs import cnn
   from test_reliability import _final_params, _launch, _wait_for_step
   ovr = {"train.num_epochs": 8, "train.steps_per_dispatch": 2,
          "train.checkpoint_every_epochs": 2, "data.stream": "on"}
@@ -248,7 +248,7 @@ def test_a_killed_streamed_process_resumes_to_the_same_parameters(ar_dir,
   assert "Resuming from the checkpoint at step" in out
   assert "Training input: data.stream=on" in out
   step, params = _final_params(workdir, ovr, ar_dir)
-  run.train_and_evaluate(tiny_config(ar_dir, **ovr), str(tmp_path / "ref"))
+  cnn.run(tiny_config(ar_dir, **ovr), str(tmp_path / "ref"))
   ref_step, ref_params = _final_params(tmp_path / "ref", ovr, ar_dir)
   assert step == ref_step == 48
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ref_params)):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fser_jax.data import labels
-from fser_jax.runs import cnn as run
+from fser_jax.runs import cnn
 from fser_jax.runs import scoring
 from fser_jax.train import transfer
 from fser_jax.config import ConfigError
@@ -130,7 +130,7 @@ def test_the_degenerate_line_counts_the_clips_it_scored():
 def test_evaluate_run_on_user_folder(source_run, user_recordings, tmp_path):
   """The real path: manifest -> TrainedRun's front-end -> report files."""
   out = tmp_path / "eval"
-  rep = evaluate.main(source_run, user_recordings, str(out))
+  rep = evaluate.run(None, source_run, user_recordings, str(out))
   assert rep["n_clips"] == 60 and rep["n_mapped"] == 60
   assert rep["label_map"] == {"angry": "anger", "fear": "anxiety",
                               "happy": "happiness", "neutral": "neutral",
@@ -196,7 +196,7 @@ def test_frozen_layers_are_bitwise_unchanged(source_run, tfds_dir,
   c = own_tiny_config(tfds_dir, user_recordings,
                       **{"train.init_from": source_run, "train.freeze": freeze,
                          "train.num_epochs": 1})
-  rep = run.train_and_evaluate(c, str(tmp_path))
+  rep = cnn.run(c, str(tmp_path))
   assert rep["init_from"]["freeze"] == freeze
   after = _pure(TrainedRun(str(tmp_path)).params)
   before = _pure(TrainedRun(source_run).params)
@@ -214,7 +214,7 @@ def test_init_from_norm_keeps_the_source_statistics(source_run, tfds_dir,
   c = own_tiny_config(tfds_dir, user_recordings,
                       **{"train.init_from": source_run,
                          "train.init_from_norm": True, "train.num_epochs": 1})
-  run.train_and_evaluate(c, str(tmp_path))
+  cnn.run(c, str(tmp_path))
   with open(os.path.join(source_run, "normalisation.json")) as f:
     src = json.load(f)
   with open(tmp_path / "normalisation.json") as f:
@@ -245,7 +245,7 @@ def test_learning_curve_end_to_end_and_resumes(source_run, tfds_dir,
     c.learning_curve.steps = 3
     c.learning_curve.batch_size = 8
     c.learning_curve.arms = ("baseline", "probe", "scratch", "finetune")
-  out = learning_curve.run_curve(c, str(tmp_path))
+  out = learning_curve.run(c, str(tmp_path))
   assert set(out["arms"]) == set(learning_curve.ROWS) | {"zero_shot"}
   assert out["arms"]["egemaps"] == []  # learning_curve.egemaps is off
   linear = {a for a in learning_curve.LINEAR  # no egemaps, no encoder here
@@ -301,7 +301,7 @@ def test_learning_curve_end_to_end_and_resumes(source_run, tfds_dir,
   md = (tmp_path / "learning_curve.md").read_text()
   assert out["recommendation"][0]["text"] in md
   stamp = os.path.getmtime(tmp_path / "scratch" / "k2_r0" / "report.json")
-  again = learning_curve.run_curve(c, str(tmp_path))  # read back, not retrained
+  again = learning_curve.run(c, str(tmp_path))  # read back, not retrained
   assert os.path.getmtime(tmp_path / "scratch" / "k2_r0" /
                           "report.json") == stamp
   assert again["arms"]["scratch"] == out["arms"]["scratch"]
@@ -351,7 +351,7 @@ def test_finetune_from_a_mismatched_source_stays_finite(
       c.learning_curve.repeats = 1
       c.learning_curve.arms = ("finetune",)
       c.learning_curve.batch_size = 8
-    return learning_curve.run_curve(c, workdir)
+    return learning_curve.run(c, workdir)
 
   out = curve(str(tmp_path / "recipe"))
   with open(tmp_path / "recipe" / "finetune" / "k5_r0" / "metrics.jsonl") as f:
@@ -399,7 +399,7 @@ def test_bad_inputs_exit_2_with_one_line(source_run, user_recordings,
 def test_evaluate_on_a_built_tfds_dataset(source_run, tfds_dir, tmp_path):
   """--data fser/<config>: identical class names, the run's own test clips
   among them; the probabilities equal the run's own path (one code path)."""
-  rep = evaluate.main(source_run, "fser/synthetic_small", str(tmp_path),
+  rep = evaluate.run(None, source_run, "fser/synthetic_small", str(tmp_path),
                       data_dir=tfds_dir)
   assert rep["n_clips"] == 192 and rep["n_unmapped"] == 0
   assert set(rep["label_map_how"].values()) == {"identical"}

@@ -1,4 +1,5 @@
-"""Multi-head attention over [B, T, H, dh], shared by the encoder families."""
+"""What the encoder families share: multi-head attention over [B, T, H, dh]
+and the exact (erf) GELU both use."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ import jax
 import jax.numpy as jnp
 
 LONG = 512  # positions from which attention runs one head at a time
+
+
+def gelu(x):
+  """GELU with the exact erf, as both families' reference code has it."""
+  return jax.nn.gelu(x, approximate=False)
 
 
 def attend(q, k, v, valid=None, bias=None, gate=None):

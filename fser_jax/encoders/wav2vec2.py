@@ -32,7 +32,7 @@ from flax import nnx
 
 from fser_jax.cpu import xla as xla_cpu
 from fser_jax.encoders import compiled, pooling
-from fser_jax.encoders.attention import attend
+from fser_jax.encoders.attention import attend, gelu
 
 SAMPLE_RATE = 16000
 FAMILIES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
@@ -68,9 +68,6 @@ def frames_of(samples, cfg: Config, first: int = 0, last: int | None = None):
     samples = (samples - k) // s + 1
   return samples
 
-
-def _gelu(x):
-  return jax.nn.gelu(x, approximate=False)
 
 
 class ChannelNorm(nnx.Module):
@@ -113,7 +110,7 @@ def first_layer_group(conv: nnx.Conv, norm: ChannelNorm, wav, valid):
   for i in range(q):  # elementwise, so XLA fuses it with the GELU
     for j in range(s):
       y = y + rows[:, i:i + t, j, None] * kernel[:, None, i * s + j]
-  return _gelu(y)
+  return gelu(y)
 
 
 def relative_buckets(t: int, num_buckets: int, max_distance: int
@@ -174,7 +171,7 @@ class Layer(nnx.Module):
     self.ffn_norm = nnx.LayerNorm(cfg.d_model, epsilon=cfg.eps, rngs=rngs)
 
   def __call__(self, x, valid, bias=None):
-    ffn = lambda y: self.fc2(_gelu(self.fc1(y)))
+    ffn = lambda y: self.fc2(gelu(self.fc1(y)))
     if self.pre_norm:
       x = x + self.attn(self.attn_norm(x), valid, bias)
       return x + ffn(self.ffn_norm(x))
@@ -235,7 +232,7 @@ class Encoder(nnx.Module):
       x = conv(x)
       if cfg.feat_extract_norm == "layer":
         x = self.conv_norms[i](x)
-      x = _gelu(x)
+      x = gelu(x)
     if self.proj_norm is not None:
       x = self.proj_norm(x)
     x = self.proj(x)
@@ -246,9 +243,9 @@ class Encoder(nnx.Module):
     for i, conv in enumerate(self.pos_convs):
       pos = conv(pos)[:, :t]
       if cfg.pos_layers:
-        pos = _gelu(self.pos_norms[i](pos)) * keep
+        pos = gelu(self.pos_norms[i](pos)) * keep
       else:
-        pos = _gelu(pos)
+        pos = gelu(pos)
     x = x + pos
     if not cfg.stable_layer_norm:
       x = self.norm(x)

@@ -25,7 +25,7 @@ import numpy as np
 from flax import nnx
 
 from fser_jax.encoders import pooling
-from fser_jax.encoders.attention import LONG, attend  # noqa: F401
+from fser_jax.encoders.attention import LONG, attend, gelu  # noqa: F401
 
 SAMPLE_RATE = 16000
 N_FFT = 400
@@ -76,9 +76,6 @@ def sinusoids(length: int, channels: int) -> np.ndarray:
   return np.concatenate([np.sin(t), np.cos(t)], axis=1).astype(np.float32)
 
 
-def _gelu(x):
-  return jax.nn.gelu(x, approximate=False)
-
 
 class Attention(nnx.Module):
   def __init__(self, d: int, heads: int, rngs: nnx.Rngs):
@@ -107,7 +104,7 @@ class Layer(nnx.Module):
 
   def __call__(self, x, valid=None):
     x = x + self.attn(self.attn_norm(x), valid)
-    return x + self.fc2(_gelu(self.fc1(self.ffn_norm(x))))
+    return x + self.fc2(gelu(self.fc1(self.ffn_norm(x))))
 
 
 class Encoder(nnx.Module):
@@ -130,11 +127,11 @@ class Encoder(nnx.Module):
     """`frames` [B] (optional): each clip's valid mel frames when a batch
     is zero-padded to one length; each clip's states then equal its own
     unpadded run's at its valid positions (ceil(frames / 2))."""
-    x = _gelu(self.conv1(jnp.swapaxes(mel, 1, 2)))
+    x = gelu(self.conv1(jnp.swapaxes(mel, 1, 2)))
     valid = None
     if frames is not None:  # what conv2 reads past a clip's end: zeros
       x = x * (jnp.arange(x.shape[1])[None, :] < frames[:, None])[..., None]
-    x = _gelu(self.conv2(x))
+    x = gelu(self.conv2(x))
     t = x.shape[1]
     if t > self.cfg.max_positions:
       raise ValueError(f"{t} positions: Whisper's encoder takes at most "

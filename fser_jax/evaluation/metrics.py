@@ -30,12 +30,6 @@ PAPER = {
 }
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-  z = logits - logits.max(-1, keepdims=True)
-  e = np.exp(z)
-  return e / e.sum(-1, keepdims=True)
-
-
 def summary(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:
   """Accuracy, UA and F1s of a subset (classes absent from it are ignored)."""
   labels = np.unique(y_true)
@@ -139,8 +133,9 @@ def dominant_line(d: dict | None) -> str | None:
           "on this run's embedding and their per-speaker forms).")
 
 
-def pct(x) -> str:
-  return "-" if x is None else f"{100 * x:.2f}"
+def pct(x, digits: int = 2) -> str:
+  """A fraction as a percentage for a table ('-' for None)."""
+  return "-" if x is None else f"{100 * x:.{digits}f}"
 
 
 def to_markdown(rep: dict, *, title: str = "FSER test report",

@@ -32,7 +32,7 @@ def _load(path: str, rate: int):
   return audio.load_audio(path, rate)
 
 
-def run_embed(config, workdir: str) -> dict:
+def run(config, workdir: str) -> dict:
   if not config.encoder.path:
     raise ConfigError("--mode embed needs --config.encoder.path=DIR (a "
                       "checkpoint folder, docs/encoders.md)")

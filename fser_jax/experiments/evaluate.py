@@ -87,8 +87,12 @@ def to_markdown(rep: dict, source: str, problems: list[str]) -> str:
                                  extra="\n".join(lines))
 
 
-def main(workdir: str, data: str, output_dir: str, *, label_map=None,
-         data_dir: str = "", columns: str = "") -> dict:
+def run(config, workdir: str, data: str, output_dir: str, *, label_map=None,
+        data_dir: str = "", columns: str = "") -> dict:
+  """The trained run in `workdir` scored on the labelled clips of `data`
+  (label names mapped to its classes); the report goes to `output_dir`.
+  `config` is None: this mode reads the trained run's own config from
+  `workdir` (every mode's entry point is `run(config, workdir, ...)`)."""
   if not data:
     raise DataError("--mode evaluate needs --data (a label-folder, a .csv "
                     "manifest or a built TFDS name like fser/emodb)")

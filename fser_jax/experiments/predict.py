@@ -197,12 +197,14 @@ def predict_files(run: TrainedRun, files: list[str], *, on_rows=None,
   return rows
 
 
-def main(workdir: str, audio: list[str], output: str | None = None,
-         abstain_below: str | None = None,
-         normalize_by: str = "auto") -> list[dict]:
+def run(config, workdir: str, audio: list[str], output: str | None = None,
+        abstain_below: str | None = None,
+        normalize_by: str = "auto") -> list[dict]:
   """Predicts every file; `abstain_below` ('coverage=0.8' | 'prob=0.5') adds
   the `abstained` (yes/no) and `reason` columns; `normalize_by`: see
-  rows_for."""
+  rows_for.
+  `config` is None: this mode reads the trained run's own config from
+  `workdir` (every mode's entry point is `run(config, workdir, ...)`)."""
   files = expand(audio)
   if not files:
     raise DataError("no audio files given: use --audio FILE|DIR|GLOB")

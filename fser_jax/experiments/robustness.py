@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from fser_jax.evaluation import metrics as metrics_lib
 from fser_jax.data import dataset_io
 from fser_jax.frontend import wave_augment
 from fser_jax.errors import DataError
@@ -137,10 +138,13 @@ def score_condition(run: TrainedRun, name: str, wavs, labels, meta, *,
   return row, dist
 
 
-def run_conditions(workdir: str, *, data: str = "", output_dir: str = "",
-                   label_map=None, data_dir: str = "", seed: int = 0,
-                   columns: str = "",
-                   conditions=None) -> dict:
+def run(config, workdir: str, *, data: str = "", output_dir: str = "",
+        label_map=None, data_dir: str = "", seed: int = 0, columns: str = "",
+        conditions=None) -> dict:
+  """The trained run in `workdir` under each channel condition (its test
+  clips, or `data`'s); JSON, Markdown and a plot in `output_dir`.
+  `config` is None: this mode reads the trained run's own config from
+  `workdir` (every mode's entry point is `run(config, workdir, ...)`)."""
   conditions = list(conditions or wave_augment.CONDITIONS)
   if "clean" not in conditions:
     conditions.insert(0, "clean")
@@ -212,10 +216,6 @@ def run_conditions(workdir: str, *, data: str = "", output_dir: str = "",
   return result
 
 
-def _pct(v):
-  return "-" if v is None else f"{100 * v:.1f}"
-
-
 def to_markdown(result: dict) -> str:
   lines = [f"# Robustness of `{result['run']}` (checkpoint step "
            f"{result['checkpoint_step']})", "",
@@ -228,9 +228,9 @@ def to_markdown(result: dict) -> str:
            "flag AUROC |", "|---|---|---|---|---|---|"]
   for r in result["conditions"]:
     auc = "-" if r["flag_auroc"] is None else f"{r['flag_auroc']:.2f}"
-    lines.append(f"| {r['name']} | {_pct(r['ua'])} | "
-                 f"{100 * r['drop_ua']:+.1f} | {_pct(r['acc'])} | "
-                 f"{_pct(r['unfamiliar'])} | {auc} |")
+    lines.append(f"| {r['name']} | {metrics_lib.pct(r['ua'], 1)} | "
+                 f"{100 * r['drop_ua']:+.1f} | {metrics_lib.pct(r['acc'], 1)} | "
+                 f"{metrics_lib.pct(r['unfamiliar'], 1)} | {auc} |")
   return "\n".join(lines) + "\n"
 
 

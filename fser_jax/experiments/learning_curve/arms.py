@@ -35,7 +35,6 @@ LINEAR = ("baseline", "baseline_speaker", "egemaps", "egemaps_speaker",
           "encoder+baseline_speaker")
 
 
-CHOICE_RULES = ("one_se", "best")
 
 
 def at_rate(waveforms, rate: int, target: int):

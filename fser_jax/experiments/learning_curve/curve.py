@@ -309,17 +309,13 @@ def _arm_list(lc) -> list[str]:
   return wanted
 
 
-def run_curve(config, workdir: str, *, overwrite: bool = False) -> dict:
+def run(config, workdir: str, *, overwrite: bool = False) -> dict:
   config_lib.validate(config)
   lc = config.learning_curve
   shots = [int(k) for k in lc.shots]
   if not shots or any(k == 0 or k < -1 for k in shots):
     raise config_lib.ConfigError(f"config learning_curve.shots={lc.shots!r}: "
                                  "clips per class, positive or -1 (all)")
-  if lc.choice_rule not in linear_arms.CHOICE_RULES:
-    raise config_lib.ConfigError(
-        f"config learning_curve.choice_rule={lc.choice_rule!r}: expected one "
-        f"of {linear_arms.CHOICE_RULES}")
   wanted = _arm_list(lc)
   shots = sorted(set(shots), key=lambda k: (k < 0, k))
   os.makedirs(workdir, exist_ok=True)

@@ -5,10 +5,6 @@ from __future__ import annotations
 from fser_jax.evaluation import metrics as metrics_lib
 
 
-def _pct(x) -> str:
-  return "-" if x is None else f"{100 * x:.1f}"
-
-
 def _cell(row: dict) -> str:
   if row["ua_mean"] is None:
     return "diverged"
@@ -54,9 +50,9 @@ def to_markdown(out: dict, rows, cnn_arms, not_learned: float) -> str:
                         for a in dict.fromkeys(c["arms"]))
       best = c["best_in_hindsight"]
       lines.append(
-          f"| {k} | {picks} | {_pct(c['cv_ua'])} | {_pct(c['test_ua'])} ± "
-          f"{_pct(c['test_ua_std'])} | {_cell(b) if b else '-'} | "
-          f"{best['arm']} {_pct(best['ua'])} |")
+          f"| {k} | {picks} | {metrics_lib.pct(c['cv_ua'], 1)} | {metrics_lib.pct(c['test_ua'], 1)} ± "
+          f"{metrics_lib.pct(c['test_ua_std'], 1)} | {_cell(b) if b else '-'} | "
+          f"{best['arm']} {metrics_lib.pct(best['ua'], 1)} |")
   steps = ", ".join(f"{s} (k={k})" for k, s in out["steps_per_cell"].items())
   lines += ["", f"Test set: {out['test_clips']} clips, {out['test_set']}; "
             f"fixed for every cell. {out['repeats']} draws per k (nested); "
