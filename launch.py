@@ -104,7 +104,8 @@ def main(argv):
   logging.info("model.conv_impl='auto' here in %s: %s", precision,
                "%s (%s)" % xla_cpu.conv_impl(jax.default_backend(), precision,
                                              onednn_ok=onednn.ok,
-                                             winograd_ok=onednn.winograd_ok))
+                                             winograd_ok=onednn.winograd_ok,
+                                             bfloat16_ok=onednn.bfloat16_ok))
   logging.info("JAX compilation cache: %s", jax_cache.CHOICE)
   # Every mode's entry point is `run(config, workdir, **options)`; the
   # modes that use a trained run read its config from the workdir.

@@ -4,8 +4,9 @@ Values and all three gradients against lax.conv (float32 to rounding,
 bfloat16 to its precision), shapes the model never uses (odd sizes, a 5x5
 kernel), the first layer's unused input gradient removed from the compiled
 step, the model's logits against conv_impl='xla', and a clear error where
-oneDNN is missing. Skipped where oneDNN does not build (no libdnnl-dev or
-fser_jax[onednn])."""
+oneDNN is missing or has no bfloat16 kernels for the CPU. Skipped where
+oneDNN does not build (no libdnnl-dev or fser_jax[onednn]); the bfloat16
+cases where oneDNN cannot run them on this CPU."""
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +20,11 @@ from fser_jax.cpu import xla as xla_cpu
 
 OK, WHY = onednn.available()
 needs_onednn = pytest.mark.skipif(not OK, reason=WHY)
+# What oneDNN itself says (a CPU without AVX512_BF16 or AMX, or one capped
+# by ONEDNN_MAX_CPU_ISA, can have none), not what the tests' machine had.
+needs_bfloat16 = pytest.mark.skipif(
+    not (OK and onednn.bfloat16_ok()),
+    reason=onednn.bfloat16_message("bfloat16 in oneDNN") if OK else WHY)
 
 
 def _lax(x, k, b):
@@ -31,35 +37,50 @@ def _both(f, x, k, b, g):
   return (y, *vjp(g))
 
 
-@needs_onednn
-@pytest.mark.parametrize("shape,ksize", [((2, 9, 7, 3), 3), ((3, 6, 10, 5), 5),
-                                         ((2, 8, 8, 16), 3)])
-def test_values_and_gradients_match_lax(shape, ksize):
+_SHAPES = pytest.mark.parametrize(
+    "shape,ksize", [((2, 9, 7, 3), 3), ((3, 6, 10, 5), 5), ((2, 8, 8, 16), 3)])
+
+
+def _case(shape, ksize, f=6):
+  """x, kernel, bias, output gradient (float32) and lax.conv's y, dx, dk,
+  db for them."""
   r = np.random.default_rng(0)
-  f = 6
   x = jnp.asarray(r.normal(size=shape), jnp.float32)
   k = jnp.asarray(r.normal(size=(ksize, ksize, shape[-1], f)) * 0.2,
                   jnp.float32)
   b = jnp.asarray(r.normal(size=(f,)), jnp.float32)
   g = jnp.asarray(r.normal(size=shape[:3] + (f,)), jnp.float32)
-  want = jax.jit(lambda *a: _both(_lax, *a))(x, k, b, g)
+  return (x, k, b, g), jax.jit(lambda *a: _both(_lax, *a))(x, k, b, g)
+
+
+@needs_onednn
+@_SHAPES
+def test_values_and_gradients_match_lax(shape, ksize):
+  (x, k, b, g), want = _case(shape, ksize)
   got = jax.jit(lambda *a: _both(onednn.conv, *a))(x, k, b, g)
   for name, w, o in zip(("y", "dx", "dk", "db"), want, got):
     assert o.shape == w.shape and o.dtype == jnp.float32, name
     np.testing.assert_allclose(o, w, rtol=1e-4, atol=1e-4 * float(
         jnp.abs(w).max()), err_msg=name)
-  # bfloat16 in, bfloat16 out, within bfloat16's precision of the f32 result.
-  got16 = jax.jit(lambda *a: _both(onednn.conv, *a))(
-      *(a.astype(jnp.bfloat16) for a in (x, k, b, g)))
-  for name, w, o in zip(("y", "dx", "dk", "db"), want, got16):
-    assert o.dtype == jnp.bfloat16, name
-    err = float(jnp.abs(o.astype(jnp.float32) - w).max() / jnp.abs(w).max())
-    assert err < 3e-2, (name, err)
   # A wrong kernel or dtype is a one-line error before anything runs.
   with pytest.raises(ValueError, match="do not match"):
     onednn.conv(x, k[:, :, :1], b)
   with pytest.raises(ValueError, match="float32 or bfloat16"):
     onednn.conv(x.astype(jnp.float16), k, b)
+
+
+@needs_bfloat16
+@_SHAPES
+def test_bfloat16_values_and_gradients_match_lax(shape, ksize):
+  """bfloat16 in, bfloat16 out, within bfloat16's precision of lax.conv's
+  float32 result."""
+  args, want = _case(shape, ksize)
+  got16 = jax.jit(lambda *a: _both(onednn.conv, *a))(
+      *(a.astype(jnp.bfloat16) for a in args))
+  for name, w, o in zip(("y", "dx", "dk", "db"), want, got16):
+    assert o.dtype == jnp.bfloat16, name
+    err = float(jnp.abs(o.astype(jnp.float32) - w).max() / jnp.abs(w).max())
+    assert err < 3e-2, (name, err)
 
 
 _MIXED = dict(image_size=16, filters=(8, 16, 64, 8), dense=(16,))
@@ -162,11 +183,16 @@ def test_winograd_values_and_gradients_match_lax(shape, f):
 @needs_winograd
 def test_onednn_winograd_model_matches_xla():
   """'onednn_winograd': the first layer's phase matmul, oneDNN's Winograd
-  for every later 3x3 layer; same values and gradients as 'xla'; in
-  bfloat16 it is 'onednn' (direct)."""
+  for every later 3x3 layer; same values and gradients as 'xla'."""
   text = _matches_xla("onednn_winograd")
   assert text.count('custom_call_target="fser_FserOnednnConvForward"') == 3
   assert text.count("winograd = true") == 3
+
+
+@needs_bfloat16
+def test_onednn_winograd_in_bfloat16_is_onednn():
+  """In bfloat16 'onednn_winograd' is 'onednn': every layer in oneDNN's
+  direct convolution."""
   text16 = _forward_hlo(model_lib.FSER(3, conv_impl="onednn_winograd",
                                        rngs=nnx.Rngs(0), dtype=jnp.bfloat16,
                                        **_MIXED))
@@ -210,6 +236,68 @@ def test_without_avx512_winograd_is_off_and_falls_back_to_direct():
       "(")[0].split()[-1]
 
 
+@needs_onednn
+def test_without_native_bfloat16_asking_for_it_is_one_clear_line():
+  """oneDNN limited to AVX2 (as on an AVX2-only EPYC, on any CPU): the
+  probe says no bfloat16 kernels, 'auto' does not choose oneDNN for
+  bfloat16 even where the CPU's flags report AVX512_BF16, and asking for
+  it by name, in the model or in onednn.conv, is one UserError line that
+  names the settings and what to use, raised before oneDNN is asked for a
+  primitive; float32 still runs in oneDNN."""
+  import os
+  import subprocess
+  import sys
+  code = (
+      "import jax, jax.numpy as jnp\n"
+      "from flax import nnx\n"
+      "from fser_jax import errors\n"
+      "from fser_jax.cpu import onednn, xla as xla_cpu\n"
+      "from fser_jax.model import cnn, kernels\n"
+      "print('ok', onednn.ok(), onednn.bfloat16_ok())\n"
+      "print('auto', kernels.resolve_conv_impl('auto', jnp.bfloat16))\n"
+      "print('auto_bf16_cpu', xla_cpu.conv_impl('cpu', 'bfloat16', "
+      "flags={'avx2', 'avx512f', 'avx512_bf16'}, onednn_ok=onednn.ok, "
+      "bfloat16_ok=onednn.bfloat16_ok)[0])\n"
+      "x = jnp.ones((2, 8, 8, 3), jnp.bfloat16)\n"
+      "k = jnp.ones((3, 3, 3, 4))\n"
+      "for name, call in [('model', lambda: cnn.FSER(3, conv_impl='onednn', "
+      "dtype=jnp.bfloat16, rngs=nnx.Rngs(0))), ('conv', lambda: jax.jit("
+      "onednn.conv)(x, k, jnp.zeros(4)))]:\n"
+      "  try:\n"
+      "    call()\n"
+      "    print(name, 'no error')\n"
+      "  except errors.UserError as e:\n"
+      "    print(name, type(e).__name__, str(e).replace('\\n', '|'))\n"
+      "print('built', repr(onednn.impls()))\n"
+      "y = onednn.conv(x.astype(jnp.float32), k, jnp.zeros(4))\n"
+      "print('f32', float(y[0, 0, 0, 0]), float(y[0, 1, 1, 0]))\n")
+  env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2",
+         "DNNL_MAX_CPU_ISA": "AVX2", xla_cpu.NO_TUNE_ENV: "1"}
+  p = subprocess.run([sys.executable, "-c", code], env=env,
+                     capture_output=True, text=True, timeout=300)
+  assert p.returncode == 0, p.stderr[-2000:]
+  out = dict(l.split(" ", 1) for l in p.stdout.splitlines())
+  assert out["ok"] == "True False"
+  assert out["auto"] != "onednn" and out["auto_bf16_cpu"] == "xla"
+  cap = "ONEDNN_MAX_CPU_ISA=AVX2 DNNL_MAX_CPU_ISA=AVX2"
+  kind, msg = out["model"].split(" ", 1)
+  assert kind == "Unsupported", out["model"]
+  assert msg.startswith("model.conv_impl='onednn' with "
+                        "train.precision='bfloat16': oneDNN has no bfloat16 "
+                        "convolutions for this CPU ("), msg
+  assert cap in msg and "|" not in msg
+  assert "use model.conv_impl='auto' or train.precision='float32'" in msg
+  kind, msg = out["conv"].split(" ", 1)
+  assert kind == "Unsupported" and msg.startswith(
+      "onednn.conv in bfloat16 (train.precision='bfloat16'): oneDNN has no "
+      "bfloat16 convolutions"), out["conv"]
+  # Refused before any primitive was built; then float32 builds one.
+  assert out["built"] == "''"
+  # Ones: a corner sums 2x2 of the 3x3 window (SAME padding), 3 channels;
+  # an inner pixel all of it.
+  assert out["f32"] == "12.0 27.0"
+
+
 def test_auto_picks_onednn_for_bfloat16_only_where_measured(monkeypatch,
                                                             tmp_path):
   monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # no tuner cache
@@ -217,6 +305,9 @@ def test_auto_picks_onednn_for_bfloat16_only_where_measured(monkeypatch,
   yes, no = (lambda: True), (lambda: False)
   assert xla_cpu.conv_impl("cpu", "bfloat16", bf16_cpu, yes)[0] == "onednn"
   assert xla_cpu.conv_impl("cpu", "bfloat16", bf16_cpu, no)[0] == "xla"
+  # The flags say AVX512_BF16, oneDNN says no (ONEDNN_MAX_CPU_ISA).
+  assert xla_cpu.conv_impl("cpu", "bfloat16", bf16_cpu, yes,
+                           bfloat16_ok=no)[0] == "xla"
   assert xla_cpu.conv_impl("cpu", "bfloat16", {"avx2"}, yes)[0] == "xla"
   amd = dict(vendor="AuthenticAMD")
   assert xla_cpu.conv_impl("cpu", "float32", bf16_cpu, yes, **amd)[0] == \
@@ -237,6 +328,15 @@ def test_auto_picks_onednn_for_bfloat16_only_where_measured(monkeypatch,
   assert xla_cpu.conv_impl("cpu", "float32", bf16_cpu)[0] != "onednn"
   assert xla_cpu.conv_impl("cpu", "float32", bf16_cpu, no,
                            vendor="GenuineIntel")[0] == "winograd"
+  # ... and so does a tuned bfloat16 choice of oneDNN where oneDNN has no
+  # bfloat16 (a CPU without native bfloat16: untuned, 'auto' is 'xla').
+  avx512 = {"avx2", "avx512f"}
+  xla_cpu.save_tuned({"bfloat16_conv_impl": "onednn"},
+                     xla_cpu.machine_key(avx512))
+  assert xla_cpu.conv_impl("cpu", "bfloat16", avx512, yes,
+                           bfloat16_ok=yes)[0] == "onednn"
+  assert xla_cpu.conv_impl("cpu", "bfloat16", avx512, yes,
+                           bfloat16_ok=no)[0] == "xla"
 
 
 def test_missing_onednn_is_one_clear_line(monkeypatch, tmp_path):

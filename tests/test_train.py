@@ -325,7 +325,8 @@ def test_auto_conv_impl_is_chosen_per_backend_and_cpu():
   assert xla_cpu.conv_impl("cpu", "bfloat16", flags={"avx512f", "amx_bf16"},
                            onednn_ok=yes, winograd_ok=yes)[0] == "onednn"
   from fser_jax.cpu import onednn
-  ok = dict(onednn_ok=onednn.ok, winograd_ok=onednn.winograd_ok)
+  ok = dict(onednn_ok=onednn.ok, winograd_ok=onednn.winograd_ok,
+            bfloat16_ok=onednn.bfloat16_ok)
   want = xla_cpu.conv_impl(jax.default_backend(), **ok)[0]
   assert kernels.resolve_conv_impl("auto") == want
   assert kernels.resolve_conv_impl("auto", jnp.bfloat16) == \

@@ -40,6 +40,8 @@ import threading
 import jax
 import jax.numpy as jnp
 
+from fser_jax.errors import UserError
+
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                        "onednn_conv.cc")
 _TARGETS = {"forward": "FserOnednnConvForward",
@@ -47,6 +49,14 @@ _TARGETS = {"forward": "FserOnednnConvForward",
             "weights": "FserOnednnConvBackwardWeights"}
 _lock = threading.Lock()
 _state: dict = {}
+# The caps on the instruction sets oneDNN uses (3.x reads the first, 2.x
+# the second): a capped oneDNN sees less of the CPU than /proc/cpuinfo.
+ISA_CAP_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+
+
+class Unsupported(UserError, ValueError):
+  """A oneDNN convolution asked for where this oneDNN cannot run it on this
+  CPU; the message names the setting and what to use instead."""
 
 
 def _prefix() -> str | None:
@@ -150,6 +160,34 @@ def winograd_ok() -> bool:
   return _state["winograd"]
 
 
+def bfloat16_ok() -> bool:
+  """Whether `conv` runs in bfloat16 here: the oneDNN convolutions build and
+  oneDNN has bfloat16 kernels for all three passes on this CPU, as its ISA
+  cap (`ISA_CAP_ENV`) leaves it; asked of oneDNN once per process."""
+  if not ok():
+    return False
+  if "bfloat16" not in _state:
+    _state["bfloat16"] = bool(_load().FserOnednnBfloat16Ok())
+  return _state["bfloat16"]
+
+
+def bfloat16_message(setting: str) -> str:
+  """One line for `setting` (what asked for bfloat16 in oneDNN) where
+  `bfloat16_ok()` is False: the CPU as oneDNN sees it, and what to use."""
+  from fser_jax.cpu import xla as xla_cpu
+  native = [n for f, n in (("avx512_bf16", "AVX512_BF16"),
+                           ("amx_bf16", "AMX-BF16"))
+            if f in xla_cpu.cpu_flags()]
+  cpu = xla_cpu.cpu_model() + (" with " + " and ".join(native) if native
+                                else ", no AVX512_BF16 or AMX-BF16")
+  caps = [f"{k}={os.environ[k]}" for k in ISA_CAP_ENV if os.environ.get(k)]
+  if caps:
+    cpu += ", oneDNN capped by " + " ".join(caps)
+  return (f"{setting}: oneDNN has no bfloat16 convolutions for this CPU "
+          f"({cpu}); use model.conv_impl='auto' or train.precision="
+          "'float32' (bfloat16 is native on CPUs with AVX512_BF16 or AMX)")
+
+
 def impls() -> str:
   """Which kernel oneDNN chose for each convolution built so far."""
   lib = _load()
@@ -201,7 +239,9 @@ def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, *,
   three passes (float32, 3x3), the activations reordered to and from its
   blocked layout inside the call; where oneDNN has no Winograd kernel
   (`winograd_ok()` False: a CPU without AVX-512, oneDNN 3.x) the direct
-  convolution runs instead and `impls()` says so."""
+  convolution runs instead and `impls()` says so. bfloat16 where oneDNN has
+  no bfloat16 kernels for this CPU (`bfloat16_ok()` False) raises
+  `Unsupported` when traced."""
   if x.ndim != 4 or kernel.ndim != 4 or kernel.shape[2] != x.shape[-1]:
     raise ValueError(f"onednn.conv: x {x.shape} (NHWC) and kernel "
                      f"{kernel.shape} (HWIO) do not match")
@@ -212,4 +252,9 @@ def conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, *,
   if winograd and (x.dtype != jnp.float32 or kernel.shape[:2] != (3, 3)):
     raise ValueError("onednn.conv: winograd=True needs float32 and a 3x3 "
                      f"kernel, got {x.dtype} and {kernel.shape}")
+  # Here, before XLA builds the primitive: there oneDNN's refusal would be
+  # an INTERNAL error that names neither the setting nor a way out.
+  if x.dtype == jnp.bfloat16 and ok() and not bfloat16_ok():
+    raise Unsupported(bfloat16_message("onednn.conv in bfloat16 ("
+                                       "train.precision='bfloat16')"))
   return _conv(x, kernel.astype(x.dtype), bias.astype(x.dtype), winograd)

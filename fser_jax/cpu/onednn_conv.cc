@@ -443,3 +443,19 @@ extern "C" int FserOnednnWinogradOk() {
     return 0;
   }
 }
+
+// 1 where oneDNN has a bfloat16 implementation of all three direct passes
+// on this CPU, as capped by ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA (oneDNN
+// 2.x needs AVX-512 for them, and below AVX512_BF16 or AMX it emulates
+// bfloat16 arithmetic), else 0.
+extern "C" int FserOnednnBfloat16Ok() {
+  try {
+    Conv s{1, 8, 8, 16, 16, 3, 3, memory::data_type::bf16, false};
+    FwdPd(s);
+    BwdDataPd(s);
+    BwdWeiPd(s);
+    return 1;
+  } catch (const dnnl::error&) {
+    return 0;
+  }
+}

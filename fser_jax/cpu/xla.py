@@ -230,7 +230,7 @@ def bfloat16_note(flags: set[str] | None = None) -> str | None:
 def conv_impl(backend: str, dtype_name: str = "float32",
               flags: set[str] | None = None, onednn_ok=None,
               vendor: str | None = None,
-              winograd_ok=None) -> tuple[str, str]:
+              winograd_ok=None, bfloat16_ok=None) -> tuple[str, str]:
   """What `model.conv_impl='auto'` means on this machine: (impl, why).
 
   The tuner's cached choice, where this machine has one, comes first (its
@@ -253,31 +253,41 @@ def conv_impl(backend: str, dtype_name: str = "float32",
     layer in oneDNN too): 1.03-1.18x 'winograd' in four alternations on the
     Zen 4 EPYC.
   - bfloat16: 'onednn' where the CPU has native bfloat16 (AVX512_BF16 or
-    AMX-BF16) and the oneDNN convolutions build here (fser_jax/cpu/onednn.py):
+    AMX-BF16), the oneDNN convolutions build here (fser_jax/cpu/onednn.py)
+    and oneDNN runs them in bfloat16 (`bfloat16_ok`):
     on the Zen 4 EPYC (AVX512_BF16, no AMX) 2.5-2.7x XLA's bfloat16 step,
     whose convolutions widen every product to float32 in Eigen. Otherwise
     'xla' (Winograd's transforms need float32).
   GPUs: 'xla' (cuDNN picks its own algorithms, Winograd among them).
-  `onednn_ok`, `winograd_ok`: callables saying whether the oneDNN
-  convolutions build here and whether oneDNN's Winograd runs
-  (`fser_jax.cpu.onednn.ok`, `.winograd_ok`, passed in by
-  `kernels.resolve_conv_impl` and launch.py: this module sits below that
-  one); without them they are not considered."""
+  `onednn_ok`, `winograd_ok`, `bfloat16_ok`: callables saying whether the
+  oneDNN convolutions build here, whether oneDNN's Winograd runs and
+  whether its bfloat16 convolutions run (`fser_jax.cpu.onednn.ok`,
+  `.winograd_ok`, `.bfloat16_ok`, passed in by `kernels.resolve_conv_impl`
+  and launch.py: this module sits below that one); without the first two
+  they are not considered, without the third the CPU flags decide (they do
+  not see ONEDNN_MAX_CPU_ISA, which can leave oneDNN without bfloat16 on a
+  CPU that has it)."""
   if backend != "cpu":
     return "xla", f"{backend}: XLA's convolutions (cuDNN picks the algorithm)"
   flags = cpu_flags() if flags is None else flags
   if not flags:
     return "xla", "CPU features unknown: XLA's convolutions"
   onednn_ok = onednn_ok or (lambda: False)
+  native_bf16 = bool({"avx512_bf16", "amx_bf16"} & flags)
+  bfloat16_ok = bfloat16_ok or (lambda: native_bf16)
+
+  def onednn_runs():  # oneDNN's convolutions, in this dtype
+    return onednn_ok() and (dtype_name == "float32" or bfloat16_ok())
+
   tuned = load_tuned(machine_key(flags))
   field = "conv_impl" if dtype_name == "float32" else "bfloat16_conv_impl"
   if tuned and tuned.get(field):
     impl = tuned[field]
-    if "onednn" not in impl or onednn_ok():
+    if "onednn" not in impl or onednn_runs():
       return impl, (f"tuned on this machine ({tuned.get('date', '?')}; "
                     "python -m fser_jax.tools.tune)")
   if dtype_name != "float32":
-    if {"avx512_bf16", "amx_bf16"} & flags and onednn_ok():
+    if native_bf16 and onednn_runs():
       return "onednn", (f"{dtype_name} on a CPU with native bfloat16: "
                         "oneDNN's convolutions (2.5-2.7x XLA's bfloat16 "
                         "step and 1.00-1.18x Keras mixed_bfloat16 on an "

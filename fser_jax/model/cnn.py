@@ -53,6 +53,10 @@ class FSER(nnx.Module):
             "Winograd kernels for this CPU (oneDNN 3.x, or no AVX-512), so "
             "it would run its direct convolution; use 'onednn' for that, "
             "or 'auto'")
+      # Every oneDNN impl runs oneDNN's direct convolutions in bfloat16.
+      if jnp.dtype(dtype) == jnp.bfloat16 and not onednn.bfloat16_ok():
+        raise onednn.Unsupported(onednn.bfloat16_message(
+            f"model.conv_impl={conv_impl!r} with train.precision='bfloat16'"))
     convs, size, cin = [], image_size, in_channels
     for f in filters:
       convs.append(nnx.Conv(cin, f, (kernel_size, kernel_size), padding="SAME",

@@ -394,7 +394,8 @@ def resolve_conv_impl(conv_impl: str, dtype=jnp.float32) -> str:
   from fser_jax.cpu import onednn  # built on first use, where asked
   return xla_cpu.conv_impl(jax.default_backend(), jnp.dtype(dtype).name,
                            onednn_ok=onednn.ok,
-                           winograd_ok=onednn.winograd_ok)[0]
+                           winograd_ok=onednn.winograd_ok,
+                           bfloat16_ok=onednn.bfloat16_ok)[0]
 
 
 def conv_pool(conv_impl: str, i: int, cin: int, dtype,
