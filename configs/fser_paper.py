@@ -29,11 +29,12 @@ Guesses where the paper is silent (each a config key):
     with the best validation accuracy.
 
 The paper reports (Tables 2, 3): accuracy 95%, macro-F1 95%, macro ROC-AUC
-99.79% on 609 test clips; report.md prints those beside ours. Expect the run to
-be long: 255,600 steps x 64 images; at the 190 examples/s of the train step
-on a 2-core AVX2 EPYC (benchmarks/train_step.py, docs/performance.md) that
-is about 24 hours, against the paper's 8 days on a K80. Interrupt it at will: the same command
-resumes it.
+99.79% on 609 test clips (its 8 days on a K80); report.md prints those beside
+ours. The run is long, 255,600 steps of 64 images: the train step's rate on
+your CPU (docs/performance.md) says how long. Interrupt it at will: the same
+command resumes it.
+
+Expected: not measured in a committed result.
 """
 
 from fser_jax import config as config_lib

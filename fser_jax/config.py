@@ -109,8 +109,9 @@ def base() -> ml_collections.ConfigDict:
   c.model.dense = (512, 256)
   c.model.dense_dropout = 0.5
   # 'bernoulli' (one draw per value) or 'packed' (fewer random bits per
-  # value: the CPU step 1.27-1.65x faster; an unexplained difference in one
-  # extreme fine-tune keeps it off by default: fser_jax.model.kernels.dropout).
+  # value, a faster CPU step: docs/performance.md; an unexplained difference
+  # in one extreme fine-tune keeps it off by default:
+  # fser_jax.model.kernels.dropout).
   c.model.dropout_bits = "bernoulli"
   # How the convolutions are computed (same parameters and values, within
   # float32 rounding): 'auto' (the measured fastest for this backend and CPU,

@@ -1,10 +1,10 @@
 """JAX's persistent compilation cache, on by default.
 
 XLA compiles every new program, and on a small CPU that is much of a short
-run's time: on a 2-core AVX2 EPYC, creating the tiny test model's random
-parameters compiled for 13.4 s (threefry and the truncated normal, once per
-parameter shape); with the cache filled by an earlier process it took
-0.76 s. JAX can keep compiled programs on disk (docs: "Persistent
+run's time: even creating the tiny test model's random parameters compiles
+threefry and the truncated normal once per parameter shape, and a cache
+filled by an earlier process skips nearly all of it (measured:
+docs/reliability.md). JAX can keep compiled programs on disk (docs: "Persistent
 compilation cache"); `configure()` points it at `~/.cache/fser_jax/jax`
 (`$XDG_CACHE_HOME` respected), keeps programs that took over 0.1 s to
 compile, and bounds the folder at 2 GiB (least recently used first out;

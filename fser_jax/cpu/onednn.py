@@ -217,9 +217,9 @@ def _conv_fwd(x, kernel, bias, winograd):
 def _conv_bwd(winograd, res, g):
   # An unused input gradient (the first layer's: its input is data) is a
   # side-effect-free call that XLA removes.
-  # The bias gradient comes out of the weight-gradient pass (XLA's own
-  # reduction over the batch and image axes measured up to 24 ms for the
-  # first layer's output in bfloat16 on a Zen 4 EPYC).
+  # The bias gradient comes out of the weight-gradient pass, which reads g
+  # anyway: XLA's own reduction over the batch and image axes is another
+  # pass over the first layer's large output (measured: docs/performance.md).
   x, kernel = res
   dx = _call("data", [x.shape], x.dtype, g, kernel, winograd=winograd)[0]
   dk, db = _call("weights", [kernel.shape, kernel.shape[-1:]], x.dtype, x, g,

@@ -4,18 +4,10 @@ jaxlib 0.10.2's XLA:CPU sends float32 convolutions (backward ones included),
 dots and reductions to YNNPACK fusions by default
 (`--xla_cpu_experimental_ynn_fusion_type` defaults to individual_dot,
 individual_convolution, reduce). On CPUs without AVX-512 those convolutions
-are much slower than XLA's Eigen ones. Measured side by side in one process
-on a 2-core AMD EPYC with AVX2 (no AVX-512), `benchmarks/train_step.py
---batch_size 64 --baseline none --repeats 3`, float32:
-
-  XLA_FLAGS                                                  train step
-  (jaxlib default: YNNPACK for dots, convolutions, reductions)  141 ex/s
-  --xla_cpu_experimental_ynn_fusion_type=       (YNNPACK off)   287 ex/s
-  --xla_cpu_experimental_ynn_fusion_type=individual_dot,reduce  274 ex/s
-
-So on a CPU without AVX-512, `configure()` turns YNNPACK fusions off; on
-AVX-512 CPUs it sets the value measured fastest for the vendor (below). A
-flag the user set in XLA_FLAGS always wins.
+are much slower than XLA's Eigen ones, so there `configure()` turns YNNPACK
+fusions off; on AVX-512 CPUs it sets the value measured fastest for the
+vendor (below). A flag the user set in XLA_FLAGS always wins. The
+measurements behind each default, per CPU kind: docs/performance.md.
 `configure()` runs when fser_jax is imported (before the first computation,
 which is when XLA reads XLA_FLAGS); `CHOICE` says what it did and why, and
 launch.py logs it.
@@ -27,15 +19,17 @@ and jaxlib version (`tune_cache_path()`). Where that cache has this
 machine's entry, `configure()` and `conv_impl()` apply it; without one, the
 per-ISA defaults below apply:
 
-  AVX2 (no AVX-512)  YNNPACK fusions off, Winograd: measured here (above).
+  AVX2 (no AVX-512)  YNNPACK fusions off, Winograd: each faster than
+                     jaxlib's default and than lax convolutions on a 2-core
+                     AMD EPYC with AVX2.
   AVX-512, Intel     `individual_dot,reduce`, Winograd: the fastest of the
-                     candidates measured on a 2-core Xeon with AVX-512,
-                     AVX512_BF16 and AMX (jaxlib 0.10.2; 471 ex/s against
-                     jaxlib's default 217, Keras 525 in the same run).
-  AVX-512, AMD       YNNPACK fusions off, Winograd: the fastest measured on
-                     a 2-core Zen 4 EPYC with AVX-512 and AVX512_BF16, no
-                     AMX (jaxlib 0.10.2; tuner 322 ex/s against 264 for
-                     `individual_dot,reduce` and 172 for jaxlib's default).
+                     candidates without oneDNN on a 2-core Xeon with
+                     AVX-512, AVX512_BF16 and AMX (jaxlib 0.10.2).
+  AVX-512, AMD       YNNPACK fusions off, Winograd: the fastest on a 2-core
+                     Zen 4 EPYC with AVX-512 and AVX512_BF16, no AMX
+                     (jaxlib 0.10.2), where `individual_dot,reduce` lost in
+                     every alternation: the two vendors' CPUs disagree, so
+                     the untuned default goes by vendor.
   float32, AVX-512 with oneDNN 2.x built: `conv_impl='onednn_winograd'`
                      with the flag above (`conv_impl()` below).
   bfloat16 (AVX512_BF16 or AMX, oneDNN built): `conv_impl='onednn'`
@@ -138,12 +132,10 @@ def avx512_default(vendor: str) -> tuple[str, str]:
   """The YNNPACK flag's value on an untuned AVX-512 CPU and where it was
   measured: the two AVX-512 CPUs measured disagree, so it goes by vendor."""
   if vendor == "AuthenticAMD":
-    return "", ("YNNPACK fusions off, measured fastest on a 2-core AVX-512 "
-                "Zen 4 EPYC (Winograd: 303-350 ex/s against 256-305 for "
-                "individual_dot,reduce, three alternations)")
-  return AVX512_DEFAULT, (f"{AVX512_DEFAULT}, the fastest measured on a "
-                          "2-core AVX-512/AMX Xeon (2.2x jaxlib's default "
-                          "with Winograd)")
+    return "", ("YNNPACK fusions off, faster than individual_dot,reduce in "
+                "every alternation on an AVX-512 Zen 4 EPYC")
+  return AVX512_DEFAULT, (f"{AVX512_DEFAULT}, the fastest candidate without "
+                          "oneDNN on an AVX-512/AMX Xeon")
 
 
 def cpu_flags() -> set[str]:
@@ -177,11 +169,13 @@ def configure(environ=None, flags: set[str] | None = None,
     if tuned and tuned.get("ynn_fusion") is not None:
       if tuned["ynn_fusion"] != "default":
         put(tuned["ynn_fusion"])
-      CHOICE = (f"tuned on this machine ({tuned.get('date', '?')}): "
+      # The rates are this machine's, read from the tuner's cache.
+      CHOICE = ("tuned on this machine by python -m fser_jax.tools.tune: "
                 f"{FLAG}={tuned['ynn_fusion']} with conv_impl "
-                f"{tuned.get('conv_impl')}, {tuned.get('examples_per_sec', 0):.0f}"
-                f" ex/s against {tuned.get('default_examples_per_sec', 0):.0f} "
-                "for the untuned default (python -m fser_jax.tools.tune)")
+                f"{tuned.get('conv_impl')}, the fastest float32 candidate "
+                f"({tuned.get('examples_per_sec', 0):.0f} ex/s against "
+                f"{tuned.get('default_examples_per_sec', 0):.0f} for the "
+                "untuned default)")
     elif not flags:
       CHOICE = "CPU features unknown (no /proc/cpuinfo): jaxlib's default"
     elif "avx512f" in flags:
@@ -191,8 +185,8 @@ def configure(environ=None, flags: set[str] | None = None,
                 "run python -m fser_jax.tools.tune to measure this machine)")
     else:
       put("")
-      CHOICE = (f"CPU without AVX-512: {FLAG}= (YNNPACK fusions off, XLA's "
-                "Eigen convolutions; 2.0x faster train step measured on AVX2)")
+      CHOICE = (f"CPU without AVX-512: {FLAG}= (YNNPACK fusions off: XLA's "
+                "Eigen convolutions, faster than YNNPACK's without AVX-512)")
   return CHOICE
 
 
@@ -200,10 +194,10 @@ def ynn_off_options() -> dict:
   """jax.jit compiler options that turn YNNPACK fusions off for one
   program, whatever the process-wide choice; empty where the user set FLAG
   in XLA_FLAGS or asked for jaxlib's defaults. The wav2vec2 family's
-  encoders use them: on a 2-core AMX Xeon (same process, alternated) they
-  ran x1.03 (float32) and x1.04 (bfloat16) faster than with the AVX-512
-  Intel default, while Whisper's ran x0.92 and x0.66, so Whisper keeps
-  the process-wide choice (docs/encoders.md#speed)."""
+  encoders use them: on an AMX Xeon they ran faster with YNNPACK fusions
+  off than with the AVX-512 Intel default, in both precisions, while
+  Whisper's ran slower, so Whisper keeps the process-wide choice
+  (docs/encoders.md#speed)."""
   if USER_SET or os.environ.get("FSER_JAX_KEEP_XLA_DEFAULTS"):
     return {}
   return {FLAG.lstrip("-"): ""}
@@ -215,16 +209,16 @@ def bfloat16_note(flags: set[str] | None = None) -> str | None:
 
   Without it, every bfloat16 product is widened to float32 and narrowed
   back, and XLA:CPU's bfloat16 convolutions run in Eigen rather than the
-  float32 path's kernels: measured on the 2-core AVX2 EPYC
-  (`benchmarks/train_step.py --baseline none --repeats 3`, two runs back to
-  back), float32 130.5 ex/s, bfloat16 109.0 (x0.84)."""
+  float32 path's kernels, so the step is slower than float32's (measured on
+  an AVX2 EPYC: docs/performance.md)."""
   flags = cpu_flags() if flags is None else flags
   if not flags or {"avx512_bf16", "amx_bf16"} & flags:
     return None
   return ("train.precision='bfloat16' on a CPU without native bfloat16 "
           "arithmetic (no AVX512_BF16 / AMX-BF16): expect it to be slower "
-          "than float32 here (x0.84 measured on AVX2); use float32 on this "
-          "machine, bfloat16 on GPUs and AMX CPUs.")
+          "than float32 here (every product is widened to float32 and "
+          "back); use float32 on this machine, bfloat16 on GPUs and AMX "
+          "CPUs.")
 
 
 def conv_impl(backend: str, dtype_name: str = "float32",
@@ -237,27 +231,23 @@ def conv_impl(backend: str, dtype_name: str = "float32",
   float32 winner, or its fastest bfloat16 candidate for bfloat16). Without
   one, on CPUs:
   - float32: 'winograd' (kernels.winograd_conv for the layers with >= 64 input
-    channels, kernels.pooled_conv for the first). On a 2-core AVX2 EPYC
-    (batch 64, `benchmarks/train_step.py --conv_impl auto,xla`): 190.0 ex/s
-    with these, 131.1 with lax convolutions, Keras 108.5. On an AVX-512/AMX
-    Xeon the fastest float32 candidate measured (oneDNN's convolutions were
-    not among them).
+    channels, kernels.pooled_conv for the first): faster than lax
+    convolutions and than Keras on an AVX2 EPYC, and the fastest float32
+    candidate without oneDNN on an AVX-512/AMX Xeon.
     On an AVX-512 CPU where oneDNN's float32 Winograd kernels run
     (`onednn.winograd_ok`): 'onednn_winograd' (every 3x3 layer after the
-    first in oneDNN's Winograd F(4x4, 3x3)): on a 2-core Zen 4 EPYC x1.26
-    'winograd_onednn' (median of 8 alternated rounds in one process) and
-    1.34-1.46x Keras float32 in three same-run comparisons (commit 4eeb2d1,
-    docs/performance.md); on a 2-core AMX Xeon 1.24x Keras float32
-    (2026-12-06, docs/performance.md). Where only
-    the direct oneDNN convolutions run, on AMD 'winograd_onednn' (the second
-    layer in oneDNN too): 1.03-1.18x 'winograd' in four alternations on the
-    Zen 4 EPYC.
+    first in oneDNN's Winograd F(4x4, 3x3)), the fastest float32 step
+    measured on a Zen 4 EPYC and on an AMX Xeon. Where only the direct
+    oneDNN convolutions run, on AMD
+    'winograd_onednn' (the second layer in oneDNN too), faster than
+    'winograd' on the Zen 4 EPYC.
   - bfloat16: 'onednn' where the CPU has native bfloat16 (AVX512_BF16 or
     AMX-BF16), the oneDNN convolutions build here (fser_jax/cpu/onednn.py)
-    and oneDNN runs them in bfloat16 (`bfloat16_ok`):
-    on the Zen 4 EPYC (AVX512_BF16, no AMX) 2.5-2.7x XLA's bfloat16 step,
-    whose convolutions widen every product to float32 in Eigen. Otherwise
-    'xla' (Winograd's transforms need float32).
+    and oneDNN runs them in bfloat16 (`bfloat16_ok`): several times XLA's
+    bfloat16 step on the Zen 4 EPYC (AVX512_BF16, no AMX), whose
+    convolutions widen every product to float32 in Eigen. Otherwise 'xla'
+    (Winograd's transforms need float32).
+  The figures behind each: docs/performance.md.
   GPUs: 'xla' (cuDNN picks its own algorithms, Winograd among them).
   `onednn_ok`, `winograd_ok`, `bfloat16_ok`: callables saying whether the
   oneDNN convolutions build here, whether oneDNN's Winograd runs and
@@ -284,32 +274,30 @@ def conv_impl(backend: str, dtype_name: str = "float32",
   if tuned and tuned.get(field):
     impl = tuned[field]
     if "onednn" not in impl or onednn_runs():
-      return impl, (f"tuned on this machine ({tuned.get('date', '?')}; "
-                    "python -m fser_jax.tools.tune)")
+      return impl, "tuned on this machine by python -m fser_jax.tools.tune"
   if dtype_name != "float32":
     if native_bf16 and onednn_runs():
       return "onednn", (f"{dtype_name} on a CPU with native bfloat16: "
-                        "oneDNN's convolutions (2.5-2.7x XLA's bfloat16 "
-                        "step and 1.00-1.18x Keras mixed_bfloat16 on an "
-                        "AVX512_BF16 EPYC; 1.44x on an AMX Xeon)")
+                        "oneDNN's convolutions, which compute in bfloat16 "
+                        "where XLA's widen every product to float32")
     return "xla", f"{dtype_name}: Winograd's transforms need float32"
   winograd_ok = winograd_ok or (lambda: False)
   if "avx512f" in flags:
     if onednn_ok() and winograd_ok():
       return "onednn_winograd", (
           "CPU with AVX-512, not tuned here: oneDNN's Winograd for every 3x3 "
-          "layer after the first (1.34-1.46x Keras float32 in three runs on "
-          "a Zen 4 EPYC, 1.24x on an AMX Xeon; python -m fser_jax.tools.tune "
-          "measures this machine)")
+          "layer after the first (the fastest float32 step on a Zen 4 EPYC "
+          "and an AMX Xeon; python -m fser_jax.tools.tune measures this "
+          "machine)")
     if (vendor or cpu_vendor()) == "AuthenticAMD" and onednn_ok():
       return "winograd_onednn", (
           "AMD CPU with AVX-512, not tuned here: Winograd for the layers with "
-          ">= 64 input channels, oneDNN for the second (1.03-1.18x "
-          "'winograd' in four alternations on a Zen 4 EPYC)")
+          ">= 64 input channels, oneDNN for the second (faster than "
+          "'winograd' alone on a Zen 4 EPYC)")
     return "winograd", ("CPU has AVX-512, not tuned here: Winograd, the "
                         "fastest float32 candidate measured on an AVX-512 "
                         "Xeon (and without oneDNN on a Zen 4 EPYC)")
   return "winograd", ("CPU without AVX-512: Winograd F(4x4,3x3) for layers "
                       "with >= 64 input channels and the first layer as one "
-                      "matmul over its pooling phases (train step x1.45 "
-                      "measured on AVX2)")
+                      "matmul over its pooling phases (faster than lax "
+                      "convolutions on AVX2)")

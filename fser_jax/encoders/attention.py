@@ -20,11 +20,11 @@ def attend(q, k, v, valid=None, bias=None, gate=None):
   row scaled by `gate` [B, H, T] when given (WavLM's gated relative
   position bias). From LONG positions on, one (clip, head) at a time
   (lax.map): XLA:CPU then keeps each [T, T] block in cache instead of
-  writing all B x H of them to memory (30 s inputs, whisper-base, 2-core
-  Xeon: 0.33 -> 0.14 s per layer at batch 4)."""
+  writing all B x H of them to memory, which is faster at Whisper's 1500
+  positions (measured: docs/performance.md)."""
   b, t, h, dh = q.shape
-  if t < LONG:  # XLA's own attention: 2-2.5x the einsum-softmax-einsum
-    if bias is not None:  # written out here, on a 2-core Xeon (T = 249)
+  if t < LONG:  # XLA's own attention: faster than the einsum-softmax-einsum
+    if bias is not None:  # written out (docs/performance.md)
       bias = bias[None] if gate is None else gate[..., None] * bias[None]
     return jax.nn.dot_product_attention(
         q, k, v, bias=bias, scale=1.0, implementation="xla",

@@ -52,8 +52,8 @@ def valid_mask(lengths: jax.Array, n: int) -> jax.Array:
 
 def fft_size(n: int) -> int:
   """The smallest even 2^a 3^b 5^c >= n: XLA:CPU's FFT of such a size is as
-  fast as a power of two's, and up to 2x smaller (measured: 64 x 83200 in
-  37 ms, 64 x 131072 in 76 ms, AVX2 EPYC)."""
+  fast per point as a power of two's, and the size is up to 2x smaller, so
+  the FFT up to 2x faster (measured: docs/robustness.md)."""
   best = 1 << (int(n) - 1).bit_length()
   p5 = 1
   while p5 < best:
@@ -262,8 +262,8 @@ BANK_SECONDS = 16.0
 
 def noise_banks(sample_rate: int, seed: int = 0) -> dict[str, np.ndarray]:
   """White and pink noise banks of BANK_SECONDS, drawn once: training takes
-  random excerpts (1.8 ms for a batch of 64 x 4 s on a 2-core AVX2 CPU,
-  against 89 ms to draw that much Gaussian noise anew every step)."""
+  random excerpts of them, a copy per step, where a fresh Gaussian draw of
+  every sample each step is far slower (measured: docs/robustness.md)."""
   n = int(BANK_SECONDS * sample_rate)
   key = jax.random.key(seed)
   white = np.asarray(white_noise(jax.random.fold_in(key, 0), (1, n)))[0]

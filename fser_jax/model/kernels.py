@@ -352,10 +352,11 @@ def dropout(x: jax.Array, rate: float, key: jax.Array,
   model.dropout_bits='packed') draws as few random bits per value as
   express the rate exactly (1 for 0.5, 2 for 0.25 or 0.75, 4 for multiples
   of 1/16, else 8: the rate rounded to a multiple of 1/256), one 32-bit
-  word serving 32 / bits values, a faster step. Its masks pass
-  every statistical check we ran, but fine-tuning from a source with huge
-  logits ends at a higher training loss with them than with bernoulli's,
-  unexplained (docs/performance.md), so they are not the default.
+  word serving 32 / bits values, a faster step. Its masks keep the rate
+  and independence tests/test_train.py checks, but fine-tuning from a
+  source with huge logits ends at a higher training loss with them than
+  with bernoulli's, unexplained (docs/performance.md), so they are not the
+  default.
   """
   if rate <= 0.0:
     return x
