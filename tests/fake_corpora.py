@@ -134,7 +134,7 @@ if __name__ == "__main__":
   write_dummy_data(os.path.join(os.path.dirname(__file__), "dummy_data"))
 
 
-# --- the twelve more corpora (fser_jax/datasets/more_corpora.py) ----------------
+# --- the twelve more corpora (fser_jax/datasets/corpora.py) ---------------------
 # Each corpus: its native rate, its good files with what the builder must
 # read from them (label, speaker, gender[, extra checks]), written by hand
 # from the corpus's documented layout, and the files it must skip.
