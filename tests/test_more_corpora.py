@@ -232,3 +232,25 @@ def test_docs_list_every_corpus_config():
     if not cfg.name.startswith("synthetic"):
       assert f"fser/{cfg.name}" in text or f"`{cfg.name}`" in text, cfg.name
 
+
+def test_registry_entries_are_whole_and_each_has_a_fake_layout():
+  """One entry per name, each with a licence and a label map, whose example
+  path is a clip in its own layout; and each built by a test from a fake
+  copy of its layout: the paper's four from dummy_data/
+  (tests/test_datasets.py), every other one from MORE_GOOD (the builds
+  above)."""
+  names = [spec.name for spec in corpora.REGISTRY]
+  assert len(set(names)) == len(names) == len(corpora.CORPORA), names
+  for spec in corpora.REGISTRY:
+    assert spec.licence.strip(), f"{spec.name} has no licence"
+    assert spec.labels and all(spec.labels.values()), (
+        f"{spec.name} has no label map")
+    for example in spec.example.split(" or "):
+      name = corpora.corpus_relative(spec.name, example)
+      assert name and example.endswith(name), (spec.name, example, name)
+      assert spec.parse(name).label in spec.classes, example
+  dummy = os.path.join(os.path.dirname(datasets.__file__), "dummy_data")
+  assert sorted(os.listdir(dummy)) == sorted(fake_corpora.DUMMY)
+  assert not set(fake_corpora.DUMMY) & set(fake_corpora.MORE_GOOD)
+  missing = set(names) - set(fake_corpora.DUMMY) - set(fake_corpora.MORE_GOOD)
+  assert not missing, f"no fake layout in tests/fake_corpora.py: {missing}"
