@@ -262,7 +262,7 @@ RAVDESS_VIDEO = "FSER uses audio-only clips (modality 03)"
 REGISTRY = (
     Corpus("emodb", "EmoDB", "german",
            "its site's terms (emodb.bilderbar.info)", "wav/03a01Wa.wav",
-           layout=r"wav/[^/]+",  # not the label folders beside it
+           layout=r"wav/.+",  # not the label folders beside it
            stem=r"(?P<speaker>\d\d)(?P<text>[ab]\d\d)(?P<emotion>[A-Z])[a-z]",
            fields="speaker, text code, emotion letter, version",
            labels={"W": "anger", "L": "boredom", "E": "disgust", "A": "fear",
