@@ -15,11 +15,21 @@ import os
 import numpy as np
 import soundfile as sf
 
-from fser_jax.datasets import corpora
-
 # Each corpus's native rate (corpora.md); the builder resamples to 16 kHz.
 RATES = {"emodb": 16000, "emovo": 48000, "savee": 44100, "ravdess": 48000}
+# The complete corpora's codes, from ../shared/corpora.md (written out here,
+# not read from the registry under test).
 EMODB_COUNTS = {"W": 127, "L": 81, "N": 79, "F": 71, "A": 69, "T": 62, "E": 46}
+EMODB_SPEAKERS = ("03", "08", "09", "10", "11", "12", "13", "14", "15", "16")
+EMODB_TEXTS = ("a01", "a02", "a04", "a05", "a07", "b01", "b02", "b03", "b09",
+               "b10")
+EMOVO_SPEAKERS = ("f1", "f2", "f3", "m1", "m2", "m3")
+EMOVO_EMOTIONS = ("dis", "gio", "neu", "pau", "rab", "sor", "tri")
+EMOVO_SENTENCES = ("b1", "b2", "b3", "d1", "d2", "l1", "l2", "l3", "l4", "n1",
+                   "n2", "n3", "n4", "n5")
+SAVEE_SPEAKERS = ("DC", "JE", "JK", "KL")
+SAVEE_CODES = ("a", "d", "f", "h", "n", "sa", "su")
+RAVDESS_EMOTIONS = ("01", "02", "03", "04", "05", "06", "07", "08")
 
 
 def _tone(path: str, rate: int, seconds: float, seed: int) -> None:
@@ -34,8 +44,7 @@ def _tone(path: str, rate: int, seconds: float, seed: int) -> None:
 def emodb_names() -> list[str]:
   """535 EmoDB names with the real per-emotion counts (speakers, texts and
   versions cycled: real names differ, counts and speakers are what matter)."""
-  speakers = sorted(corpora.EMODB_MALE | corpora.EMODB_FEMALE)
-  texts = sorted(corpora.EMODB_TEXTS)
+  speakers, texts = EMODB_SPEAKERS, EMODB_TEXTS
   names, i = [], 0
   for emo, count in EMODB_COUNTS.items():
     for k in range(count):
@@ -48,15 +57,14 @@ def emodb_names() -> list[str]:
 
 def emovo_names() -> list[str]:
   return [f"EMOVO/{spk}/{emo}-{spk}-{sent}.wav"
-          for spk in sorted(corpora.EMOVO_SPEAKERS)
-          for emo in sorted(corpora.EMOVO_EMOTIONS)
-          for sent in sorted(corpora.EMOVO_SENTENCES)]
+          for spk in EMOVO_SPEAKERS for emo in EMOVO_EMOTIONS
+          for sent in EMOVO_SENTENCES]
 
 
 def savee_names(flat: bool = False) -> list[str]:
   names = []
-  for spk in sorted(corpora.SAVEE_SPEAKERS):
-    for code in sorted(corpora.SAVEE_EMOTIONS):
+  for spk in SAVEE_SPEAKERS:
+    for code in SAVEE_CODES:
       for k in range(1, (30 if code == "n" else 15) + 1):
         names.append(f"{spk}_{code}{k:02d}.wav" if flat
                      else f"AudioData/{spk}/{code}{k:02d}.wav")
@@ -67,7 +75,7 @@ def ravdess_names() -> list[str]:
   names = []
   for actor in range(1, 25):
     for emo, inten, stmt, rep in itertools.product(
-        sorted(corpora.RAVDESS_EMOTIONS), ("01", "02"), ("01", "02"),
+        RAVDESS_EMOTIONS, ("01", "02"), ("01", "02"),
         ("01", "02")):
       if emo == "01" and inten == "02":
         continue  # neutral has no strong intensity
@@ -126,7 +134,7 @@ if __name__ == "__main__":
   write_dummy_data(os.path.join(os.path.dirname(__file__), "dummy_data"))
 
 
-# --- the twelve more corpora (fser_jax/datasets/more_corpora.py) ----------------
+# --- the twelve more corpora (fser_jax/datasets/corpora.py) ---------------------
 # Each corpus: its native rate, its good files with what the builder must
 # read from them (label, speaker, gender[, extra checks]), written by hand
 # from the corpus's documented layout, and the files it must skip.

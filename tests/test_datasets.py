@@ -181,7 +181,7 @@ def test_full_layout_reproduces_table1(tmp_path):
     ("wav/09a05Ea.wav", "disgust", "emodb_09", "female"),
 ])
 def test_emodb_names(name, label, speaker, gender):
-  c = corpora.parse_emodb(name)
+  c = corpora.CORPORA["emodb"].parse(name)
   assert (c.label, c.speaker, c.gender) == (label, speaker, gender)
 
 
@@ -190,7 +190,7 @@ def test_emodb_names(name, label, speaker, gender):
                                  "wav/03a01Wa.mp3"])
 def test_emodb_counterexamples(bad):
   with pytest.raises(corpora.FilenameError, match=bad.split("/")[-1]):
-    corpora.parse_emodb(bad)
+    corpora.CORPORA["emodb"].parse(bad)
 
 
 @pytest.mark.parametrize("name,label,speaker,gender", [
@@ -199,7 +199,7 @@ def test_emodb_counterexamples(bad):
     ("EMOVO/f2/gio-f2-d2.wav", "happiness", "emovo_f2", "female"),
 ])
 def test_emovo_names(name, label, speaker, gender):
-  c = corpora.parse_emovo(name)
+  c = corpora.CORPORA["emovo"].parse(name)
   assert (c.label, c.speaker, c.gender) == (label, speaker, gender)
 
 
@@ -208,7 +208,7 @@ def test_emovo_names(name, label, speaker, gender):
                                  "EMOVO/f1/dis-f1-z9.wav", "EMOVO/f1/dis_f1.wav"])
 def test_emovo_counterexamples(bad):
   with pytest.raises(corpora.FilenameError):
-    corpora.parse_emovo(bad)
+    corpora.CORPORA["emovo"].parse(bad)
 
 
 @pytest.mark.parametrize("name,label,speaker", [
@@ -219,7 +219,7 @@ def test_emovo_counterexamples(bad):
     ("JK_f07.wav", "fear", "savee_JK"),
 ])
 def test_savee_names(name, label, speaker):
-  c = corpora.parse_savee(name)
+  c = corpora.CORPORA["savee"].parse(name)
   assert (c.label, c.speaker, c.gender) == (label, speaker, "male")
 
 
@@ -227,7 +227,7 @@ def test_savee_names(name, label, speaker):
                                  "a01.wav", "XX_a01.wav", "JE_sx01.wav"])
 def test_savee_counterexamples(bad):
   with pytest.raises(corpora.FilenameError):
-    corpora.parse_savee(bad)
+    corpora.CORPORA["savee"].parse(bad)
 
 
 @pytest.mark.parametrize("name,label,speaker,gender,intensity", [
@@ -236,7 +236,7 @@ def test_savee_counterexamples(bad):
     ("Actor_23/03-01-08-01-01-02-23.wav", "surprise", "ravdess_23", "male", "normal"),
 ])
 def test_ravdess_names(name, label, speaker, gender, intensity):
-  c = corpora.parse_ravdess(name)
+  c = corpora.CORPORA["ravdess"].parse(name)
   assert (c.label, c.speaker, c.gender, c.intensity) == (
       label, speaker, gender, intensity)
 
@@ -252,7 +252,7 @@ def test_ravdess_names(name, label, speaker, gender, intensity):
 ])
 def test_ravdess_counterexamples(bad, why):
   with pytest.raises(corpora.FilenameError, match=why):
-    corpora.parse_ravdess(bad)
+    corpora.CORPORA["ravdess"].parse(bad)
 
 
 def test_fser_mapping():
@@ -324,7 +324,7 @@ def test_training_input_builds_a_missing_dataset_on_first_use(tmp_path):
   d.data_dir = str(tmp_path)
   d.manual_dir = DUMMY
   wavs, labels, classes, meta = dataset_io.load_clips(d)
-  assert len(wavs) == 4 and classes == corpora.NATIVE_CLASSES["savee"]
+  assert len(wavs) == 4 and classes == corpora.CORPORA["savee"].classes
   assert sorted(meta["speaker"]) == ["savee_DC", "savee_JE", "savee_JK", "savee_KL"]
 
 

@@ -15,7 +15,6 @@ from fser_jax import datasets
 from fser_jax.data import splits
 from fser_jax.datasets import corpora
 from fser_jax.datasets import fser as fser_builder
-from fser_jax.datasets import more_corpora
 import fake_corpora
 
 # Native label sets as each corpus's documentation lists them (English
@@ -59,7 +58,7 @@ def test_corpus_builds_from_its_documented_layout(name, tmp_path, capfd):
   assert classes == NATIVE[name]
   want = {}
   for rel, row in fake_corpora.MORE_GOOD[name].items():
-    want[more_corpora.corpus_relative(name, rel)] = row
+    want[corpora.corpus_relative(name, rel)] = row
   got = {e["filename"].decode(): e for e in exs}
   assert set(got) == set(want), (sorted(got), sorted(want))
   for fn, (label, speaker, gender, *extra) in want.items():
@@ -93,7 +92,7 @@ def test_parsers_name_what_is_wrong():
   }
   for (corpus, name), why in cases.items():
     with pytest.raises(corpora.FilenameError, match=why):
-      more_corpora.CORPORA[corpus].parse(name)
+      corpora.CORPORA[corpus].parse(name)
 
 
 def test_gender_is_never_guessed_from_a_number():
@@ -105,7 +104,7 @@ def test_gender_is_never_guessed_from_a_number():
                                  "0002/Sad/0002_000001.wav"]),
                         ("oreau", ["01a01Na.wav", "02a01Na.wav"])):
     for n in names:
-      assert more_corpora.CORPORA[corpus].parse(n).gender == "", n
+      assert corpora.CORPORA[corpus].parse(n).gender == "", n
 
 
 def test_one_label_space():
@@ -221,7 +220,8 @@ def test_docs_list_every_corpus_config():
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   text = open(os.path.join(root, "docs", "data.md"), encoding="utf-8").read()
   readme = open(os.path.join(root, "README.md"), encoding="utf-8").read()
-  for name, spec in more_corpora.CORPORA.items():
+  for name in fser_builder.MORE:
+    spec = corpora.CORPORA[name]
     row = next((l for l in text.splitlines()
                 if l.startswith(f"| `fser/{name}` |")), None)
     assert row, name
@@ -231,3 +231,26 @@ def test_docs_list_every_corpus_config():
   for cfg in fser_builder.Fser.BUILDER_CONFIGS:
     if not cfg.name.startswith("synthetic"):
       assert f"fser/{cfg.name}" in text or f"`{cfg.name}`" in text, cfg.name
+
+
+def test_registry_entries_are_whole_and_each_has_a_fake_layout():
+  """One entry per name, each with a licence and a label map, whose example
+  path is a clip in its own layout; and each built by a test from a fake
+  copy of its layout: the paper's four from dummy_data/
+  (tests/test_datasets.py), every other one from MORE_GOOD (the builds
+  above)."""
+  names = [spec.name for spec in corpora.REGISTRY]
+  assert len(set(names)) == len(names) == len(corpora.CORPORA), names
+  for spec in corpora.REGISTRY:
+    assert spec.licence.strip(), f"{spec.name} has no licence"
+    assert spec.labels and all(spec.labels.values()), (
+        f"{spec.name} has no label map")
+    for example in spec.example.split(" or "):
+      name = corpora.corpus_relative(spec.name, example)
+      assert name and example.endswith(name), (spec.name, example, name)
+      assert spec.parse(name).label in spec.classes, example
+  dummy = os.path.join(os.path.dirname(datasets.__file__), "dummy_data")
+  assert sorted(os.listdir(dummy)) == sorted(fake_corpora.DUMMY)
+  assert not set(fake_corpora.DUMMY) & set(fake_corpora.MORE_GOOD)
+  missing = set(names) - set(fake_corpora.DUMMY) - set(fake_corpora.MORE_GOOD)
+  assert not missing, f"no fake layout in tests/fake_corpora.py: {missing}"

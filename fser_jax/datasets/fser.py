@@ -5,8 +5,7 @@ Configs:
   emodb, emovo, savee, ravdess  one corpus, native labels
   all                           every corpus present, the 8 FSER classes
   aesdd, crema_d, tess, cafe, subesco, shemo, urdu, jl, emov_db, esd, mesd,
-  oreau                         one more corpus each (more_corpora.py), native
-                                labels
+  oreau                         one more corpus each, native labels
   paper_aesdd                   the paper's four and AESDD (Greek), unified
                                 labels (corpora.UNIFIED_CLASSES)
   field                         every corpus present, unified labels
@@ -42,12 +41,11 @@ import tensorflow_datasets as tfds
 from fser_jax.frontend import audio as audio_lib
 from fser_jax.datasets import corpora
 from fser_jax.datasets import files
-from fser_jax.datasets import more_corpora
 from fser_jax.datasets import synthetic
 from fser_jax.errors import DataError
 
-CORPORA = ("emodb", "emovo", "savee", "ravdess")  # the paper's
-MORE = tuple(more_corpora.CORPORA)
+CORPORA = corpora.PAPER
+MORE = tuple(c for c in corpora.CORPORA if c not in CORPORA)
 KNOWN = CORPORA + MORE
 # Longer clips are refused by dataset builds (a 4-corpus clip lasts 1-9 s).
 MAX_CLIP_SECONDS = 60.0
@@ -147,9 +145,8 @@ class Fser(tfds.core.GeneratorBasedBuilder):
                  description="Every corpus present, mapped to the 8 FSER "
                  "classes (fear -> anxiety, EmoDB boredom -> calm)."),
       *[FserConfig(name=c, corpora=(c,),
-                   description=f"{more_corpora.CORPORA[c].title} "
-                   f"({more_corpora.CORPORA[c].language}) with its native "
-                   "labels.") for c in MORE],
+                   description=f"{corpora.CORPORA[c].description} with its "
+                   "native labels.") for c in MORE],
       FserConfig(name="paper_aesdd", corpora=CORPORA + ("aesdd",),
                  unified=True,
                  description="The paper's four corpora and AESDD (Greek), "
@@ -172,12 +169,12 @@ class Fser(tfds.core.GeneratorBasedBuilder):
       return corpora.FSER_CLASSES
     if cfg.unified:
       present = {corpora.to_unified(label) for c in cfg.corpora
-                 for label in native_classes(c)}
+                 for label in corpora.CORPORA[c].classes}
       return tuple(c for c in corpora.UNIFIED_CLASSES if c in present)
     if cfg.labels:
       return tuple(cfg.labels)
     if len(cfg.corpora) == 1:
-      return native_classes(cfg.corpora[0])
+      return corpora.CORPORA[cfg.corpora[0]].classes
     raise ValueError(f"fser config {cfg.name!r} has no label set")
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -282,9 +279,9 @@ class Fser(tfds.core.GeneratorBasedBuilder):
     for corpus, roots in found.items():
       clips = []
       for root in roots:
-        parse = parser(corpus, root)
+        parse = corpora.CORPORA[corpus].parser(root)
         for rel in files.walk_audio(root):
-          name = relative_name(corpus, rel)
+          name = corpora.corpus_relative(corpus, rel)
           if name is None:
             continue
           try:
@@ -294,8 +291,8 @@ class Fser(tfds.core.GeneratorBasedBuilder):
       if not clips:
         raise DataError(
             f"{corpus}: no recognisable {corpus} clip under {roots[0]} "
-            f"(expected e.g. {_EXAMPLE[corpus]}); see the manual instructions:\n"
-            + MANUAL_DOWNLOAD_INSTRUCTIONS)
+            f"(expected e.g. {corpora.CORPORA[corpus].example}); see the "
+            "manual instructions:\n" + MANUAL_DOWNLOAD_INSTRUCTIONS)
       for clip, path in sorted(clips, key=lambda c: c[0].filename):
         label = (corpora.to_fser(clip.label) if cfg.fser_labels else
                  corpora.to_unified(clip.label) if cfg.unified else clip.label)
@@ -337,35 +334,6 @@ def _beam_examples(item, make, name):
     _stderr(f"{name}: skipped 1 file(s):\n  {key}: {problem}")
     return []
   return [(key, example)]
-
-
-_EXAMPLE = {"emodb": "wav/03a01Wa.wav", "emovo": "EMOVO/f1/dis-f1-b1.wav",
-            "savee": "AudioData/DC/a01.wav or DC_a01.wav",
-            "ravdess": "Actor_01/03-01-05-01-01-01-01.wav",
-            **{c.name: c.example for c in more_corpora.CORPORA.values()}}
-
-
-def native_classes(corpus: str) -> tuple[str, ...]:
-  if corpus in corpora.NATIVE_CLASSES:
-    return corpora.NATIVE_CLASSES[corpus]
-  return more_corpora.CORPORA[corpus].classes
-
-
-def parser(corpus: str, root: str):
-  """`name -> Clip` for a corpus folder (reading its extra files once)."""
-  if corpus in corpora.PARSERS:
-    return corpora.PARSERS[corpus]
-  spec = more_corpora.CORPORA[corpus]
-  if spec.context is None:
-    return spec.parse
-  ctx = spec.context(root)
-  return lambda name: spec.parse(name, ctx)
-
-
-def relative_name(corpus: str, rel: str) -> str | None:
-  if corpus in corpora.PARSERS:
-    return corpora.corpus_relative(corpus, rel)
-  return more_corpora.corpus_relative(corpus, rel)
 
 
 def mix_config(names) -> FserConfig:
