@@ -128,3 +128,196 @@ def test_no_sentence_narrates_the_work():
       if NARRATION.search(line):
         found.append(f"{os.path.relpath(f, ROOT)}:{i}: {line.strip()[:80]}")
   assert not found, "\n".join(found)
+
+
+# ------------------------------------------------ results rendered from JSON
+
+from fser_jax.tools import docs as docs_tool  # noqa: E402
+
+RESULTS_HEADER = re.compile(
+    r"\bUA\b|\bWA\b|%|ex/s|examples/s|\bwall\b|RSS|ratio|loss|ECE|AURC|"
+    r"\bvalue\b|\bunfamiliar\b")
+DECIMAL = re.compile(r"(?<![\w.])\d+\.\d+")
+
+# Results tables that no committed JSON backs: (page, start of the header
+# row) -> why. Each sits on a page that says so ("not backed by a committed
+# result", with its commit and CPU). Nothing else may sit outside a block.
+UNBACKED = {
+    ("README.md", "| protocol | paper's image (fser_fast)"):
+        "generalisation runs of e5e7b81/0d7f3d2 (AVX2 EPYC); logs not kept",
+    ("docs/generalisation.md", "| protocol | folds | WA %"):
+        "e5e7b81 generalisation run (AVX2 EPYC); report.json not committed",
+    ("docs/generalisation.md", "| protocol | WA % | ECE %"):
+        "the same run's trust table",
+    ("docs/generalisation.md", "| fold | test set | clips | WA %"):
+        "the same run's per-fold tables",
+    ("docs/generalisation.md", "| protocol | paper's image (`fser_fast.py`)"):
+        "e5e7b81/0d7f3d2 runs (AVX2 EPYC); logs not kept",
+    ("docs/predict.md", "| test set (generalisation run above)"):
+        "the e5e7b81 generalisation run's familiarity figures",
+    ("docs/predict.md", "| shift | ECE before"):
+        "the e5e7b81 generalisation run's calibration figures",
+    ("docs/scale.md", "| corpus (clips, training clips)"):
+        "46482d7 streaming measurement (AVX2 EPYC); logs not kept",
+    ("docs/scale.md", "| build | wall time"):
+        "39c7ddc Beam build timing (AVX2 EPYC); logs not kept",
+    ("docs/scale.md", "| run | ex/s"):
+        "16d2174 multi-process timing (AVX2 EPYC); logs not kept",
+    ("docs/your_recordings.md", "| zero-shot, `runs/demo`"):
+        "a475ee6 evaluate run (AVX2 EPYC); report not committed",
+    ("docs/results/encoders.md", "| run | clips computed"):
+        "9224ab2 `--mode embed` under /usr/bin/time; no JSON kept",
+    ("docs/results/robustness.md", "| UA % (drop vs clean) | default"):
+        "4e640c4 robustness runs (AVX2 EPYC); JSON not kept",
+    ("docs/results/robustness.md", "| trained on \\ tested on"):
+        "5a9c480 cross-corpus run (AVX2 EPYC); cross.json not kept",
+    ("docs/results/robustness.md", "| recipe | UA % (mean"):
+        "6b74504 leave-one-corpus-out runs (AVX2 EPYC); logs not kept",
+}
+
+
+def _rel(p):
+  return os.path.relpath(p, ROOT)
+
+
+def tables_outside_blocks(text: str) -> list[tuple[str, list[str]]]:
+  """(header row, body rows) of every Markdown table outside generated
+  blocks."""
+  lines = docs_tool.BLOCK.sub("", text).splitlines()
+  out, i = [], 0
+  while i < len(lines):
+    if lines[i].startswith("|") and i + 1 < len(lines) and re.match(
+        r"\|[-| :]+\|$", lines[i + 1]):
+      j = i + 2
+      while j < len(lines) and lines[j].startswith("|"):
+        j += 1
+      out.append((lines[i], lines[i + 2:j]))
+      i = j
+    else:
+      i += 1
+  return out
+
+
+def results_like(header: str, body: list[str]) -> bool:
+  if RESULTS_HEADER.search(header):
+    return True
+  return bool(body) and sum(len(DECIMAL.findall(r)) >= 2 for r in body) * 2 >= len(body)
+
+
+def test_every_generated_block_is_as_rendered():
+  found = {}
+  for p in docs_tool.pages():
+    for name, content in docs_tool.blocks(open(p, encoding="utf-8").read()):
+      assert name in docs_tool.RENDERERS, f"{_rel(p)}: no renderer for {name}"
+      assert content == docs_tool.render(name), (
+          f"{_rel(p)}: block {name} is stale: python -m fser_jax.tools.docs")
+      found.setdefault(name, []).append(_rel(p))
+  # every renderer is used, and the pages the task names hold their tables
+  assert set(found) == set(docs_tool.RENDERERS), set(docs_tool.RENDERERS) - set(found)
+  assert "README.md" in found["readme/curve"]
+  assert "README.md" in found["quickstart"] and "docs/paper.md" in found["quickstart"]
+  for name in ("learning_curve/plus", "learning_curve/all_arms", "learning_curve/cnn"):
+    assert found[name] == ["docs/results/learning_curve.md"]
+  assert found["robustness/fser_robust"] == ["docs/results/robustness.md"]
+  assert found["encoders/head"] == ["docs/results/encoders.md"]
+  assert found["performance/train_step"] == ["docs/performance.md"]
+
+
+def test_check_finds_a_stale_block_and_rewrite_fixes_it(tmp_path):
+  import shutil
+  for d in ("docs/results", "benchmarks/results"):
+    shutil.copytree(os.path.join(ROOT, d), tmp_path / d)
+  good = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+  bad = good.replace("| greek_phone | 21.7 |", "| greek_phone | 99.9 |")
+  assert bad != good
+  (tmp_path / "README.md").write_text(bad, encoding="utf-8")
+  assert docs_tool.stale(str(tmp_path)) == ["README.md: readme/curve"]
+  assert docs_tool.refresh(bad, str(tmp_path)) == good
+  (tmp_path / "README.md").write_text(good, encoding="utf-8")
+  assert docs_tool.stale(str(tmp_path)) == []
+  assert docs_tool.main(["--check"]) == 0
+
+
+def test_no_results_table_outside_generated_blocks():
+  seen, found = set(), []
+  for p in docs_tool.pages():
+    text = open(p, encoding="utf-8").read()
+    for header, body in tables_outside_blocks(text):
+      if not results_like(header, body):
+        continue
+      key = next((k for k in UNBACKED if k[0] == _rel(p) and header.startswith(k[1])),
+                 None)
+      if key is None:
+        found.append(f"{_rel(p)}: {header[:70]}")
+      else:
+        seen.add(key)
+        assert "not backed by a committed result" in text.lower(), _rel(p)
+  assert not found, "results tables outside generated blocks:\n" + "\n".join(found)
+  assert seen == set(UNBACKED), set(UNBACKED) - seen  # no stale allow-list entry
+
+
+def test_the_detector_sees_a_hand_typed_results_table():
+  text = "x\n\n| set | head | baseline |\n|---|---|---|\n| a | 91.7 | 88.3 |\n"
+  (header, body), = tables_outside_blocks(text)
+  assert results_like(header, body)
+  wrapped = ("<!-- generated: encoders/head -->\n" + text[3:]
+             + "<!-- end generated -->\n")
+  assert tables_outside_blocks(wrapped) == []
+  assert not results_like("| mode | what it does | page |", ["| a | b | c |"])
+
+
+def test_the_reviewers_figures_come_out_as_the_json_has_them():
+  s = docs_tool.render("learning_curve/plus_summary")
+  assert "Greek k = 10 (-5.3); Greek k = 20 (-3.0)" in s
+  assert "`baseline_speaker`): -3.9 to +7.3 points over the 16 cells" in s
+  a = docs_tool.render("learning_curve/all_arms_summary")
+  assert "French k = 20 (48.2 against 60.2), -14.5 points against `baseline_speaker`" in a
+  r = docs_tool.render("readme/curve")
+  assert "the embedding adds -3.9 to +7.3 points" in r
+  assert "| greek_phone | 21.7 | 82.3 | **87.3** | 90.7 (probe_speaker) |" in r
+  for p in docs_tool.pages():
+    text = open(p, encoding="utf-8").read()
+    assert "0.4-5" not in text and "0.4\n  to 5.3" not in text, _rel(p)
+
+
+def test_curve_figures_in_readme_and_learning_curve_pages_are_generated():
+  """Outside generated blocks, the curve's pages state no UA figure."""
+  for rel, start, end in (("README.md", "## Your recordings", "## Modes"),
+                          ("docs/learning_curve.md", "## Measured", None),
+                          ("docs/results/learning_curve.md", "## Six arms", None)):
+    text = open(os.path.join(ROOT, rel), encoding="utf-8").read()
+    part = text[text.index(start):text.index(end) if end else None]
+    prose = docs_tool.BLOCK.sub("", part)
+    prose = re.sub(r"```.*?```|`[^`]*`", "", prose, flags=re.S)
+    figures = DECIMAL.findall(prose) + re.findall(r"\d+\+? points", prose)
+    assert not figures, (rel, figures)
+
+
+def test_long_pages_split_into_how_to_and_results():
+  for name in ("learning_curve", "robustness", "encoders"):
+    how = open(os.path.join(ROOT, "docs", f"{name}.md"), encoding="utf-8").read()
+    res = open(os.path.join(ROOT, "docs", "results", f"{name}.md"),
+               encoding="utf-8").read()
+    assert f"results/{name}.md" in how, name
+    assert f"../{name}.md" in res, name
+    assert docs_tool.blocks(res), name
+    assert len(how.splitlines()) < 150, name
+
+
+def test_readme_house_lists_the_tree():
+  text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+  house = text[text.index("<!-- house -->"):text.index("<!-- end house -->")]
+  named = set(re.findall(r"^fser_jax/(\w+)/\s", house, re.M))
+  on_disk = {d for d in os.listdir(os.path.join(ROOT, "fser_jax"))
+             if os.path.isdir(os.path.join(ROOT, "fser_jax", d))
+             and any(f.endswith(".py") for f in
+                     os.listdir(os.path.join(ROOT, "fser_jax", d)))}
+  assert named == on_disk, (named ^ on_disk)
+  for mod in re.findall(r"^(fser_jax/[\w/]+\.py)", house, re.M):
+    assert os.path.exists(os.path.join(ROOT, mod)) or mod in (
+        # being added on main alongside this listing
+        "fser_jax/train/step.py", "fser_jax/runs/report.py"), mod
+  top = next(l for l in house.splitlines() if l.startswith("fser_jax/__init__.py"))
+  assert re.findall(r"\b(\w+\.py)\b", top) == ["__init__.py", "config.py", "errors.py"]
+  assert {f for f in os.listdir(os.path.join(ROOT, "fser_jax"))
+          if f.endswith(".py")} == {"__init__.py", "config.py", "errors.py"}
