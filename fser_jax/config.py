@@ -189,6 +189,15 @@ def base() -> ml_collections.ConfigDict:
   # speaker-held-out cross-validation: 'one_se' (the simplest arm within one
   # standard error of the best) or 'best'.
   c.learning_curve.choice_rule = "one_se"
+  # From this many clips per class on, each linear arm's settings (feature
+  # set, C, an encoder's layer, a fusion weight) are searched by
+  # cross-validation; below it they are fixed (evaluation/linear.py
+  # `fixed`), since a few dozen clips cannot choose them. The threshold is
+  # measured on the shift suite: docs/results/curve_policies.md.
+  c.learning_curve.search_from = 50
+  # A source run (train.init_from) that trained on a clip of the curve's test
+  # speakers is refused; True runs the curve anyway, said in its report.
+  c.learning_curve.allow_source_overlap = False
   # eGeMAPS (openSMILE; pip install fser_jax[egemaps], audEERING's research
   # licence) as a second baseline: arms 'egemaps' and 'egemaps_speaker'.
   c.learning_curve.egemaps = False

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from absl import logging
 
+from fser_jax.evaluation import linear
 from fser_jax.experiments.learning_curve import arms as linear_arms
 from fser_jax.experiments.learning_curve import curve as lc
 
@@ -83,7 +84,7 @@ def test_the_choice_never_reads_the_test_labels():
   y2[test] = np.random.default_rng(1).permutation(y[test])[::-1]
   y2[test] = (y2[test] + 1) % 3
   b, _ = linear_arms.linear_cell(blocks, y2, idx, test, 3, spk)
-  assert set(a) == set(linear_arms.LINEAR)
+  assert set(a) == set(linear_arms.LINEAR) | {"reference_speaker"}
   assert a["encoder"]["hyper"]["layer"] == 1  # the layer that carries it
   for arm in a:
     assert a[arm]["cv_ua"] == b[arm]["cv_ua"]
@@ -112,14 +113,23 @@ def test_the_margin_is_against_the_baseline_with_the_same_information():
   rows = {a: [{"ua_mean": u}] for a, u in
           (("baseline", 0.55), ("baseline_speaker", 0.65),
            ("probe_speaker", 0.75))}
-  ch = linear_arms.summarise_choice(5, [("probe_speaker", ""), ("baseline", "")],
-                           cells, rows, "how")
+  ch = linear_arms.summarise_choice(
+      5, [("probe_speaker", ""), ("baseline", "")], cells, rows, "how",
+      [0.6, 0.7])
   # Draw 1 chose probe_speaker (0.8; its baseline 0.7), draw 2 the
   # baseline (0.6; itself).
   assert ch["test_ua"] == pytest.approx(0.7)
   assert ch["margin_over_matched_baseline"] == pytest.approx(0.05)
   assert ch["arm"] == "baseline"  # 1-1: the simpler
   assert ch["best_in_hindsight"] == {"arm": "probe_speaker", "ua": 0.75}
+  # The nested estimate is the procedure's, beside its test UA; the fixed
+  # policies are the arms' own rows, and the regret against the best.
+  assert ch["cv_ua"] == pytest.approx(0.65)
+  assert ch["cv_gap"] == pytest.approx(0.65 - 0.7)
+  assert ch["fixed_policies"] == {"baseline_speaker": 0.65,
+                                  "probe_speaker": 0.75}
+  assert ch["regret_vs_best_fixed_policy"] == pytest.approx(0.7 - 0.75)
+  assert ch["arm_test_ua"] == 0.55  # `baseline`'s own row, not 0.7
 
 
 def test_features_are_recomputed_when_the_audio_changes(tmp_path):
@@ -139,6 +149,29 @@ def test_features_are_recomputed_when_the_audio_changes(tmp_path):
   cfg.data.sample_rate = 16000  # same samples, another rate
   rate = linear_arms.clip_features(cfg, other, meta, str(tmp_path))
   assert not np.allclose(rate["stats"], changed["stats"])
+
+
+def test_features_are_recomputed_when_the_speakers_change(tmp_path,
+                                                          monkeypatch):
+  """The per-speaker embedding depends on who spoke each clip: the cache
+  is keyed by the speakers too (same audio, same rate)."""
+  from fser_jax.frontend import statistics
+  calls = []
+  real = statistics.of_clips
+  monkeypatch.setattr(statistics, "of_clips",
+                      lambda w, r: calls.append(1) or real(w, r))
+  cfg = ml_collections.ConfigDict({"data": {"sample_rate": 8000}})
+  t = np.arange(8000) / 8000
+  waves = [(0.3 * np.sin(2 * np.pi * f * t)).astype(np.float32)
+           for f in (150, 220)]
+  meta = {"filename": np.array(["a.wav", "b.wav"]),
+          "speaker": np.array(["s1", "s2"], object)}
+  linear_arms.clip_features(cfg, waves, meta, str(tmp_path))
+  linear_arms.clip_features(cfg, waves, meta, str(tmp_path))
+  assert len(calls) == 1  # read back
+  meta["speaker"] = np.array(["s1", "s1"], object)
+  linear_arms.clip_features(cfg, waves, meta, str(tmp_path))
+  assert len(calls) == 2
 
 
 def test_a_k_beyond_a_class_pool_is_logged(monkeypatch):
@@ -184,3 +217,112 @@ def test_a_pretrained_encoder_is_an_arm_of_the_curve(tfds_dir, user_recordings,
   assert "encoder" not in np.load(tmp_path / "features.npz").files
   x = store.read(sorted(store.index()))
   assert x.shape == (60, 3, 128)  # every layer's mean and std
+
+
+def test_one_training_speaker_is_said_to_be_cross_validated_within_itself():
+  y = np.tile([0, 1, 2], 6)
+  folds, how = linear.cv_folds(y, np.array(["ann"] * 18, object))
+  assert len(folds) == 5  # 6 clips a class: MAX_FOLDS stratified folds
+  assert how.startswith("5-fold stratified within the one training speaker (ann)")
+  assert "no other voice is held out" in how
+  folds, how = linear.cv_folds(y, None)
+  assert how == "5-fold stratified (no speakers)"
+
+
+def test_a_dropped_fold_scores_none_of_its_clips_and_is_counted():
+  """Holding out s1 leaves class 0 alone to train on: that fold cannot
+  run, its clips get no out-of-fold score (they were scored as class 0
+  before), and `how` counts the folds that ran."""
+  y = np.array([1] * 4 + [0] * 8)
+  spk = np.array(["s1"] * 4 + ["s2"] * 4 + ["s3"] * 4, object)
+  folds, how = linear.cv_folds(y, spk)
+  assert "2 of 3 folds ran" in how and "8 of 12 clips are scored" in how
+  cov = linear.covered(folds, 12)
+  np.testing.assert_array_equal(cov, spk != "s1")
+  x = np.random.default_rng(0).normal(size=(12, 4)) + y[:, None]
+  oof = linear.oof_log_proba(x, y, folds, 1.0, np.array([0, 1]))
+  assert np.isnan(oof[spk == "s1"]).all() and not np.isnan(oof[cov]).any()
+  # The arms' CV UA is over the scored clips only: a cell on these clips.
+  blocks = {"stats": x.astype(np.float32)}
+  test = np.zeros(12, bool)
+  test[[8, 9]] = True  # scored only
+  idx = np.flatnonzero(~test)
+  cell, how = linear_arms.linear_cell(blocks, y, idx, test, 2, spk)
+  assert "of 3 folds ran" in how
+  c = cell["baseline"]
+  assert c["cv_covered"].sum() < idx.size
+  right = c["cv_correct"][c["cv_covered"]]
+  y_cov = y[idx][c["cv_covered"]]
+  ua = np.mean([right[y_cov == k].mean() for k in np.unique(y_cov)])
+  assert c["cv_ua"] == pytest.approx(ua)
+
+
+def test_below_search_from_nothing_is_searched():
+  """Fixed settings (one tried per arm, C and the compact statistics) on
+  small cells; the search over feature sets and C above."""
+  y, spk, blocks = _data()
+  test = spk == "s0"
+  idx = np.flatnonzero(~test)[::2]
+  fixed, _ = linear_arms.linear_cell(blocks, y, idx, test, 3, spk,
+                                     search=False)
+  searched, _ = linear_arms.linear_cell(blocks, y, idx, test, 3, spk,
+                                        search=True)
+  for a in linear_arms.LINEAR:
+    assert fixed[a]["tried"] == 1, a
+    assert searched[a]["tried"] > 1, a
+  assert fixed["baseline"]["hyper"] == {"features": "compact",
+                                        "C": linear.FIXED_C}
+  assert fixed["encoder"]["hyper"]["layer"] == "mix" or \
+      fixed["encoder"]["hyper"]["layer"] == 1  # no names given: middle
+  assert fixed["probe"]["hyper"]["weight"] == 1.0
+  # The fixed reference is the same regression whatever is searched.
+  assert fixed["reference_speaker"]["report"] == \
+      searched["reference_speaker"]["report"]
+  assert fixed["reference_speaker"]["report"] == \
+      fixed["baseline_speaker"]["report"]
+
+
+def test_ties_go_to_the_per_speaker_family_then_baseline_speaker():
+  y = np.repeat([0, 1], 10)
+  same = np.ones(20, bool)
+  cell = {a: _arm(0.9, same) for a in
+          ("baseline", "probe", "baseline_speaker", "probe_speaker")}
+  assert linear_arms.candidates(cell)[:2] == ["baseline_speaker",
+                                              "probe_speaker"]
+  assert linear_arms.choose(cell, y, "one_se")[0] == "baseline_speaker"
+  assert linear_arms.choose(cell, y, "best")[0] == "baseline_speaker"
+
+
+def test_the_nested_estimate_is_not_the_best_of_what_was_tried():
+  """Labels that carry nothing: the best arm's own CV UA is the best of
+  twelve arms' noise, above chance; the nested estimate makes the choice
+  again inside every fold and lands near chance."""
+  rng = np.random.default_rng(5)
+  _, spk, blocks = _data(seed=3)
+  y = rng.integers(0, 3, size=72)
+  test = spk == "s0"
+  idx = np.flatnonzero(~test)
+  cell, _ = linear_arms.linear_cell(blocks, y, idx, test, 3, spk,
+                                    search=False)
+  best = max(cell[a]["cv_ua"] for a in linear_arms.LINEAR)
+  nested = linear_arms.nested_cv_ua(blocks, y, idx, 3, spk, search=False)
+  assert nested < best - 0.05
+  assert abs(nested - 1 / 3) < 0.12
+
+
+def test_the_recommendation_names_the_arm_with_its_own_ua():
+  row = lambda u: [{"shots": 5, "ua_mean": u}]
+  out = {"arms": {"baseline": row(0.4), "probe_speaker": row(0.8),
+                  "baseline_speaker": row(0.6)},
+         "choice": [{"shots": 5, "arm": "probe_speaker",
+                     "arms": ["probe_speaker", "probe_speaker",
+                              "baseline_speaker"], "draws": 3,
+                     "test_ua": 0.7, "arm_test_ua": 0.8,
+                     "margin_over_matched_baseline": 0.1}]}
+  rec = lc.recommend(out)[0]
+  assert rec["arm"] == "probe_speaker" and rec["ua_mean"] == 0.8
+  assert rec["procedure_ua"] == 0.7
+  assert rec["margin_over_baseline"] == pytest.approx(0.4)
+  assert "`probe_speaker`" in rec["text"] and "80.0%" in rec["text"]
+  assert "+40.0 points against the baseline (40.0%)" in rec["text"]
+  assert "70.0%" in rec["text"]  # the procedure's, said as such

@@ -269,9 +269,14 @@ def test_learning_curve_end_to_end_and_resumes(source_run, tfds_dir,
     want = np.mean([out["arms"][a][i]["ua"][r]
                     for r, a in enumerate(ch["arms"])])
     assert ch["test_ua"] == pytest.approx(want)
-    assert rec["arm"] == ch["arm"] and rec["ua_mean"] == ch["test_ua"]
+    # The recommendation names the arm with that arm's own UA; the
+    # procedure's (each draw's choice) is under its own key.
+    own = out["arms"][ch["arm"]][i]["ua_mean"]
+    assert rec["arm"] == ch["arm"] and rec["ua_mean"] == own
+    assert rec["procedure_ua"] == ch["test_ua"]
+    assert f"{100 * own:.1f}%" in rec["text"]
     assert rec["margin_over_baseline"] == pytest.approx(
-        ch["test_ua"] - out["arms"]["baseline"][i]["ua_mean"])
+        own - out["arms"]["baseline"][i]["ua_mean"])
     assert "test set unused" in ch["how"]
   # CNN cells report their final training loss (metrics.jsonl's last).
   for arm in ("scratch", "finetune"):
@@ -518,3 +523,100 @@ def test_one_label_map_and_one_column_map_for_every_mode(
   with pytest.raises(ConfigError, match="--label_map=fear=calm and config "
                      "learning_curve.label_map"):
     config_lib.apply_flags(c, label_map=lmap)
+
+
+def _linear_curve(source_run, tfds_dir, user_recordings, **overrides):
+  c = own_tiny_config(tfds_dir, user_recordings,
+                      **{"train.init_from": source_run, **overrides})
+  with c.unlocked():
+    c.learning_curve.shots = (2, 4)
+    c.learning_curve.repeats = 2
+    c.learning_curve.arms = ("baseline", "probe")
+  return c
+
+
+def test_no_test_label_or_inductive_test_feature_reaches_the_choice(
+    source_run, tfds_dir, user_recordings, tmp_path, monkeypatch):
+  """The driver run twice: the second time the test speaker's labels are
+  all one class (another class set, other counts) and the inductive arms'
+  test features are noise. Every choice, setting and CV figure stays; the
+  test scores move."""
+  from fser_jax.data import dataset_io
+  from fser_jax.experiments.learning_curve import arms as linear_arms
+  c = _linear_curve(source_run, tfds_dir, user_recordings)
+  a = learning_curve.run(c, str(tmp_path / "a"))
+  real_load, real_blocks = dataset_io.load_clips, linear_arms.linear_blocks
+  seen = {}
+
+  def load(cfg):
+    w, y, classes, meta = real_load(cfg)
+    test, _ = learning_curve.fixed_test(c, y, meta)
+    y = y.copy()
+    y[test] = (y[test][0] + 1) % len(classes)  # one class, not the same
+    assert (learning_curve.fixed_test(c, y, meta)[0] == test).all()
+    seen["test"] = test
+    return w, y, classes, meta
+
+  def blocks(feats, speakers):
+    out = real_blocks(feats, speakers)
+    rng = np.random.default_rng(0)
+    for k in ("stats", "embedding"):  # the inductive blocks
+      out[k] = out[k].copy()
+      out[k][seen["test"]] = rng.normal(
+          0, 10, out[k][seen["test"]].shape).astype(out[k].dtype)
+    return out
+
+  monkeypatch.setattr(dataset_io, "load_clips", load)
+  monkeypatch.setattr(linear_arms, "linear_blocks", blocks)
+  b = learning_curve.run(c, str(tmp_path / "b"))
+  keys = ("arms", "why", "how", "cv_ua", "cv_ua_per_draw",
+          "cv_ua_of_chosen_arm")
+  assert [{k: ch[k] for k in keys} for ch in a["choice"]] == \
+      [{k: ch[k] for k in keys} for ch in b["choice"]]
+  for arm in linear_arms.LINEAR + ("reference_speaker",):
+    for ra, rb in zip(a["arms"][arm], b["arms"][arm]):
+      assert (ra["hyper"], ra["cv_ua"]) == (rb["hyper"], rb["cv_ua"]), arm
+  # The test set did change what is scored.
+  assert a["arms"]["baseline"][0]["ua"] != b["arms"]["baseline"][0]["ua"]
+  assert a["arms"]["zero_shot"]["ua"] != b["arms"]["zero_shot"]["ua"]
+
+
+def test_a_source_run_that_trained_on_the_test_speaker_is_refused(
+    source_run, tfds_dir, user_recordings, tmp_path):
+  """A copy of the source whose splits.csv lists one test clip as trained
+  on: refused with one line naming it; allowed on request, and then said
+  in the report. The per-speaker arms (and zero-shot, where the source
+  normalises per speaker) are marked transductive."""
+  import shutil
+  from fser_jax.errors import DataError
+  src = str(tmp_path / "src")
+  shutil.copytree(source_run, src)
+  test_file = None
+  with open(os.path.join(user_recordings, "manifest.csv")) as f:
+    rows = list(csv.DictReader(f))
+  c = _linear_curve(src, tfds_dir, user_recordings)
+  with c.unlocked():
+    c.learning_curve.shots = (2,)
+    c.learning_curve.repeats = 1
+  from fser_jax.data import dataset_io
+  _, y, _, meta = dataset_io.load_clips(c.data)
+  test, _ = learning_curve.fixed_test(c, y, meta)
+  test_file = os.path.basename(str(meta["filename"][np.flatnonzero(test)[0]]))
+  assert rows  # the manifest the curve reads
+  with open(os.path.join(src, "splits.csv"), "a", newline="") as f:
+    csv.writer(f).writerow([test_file, "x", "x", "", "", "anger", "train"])
+  with pytest.raises(DataError, match=f"trained on the test set's file "
+                     f"{test_file}") as e:
+    learning_curve.run(c, str(tmp_path / "refused"))
+  assert "\n" not in str(e.value)
+  with c.unlocked():
+    c.learning_curve.allow_source_overlap = True
+  out = learning_curve.run(c, str(tmp_path / "allowed"))
+  assert out["source_overlap"] == [f"file {test_file}"]
+  md = (tmp_path / "allowed" / "learning_curve.md").read_text()
+  assert f"trained on the test set's file {test_file}" in md
+  trans = out["transductive"]
+  assert {"baseline_speaker", "probe_speaker", "reference_speaker"} <= set(trans)
+  assert "baseline" not in trans and "probe" not in trans
+  assert ("zero_shot" in trans) == (TrainedRun(src).normalize != "global")
+  assert "Transductive arms" in md and "`baseline_speaker`" in md

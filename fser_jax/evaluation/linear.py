@@ -21,6 +21,11 @@ from fser_jax.frontend import statistics
 
 FEATURE_SETS = {"full": None, "compact": statistics.COMPACT}
 C_GRID = (0.03, 0.1, 0.3, 1.0)
+# The settings used where nothing is searched (`fixed`): a moderate L2
+# penalty on standardised features, and for the per-clip statistics their
+# compact set (level and spread, not percentiles and slopes).
+FIXED_C = 0.5
+FIXED_FEATURES = "compact"
 FUSION_WEIGHTS = (0.5, 1.0, 2.0)  # a probe's embedding weight, by CV
 
 MAX_FOLDS = 5
@@ -71,17 +76,19 @@ def cv_folds(y, groups=None, max_folds: int = MAX_FOLDS,
              unit: str = "speakers") -> tuple[list, str]:
   """([(train idx, held-out idx)], how): whole speakers held out when
   `groups` names at least two ('' is no speaker; one fold per speaker up to
-  `max_folds`), else stratified folds; [] when fewer than two folds can be
-  made."""
+  `max_folds`), else stratified folds (within the one speaker, when one is
+  named: `how` says so); [] when fewer than two folds can be made. A fold
+  whose training part holds one class cannot fit a classifier and is
+  dropped: its held-out clips get no out-of-fold score, and `how` counts
+  the folds that ran."""
   from sklearn.model_selection import (GroupKFold, StratifiedGroupKFold,
                                        StratifiedKFold)
   y = np.asarray(y)
   smallest = int(np.bincount(np.unique(y, return_inverse=True)[1]).min())
   g = None if groups is None else np.asarray(groups, object)
-  n_groups = 0 if g is None else len(set(g.tolist()))
-  if g is not None and len(set(g.tolist()) - {""}) < 2:
-    g, n_groups = None, 0
-  if n_groups >= 2:
+  named = [] if g is None else sorted(set(g.tolist()) - {""})
+  if len(named) >= 2:
+    n_groups = len(set(g.tolist()))
     k = min(max_folds, n_groups)
     # Stratified where every class can fill the folds (scikit-learn's rule).
     split = (StratifiedGroupKFold(k, shuffle=True, random_state=0)
@@ -92,21 +99,43 @@ def cv_folds(y, groups=None, max_folds: int = MAX_FOLDS,
     if k < 2:
       return [], "no fold: a class has one clip"
     split = StratifiedKFold(k, shuffle=True, random_state=0).split(y, y)
-    how = f"{k}-fold stratified (no speakers)"
+    how = (f"{k}-fold stratified within the one training {unit[:-1]} "
+           f"({named[0]}): no other voice is held out" if named else
+           f"{k}-fold stratified (no {unit})")
+  split = list(split)
   folds = [(tr, va) for tr, va in split if len(np.unique(y[tr])) >= 2]
-  return (folds, how) if len(folds) >= 2 else ([], "fewer than two folds")
+  if len(folds) < 2:
+    return [], "fewer than two folds"
+  if len(folds) < len(split):
+    how += (f"; {len(folds)} of {len(split)} folds ran (the others' "
+            "training part held one class), so "
+            f"{sum(len(va) for _, va in folds)} of {len(y)} clips are scored")
+  return folds, how
+
+
+def covered(folds, n: int) -> np.ndarray:
+  """[n] bool: the clips some fold holds out (every clip unless a fold was
+  dropped)."""
+  m = np.zeros(n, bool)
+  for _, va in folds:
+    m[va] = True
+  return m
 
 
 def oof_log_proba(x, y, folds, c: float, classes) -> np.ndarray:
-  """Out-of-fold log-probabilities [N, K] of a regression with C=c."""
-  out = np.zeros((len(y), len(classes)))
+  """Out-of-fold log-probabilities [N, K] of a regression with C=c; NaN
+  rows for clips no fold held out."""
+  out = np.full((len(y), len(classes)), np.nan)
   for tr, va in folds:
     out[va] = log_proba(logistic(c, x[tr].shape).fit(x[tr], y[tr]), x[va],
-                         classes)
+                        classes)
   return out
 
 
 def log_loss(logp: np.ndarray, y, classes) -> float:
+  """Mean negative log-likelihood over the rows that have scores."""
+  keep = ~np.isnan(logp).any(1)
+  logp, y = logp[keep], np.asarray(y)[keep]
   z = logp - logp.max(1, keepdims=True)
   z = z - np.log(np.exp(z).sum(1, keepdims=True))
   return float(-z[np.arange(len(y)), np.searchsorted(classes, y)].mean())
@@ -118,8 +147,9 @@ def search(x, y, folds, classes, feature_sets=("full",)) -> dict:
   log-probabilities (None without folds)}. Without folds: the full set and
   C=1."""
   if not folds:
-    return {"columns": None, "set": feature_sets[0], "C": 1.0, "oof": None}
-  best = None
+    return {"columns": None, "set": feature_sets[0], "C": 1.0, "oof": None,
+            "tried": 1}
+  best, tried = None, 0
   for name in feature_sets:
     cols = FEATURE_SETS.get(name)
     if cols is not None and cols.max() >= x.shape[1]:
@@ -128,9 +158,25 @@ def search(x, y, folds, classes, feature_sets=("full",)) -> dict:
     for c in C_GRID:
       oof = oof_log_proba(xs, y, folds, c, classes)
       loss = log_loss(oof, y, classes)
+      tried += 1
       if best is None or loss < best[0] - 1e-9:  # ties: the earlier choice
         best = (loss, {"columns": cols, "set": name, "C": c, "oof": oof})
-  return best[1]
+  return {**best[1], "tried": tried}
+
+
+def fixed(x, y, folds, classes, feature_set: str = "full",
+          c: float = FIXED_C) -> dict:
+  """The regression at fixed settings, nothing searched (the shape of
+  `search`'s result, `tried` 1): what a few dozen clips can afford, since
+  choosing C or the feature set on them fits their noise. A feature set
+  that does not apply to x (not the baseline's statistics) falls back to
+  every column."""
+  cols = FEATURE_SETS.get(feature_set)
+  if cols is not None and cols.max() >= x.shape[1]:
+    cols, feature_set = None, "full"
+  xs = x if cols is None else x[:, cols]
+  return {"columns": cols, "set": feature_set, "C": c, "tried": 1,
+          "oof": oof_log_proba(xs, y, folds, c, classes) if folds else None}
 
 
 def search_block(blocks, y, folds, classes) -> tuple[int, dict, list[float]]:

@@ -77,13 +77,17 @@ def clip_features(config, waveforms, meta, workdir: str, run=None,
   and with RUN 'embedding' (RUN's training normalisation) and
   'embedding_speaker' (RUN's per-speaker normalisation when it was trained
   with one, else the same), with ENCODER 'encoder' [N, layers + 1, 2 d]},
-  cached in OUT/features.npz keyed by `_digest` (the encoder's states per
-  clip in OUT/encoder_states): changed audio is recomputed, and the log
-  says why."""
+  cached in OUT/features.npz keyed by `_digest` of the audio, the rate, the
+  source run and the speakers (the encoder's states per clip in
+  OUT/encoder_states): anything changed is recomputed, and the log says
+  why."""
   path = os.path.join(workdir, "features.npz")
   source = ("" if run is None else
             f"{os.path.abspath(run.workdir)}@{run.step}:{run.normalize}")
   source += "|egemaps" if egemaps else ""
+  # The per-speaker embedding depends on who spoke each clip.
+  source += "|speakers:" + hashlib.sha1("\x1f".join(
+      str(v) for v in meta["speaker"]).encode()).hexdigest()
   key = _digest(waveforms, config.data.sample_rate, source)
   enc = {}
   if encoder is not None:
@@ -97,7 +101,8 @@ def clip_features(config, waveforms, meta, workdir: str, run=None,
     if "key" in cached.files and str(cached["key"]) == key:
       return {**{k: cached[k] for k in cached.files if k != "key"}, **enc}
     logging.info("Learning curve: %s holds features of other clips, another "
-                 "rate or another source run; recomputing them.", path)
+                 "rate, another source run or other speakers; recomputing "
+                 "them.", path)
   logging.info("Learning curve: per-clip statistics of %d clips%s.",
                len(waveforms), " and the run's embedding" if run else "")
   out = {"stats": statistics.of_clips(waveforms, config.data.sample_rate)}
@@ -137,12 +142,26 @@ def _ua(y, pred, num_classes: int) -> float:
   return metrics_lib.summary(y, pred, num_classes)["unweighted_accuracy"]
 
 
+def is_speaker_arm(arm: str) -> bool:
+  """Whether `arm` standardises every speaker with that speaker's own
+  unlabelled clips, the test speaker's included (transductive)."""
+  return arm.endswith("_speaker")
+
+
 def linear_cell(blocks: dict, labels, idx, test, num_classes: int,
-                speakers=None, encoder_names=None) -> tuple[dict, str]:
+                speakers=None, encoder_names=None, search: bool = True
+                ) -> tuple[dict, str]:
   """Every linear arm on one cell: ({arm: {'cv_ua', 'cv_correct' [n_train
-  bool] (None without folds), 'report' (test), 'hyper'}}, how the folds
-  were made). Hyperparameters by out-of-fold log loss on the cell's clips;
-  the test clips are only scored."""
+  bool], 'cv_covered' [n_train bool: the clips a fold scored] (None without
+  folds), 'report' (test), 'pred' (test predictions), 'hyper', 'tried'
+  (settings compared by the cross-validation)}}, how the folds were made).
+
+  `search`: the settings (feature set, C, an encoder's layer, a fusion
+  weight) chosen by out-of-fold log loss on the cell's clips; else the
+  fixed ones (fser_jax.evaluation.linear.fixed; an encoder's layer mix).
+  `test` (a mask over every clip) is only scored. Under the speaker
+  family (blocks with speakers), `reference_speaker` is added: the fixed
+  per-speaker baseline every choice is held against."""
   y = labels[idx]
   classes = np.unique(y)
   if classes.size < 2:
@@ -150,61 +169,82 @@ def linear_cell(blocks: dict, labels, idx, test, num_classes: int,
                     "use larger learning_curve.shots")
   groups = None if speakers is None else np.asarray(speakers, object)[idx]
   folds, how = linear.cv_folds(y, groups)
+  cov = linear.covered(folds, len(y)) if folds else None
   yt = labels[test]
   out = {}
 
-  def arm(name, oof, logp_test, hyper):
+  def arm(name, oof, logp_test, hyper, tried):
     pred = classes[np.argmax(logp_test, 1)]
     s = metrics_lib.summary(yt, pred, num_classes)
-    cv_pred = None if oof is None else classes[np.argmax(oof, 1)]
-    out[name] = {"cv_ua": None if oof is None else _ua(y, cv_pred,
-                                                         num_classes),
+    cv_pred = None if oof is None else classes[np.argmax(
+        np.nan_to_num(oof, nan=-np.inf), 1)]
+    out[name] = {"cv_ua": None if oof is None else _ua(
+                     y[cov], cv_pred[cov], num_classes),
                  "cv_correct": None if oof is None else cv_pred == y,
+                 "cv_covered": cov,
                  "report": {k: s[k] for k in ("accuracy", "macro_f1",
                                               "unweighted_accuracy")},
-                 "hyper": hyper}
+                 "pred": pred, "hyper": hyper, "tried": int(tried)}
+
+  def fit(x, feature_set="full"):
+    h = (linear.search(x[idx], y, folds, classes,
+                       tuple(linear.FEATURE_SETS) if feature_set != "full"
+                       else ("full",)) if search else
+         linear.fixed(x[idx], y, folds, classes, feature_set))
+    return h, linear.fit_log_proba(x[idx], y, x[test], h, classes)
 
   def fused(name, hs, lp_s, h2, lp_2, hyper):
-    """The statistics' regression plus w x another block's, w in
-    FUSION_WEIGHTS by out-of-fold log loss (1 without folds)."""
+    """The statistics' regression plus w x another block's: w in
+    FUSION_WEIGHTS by out-of-fold log loss under `search`, else 1."""
     w, oof = 1.0, None
-    if folds:
+    if folds and search:
       w = min(linear.FUSION_WEIGHTS, key=lambda v: linear.log_loss(
           hs["oof"] + v * h2["oof"], y, classes))
+    if folds:
       oof = hs["oof"] + w * h2["oof"]
     arm(name, oof, lp_s + w * lp_2,
-        {"features": hs["set"], "C": hs["C"], **hyper, "weight": w})
+        {"features": hs["set"], "C": hs["C"], **hyper, "weight": w},
+        hs["tried"] * h2["tried"] * (len(linear.FUSION_WEIGHTS) if search
+                                     else 1))
 
+  if "stats_speaker" in blocks:  # the fixed bar, whatever `search` says
+    x = blocks["stats_speaker"]
+    h = linear.fixed(x[idx], y, folds, classes, linear.FIXED_FEATURES)
+    arm("reference_speaker", h["oof"],
+        linear.fit_log_proba(x[idx], y, x[test], h, classes),
+        {"features": h["set"], "C": h["C"]}, 1)
   for suffix in ("", "_speaker"):
     if "stats" + suffix not in blocks:
       continue
-    x = blocks["stats" + suffix]
-    hs = linear.search(x[idx], y, folds, classes,
-                           tuple(linear.FEATURE_SETS))
-    lp_s = linear.fit_log_proba(x[idx], y, x[test], hs, classes)
+    hs, lp_s = fit(blocks["stats" + suffix], linear.FIXED_FEATURES)
     arm("baseline" + suffix, hs["oof"], lp_s,
-        {"features": hs["set"], "C": hs["C"]})
+        {"features": hs["set"], "C": hs["C"]}, hs["tried"])
     g = blocks.get("egemaps" + suffix)
     if g is not None:
-      hg = linear.search(g[idx], y, folds, classes)
-      arm("egemaps" + suffix, hg["oof"],
-          linear.fit_log_proba(g[idx], y, g[test], hg, classes),
-          {"C": hg["C"]})
+      hg, lp_g = fit(g)
+      arm("egemaps" + suffix, hg["oof"], lp_g, {"C": hg["C"]}, hg["tried"])
     enc = blocks.get("encoder" + suffix)
     if enc is not None:  # the layer, then C, by out-of-fold log loss
-      layer, hl, _ = linear.search_block(enc[idx], y, folds, classes)
+      names = list(range(enc.shape[1])) if encoder_names is None \
+          else list(encoder_names)
+      if search:
+        layer, hl, _ = linear.search_block(enc[idx], y, folds, classes)
+        hl = {**hl, "tried": hl["tried"] * enc.shape[1]}
+      else:  # every layer alike, or the middle one
+        layer = names.index("mix") if "mix" in names else len(names) // 2
+        hl = linear.fixed(enc[idx, layer], y, folds, classes)
       x_e = enc[:, layer]
       lp_l = linear.fit_log_proba(x_e[idx], y, x_e[test], hl, classes)
-      name = layer if encoder_names is None else encoder_names[layer]
-      arm("encoder" + suffix, hl["oof"], lp_l, {"layer": name, "C": hl["C"]})
+      arm("encoder" + suffix, hl["oof"], lp_l,
+          {"layer": names[layer], "C": hl["C"]}, hl["tried"])
       fused("encoder+baseline" + suffix, hs, lp_s, hl, lp_l,
-            {"layer": name, "C_encoder": hl["C"]})
+            {"layer": names[layer], "C_encoder": hl["C"]})
     e = blocks.get("embedding" + suffix)
     if e is None:
       continue
-    he = linear.search(e[idx], y, folds, classes)
-    lp_e = linear.fit_log_proba(e[idx], y, e[test], he, classes)
-    arm("probe_embedding" + suffix, he["oof"], lp_e, {"C": he["C"]})
+    he, lp_e = fit(e)
+    arm("probe_embedding" + suffix, he["oof"], lp_e, {"C": he["C"]},
+        he["tried"])
     fused("probe" + suffix, hs, lp_s, he, lp_e, {"C_embedding": he["C"]})
   return out, how
 
@@ -219,22 +259,65 @@ def _se_of_difference(a, b, y) -> float:
   return float(np.sqrt(var)) / cls.size
 
 
+def candidates(cell: dict) -> list[str]:
+  """The arms a choice is made among, in the order a tie is broken: when
+  the cell has the per-speaker family (every speaker's unlabelled clips
+  are there to standardise with), that family first, `baseline_speaker`
+  leading, then the inductive arms; else LINEAR's order. Reference rows
+  are never chosen."""
+  arms = [a for a in LINEAR if a in cell]
+  return sorted(arms, key=lambda a: (not is_speaker_arm(a), LINEAR.index(a)))
+
+
 def choose(cell: dict, y, rule: str = "one_se") -> tuple[str, str]:
   """(arm, why) for one draw, from the cross-validation alone: the best
-  cross-validated UA, or under 'one_se' the simplest arm (LINEAR's order)
-  within one standard error of it. Without folds: the baseline."""
-  arms = [a for a in LINEAR if a in cell]
+  cross-validated UA, or under 'one_se' the first arm of `candidates`
+  within one standard error of it. Without folds: the first candidate."""
+  arms = candidates(cell)
   if cell[arms[0]]["cv_ua"] is None:
-    return arms[0], "no cross-validation possible: the simplest arm"
+    return arms[0], "no cross-validation possible: the default arm"
   best = max(arms, key=lambda a: (cell[a]["cv_ua"], -arms.index(a)))
   if rule == "best":
     return best, "best cross-validated UA"
+  cov = cell[arms[0]].get("cv_covered")
+  if cov is None:
+    cov = np.ones(len(y), bool)
   for a in arms:
-    se = _se_of_difference(cell[best]["cv_correct"], cell[a]["cv_correct"], y)
+    se = _se_of_difference(cell[best]["cv_correct"][cov],
+                           cell[a]["cv_correct"][cov], np.asarray(y)[cov])
     if cell[a]["cv_ua"] >= cell[best]["cv_ua"] - se:
       return a, ("best cross-validated UA" if a == best else
                  f"within one standard error of `{best}`")
   return best, "best cross-validated UA"
+
+
+def nested_cv_ua(blocks: dict, labels, idx, num_classes: int, speakers=None,
+                 encoder_names=None, search: bool = True,
+                 rule: str = "one_se") -> float | None:
+  """The whole procedure's cross-validated UA, nested: on each fold of the
+  cell's clips (whole speakers held out), every arm and the choice are
+  made again from the other clips alone, and the arm chosen there scores
+  the held-out clips. Honest where an arm's own `cv_ua` is not: that one
+  is the best of the settings and arms tried on the same folds. None
+  without folds."""
+  y = labels[idx]
+  groups = None if speakers is None else np.asarray(speakers, object)[idx]
+  folds, _ = linear.cv_folds(y, groups)
+  if not folds:
+    return None
+  pred = np.full(len(y), -1)
+  for tr, va in folds:
+    held = np.zeros(len(labels), bool)
+    held[idx[va]] = True
+    try:
+      cell, _ = linear_cell(blocks, labels, idx[tr], held, num_classes,
+                            speakers, encoder_names, search)
+    except DataError:  # the fold's training part holds one class
+      continue
+    arm, _ = choose(cell, labels[idx[tr]], rule)
+    pred[va] = cell[arm]["pred"]
+  ok = pred >= 0
+  return _ua(y[ok], pred[ok], num_classes) if ok.any() else None
 
 
 def sample_sd(v: list) -> float | None:
@@ -247,28 +330,51 @@ def matched_baseline(arm: str) -> str:
   return "baseline_speaker" if arm.endswith("_speaker") else "baseline"
 
 
+FIXED_POLICIES = ("baseline_speaker", "probe_speaker", "encoder_speaker")
+
+
 def summarise_choice(k: int, per_draw: list[tuple[str, str]], cells: list,
-                     rows: dict, how: str) -> dict:
+                     rows: dict, how: str, nested: list) -> dict:
   """The choice at one k over its draws: the arm chosen most often (ties:
-  the simpler), its mean CV and test UA over the draws as chosen there, and
-  the best arm in hindsight (by mean test UA, not used for the choice)."""
+  the simpler), the procedure's test UA (the mean over the draws of the arm
+  each draw chose) beside its nested cross-validated estimate (`nested`,
+  per draw), the fixed policies (always the same arm) and the fixed
+  reference, and the best arm in hindsight (by mean test UA, not used for
+  the choice)."""
   chosen = [a for a, _ in per_draw]
   arm = max(LINEAR, key=lambda a: (chosen.count(a), -LINEAR.index(a)))
   test = [c[a]["report"]["unweighted_accuracy"] for c, a in zip(cells, chosen)]
-  cv = [c[a]["cv_ua"] for c, a in zip(cells, chosen)]
+  cv_arm = [c[a]["cv_ua"] for c, a in zip(cells, chosen)]
   # The baseline as informed as the chosen arm: per-speaker statistics when
   # the arm uses them.
   matched = [c[matched_baseline(a)]["report"]["unweighted_accuracy"]
              for c, a in zip(cells, chosen)]
   scored = {a: r[-1]["ua_mean"] for a, r in rows.items()
-            if r and r[-1]["ua_mean"] is not None}
-  order = list(rows)  # LINEAR's order: ties go to the simpler arm
+            if r and r[-1]["ua_mean"] is not None and a in LINEAR}
+  order = [a for a in rows if a in LINEAR]  # ties go to the simpler arm
   best = max(scored, key=lambda a: (scored[a], -order.index(a)))
-  return {"shots": k, "arm": arm, "arms": chosen,
-          "why": [w for _, w in per_draw], "how": how,
-          "cv_ua": None if None in cv else float(np.mean(cv)),
-          "test_ua": float(np.mean(test)),
-          "margin_over_matched_baseline": float(np.mean(test) -
-                                                np.mean(matched)),
-          "test_ua_std": sample_sd(test), "draws": len(test),
-          "best_in_hindsight": {"arm": best, "ua": scored[best]}}
+  mean = lambda v: None if not v or None in v else float(np.mean(v))
+  policies = {a: scored[a] for a in FIXED_POLICIES if a in scored}
+  procedure = float(np.mean(test))
+  ref = rows.get("reference_speaker")
+  out = {"shots": k, "arm": arm, "arms": chosen,
+         "why": [w for _, w in per_draw], "how": how,
+         "test_ua": procedure, "test_ua_std": sample_sd(test),
+         "draws": len(test),
+         # The procedure's estimate, nested (the choice made again inside
+         # each fold), beside what the chosen arm's own folds said (the
+         # best of what was tried on them: optimistic).
+         "cv_ua": mean(nested), "cv_ua_per_draw": nested,
+         "cv_ua_of_chosen_arm": mean(cv_arm),
+         "cv_gap": None if mean(nested) is None else mean(nested) - procedure,
+         "arm_test_ua": scored.get(arm),
+         "margin_over_matched_baseline": float(np.mean(test) -
+                                               np.mean(matched)),
+         "fixed_policies": policies,
+         "regret_vs_best_fixed_policy": (
+             None if not policies else procedure - max(policies.values())),
+         "best_in_hindsight": {"arm": best, "ua": scored[best]}}
+  if ref and ref[-1]["ua_mean"] is not None:
+    out["reference_speaker"] = ref[-1]["ua_mean"]
+    out["margin_over_reference"] = procedure - ref[-1]["ua_mean"]
+  return out

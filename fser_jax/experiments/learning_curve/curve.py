@@ -100,7 +100,7 @@ from fser_jax.train.loop import TrainingDiverged
 
 CNN_ARMS = ("scratch", "finetune")  # trained cells, OUT/<arm>/k<k>_r<r>
 ARMS = ("baseline", "probe", "scratch", "finetune")  # learning_curve.arms
-ROWS = LINEAR + CNN_ARMS  # rows in learning_curve.json
+ROWS = LINEAR + ("reference_speaker",) + CNN_ARMS  # learning_curve.json
 NEEDS_RUN = ("probe", "finetune", "zero_shot")
 NOT_LEARNED = 0.9  # a CNN cell's final loss above this x ln(classes)
 
@@ -254,32 +254,55 @@ def _row(k: int, n_train: int, reps: list[dict | None],
 
 
 def recommend(out: dict) -> list[dict]:
-  """Per k: the chosen arm (out['choice']), its test UA and its margin over
-  the baseline arm's, in a sentence."""
+  """Per k: the arm chosen most often, that arm's own mean test UA, its
+  margin over the baseline arm's, in a sentence; the procedure's UA (the
+  arm each draw chose, averaged) under its own key."""
   base = {r["shots"]: r["ua_mean"] for r in out["arms"].get("baseline") or []}
   recs = []
   for c in out.get("choice", []):
-    k, arm, ua = c["shots"], c["arm"], c["test_ua"]
+    k, arm = c["shots"], c["arm"]
+    ua = c["arm_test_ua"]
     b = base.get(k)
-    margin = None if b is None else ua - b
+    margin = None if b is None or ua is None else ua - b
     kk = "all" if k < 0 else str(k)
     mixed = len(set(c["arms"])) > 1
-    m2 = c["margin_over_matched_baseline"]
     text = (f"With {kk} clips per class use `{arm}`"
             + (f" (chosen in {c['arms'].count(arm)} of {c['draws']} draws; "
                f"the others: {', '.join(sorted(set(c['arms']) - {arm}))})"
                if mixed else "")
-            + f": test UA {100 * ua:.1f}% as chosen"
+            + f": its test UA {100 * ua:.1f}%"
             + (f", {100 * margin:+.1f} points against the baseline "
                f"({100 * b:.1f}%)" if margin is not None else "")
-            + (f", {100 * m2:+.1f} against the baseline with the same "
-               "per-speaker statistics" if any(a.endswith("_speaker")
-                                               for a in c["arms"]) else "")
+            + (f"; the choice as made in each draw: {100 * c['test_ua']:.1f}%"
+               if mixed else "")
             + ".")
     recs.append({"shots": k, "arm": arm, "ua_mean": ua,
+                 "procedure_ua": c["test_ua"],
                  "margin_over_baseline": margin,
-                 "margin_over_matched_baseline": m2, "text": text})
+                 "margin_over_matched_baseline":
+                     c["margin_over_matched_baseline"], "text": text})
   return recs
+
+
+def source_overlap(run, test: np.ndarray, meta: dict) -> list[str]:
+  """The curve's test clips the source run (train.init_from) trained or
+  validated on, by file name or by corpus and speaker (its splits.csv)."""
+  path = rundir.path(run.workdir, rundir.SPLITS)
+  if not os.path.exists(path):
+    return []
+  with open(path, newline="") as f:
+    seen = [r for r in csv.DictReader(f) if r["split"] != splits_lib.TEST]
+  files = {os.path.basename(r["filename"]) for r in seen}
+  voices = {(r["corpus"], r["speaker"]) for r in seen if r["speaker"]}
+  hits = set()
+  for i in np.flatnonzero(test):
+    name = os.path.basename(str(meta["filename"][i]))
+    voice = (str(meta["corpus"][i]), str(meta["speaker"][i]))
+    if name in files:
+      hits.add(f"file {name}")
+    elif voice in voices:
+      hits.add(f"speaker {voice[1]} of {voice[0]}")
+  return sorted(hits)
 
 
 def _final_loss(cdir: str) -> float | None:
@@ -339,9 +362,20 @@ def run(config, workdir: str, *, overwrite: bool = False) -> dict:
   arms = wanted
   skipped = {}
   run = None
+  overlap = []
   if config.train.init_from:
     from fser_jax.runs.trained import TrainedRun
     run = TrainedRun(os.path.expanduser(config.train.init_from))
+    overlap = source_overlap(run, test, meta)
+    if overlap and not lc.allow_source_overlap:
+      raise DataError(
+          f"learning curve: the source run {config.train.init_from} trained "
+          f"on the test set's {', '.join(overlap[:3])}"
+          + (f" and {len(overlap) - 3} more" if len(overlap) > 3 else "")
+          + ": its scores on them would not say what a new voice gets; use "
+          "a run that never saw them, another data.fold, or "
+          "--config.learning_curve.allow_source_overlap=True (said in the "
+          "report)")
   else:
     for a in NEEDS_RUN:
       if a in arms or a == "zero_shot":
@@ -360,7 +394,24 @@ def run(config, workdir: str, *, overwrite: bool = False) -> dict:
              min(lc.batch_size, int(cells[(k, 0)].size))) for k in shots},
          "repeats": int(lc.repeats), "choice_rule": lc.choice_rule,
          "init_from": config.train.init_from or None,
+         "source_overlap": overlap,
+         "search_from": int(lc.search_from),
          "freeze": config.train.freeze, "arms": {}, "skipped": skipped}
+  # What each arm reads of the test speaker beyond its labels: the
+  # per-speaker family, and runs normalised per speaker, standardise the
+  # test speaker with its own unlabelled clips (transductive).
+  trans = {a: "standardised per speaker with each speaker's own unlabelled "
+              "clips, the test speaker's included"
+           for a in ROWS if linear_arms.is_speaker_arm(a)}
+  if run is not None and run.normalize != "global":
+    trans["zero_shot"] = (f"the source run normalises per {run.normalize}: "
+                          "the test speaker's inputs are standardised with "
+                          "its own clips")
+  if config.features.normalize != "global":
+    for a in CNN_ARMS:
+      trans[a] = (f"features.normalize='{config.features.normalize}': the "
+                  "test speaker's inputs are standardised with its own clips")
+  out["transductive"] = trans
   if run is not None:
     try:
       out["arms"]["zero_shot"] = zero_shot(config, run, waveforms, labels,
@@ -378,8 +429,8 @@ def run(config, workdir: str, *, overwrite: bool = False) -> dict:
                       "layers": encoder.num_layers,
                       "d_model": encoder.config.d_model}
   feats = linear_arms.clip_features(config, waveforms, meta, workdir,
-                        run if "probe" in arms else None,
-                        egemaps=bool(lc.egemaps), encoder=encoder)
+                                    run if "probe" in arms else None,
+                                    egemaps=bool(lc.egemaps), encoder=encoder)
   names = None
   if "encoder" in feats:  # the states the head chooses among
     from fser_jax.encoders import pooling
@@ -389,29 +440,39 @@ def run(config, workdir: str, *, overwrite: bool = False) -> dict:
     out["encoder"]["candidates"] = names
   blocks = linear_arms.linear_blocks(feats,
                                      speakers if has_speakers else None)
-  linear_rows = {a: [] for a in LINEAR}
+  scored_rows = LINEAR + ("reference_speaker",)
+  linear_rows = {a: [] for a in scored_rows}
   out["choice"] = []
+  spk = speakers if has_speakers else None
   for k in shots:
-    per_cell, per_draw = [], []
+    per_cell, per_draw, nested = [], [], []
+    search = k < 0 or k >= int(lc.search_from)
     for r in range(lc.repeats):
-      cell, how = linear_arms.linear_cell(
-          blocks, labels, cells[(k, r)], test, len(classes),
-          speakers if has_speakers else None, names)
+      idx = cells[(k, r)]
+      cell, how = linear_arms.linear_cell(blocks, labels, idx, test,
+                                          len(classes), spk, names, search)
       per_cell.append(cell)
-      per_draw.append(linear_arms.choose(cell, labels[cells[(k, r)]],
-                                         lc.choice_rule))
+      per_draw.append(linear_arms.choose(cell, labels[idx], lc.choice_rule))
+      nested.append(linear_arms.nested_cv_ua(
+          blocks, labels, idx, len(classes), spk, names, search,
+          lc.choice_rule))
     logging.info("learning curve k=%s: chosen %s", "all" if k < 0 else k,
                  ", ".join(a for a, _ in per_draw))
-    for a in LINEAR:
+    for a in scored_rows:
       if a in per_cell[0]:
         linear_rows[a].append(_row(
             k, int(cells[(k, 0)].size), [c[a]["report"] for c in per_cell],
             [c[a]["cv_ua"] for c in per_cell]))
         linear_rows[a][-1]["hyper"] = [c[a]["hyper"] for c in per_cell]
+        linear_rows[a][-1]["settings_tried"] = per_cell[0][a]["tried"]
+    settings = ("settings searched by cross-validation" if search else
+                "fixed settings (C, feature set, layer, weight: "
+                f"k < learning_curve.search_from={lc.search_from})")
     out["choice"].append(linear_arms.summarise_choice(
         k, per_draw, per_cell, {a: v for a, v in linear_rows.items() if v},
-        f"cross-validation on each draw's labelled clips ({how}); rule "
-        f"'{lc.choice_rule}'; the test set unused"))
+        f"cross-validation on each draw's labelled clips ({how}); "
+        f"{settings}; rule '{lc.choice_rule}', ties to the per-speaker "
+        "family when it is there; the test set unused", nested))
   out["arms"].update({a: v for a, v in linear_rows.items() if v})
 
   # --- the CNN arms: trained cells, reported, never chosen -------------------

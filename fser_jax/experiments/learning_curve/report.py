@@ -27,32 +27,53 @@ def to_markdown(out: dict, rows, cnn_arms, not_learned: float) -> str:
   if first:
     lines += [first, ""]
   choice = out.get("choice", [])
-  if 0 < out.get("train_speakers", 0) < 3:
-    lines += [f"**Only {out['train_speakers']} speaker(s) to train on**: the "
-              "cross-validation holds out one of them, so the choice below "
-              "rests on one or two voices; label clips of more speakers "
-              "before trusting it.", ""]
+  n_spk = out.get("train_speakers", 0)
+  if n_spk == 1:
+    lines += ["**One speaker to train on**: the cross-validation splits that "
+              "speaker's own clips, so nothing below says how another voice "
+              "is handled; label clips of more speakers before trusting the "
+              "choice.", ""]
+  elif n_spk == 2:
+    lines += ["**Two speakers to train on**: each fold of the "
+              "cross-validation holds one of them out, so the choice below "
+              "rests on two voices; label clips of more speakers before "
+              "trusting it.", ""]
+  if out.get("source_overlap"):
+    lines += [f"**The source run `{out['init_from']}` trained on the test "
+              f"set's {', '.join(out['source_overlap'][:5])}** "
+              "(learning_curve.allow_source_overlap): the arms that read it "
+              "are scored on voices or clips it has learned.", ""]
   if choice:
-    lines += [f"Chosen without the test set: {choice[0]['how']}; ties within "
-              "one standard error go to the simpler arm (baseline first)."
-              if out.get("choice_rule", "one_se") == "one_se" else
-              f"Chosen without the test set: {choice[0]['how']}.", ""]
+    lines += [f"Chosen without the test set: {choice[0]['how']}."
+              + (" Ties within one standard error go to the first candidate "
+                 "(`baseline_speaker` where every speaker's clips are there)."
+                 if out.get("choice_rule", "one_se") == "one_se" else ""), ""]
   lines += [r["text"] for r in out.get("recommendation", [])]
   if choice:
-    lines += ["", "| clips per class | chosen arm (draws) | its CV UA % | its "
-              "test UA % | baseline test UA % | best in hindsight (not "
-              "chosen by the test) |", "|---|---|---|---|---|---|"]
-    base = {r["shots"]: r for r in arms.get("baseline") or []}
+    p = lambda v: metrics_lib.pct(v, 1)
+    lines += ["", "| clips per class | chosen arm (draws) | CV UA % (nested) "
+              "| test UA % | always baseline_speaker | always probe_speaker "
+              "| fixed reference | best in hindsight (not chosen by the "
+              "test) |", "|---|---|---|---|---|---|---|---|"]
     for c in choice:
       k = "all" if c["shots"] < 0 else str(c["shots"])
-      b = base.get(c["shots"])
       picks = ", ".join(f"{a} x{c['arms'].count(a)}"
                         for a in dict.fromkeys(c["arms"]))
       best = c["best_in_hindsight"]
+      pol = c.get("fixed_policies", {})
       lines.append(
-          f"| {k} | {picks} | {metrics_lib.pct(c['cv_ua'], 1)} | {metrics_lib.pct(c['test_ua'], 1)} ± "
-          f"{metrics_lib.pct(c['test_ua_std'], 1)} | {_cell(b) if b else '-'} | "
-          f"{best['arm']} {metrics_lib.pct(best['ua'], 1)} |")
+          f"| {k} | {picks} | {p(c['cv_ua'])} | {p(c['test_ua'])} ± "
+          f"{p(c['test_ua_std'])} | {p(pol.get('baseline_speaker'))} | "
+          f"{p(pol.get('probe_speaker'))} | {p(c.get('reference_speaker'))} "
+          f"| {best['arm']} {p(best['ua'])} |")
+    gaps = [c["cv_gap"] for c in choice if c.get("cv_gap") is not None]
+    if gaps:
+      lines += ["", f"The nested CV estimate minus the test UA, mean over k: "
+                f"{100 * sum(gaps) / len(gaps):+.1f} points (the chosen "
+                "arm's own CV UA, the best of what was tried on its folds, "
+                "is optimistic and not shown as the estimate). The fixed "
+                "reference: a logistic regression at fixed settings on the "
+                "compact per-clip statistics standardised per speaker."]
   steps = ", ".join(f"{s} (k={k})" for k, s in out["steps_per_cell"].items())
   lines += ["", f"Test set: {out['test_clips']} clips, {out['test_set']}; "
             f"fixed for every cell. {out['repeats']} draws per k (nested); "
@@ -66,6 +87,15 @@ def to_markdown(out: dict, rows, cnn_arms, not_learned: float) -> str:
               f"{100 * z['ua']:.1f}%, accuracy {100 * z['acc']:.1f}%.", ""]
   for arm, why in out["skipped"].items():
     lines += [f"Skipped `{arm}`: {why}.", ""]
+  by_reason = {}
+  for a, why in out.get("transductive", {}).items():
+    if arms.get(a):
+      by_reason.setdefault(why, []).append(f"`{a}`")
+  if by_reason:
+    lines += ["Transductive arms (they read the test speaker's unlabelled "
+              "audio, as a user who has it can): "
+              + "; ".join(f"{', '.join(a)} ({why})"
+                          for why, a in by_reason.items()) + ".", ""]
   have = [a for a in rows if arms.get(a)]
   lines += ["Every arm's test UA % (for reading, not used for the choice; "
             "`_speaker`: standardised per speaker with each speaker's own "
