@@ -314,9 +314,7 @@ def test_readme_house_lists_the_tree():
                      os.listdir(os.path.join(ROOT, "fser_jax", d)))}
   assert named == on_disk, (named ^ on_disk)
   for mod in re.findall(r"^(fser_jax/[\w/]+\.py)", house, re.M):
-    assert os.path.exists(os.path.join(ROOT, mod)) or mod in (
-        # being added on main alongside this listing
-        "fser_jax/train/step.py", "fser_jax/runs/report.py"), mod
+    assert os.path.exists(os.path.join(ROOT, mod)), mod
   top = next(l for l in house.splitlines() if l.startswith("fser_jax/__init__.py"))
   assert re.findall(r"\b(\w+\.py)\b", top) == ["__init__.py", "config.py", "errors.py"]
   assert {f for f in os.listdir(os.path.join(ROOT, "fser_jax"))

@@ -68,8 +68,8 @@ class ClipSource:
   """The dataset's clips by position (sorted by file name).
 
   Records are read as raw bytes and parsed in one batched
-  `tf.io.parse_example` call (2-3x faster than decoding each example
-  through TFDS' features, measured on 64 clips). Datasets built since
+  `tf.io.parse_example` call, faster than decoding each example through
+  TFDS' features one at a time. Datasets built since
   version 1.1.0 store the samples as int16 bytes; older builds' int64 lists
   are read too."""
 

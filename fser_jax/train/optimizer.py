@@ -141,8 +141,8 @@ def create(config, num_classes: int, in_channels: int, steps_per_epoch: int,
     params: initial parameters (train.init_from); None: random from the seed.
   """
   # Initialised in one compiled program: eager initialisation compiles every
-  # initialiser's primitives one by one (5 s against 3 s on a 2-core CPU
-  # with an empty compilation cache; the same values).
+  # initialiser's primitives one by one, which is slower on a cold
+  # compilation cache and gives the same values.
   model = nnx.jit(lambda: model_lib.from_config(
       config, num_classes, in_channels, config.seed))()
   graphdef, fresh = nnx.split(model, nnx.Param)
