@@ -286,7 +286,7 @@ def test_generalisation_mode(tfds_dir, tmp_path, monkeypatch):
   # Running it again reads the finished folds back instead of retraining.
   def no_training(*a, **k):
     raise AssertionError("a finished fold was trained again")
-  monkeypatch.setattr(generalisation.run_lib, "train_and_evaluate",
+  monkeypatch.setattr(generalisation.run_lib, "run",
                       no_training)
   again = generalisation.run(c, str(tmp_path))
   assert again["protocols"] == out["protocols"]
@@ -312,7 +312,7 @@ def test_cross_corpus_matrix(tfds_dir, tmp_path, monkeypatch):
   with open(tmp_path / "cross.json") as f:
     assert json.load(f)["ua"] == cross["ua"]
   assert (tmp_path / "cross.png").exists()
-  monkeypatch.setattr(generalisation.run_lib, "train_and_evaluate",
+  monkeypatch.setattr(generalisation.run_lib, "run",
                       lambda *a, **k: (_ for _ in ()).throw(AssertionError))
   assert generalisation.run(c, str(tmp_path), ["cross"])["cross"] == cross
 
@@ -529,3 +529,28 @@ def test_report_and_evaluate_agree_on_clips_longer_than_the_window(
   # other outputs: the parity above is not true of any two ways.
   _, whole_d = tr.forward(data.images[test])
   assert np.abs(whole_d - out.distance).max() > 0.01 * out.distance.mean()
+
+
+def test_a_run_saved_by_0_2_0_loads_and_predicts_the_same():
+  """tests/fixtures/run_0_2_0 was written by fser_jax 0.2.0, before the
+  library moved into packages (a tiny run on fser/synthetic_small, one
+  epoch; made_with.json). Today's code completes its config over the base,
+  restores its best checkpoint, and gives the probabilities and embedding
+  0.2.0 gave on the same three clips (expected.npz, written by 0.2.0)."""
+  from fser_jax.runs import trained
+  d = os.path.join(os.path.dirname(__file__), "fixtures", "run_0_2_0")
+  want = np.load(os.path.join(d, "expected.npz"))
+  run = trained.load_run(d)
+  sr = int(want["sample_rate"])
+  assert run.sample_rate == sr and run.step > 0
+  rng = np.random.default_rng(0)
+  t = np.arange(int(1.5 * sr)) / sr
+  wavs = [(0.3 * np.sin(2 * np.pi * f * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+           + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+          for f in (140.0, 230.0, 320.0)]
+  out = run.classify(wavs, groups=None)
+  np.testing.assert_allclose(out.probs, want["probs"], rtol=0, atol=1e-6)
+  np.testing.assert_allclose(out.embedding, want["embedding"], rtol=1e-5,
+                             atol=1e-5)
+  assert out.probs.shape == (3, 8) and not np.allclose(
+      out.embedding[0], out.embedding[1])
