@@ -112,3 +112,34 @@ def test_restoring_parameters_builds_no_optimizer():
   for mod in ("train/rundir", "runs/trained"):
     src = open(os.path.join(ROOT, "fser_jax", f"{mod}.py")).read()
     assert "state_lib.create" not in src and "import optimizer" not in src, mod
+
+
+def test_importing_fser_jax_leaves_the_environment_as_it_was():
+  """Importing the library (every package's __init__) changes nothing in
+  the process: no XLA_FLAGS, no NUMBA_CPU_NAME, no compilation cache, not
+  even JAX imported; fser_jax.cpu.configure() is the one explicit call."""
+  import subprocess
+  import sys
+  code = (
+      "import json, os, sys\n"
+      "before = dict(os.environ)\n"
+      "import fser_jax, fser_jax.cpu, fser_jax.frontend, fser_jax.model, "
+      "fser_jax.evaluation, fser_jax.data, fser_jax.train, fser_jax.runs, "
+      "fser_jax.experiments, fser_jax.tools, fser_jax.experiments.learning_curve\n"
+      "after = dict(os.environ)\n"
+      "print(json.dumps({'changed': sorted(k for k in set(before) | set(after)"
+      " if before.get(k) != after.get(k)), 'jax': 'jax' in sys.modules}))\n"
+      "fser_jax.cpu.configure()\n"
+      "print(json.dumps(sorted(k for k in os.environ if before.get(k) != "
+      "os.environ[k])))\n")
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("XLA_FLAGS", "NUMBA_CPU_NAME", "FSER_JAX_XLA_FLAG",
+                      "JAX_COMPILATION_CACHE_DIR")}
+  r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                     capture_output=True, text=True, timeout=120)
+  assert r.returncode == 0, r.stderr[-2000:]
+  import json
+  first, second = (json.loads(l) for l in r.stdout.splitlines()[-2:])
+  assert first == {"changed": [], "jax": False}
+  # The explicit call does change it (so the check above can fail).
+  assert "NUMBA_CPU_NAME" in second and "JAX_COMPILATION_CACHE_DIR" in second

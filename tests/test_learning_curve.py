@@ -139,15 +139,15 @@ def test_features_are_recomputed_when_the_audio_changes(tmp_path):
            for f in (150, 220)]
   meta = {"filename": np.array(["a.wav", "b.wav"]),
           "speaker": np.array(["", ""])}
-  first = linear_arms.clip_features(cfg, waves, meta, str(tmp_path))
-  again = linear_arms.clip_features(cfg, waves, meta, str(tmp_path))
+  first = linear_arms.curve_features(cfg, waves, meta, str(tmp_path))
+  again = linear_arms.curve_features(cfg, waves, meta, str(tmp_path))
   np.testing.assert_array_equal(first["stats"], again["stats"])
   # Same file names, other recordings (an octave up, 12 dB quieter).
   other = [w[::2].repeat(2) * 0.25 for w in waves]
-  changed = linear_arms.clip_features(cfg, other, meta, str(tmp_path))
+  changed = linear_arms.curve_features(cfg, other, meta, str(tmp_path))
   assert not np.allclose(changed["stats"], first["stats"])
   cfg.data.sample_rate = 16000  # same samples, another rate
-  rate = linear_arms.clip_features(cfg, other, meta, str(tmp_path))
+  rate = linear_arms.curve_features(cfg, other, meta, str(tmp_path))
   assert not np.allclose(rate["stats"], changed["stats"])
 
 
@@ -166,11 +166,11 @@ def test_features_are_recomputed_when_the_speakers_change(tmp_path,
            for f in (150, 220)]
   meta = {"filename": np.array(["a.wav", "b.wav"]),
           "speaker": np.array(["s1", "s2"], object)}
-  linear_arms.clip_features(cfg, waves, meta, str(tmp_path))
-  linear_arms.clip_features(cfg, waves, meta, str(tmp_path))
+  linear_arms.curve_features(cfg, waves, meta, str(tmp_path))
+  linear_arms.curve_features(cfg, waves, meta, str(tmp_path))
   assert len(calls) == 1  # read back
   meta["speaker"] = np.array(["s1", "s1"], object)
-  linear_arms.clip_features(cfg, waves, meta, str(tmp_path))
+  linear_arms.curve_features(cfg, waves, meta, str(tmp_path))
   assert len(calls) == 2
 
 

@@ -90,7 +90,7 @@ def check_finite(m, step: int, epoch: int, last_checkpoint, workdir: str):
       + "Lower train.learning_rate or check the data.")
 
 
-def validate(eval_fn, params, x_val, y_val) -> dict | None:
+def validation_metrics(eval_fn, params, x_val, y_val) -> dict | None:
   """Validation loss and accuracy, or None without a validation split."""
   if y_val.size == 0:
     return None
@@ -182,7 +182,7 @@ def fit(config, data, workdir: str, init_params=None) -> FitResult:
         val = None
         if epoch_done and (ep % tcfg.eval_every_epochs == 0
                            or step == n_steps):
-          val = validate(eval_fn, place.readable(state["params"]), x_val,
+          val = validation_metrics(eval_fn, place.readable(state["params"]), x_val,
                          y_val)
           if val is not None:
             log({"step": step, "epoch": ep, **val})

@@ -1,6 +1,6 @@
 """The learning curve's linear arms, and the choice among them.
 
-The features they read, cached per clip's audio (`clip_features`): per-clip
+The features they read, cached per clip's audio (`curve_features`): per-clip
 statistics (fser_jax.evaluation.linear), eGeMAPS, a trained run's embedding, a
 pretrained encoder's pooled states (fser_jax/encoders, kept in a store).
 Their blocks, inductive and standardised per speaker with each speaker's
@@ -71,7 +71,7 @@ def encoder_features(enc, waveforms, rate: int, batch: int, workdir: str
   return store.read(keys)
 
 
-def clip_features(config, waveforms, meta, workdir: str, run=None,
+def curve_features(config, waveforms, meta, workdir: str, run=None,
                   egemaps: bool = False, encoder=None) -> dict:
   """{'stats': [N, F] baseline statistics, with `egemaps` 'egemaps' [N, 88],
   and with RUN 'embedding' (RUN's training normalisation) and

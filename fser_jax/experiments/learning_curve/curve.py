@@ -428,7 +428,7 @@ def run(config, workdir: str, *, overwrite: bool = False) -> dict:
     out["encoder"] = {"family": encoder.family, "path": encoder.path,
                       "layers": encoder.num_layers,
                       "d_model": encoder.config.d_model}
-  feats = linear_arms.clip_features(config, waveforms, meta, workdir,
+  feats = linear_arms.curve_features(config, waveforms, meta, workdir,
                                     run if "probe" in arms else None,
                                     egemaps=bool(lc.egemaps), encoder=encoder)
   names = None

@@ -1,0 +1,214 @@
+"""Which choice policy holds at small k: the learning curve's linear arms on
+target sets unlike home, every policy on the same draws.
+
+  python benchmarks/curve_policies.py --suite /work/suite --source runs/src_plus \
+      --out docs/results/curve_policies [--draws 10] [--sets greek_phone,...]
+
+For each set (OUT of `python -m fser_jax.datasets.shift_suite`), the curve's
+own pieces (features, fixed test speaker, nested draws of k clips per class,
+fser_jax/experiments/learning_curve/arms.py) score, per draw:
+
+- every linear arm, its settings searched by cross-validation and fixed;
+- the choice under each policy: `legacy` (settings searched, ties to the
+  inductive `baseline` first: the curve before learning_curve.search_from),
+  `search` (settings searched, ties to the per-speaker family), `fixed`
+  (nothing searched below k = 50: the default), `always_fixed` (never);
+- each policy's nested CV estimate of itself.
+
+The statistics were fixed before the runs: per set and k, the chosen arm's
+mean test UA minus the fixed per-speaker reference (logistic regression,
+C = 0.5, compact statistics standardised per speaker), its minimum over
+(set, k), its mean regret against the best fixed policy (always
+`baseline_speaker` / always `probe_speaker`), and the mean of the nested
+estimate minus the test UA. One JSON per set and `summary.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+POLICIES = {  # name: (search_from, ties to the per-speaker family first)
+    "legacy": (0, False),
+    "search": (0, True),
+    "fixed": (50, True),
+    "always_fixed": (10 ** 6, True),
+}
+SHOTS = (5, 10, 20, 50)
+COLUMNS = {"english_gsm": "path=file,label=emotion,speaker=talker"}
+
+
+def _config(manifest: str, source: str, columns: str):
+  import importlib.util
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  spec = importlib.util.spec_from_file_location(
+      "own_data", os.path.join(root, "configs", "own_data.py"))
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  c = mod.get_config(f"{manifest},plus")
+  from fser_jax import config as config_lib
+  with c.unlocked():
+    c.train.init_from = source
+    c.data.protocol = "speaker"
+  config_lib.apply_flags(c, columns=columns, label_map="")
+  return c
+
+
+def _legacy_choose(cell, y, rule="one_se"):
+  """The choice before the per-speaker ordering: LINEAR's order."""
+  from fser_jax.experiments.learning_curve import arms as A
+  arms = [a for a in A.LINEAR if a in cell]
+  best = max(arms, key=lambda a: (cell[a]["cv_ua"], -arms.index(a)))
+  cov = cell[arms[0]]["cv_covered"]
+  for a in arms:
+    se = A._se_of_difference(cell[best]["cv_correct"][cov],
+                             cell[a]["cv_correct"][cov], np.asarray(y)[cov])
+    if cell[a]["cv_ua"] >= cell[best]["cv_ua"] - se:
+      return a
+  return best
+
+
+def run_set(name: str, suite: str, source: str, workdir: str, draws: int,
+            nested: bool) -> dict:
+  from fser_jax.data import dataset_io
+  from fser_jax.experiments.learning_curve import arms as A
+  from fser_jax.experiments.learning_curve import curve
+  from fser_jax.runs.trained import TrainedRun
+  c = _config(os.path.join(suite, name, "manifest.csv"), source,
+              COLUMNS.get(name, ""))
+  wavs, labels, classes, meta = dataset_io.load_clips(c.data)
+  test, how = curve.fixed_test(c, labels, meta)
+  pool = np.flatnonzero(~test)
+  cells = curve.draws(labels, pool, SHOTS, draws, c.data.split_seed, classes)
+  run = TrainedRun(os.path.expanduser(source))
+  os.makedirs(workdir, exist_ok=True)
+  feats = A.curve_features(c, wavs, meta, workdir, run)
+  spk = np.asarray(meta["speaker"], object)
+  blocks = A.linear_blocks(feats, spk)
+  out = {"set": name, "test": how, "test_clips": int(test.sum()),
+         "classes": list(classes), "draws": draws, "shots": list(SHOTS),
+         "per_k": []}
+  for k in SHOTS:
+    t0 = time.time()
+    rec = {"shots": k, "arms": {}, "policies": {}}
+    cell_of = {}
+    for search in (True, False):
+      cell_of[search] = [A.linear_cell(blocks, labels, cells[(k, r)], test,
+                                       len(classes), spk, None, search)[0]
+                         for r in range(draws)]
+    for search, tag in ((True, "searched"), (False, "fixed")):
+      for a in A.LINEAR + ("reference_speaker",):
+        if a in cell_of[search][0]:
+          rec["arms"].setdefault(a, {})[tag] = [
+              cl[a]["report"]["unweighted_accuracy"] for cl in cell_of[search]]
+    for pname, (search_from, speaker_first) in POLICIES.items():
+      search = k >= search_from
+      picks, uas, est = [], [], []
+      for r in range(draws):
+        cl, idx = cell_of[search][r], cells[(k, r)]
+        a = (A.choose(cl, labels[idx])[0] if speaker_first
+             else _legacy_choose(cl, labels[idx]))
+        picks.append(a)
+        uas.append(cl[a]["report"]["unweighted_accuracy"])
+        if nested and speaker_first:
+          est.append(A.nested_cv_ua(blocks, labels, idx, len(classes), spk,
+                                    None, search))
+      rec["policies"][pname] = {"arms": picks, "test_ua": uas,
+                                "nested_cv_ua": est or None}
+    rec["seconds"] = round(time.time() - t0, 1)
+    out["per_k"].append(rec)
+    print(f"{name} k={k}: " + ", ".join(
+        f"{p} {100 * np.mean(v['test_ua']):.1f}"
+        for p, v in rec["policies"].items())
+        + f" | reference {100 * np.mean(rec['arms']['reference_speaker']['fixed']):.1f}"
+        f" ({rec['seconds']} s)", flush=True)
+  return out
+
+
+def summarise(results: list[dict]) -> dict:
+  """The statistics fixed before the runs, per policy."""
+  out = {}
+  for pname in POLICIES:
+    rows = []
+    for res in results:
+      for rec in res["per_k"]:
+        p = rec["policies"][pname]
+        ua = float(np.mean(p["test_ua"]))
+        ref = float(np.mean(rec["arms"]["reference_speaker"]["fixed"]))
+        fixed = {a: float(np.mean(rec["arms"][a]["fixed"]))
+                 for a in ("baseline_speaker", "probe_speaker")
+                 if a in rec["arms"]}
+        est = p["nested_cv_ua"]
+        rows.append({"set": res["set"], "shots": rec["shots"], "ua": ua,
+                     "ua_sd": float(np.std(p["test_ua"], ddof=1)),
+                     "reference": ref,
+                     "vs_reference": ua - ref,
+                     "best_fixed_policy": max(fixed.values()),
+                     "regret": ua - max(fixed.values()),
+                     "cv_gap": None if not est else
+                     float(np.mean(est)) - ua})
+    gaps = [r["cv_gap"] for r in rows if r["cv_gap"] is not None]
+    out[pname] = {
+        "cells": rows,
+        "mean_vs_reference": float(np.mean([r["vs_reference"] for r in rows])),
+        "min_vs_reference": float(min(r["vs_reference"] for r in rows)),
+        "mean_regret": float(np.mean([r["regret"] for r in rows])),
+        "mean_cv_gap": float(np.mean(gaps)) if gaps else None,
+        "mean_abs_cv_gap": float(np.mean(np.abs(gaps))) if gaps else None}
+  return out
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--suite", required=True)
+  p.add_argument("--source", required=True)
+  p.add_argument("--out", required=True)
+  p.add_argument("--work", default="/tmp/curve_policies")
+  p.add_argument("--draws", type=int, default=10)
+  p.add_argument("--sets", default="")
+  p.add_argument("--no_nested", action="store_true")
+  a = p.parse_args(argv)
+  from fser_jax import cpu
+  cpu.configure()
+  sets = [s for s in (a.sets.split(",") if a.sets else sorted(
+      d for d in os.listdir(a.suite)
+      if os.path.exists(os.path.join(a.suite, d, "manifest.csv"))))]
+  os.makedirs(a.out, exist_ok=True)
+  results = []
+  for s in sets:
+    path = os.path.join(a.out, f"{s}.json")
+    if os.path.exists(path):
+      with open(path) as f:
+        results.append(json.load(f))
+      continue
+    res = run_set(s, a.suite, a.source, os.path.join(a.work, s), a.draws,
+                  not a.no_nested)
+    with open(path, "w") as f:
+      json.dump(res, f, indent=1)
+    results.append(res)
+  summ = {"sets": sets, "policies": summarise(results),
+          "cpu": _cpu()}
+  with open(os.path.join(a.out, "summary.json"), "w") as f:
+    json.dump(summ, f, indent=1)
+  for pname, v in summ["policies"].items():
+    print(f"{pname}: mean vs reference {100 * v['mean_vs_reference']:+.1f}, "
+          f"min {100 * v['min_vs_reference']:+.1f}, regret "
+          f"{100 * v['mean_regret']:+.1f}, cv gap "
+          + ("-" if v["mean_cv_gap"] is None else
+             f"{100 * v['mean_cv_gap']:+.1f}"))
+
+
+def _cpu() -> str:
+  import common
+  return common.device_name()
+
+
+if __name__ == "__main__":
+  main()
