@@ -193,7 +193,7 @@ def main(argv=None):
     with open(path, "w") as f:
       json.dump(res, f, indent=1)
     results.append(res)
-  summ = {"sets": sets, "policies": summarise(results),
+  summ = {"sets": sets, "draws": a.draws, "policies": summarise(results),
           "cpu": _cpu()}
   with open(os.path.join(a.out, "summary.json"), "w") as f:
     json.dump(summ, f, indent=1)

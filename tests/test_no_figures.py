@@ -9,7 +9,7 @@ text it spans):
   - a ratio against Keras, `x Keras` (`1.24x Keras`);
   - a commit, `commit` and seven hex digits.
 Two exceptions, neither a figure typed into code:
-  - `ex/s` that prints or labels a live value, i.e. an `ex/s` with no digit
+  - `ex/s` (or `x Keras`) that prints or labels a live value, i.e. one with no digit
     before it (spaces and a range's dash skipped) in that literal: after a
     replacement field (`f"{rate:.1f} ex/s"`), after a % conversion
     (`"%.0f ex/s"`), or a column heading of a table the code fills
@@ -76,7 +76,8 @@ def figures(source: str) -> list[tuple[int, str]]:
   for line, text in _texts(source):
     paths = [p.span() for p in RESULTS_PATH.finditer(text)]
     for m in FIGURE.finditer(text):
-      if m.group() == "ex/s" and not _NUMBER_BEFORE.search(text[:m.start()]):
+      if m.group() in ("ex/s", "x Keras") and \
+          not _NUMBER_BEFORE.search(text[:m.start()]):
         continue  # a live value's unit, not a typed figure
       if any(a <= m.start() and m.end() <= b for a, b in paths):
         continue  # a results file's name

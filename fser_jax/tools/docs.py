@@ -576,6 +576,57 @@ def _rob_summary(root):
   return "- " + ";\n- ".join(out) + ".\n"
 
 
+# ------------------------------------------- the choice's policy at small k
+
+CP = "docs/results/curve_policies"
+POLICY_NAMES = {
+    "legacy": "settings searched, ties to `baseline` first (before)",
+    "search": "settings searched, ties to the per-speaker family",
+    "fixed": "fixed below k = 50, ties to the per-speaker family (default)",
+    "always_fixed": "settings never searched",
+}
+
+
+def _cp(root) -> dict:
+  return load(root, f"{CP}/summary.json")
+
+
+@block("curve_policies/summary", f"{CP}/summary.json")
+def _cp_summary(root):
+  d = _cp(root)
+  rows = []
+  for name, v in d["policies"].items():
+    rows.append([f"`{name}`", POLICY_NAMES.get(name, name),
+                 signed(v["mean_vs_reference"]),
+                 signed(v["min_vs_reference"]), signed(v["mean_regret"]),
+                 "-" if v["mean_cv_gap"] is None else signed(v["mean_cv_gap"]),
+                 "-" if v["mean_abs_cv_gap"] is None else
+                 pct(v["mean_abs_cv_gap"])])
+  n = len(next(iter(d["policies"].values()))["cells"])
+  return (table(["policy", "what", "mean vs reference", "worst (set, k) vs "
+                 "reference", "mean regret vs best fixed policy",
+                 "mean nested CV - test", "mean abs gap"], rows)
+          + f"\nPoints of UA over {n} cells ({len(d['sets'])} sets x k = "
+          f"5, 10, 20, 50), {d.get('draws', '?')} draws each; {d['cpu']}.\n")
+
+
+@block("curve_policies/cells", f"{CP}/summary.json")
+def _cp_cells(root):
+  d = _cp(root)
+  pol = d["policies"]
+  rows = []
+  for i, c in enumerate(pol["fixed"]["cells"]):
+    rows.append([c["set"], str(c["shots"]),
+                 f"{pct(c['ua'])} ± {pct(c['ua_sd'])}",
+                 pct(pol["legacy"]["cells"][i]["ua"]),
+                 pct(c["reference"]), pct(c["best_fixed_policy"]),
+                 signed(c["vs_reference"]), signed(c["regret"]),
+                 "-" if c["cv_gap"] is None else signed(c["cv_gap"])])
+  return table(["set", "k", "chosen (default policy)", "chosen (legacy)",
+                "fixed reference", "best fixed policy", "vs reference",
+                "regret", "nested CV - test"], rows)
+
+
 # ----------------------------------------------------------- the engine
 
 def render(name: str, root: str = ROOT) -> str:

@@ -60,7 +60,7 @@ def to_markdown(out: dict, rows, cnn_arms, not_learned: float) -> str:
       picks = ", ".join(f"{a} x{c['arms'].count(a)}"
                         for a in dict.fromkeys(c["arms"]))
       best = c["best_in_hindsight"]
-      pol = c.get("fixed_policies", {})
+      pol = c["fixed_policies"]
       lines.append(
           f"| {k} | {picks} | {p(c['cv_ua'])} | {p(c['test_ua'])} ± "
           f"{p(c['test_ua_std'])} | {p(pol.get('baseline_speaker'))} | "
