@@ -326,3 +326,27 @@ def test_the_recommendation_names_the_arm_with_its_own_ua():
   assert "`probe_speaker`" in rec["text"] and "80.0%" in rec["text"]
   assert "+40.0 points against the baseline (40.0%)" in rec["text"]
   assert "70.0%" in rec["text"]  # the procedure's, said as such
+
+
+def test_below_choose_from_the_default_arm_is_used_and_said():
+  y = np.repeat([0, 1], 10)
+  worse = np.ones(20, bool)
+  worse[:6] = False
+  cell = {"baseline_speaker": _arm(0.7, worse),
+          "probe_speaker": _arm(1.0, np.ones(20, bool))}
+  assert linear_arms.choose(cell, y)[0] == "probe_speaker"
+  arm, why = linear_arms.choose(cell, y, default_only=True)
+  assert arm == "baseline_speaker" and "learning_curve.choose_from" in why
+  # Without speakers the default is the inductive baseline.
+  cell = {"baseline": _arm(0.7, worse), "probe": _arm(1.0, np.ones(20, bool))}
+  assert linear_arms.choose(cell, y, default_only=True)[0] == "baseline"
+  # The nested estimate of "no choice" is the default arm's own CV.
+  _, spk, blocks = _data()
+  yy = np.tile(np.repeat(np.arange(3), 4), 6)
+  idx = np.flatnonzero(spk != "s0")
+  test = spk == "s0"
+  c, _ = linear_arms.linear_cell(blocks, yy, idx, test, 3, spk, search=False)
+  nested = linear_arms.nested_cv_ua(blocks, yy, idx, 3, spk, search=False,
+                                    default_only=True)
+  # Same folds, fixed settings, no choice: exactly the arm's own CV UA.
+  assert nested == pytest.approx(c["baseline_speaker"]["cv_ua"])

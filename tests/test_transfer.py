@@ -532,6 +532,10 @@ def _linear_curve(source_run, tfds_dir, user_recordings, **overrides):
     c.learning_curve.shots = (2, 4)
     c.learning_curve.repeats = 2
     c.learning_curve.arms = ("baseline", "probe")
+    # Both paths on tiny data: the choice made at every k, the settings
+    # fixed at k=2 and searched at k=4.
+    c.learning_curve.choose_from = 1
+    c.learning_curve.search_from = 4
   return c
 
 

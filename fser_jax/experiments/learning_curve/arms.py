@@ -269,11 +269,17 @@ def candidates(cell: dict) -> list[str]:
   return sorted(arms, key=lambda a: (not is_speaker_arm(a), LINEAR.index(a)))
 
 
-def choose(cell: dict, y, rule: str = "one_se") -> tuple[str, str]:
+def choose(cell: dict, y, rule: str = "one_se", default_only: bool = False
+           ) -> tuple[str, str]:
   """(arm, why) for one draw, from the cross-validation alone: the best
   cross-validated UA, or under 'one_se' the first arm of `candidates`
-  within one standard error of it. Without folds: the first candidate."""
+  within one standard error of it. Without folds, or with `default_only`
+  (fewer clips than learning_curve.choose_from), the first candidate: the
+  default arm (`baseline_speaker` where speakers are known)."""
   arms = candidates(cell)
+  if default_only:
+    return arms[0], ("the default arm: too few clips per class to choose "
+                     "an arm on (learning_curve.choose_from)")
   if cell[arms[0]]["cv_ua"] is None:
     return arms[0], "no cross-validation possible: the default arm"
   best = max(arms, key=lambda a: (cell[a]["cv_ua"], -arms.index(a)))
@@ -293,7 +299,8 @@ def choose(cell: dict, y, rule: str = "one_se") -> tuple[str, str]:
 
 def nested_cv_ua(blocks: dict, labels, idx, num_classes: int, speakers=None,
                  encoder_names=None, search: bool = True,
-                 rule: str = "one_se") -> float | None:
+                 rule: str = "one_se", default_only: bool = False
+                 ) -> float | None:
   """The whole procedure's cross-validated UA, nested: on each fold of the
   cell's clips (whole speakers held out), every arm and the choice are
   made again from the other clips alone, and the arm chosen there scores
@@ -314,7 +321,7 @@ def nested_cv_ua(blocks: dict, labels, idx, num_classes: int, speakers=None,
                             speakers, encoder_names, search)
     except DataError:  # the fold's training part holds one class
       continue
-    arm, _ = choose(cell, labels[idx[tr]], rule)
+    arm, _ = choose(cell, labels[idx[tr]], rule, default_only)
     pred[va] = cell[arm]["pred"]
   ok = pred >= 0
   return _ua(y[ok], pred[ok], num_classes) if ok.any() else None

@@ -396,6 +396,7 @@ def run(config, workdir: str, *, overwrite: bool = False) -> dict:
          "init_from": config.train.init_from or None,
          "source_overlap": overlap,
          "search_from": int(lc.search_from),
+         "choose_from": int(lc.choose_from),
          "freeze": config.train.freeze, "arms": {}, "skipped": skipped}
   # What each arm reads of the test speaker beyond its labels: the
   # per-speaker family, and runs normalised per speaker, standardise the
@@ -447,15 +448,17 @@ def run(config, workdir: str, *, overwrite: bool = False) -> dict:
   for k in shots:
     per_cell, per_draw, nested = [], [], []
     search = k < 0 or k >= int(lc.search_from)
+    default_only = 0 < k < int(lc.choose_from)
     for r in range(lc.repeats):
       idx = cells[(k, r)]
       cell, how = linear_arms.linear_cell(blocks, labels, idx, test,
                                           len(classes), spk, names, search)
       per_cell.append(cell)
-      per_draw.append(linear_arms.choose(cell, labels[idx], lc.choice_rule))
+      per_draw.append(linear_arms.choose(cell, labels[idx], lc.choice_rule,
+                                         default_only))
       nested.append(linear_arms.nested_cv_ua(
           blocks, labels, idx, len(classes), spk, names, search,
-          lc.choice_rule))
+          lc.choice_rule, default_only))
     logging.info("learning curve k=%s: chosen %s", "all" if k < 0 else k,
                  ", ".join(a for a, _ in per_draw))
     for a in scored_rows:
@@ -468,6 +471,9 @@ def run(config, workdir: str, *, overwrite: bool = False) -> dict:
     settings = ("settings searched by cross-validation" if search else
                 "fixed settings (C, feature set, layer, weight: "
                 f"k < learning_curve.search_from={lc.search_from})")
+    if default_only:
+      settings += ("; the default arm, no choice (k < "
+                   f"learning_curve.choose_from={lc.choose_from})")
     out["choice"].append(linear_arms.summarise_choice(
         k, per_draw, per_cell, {a: v for a, v in linear_rows.items() if v},
         f"cross-validation on each draw's labelled clips ({how}); "
