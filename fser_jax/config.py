@@ -194,7 +194,7 @@ def base() -> ml_collections.ConfigDict:
   # cross-validation; below it they are fixed (evaluation/linear.py
   # `fixed`), since a few dozen clips cannot choose them. The threshold is
   # measured on the shift suite: docs/results/curve_policies.md.
-  c.learning_curve.search_from = 50
+  c.learning_curve.search_from = 20
   # Below this many clips per class no arm is chosen: the default arm
   # (`baseline_speaker` where the clips name speakers, else `baseline`) is
   # used, and every other arm is still scored beside it. Measured with

@@ -318,31 +318,6 @@ def _lc_cnn_summary(root):
           f"(closest: {where}).\n")
 
 
-@block("readme/curve", f"{LC}/plus_*.json", *CNN.values())
-def _readme_curve(root):
-  rows, k = [], 20
-  for name, label in SETS:
-    d = curve(root, "plus", name)
-    c = next(x for x in d["choice"] if x["shots"] == k)
-    rows.append([f"{name}", pct(d["arms"]["zero_shot"]["ua"]),
-                 pct(ua(d, "baseline", k)), f"**{pct(c['test_ua'])}**",
-                 f"{pct(c['best_in_hindsight']['ua'])} "
-                 f"({c['best_in_hindsight']['arm']})"])
-  cs = list(cells(root, "plus"))
-  over = [margin(d, c) for _, _, d, c in cs]
-  emb = [ua(d, "probe_speaker", c["shots"]) - ua(d, "baseline_speaker", c["shots"])
-         for _, _, d, c in cs]
-  gap, _ = _cnn_gap(root)
-  return (table(["set", "zero-shot", "baseline", "chosen without the test set",
-                 "best in hindsight"], rows)
-          + f"\nUA % at k = {k}, 5 draws, one unseen test speaker per set. Over all "
-          f"{len(cs)} cells (k = 5-50) the chosen arm is {span(over)} points against "
-          f"the baseline; the embedding adds {span(emb)} points on top of "
-          f"per-speaker statistics (`probe_speaker` minus `baseline_speaker`); "
-          f"the CNN arms (scratch, fine-tune) trail `baseline_speaker` by "
-          f"{100 * gap:.1f}+ points on `spanish_mobile`.\n")
-
-
 # ------------------------------------------------------------- quick start
 
 QS = {"defaults": "docs/results/quickstart/defaults_xeon-amx_2026-12-06.json",
@@ -582,8 +557,9 @@ CP = "docs/results/curve_policies"
 POLICY_NAMES = {
     "legacy": "settings searched, ties to `baseline` first (before)",
     "search": "settings searched, ties to the per-speaker family",
-    "fixed": "fixed below k = 50, ties to the per-speaker family (default)",
-    "always_fixed": "settings never searched",
+    "fixed": "settings fixed, ties to the per-speaker family",
+    "fixed_choose_from_20": "settings fixed; below k = 20 the default arm",
+    "fixed_choose_from_50": "settings fixed; below k = 50 the default arm",
 }
 
 
@@ -606,8 +582,10 @@ def _cp_summary(root):
   return (table(["policy", "what", "mean vs reference", "worst (set, k) vs "
                  "reference", "mean regret vs best fixed policy",
                  "mean nested CV - test", "mean abs gap"], rows)
-          + f"\nPoints of UA over {n} cells ({len(d['sets'])} sets x k = "
-          f"5, 10, 20, 50), {d.get('draws', '?')} draws each; {d['cpu']}.\n")
+          + f"\nPoints of UA over {n} cells ({len(d['sets'])} sets: "
+          f"{', '.join(d['sets'])}; k = 5, 10, 20, 50), {d['draws']} draws "
+          f"each; {d['cpu']}. By the rule: `{d['verdict']['policy']}` "
+          f"({d['verdict']['why']}).\n")
 
 
 @block("curve_policies/cells", f"{CP}/summary.json")
@@ -625,6 +603,21 @@ def _cp_cells(root):
   return table(["set", "k", "chosen (default policy)", "chosen (legacy)",
                 "fixed reference", "best fixed policy", "vs reference",
                 "regret", "nested CV - test"], rows)
+
+
+@block("readme/curve_policy", f"{CP}/summary.json")
+def _readme_curve_policy(root):
+  d = _cp(root)
+  name = d["verdict"]["policy"]
+  v = d["policies"][name]
+  n = len(v["cells"])
+  return (f"the default (`{name}`) is {signed(v['mean_vs_reference'])} points "
+          f"on average against a fixed per-speaker logistic regression on "
+          f"plain statistics (worst cell {signed(v['min_vs_reference'])}), "
+          f"{signed(v['mean_regret'])} against the best fixed policy, its "
+          f"nested estimate {signed(v['mean_cv_gap'])} from its test UA "
+          f"({n} cells, {d['draws']} draws each: "
+          "[docs/results/curve_policies.md](docs/results/curve_policies.md)).\n")
 
 
 # ----------------------------------------------------------- the engine
