@@ -355,6 +355,41 @@ def test_bernoulli_keeps_below_float32_p_in_steps_of_2_to_the_minus_23():
         u < np.float32(p))
 
 
+@pytest.mark.parametrize("packed", [False, True])
+def test_dropout_streams_draw_other_masks_at_the_same_rate(packed):
+  """model.dropout_stream: 'folded' and 'rbg' draw masks other than the
+  step key's, at the same rate; 'step' is the key itself; the model passes
+  the stream to every dropout layer and nothing else changes."""
+  x = jnp.ones((64, 4096), jnp.float32)
+  key = jax.random.key(2)
+  assert kernels.dropout_key(key, "step") is key
+  masks = {}
+  for stream in kernels.DROPOUT_STREAMS:
+    y = kernels.dropout(x, 0.25, kernels.dropout_key(key, stream), packed)
+    masks[stream] = np.asarray(y) == 0
+    assert abs(masks[stream].mean() - 0.25) < 4 * np.sqrt(0.25 * 0.75 / x.size)
+  for a, b in (("step", "folded"), ("step", "rbg"), ("folded", "rbg")):
+    # independent masks disagree where one of the two drops: 2 * 0.25 * 0.75
+    assert abs((masks[a] != masks[b]).mean() - 0.375) < 0.01
+  with pytest.raises(ValueError, match="dropout_stream"):
+    kernels.dropout_key(key, "philox")
+  assert set(config_lib.CHOICES["model.dropout_stream"]) == set(
+      kernels.DROPOUT_STREAMS)
+  assert config_lib.base().model.dropout_stream == "step"
+  imgs = jnp.asarray(np.random.default_rng(0).random((4, 32, 32, 3)),
+                     jnp.float32)
+  out = {}
+  for stream in ("step", "folded"):
+    net = model_lib.FSER(3, image_size=32, filters=(8, 8), dense=(16,),
+                         conv_impl="xla", dropout_stream=stream,
+                         dropout_bits="packed" if packed else "bernoulli",
+                         rngs=nnx.Rngs(0))
+    out[stream] = (net(imgs), net(imgs, train=True,
+                                  rngs=nnx.Rngs(dropout=jax.random.key(1))))
+  np.testing.assert_array_equal(out["step"][0], out["folded"][0])
+  assert np.abs(np.asarray(out["step"][1] - out["folded"][1])).max() > 1e-3
+
+
 def test_im2col_convolution_equals_lax_conv():
   conv = nnx.Conv(5, 7, (3, 3), padding="SAME", rngs=nnx.Rngs(0))
   x = jnp.asarray(np.random.default_rng(1).random((2, 8, 6, 5)), jnp.float32)

@@ -441,6 +441,28 @@ def dropout(x: jax.Array, rate: float, key: jax.Array,
   return _scaled(x, keep, q)
 
 
+DROPOUT_STREAMS = ("step", "folded", "rbg")
+# Any constant gives another stream; this one is fixed so that the control
+# arm of benchmarks/dropout_experiment.py is reproducible.
+_FOLDED_STREAM = 0x5eed
+
+
+def dropout_key(key: jax.Array, stream: str = "step") -> jax.Array:
+  """The key a dropout mask is drawn from (config model.dropout_stream):
+  'step' the key itself; 'folded' the key folded with a constant, a
+  different stream that is just as valid; 'rbg' an rbg key (XLA's
+  RngBitGenerator) seeded from the key's bits."""
+  if stream == "step":
+    return key
+  if stream == "folded":
+    return jax.random.fold_in(key, _FOLDED_STREAM)
+  if stream == "rbg":
+    return jax.random.wrap_key_data(
+        jax.random.bits(key, (4,), jnp.uint32), impl="rbg")
+  raise ValueError(f"model.dropout_stream must be one of {DROPOUT_STREAMS}, "
+                   f"got {stream!r}")
+
+
 CONV_IMPLS = ("auto", "xla", "im2col", "input_vjp", "winograd", "onednn",
               "winograd_onednn", "onednn_winograd")
 # need fser_jax.cpu.onednn
