@@ -419,7 +419,9 @@ def dropout(x: jax.Array, rate: float, key: jax.Array,
   packed=False). Its masks keep the rate and independence
   tests/test_train.py checks, but fine-tuning from a source with huge
   logits ended at a higher training loss with them than with bernoulli's,
-  unexplained (docs/performance.md), so they are not the default.
+  unexplained (docs/performance.md; benchmarks/dropout_experiment.py
+  repeats it over seeds against a control stream), so they are not the
+  default.
   """
   q = keep_probability(rate, packed)
   if q == 1.0:
