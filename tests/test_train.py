@@ -303,7 +303,7 @@ def test_dropout_is_exact_at_every_rate_and_dtype(rate, dtype, packed):
     assert tol < 0.0019 * mean_x
 
 
-def test_packed_bfloat16_scale_is_four_thirds_in_float32():
+def test_dropout_packed_bfloat16_scale_is_four_thirds_in_float32():
   """Packed dropout at 0.25 in bfloat16: each kept value is x * 4/3 computed
   in float32 and rounded to bfloat16, not x * bfloat16(4/3) = x * 1.3359."""
   x = _positive_values(jnp.bfloat16)
@@ -341,7 +341,7 @@ def test_packed_dropout_draws_bernoulli_where_no_field_width_fits():
   assert kernels.keep_probability(511 / 512, packed=True) == 1 / 512
 
 
-def test_bernoulli_keeps_below_float32_p_in_steps_of_2_to_the_minus_23():
+def test_dropout_relies_on_bernoulli_keeping_below_float32_p_in_2e23_steps():
   """What keep_probability assumes of jax.random.bernoulli: it keeps where a
   float32 uniform, a multiple of 2^-23, is below float32(p)."""
   key = jax.random.key(11)
