@@ -113,6 +113,12 @@ def base() -> ml_collections.ConfigDict:
   # in one extreme fine-tune keeps it off by default:
   # fser_jax.model.kernels.dropout).
   c.model.dropout_bits = "bernoulli"
+  # Which key stream the dropout masks come from: 'step' (the train step's
+  # dropout key, as always); 'folded' (that key folded with a constant:
+  # another stream, equally valid) and 'rbg' (XLA's RngBitGenerator seeded
+  # from it) exist for benchmarks/dropout_experiment.py, whose control arm
+  # measures how much two valid streams differ.
+  c.model.dropout_stream = "step"
   # How the convolutions are computed (same parameters and values, within
   # float32 rounding): 'auto' (the measured fastest for this backend and CPU,
   # fser_jax.cpu.xla.conv_impl) | 'xla' (lax.conv) | 'winograd' (Winograd
@@ -294,6 +300,7 @@ CHOICES = {
                         "onednn", "winograd_onednn", "onednn_winograd"),
     "model.time_pool": ("mean", "mean_std"),
     "model.dropout_bits": ("bernoulli", "packed"),
+    "model.dropout_stream": ("step", "folded", "rbg"),
     "learning_curve.choice_rule": ("one_se", "best"),
 }
 

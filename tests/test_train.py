@@ -1,6 +1,7 @@
 """The jitted core: a train step lowers the loss, checkpoints round-trip,
 sharded training equals single-device training."""
 
+import functools
 import json
 
 import jax
@@ -213,32 +214,180 @@ def test_max_pool_gradient_routes_to_the_maximum(dtype):
 
 
 @pytest.mark.parametrize("packed", [True, False])
-@pytest.mark.parametrize("rate,levels", [(0.25, 4), (0.5, 2), (0.75, 4),
-                                         (0.3, 256)])
-def test_dropout_drops_the_rate_and_keeps_the_expectation(rate, levels,
-                                                          packed):
-  """Each value is dropped with the rate (packed bits: rounded to
-  1/levels), independently of its neighbours (packed: sharing a 32-bit
-  word), kept values are scaled by the inverse keep probability, and the
-  mask follows the key."""
+@pytest.mark.parametrize("rate", [0.25, 0.5, 0.75, 0.3, 511 / 512])
+def test_dropout_drops_the_rate_and_keeps_the_expectation(rate, packed):
+  """Each value is dropped with the rate, never a rounded one (0.3: packed
+  falls back to bernoulli's draw; 511/512: 16-bit fields),
+  independently of its neighbours (packed: sharing a 32-bit word), kept
+  values are scaled by the inverse keep probability, and the mask follows
+  the key."""
   x = jnp.ones((16, 32, 32, 32), jnp.float32)  # 524,288 values
   drop = lambda k: kernels.dropout(x, rate, k, packed)
   y = np.asarray(drop(jax.random.key(0)))
-  want = round(rate * levels) / levels if packed else rate
   dropped = y == 0
-  assert abs(dropped.mean() - want) < 4 * np.sqrt(want * (1 - want) / y.size)
-  np.testing.assert_allclose(np.unique(y[~dropped]), 1 / (1 - want),
+  assert abs(dropped.mean() - rate) < 4 * np.sqrt(rate * (1 - rate) / y.size)
+  np.testing.assert_allclose(np.unique(y[~dropped]), 1 / (1 - rate),
                              rtol=1e-6)
   # Neighbours (unpacked from one word) are independent: P(both) = p^2.
   flat = dropped.reshape(-1)
   both = (flat[:-1] & flat[1:]).mean()
-  assert abs(both - want ** 2) < 4 * np.sqrt(want ** 2 / flat.size)
+  assert abs(both - rate ** 2) < 4 * np.sqrt(rate ** 2 / flat.size)
   again = np.asarray(drop(jax.random.key(0)))
   other = np.asarray(drop(jax.random.key(1)))
   np.testing.assert_array_equal(again, y)
-  assert (other != y).mean() > 0.1
+  # Another key's mask differs where one of the two drops: 2 r (1 - r).
+  assert (other != y).mean() > rate * (1 - rate)
   assert kernels.dropout(x, 0.0, jax.random.key(0)) is x
   assert not np.asarray(kernels.dropout(x, 1.0, jax.random.key(0))).any()
+
+
+# 2^24 values: enough for the mean to see a 0.19% scale error (what bfloat16
+# x * (4/3 rounded to bfloat16) made) at rates up to 0.5. The output mean's
+# standard error is sqrt(E[x^2] (1-q) / (q n)) relative, E[x^2] = 13/12 for
+# x uniform on [0.5, 1.5): at q = 0.75 that is 1.5e-4, so 5 sigma is 0.07%
+# and such an error 13 sigma away; at q = 0.5, 5 sigma is 0.13%.
+_EXACT_N = 1 << 24
+
+
+@functools.lru_cache(maxsize=2)
+def _positive_values(dtype):
+  """2^24 values uniform on [0.5, 1.5) in `dtype`: spread over many ulps,
+  so each value's rounding of x / q errs either way."""
+  x = np.random.default_rng(0).uniform(0.5, 1.5, _EXACT_N).astype(np.float32)
+  return jnp.asarray(x).astype(dtype).reshape(64, 64, 64, 64)
+
+
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+@pytest.mark.parametrize("rate", [0.001, 0.01, 0.1, 0.25, 0.5, 0.9, 0.999])
+def test_dropout_is_exact_at_every_rate_and_dtype(rate, dtype, packed):
+  """The kept fraction is 1 - rate (no rounding to 1/256: 0.01 dropped
+  0.0117, 0.001 nothing), every kept value is x / q computed in float32 and
+  rounded once to the dtype, and the output's mean is the input's."""
+  x = _positive_values(dtype)
+  q = kernels.keep_probability(rate, packed)
+  # The probability drawn is the rate's, to within bernoulli's 2^-23 steps.
+  assert abs(q - (1 - rate)) <= 2.0 ** -23
+  y = kernels.dropout(x, rate, jax.random.key(7), packed)
+  assert y.dtype == x.dtype and y.shape == x.shape
+  y = np.asarray(y.astype(jnp.float32)).reshape(-1)
+  xf = np.asarray(x.astype(jnp.float32)).reshape(-1)
+  n = xf.size
+  kept = y != 0  # x > 0, so only a dropped value is 0
+  # 5 binomial standard errors; 2/n is a floor where the rate's variance is
+  # tiny (it is not at these rates and n: 0.001 drops ~16,800 values).
+  sd = np.sqrt(rate * (1 - rate) / n)
+  assert abs((~kept).mean() - rate) <= 5 * sd + 2 / n + 2.0 ** -23
+  # Each kept value: x times float32(1/q), rounded to the dtype (numpy's
+  # product and ml_dtypes' round-to-nearest-even, not XLA's).
+  inv = np.float32(1) / np.float32(q)
+  ref = (xf * inv).astype(jnp.dtype(dtype)).astype(np.float32)
+  np.testing.assert_array_equal(y[kept], ref[kept])
+  # The mean: given x, mean(y) has expectation q * mean(ref) and variance
+  # q (1 - q) sum(ref^2) / n^2 (the mask's noise); 5 sigma of it. mean(ref)
+  # differs from mean(x) / q only by each value's rounding to the dtype,
+  # which no scale can avoid: bounded by half an ulp (2^-8 relative in
+  # bfloat16) plus float32's rounding of 1/q and of the product (2^-24
+  # each), and near 0 where x / q lands between ulps (q far from 1): at
+  # rate 0.001 bfloat16 rounds most x / 0.999 back to x, a -0.1% that is
+  # the dtype's, not the scale's.
+  ref = ref.astype(np.float64)
+  mean_x = xf.mean(dtype=np.float64)
+  rounding = q * ref.mean() - mean_x
+  u = 2.0 ** -(jnp.finfo(dtype).nmant + 1)
+  assert abs(rounding) <= (u + 2.0 ** -23) * mean_x
+  sigma = np.sqrt(q * (1 - q) * np.sum(ref ** 2)) / n
+  tol = 5 * sigma + abs(rounding)
+  assert abs(y.mean(dtype=np.float64) - mean_x) <= tol
+  if rate in (0.25, 0.5):  # where the mean alone catches a 0.19% scale
+    assert tol < 0.0019 * mean_x
+
+
+def test_dropout_packed_bfloat16_scale_is_four_thirds_in_float32():
+  """Packed dropout at 0.25 in bfloat16: each kept value is x * 4/3 computed
+  in float32 and rounded to bfloat16, not x * bfloat16(4/3) = x * 1.3359."""
+  x = _positive_values(jnp.bfloat16)
+  y = kernels.dropout(x, 0.25, jax.random.key(3), packed=True)
+  xf = np.asarray(x.astype(jnp.float32))
+  want = np.asarray(jnp.asarray(xf * np.float32(4 / 3)).astype(jnp.bfloat16))
+  kept = np.asarray(y) != 0
+  assert 0.74 < kept.mean() < 0.76
+  np.testing.assert_array_equal(np.asarray(y)[kept], want[kept])
+  # The old scale would differ on most values.
+  old = np.asarray(x * jnp.bfloat16(4 / 3))
+  assert (old[kept] != want[kept]).mean() > 0.3
+
+
+def test_packed_dropout_draws_bernoulli_where_no_field_width_fits():
+  """A rate that is no multiple of 2^-16 is never rounded: packed draws
+  bernoulli's mask. Rates at the edges draw, without dividing by zero."""
+  x = jnp.ones((64, 1024), jnp.float32)
+  for rate in (0.1, 0.3, 1e-3):
+    np.testing.assert_array_equal(
+        kernels.dropout(x, rate, jax.random.key(5), packed=True),
+        kernels.dropout(x, rate, jax.random.key(5), packed=False))
+  # 0.25 is packed: another draw than bernoulli's.
+  assert (np.asarray(kernels.dropout(x, 0.25, jax.random.key(5), True))
+          != np.asarray(kernels.dropout(x, 0.25, jax.random.key(5)))).any()
+  for rate in (511 / 512, 1 - 2.0 ** -16, 1 - 1e-6, 1e-6):
+    for packed in (False, True):
+      y = np.asarray(kernels.dropout(x, rate, jax.random.key(5), packed))
+      q = kernels.keep_probability(rate, packed)
+      assert abs(q - (1 - rate)) <= 2.0 ** -23
+      assert set(np.unique(y)) <= {0.0, np.float32(1 / np.float32(q))}
+  # Below 2^-25 float32(1 - rate) is 1: nothing is dropped, as drawn.
+  assert kernels.keep_probability(1e-9) == 1.0
+  assert kernels.dropout(x, 1e-9, jax.random.key(5)) is x
+  assert kernels.keep_probability(511 / 512, packed=True) == 1 / 512
+
+
+def test_dropout_relies_on_bernoulli_keeping_below_float32_p_in_2e23_steps():
+  """What keep_probability assumes of jax.random.bernoulli: it keeps where a
+  float32 uniform, a multiple of 2^-23, is below float32(p)."""
+  key = jax.random.key(11)
+  u = np.asarray(jax.random.uniform(key, (1 << 16,), jnp.float32))
+  k = u * 2.0 ** 23
+  np.testing.assert_array_equal(k, np.floor(k))
+  assert k.max() > 2 ** 23 - 2 ** 10  # the full range, not fewer bits
+  for p in (0.9, 0.001, 0.75):
+    np.testing.assert_array_equal(
+        jax.random.bernoulli(key, jnp.float32(p), (1 << 16,)),
+        u < np.float32(p))
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_dropout_streams_draw_other_masks_at_the_same_rate(packed):
+  """model.dropout_stream: 'folded' and 'rbg' draw masks other than the
+  step key's, at the same rate; 'step' is the key itself; the model passes
+  the stream to every dropout layer and nothing else changes."""
+  x = jnp.ones((64, 4096), jnp.float32)
+  key = jax.random.key(2)
+  assert kernels.dropout_key(key, "step") is key
+  masks = {}
+  for stream in kernels.DROPOUT_STREAMS:
+    y = kernels.dropout(x, 0.25, kernels.dropout_key(key, stream), packed)
+    masks[stream] = np.asarray(y) == 0
+    assert abs(masks[stream].mean() - 0.25) < 4 * np.sqrt(0.25 * 0.75 / x.size)
+  for a, b in (("step", "folded"), ("step", "rbg"), ("folded", "rbg")):
+    # independent masks disagree where one of the two drops: 2 * 0.25 * 0.75
+    assert abs((masks[a] != masks[b]).mean() - 0.375) < 0.01
+  with pytest.raises(ValueError, match="dropout_stream"):
+    kernels.dropout_key(key, "philox")
+  assert set(config_lib.CHOICES["model.dropout_stream"]) == set(
+      kernels.DROPOUT_STREAMS)
+  assert config_lib.base().model.dropout_stream == "step"
+  imgs = jnp.asarray(np.random.default_rng(0).random((4, 32, 32, 3)),
+                     jnp.float32)
+  out = {}
+  for stream in ("step", "folded"):
+    net = model_lib.FSER(3, image_size=32, filters=(8, 8), dense=(16,),
+                         conv_impl="xla", dropout_stream=stream,
+                         dropout_bits="packed" if packed else "bernoulli",
+                         rngs=nnx.Rngs(0))
+    out[stream] = (net(imgs), net(imgs, train=True,
+                                  rngs=nnx.Rngs(dropout=jax.random.key(1))))
+  np.testing.assert_array_equal(out["step"][0], out["folded"][0])
+  assert np.abs(np.asarray(out["step"][1] - out["folded"][1])).max() > 1e-3
 
 
 def test_im2col_convolution_equals_lax_conv():

@@ -18,8 +18,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from fser_jax.model.kernels import (CONV_IMPLS, ONEDNN_IMPLS, conv_pool, dropout,
-                              max_pool_2x2, resolve_conv_impl)
+from fser_jax.model.kernels import (CONV_IMPLS, DROPOUT_STREAMS, ONEDNN_IMPLS,
+                              conv_pool, dropout, dropout_key, max_pool_2x2,
+                              resolve_conv_impl)
 
 
 class FSER(nnx.Module):
@@ -30,7 +31,7 @@ class FSER(nnx.Module):
                kernel_size: int = 3, conv_dropout: float = 0.25,
                dense: Sequence[int] = (512, 256), dense_dropout: float = 0.5,
                conv_impl: str = "auto", time_pool: str = "",
-               dropout_bits: str = "bernoulli",
+               dropout_bits: str = "bernoulli", dropout_stream: str = "step",
                dtype=jnp.float32, rngs: nnx.Rngs):
     if conv_impl not in CONV_IMPLS:
       raise ValueError(f"model.conv_impl must be one of {CONV_IMPLS}, got "
@@ -65,6 +66,10 @@ class FSER(nnx.Module):
     self.convs = nnx.List(convs)
     self.conv_dropout = conv_dropout
     self.packed_dropout = dropout_bits == "packed"
+    if dropout_stream not in DROPOUT_STREAMS:
+      raise ValueError(f"model.dropout_stream must be one of "
+                       f"{DROPOUT_STREAMS}, got {dropout_stream!r}")
+    self.dropout_stream = dropout_stream
     # time_pool: the last block's columns (time) are pooled before the dense
     # layers, so any clip length gives the same width (logmel_time): 'mean',
     # or 'mean_std' (statistics pooling, as x-vectors: the mean and the
@@ -117,7 +122,8 @@ class FSER(nnx.Module):
       if i:
         pooled += [x.mean(axis=(1, 2)), x.std(axis=(1, 2))]
       if train:
-        x = dropout(x, self.conv_dropout, rngs.dropout(),
+        x = dropout(x, self.conv_dropout,
+                    dropout_key(rngs.dropout(), self.dropout_stream),
                     self.packed_dropout)
     if self.time_pool == "mean_std":  # [B, rows, cols, C] -> [B, rows, 2C]
       x = jnp.concatenate([x.mean(axis=2), x.std(axis=2)], axis=-1)
@@ -127,7 +133,8 @@ class FSER(nnx.Module):
     for layer in self.dense[:-1]:
       x = nnx.relu(layer(x))
       if train:
-        x = dropout(x, self.dense_dropout, rngs.dropout(),
+        x = dropout(x, self.dense_dropout,
+                    dropout_key(rngs.dropout(), self.dropout_stream),
                     self.packed_dropout)
     blocks = (jnp.concatenate(pooled, -1) if pooled
               else jnp.zeros((x.shape[0], 0), x.dtype))
@@ -151,6 +158,7 @@ def from_config(cfg, num_classes: int, in_channels: int, seed: int) -> FSER:
               dense_dropout=cfg.model.dense_dropout,
               conv_impl=cfg.model.conv_impl,
               dropout_bits=cfg.model.dropout_bits,
+              dropout_stream=cfg.model.dropout_stream,
               time_pool=(cfg.model.time_pool
                          if cfg.features.kind == "logmel_time" else ""),
               dtype=compute_dtype(cfg.train.precision), rngs=nnx.Rngs(seed))

@@ -8,6 +8,7 @@ measured in docs/performance.md; the CNN itself is fser_jax/model/cnn.py.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Sequence
 
 import jax
@@ -343,40 +344,125 @@ def winograd_conv(x: jax.Array, kernel: jax.Array,
   return y[:, :h, :w] if ph or pw else y
 
 
+# jax.random.bernoulli (mode 'low') compares a float32 uniform, a multiple of
+# 2^-23, with float32(p): what `keep_probability` relies on, and what
+# tests/test_train.py checks against the installed JAX.
+_UNIFORM_BITS = 23
+# Field widths the packed draw may use: each one's rates are exactly the
+# multiples of 2^-bits; 16-bit fields let rates near 0 or 1 (511/512) draw
+# exactly, two values to a word.
+_PACKED_BITS = (1, 2, 4, 8, 16)
+
+
+def _packed_bits(rate: float) -> int | None:
+  """The fewest bits whose fields express `rate` (0 < rate < 1) exactly, or
+  None when no width in _PACKED_BITS does."""
+  return next((b for b in _PACKED_BITS if (rate * (1 << b)).is_integer()),
+              None)
+
+
+def keep_probability(rate: float, packed: bool = False) -> float:
+  """The probability `dropout(x, rate, key, packed)` keeps each value with,
+  exactly; kept values are divided by it, so the output's expectation is
+  the input.
+
+  - rate <= 0: 1 (the input itself); rate >= 1: 0 (zeros).
+  - packed, and rate a multiple of 2^-b for b in 1, 2, 4, 8, 16: 1 - rate,
+    exactly.
+  - otherwise (bernoulli, or packed at a rate no field width expresses):
+    jax.random.bernoulli keeps where a uniform multiple of 2^-23 is below
+    float32(1 - rate), i.e. with probability float32(1 - rate) rounded up
+    to a multiple of 2^-23: within 2^-23 of 1 - rate (exactly 1 - rate for
+    0.25, 0.5, 0.75, ...; 1 for a rate below 2^-25, which then drops
+    nothing, as the draw would).
+  """
+  rate = float(rate)
+  if rate <= 0.0:
+    return 1.0
+  if rate >= 1.0:
+    return 0.0
+  bits = _packed_bits(rate) if packed else None
+  if bits is not None:
+    return 1.0 - rate  # exact: a multiple of 2^-bits
+  p = float(np.float32(1.0 - rate))
+  return math.ceil(p * (1 << _UNIFORM_BITS)) / (1 << _UNIFORM_BITS)
+
+
+def _scaled(x: jax.Array, keep: jax.Array, q: float) -> jax.Array:
+  """Kept values divided by the keep probability `q`, dropped ones 0: x
+  times 1/q in float32 (or x's dtype if wider), then rounded once to x's
+  dtype. q is exact in float32 (a multiple of 2^-23 or 2^-16), its
+  reciprocal within 2^-24 relative, so the scale carries no error beyond
+  float32's rounding and each bfloat16 value is x / q rounded to the
+  nearest. (XLA turns a division by a constant into this product anyway.)
+  Scaling a bfloat16 by a Python float would round that float to bfloat16
+  first (4/3 to 1.3359, 1 - 0.1 to 0.8984), a bias in every kept value."""
+  wide = jnp.promote_types(x.dtype, jnp.float32)
+  inv = np.asarray(np.float32(1) / np.float32(q), wide)
+  return jnp.where(keep, x.astype(wide) * inv, 0).astype(x.dtype)
+
+
 def dropout(x: jax.Array, rate: float, key: jax.Array,
             packed: bool = False) -> jax.Array:
-  """Inverted dropout: kept values scaled by the exact inverse of the keep
-  probability, so the expectation is unchanged.
+  """Inverted dropout: each value kept with probability
+  `keep_probability(rate, packed)` and divided by it, so the expectation is
+  unchanged at every rate and dtype (up to the rounding of each value to
+  x's dtype); rate <= 0 returns x itself, rate >= 1 zeros.
 
   By default one `jax.random.bernoulli` draw per value. `packed` (config
   model.dropout_bits='packed') draws as few random bits per value as
-  express the rate exactly (1 for 0.5, 2 for 0.25 or 0.75, 4 for multiples
-  of 1/16, else 8: the rate rounded to a multiple of 1/256), one 32-bit
-  word serving 32 / bits values, a faster step. Its masks keep the rate
-  and independence tests/test_train.py checks, but fine-tuning from a
-  source with huge logits ends at a higher training loss with them than
-  with bernoulli's, unexplained (docs/performance.md), so they are not the
+  express the rate exactly: 1 for 0.5, 2 for 0.25 or 0.75, 4 for multiples
+  of 1/16, 8 for multiples of 1/256, 16 for multiples of 1/65536 (two
+  values a word); one 32-bit word serving 32 / bits values, a faster step.
+  Any other rate (0.1, 0.3, 0.001) no field width expresses, and the rate
+  is never rounded: such a call draws bernoulli's mask (the same values as
+  packed=False). Its masks keep the rate and independence
+  tests/test_train.py checks, but fine-tuning from a source with huge
+  logits ended at a higher training loss with them than with bernoulli's,
+  unexplained (docs/performance.md; benchmarks/dropout_experiment.py
+  repeats it over seeds against a control stream), so they are not the
   default.
   """
-  if rate <= 0.0:
+  q = keep_probability(rate, packed)
+  if q == 1.0:
     return x
-  if rate >= 1.0:
+  if q == 0.0:
     return jnp.zeros_like(x)
-  if not packed:
-    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
-    return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
-  bits = next(b for b in (1, 2, 4, 8)
-              if float(rate * (1 << b)).is_integer() or b == 8)
+  bits = _packed_bits(float(rate)) if packed else None
+  if bits is None:
+    keep = jax.random.bernoulli(key, jnp.float32(1.0 - float(rate)), x.shape)
+    return _scaled(x, keep, q)
   levels = 1 << bits
-  threshold = int(round(rate * levels))
+  threshold = int(float(rate) * levels)  # exact: rate * levels is an integer
   per_word = 32 // bits
   n = x.size
   words = jax.random.bits(key, (-(-n // per_word),), jnp.uint32)
   shifts = jnp.arange(per_word, dtype=jnp.uint32) * jnp.uint32(bits)
   fields = (words[:, None] >> shifts) & jnp.uint32(levels - 1)
   keep = fields.reshape(-1)[:n].reshape(x.shape) >= threshold
-  return jnp.where(keep, x * (levels / (levels - threshold)), 0).astype(
-      x.dtype)
+  return _scaled(x, keep, q)
+
+
+DROPOUT_STREAMS = ("step", "folded", "rbg")
+# Any constant gives another stream; this one is fixed so that the control
+# arm of benchmarks/dropout_experiment.py is reproducible.
+_FOLDED_STREAM = 0x5eed
+
+
+def dropout_key(key: jax.Array, stream: str = "step") -> jax.Array:
+  """The key a dropout mask is drawn from (config model.dropout_stream):
+  'step' the key itself; 'folded' the key folded with a constant, a
+  different stream that is just as valid; 'rbg' an rbg key (XLA's
+  RngBitGenerator) seeded from the key's bits."""
+  if stream == "step":
+    return key
+  if stream == "folded":
+    return jax.random.fold_in(key, _FOLDED_STREAM)
+  if stream == "rbg":
+    return jax.random.wrap_key_data(
+        jax.random.bits(key, (4,), jnp.uint32), impl="rbg")
+  raise ValueError(f"model.dropout_stream must be one of {DROPOUT_STREAMS}, "
+                   f"got {stream!r}")
 
 
 CONV_IMPLS = ("auto", "xla", "im2col", "input_vjp", "winograd", "onednn",
