@@ -602,9 +602,16 @@ def test_a_source_run_that_trained_on_the_test_speaker_is_refused(
   from fser_jax.data import dataset_io
   _, y, _, meta = dataset_io.load_clips(c.data)
   test, _ = learning_curve.fixed_test(c, y, meta)
-  test_file = os.path.basename(str(meta["filename"][np.flatnonzero(test)[0]]))
+  i = np.flatnonzero(test)[0]
+  test_file = str(meta["filename"][i])
   with open(os.path.join(src, "splits.csv"), "a", newline="") as f:
-    csv.writer(f).writerow([test_file, "x", "x", "", "", "anger", "train"])
+    w = csv.writer(f)
+    w.writerow([test_file, meta["corpus"][i], "x", "", "", "anger", "train"])
+    # The same file name in another corpus, or a test clip left unused,
+    # is not an overlap.
+    w.writerow([test_file, "another_corpus", "x", "", "", "anger", "train"])
+    w.writerow([str(meta["filename"][np.flatnonzero(test)[1]]),
+                meta["corpus"][i], "x", "", "", "anger", "unused"])
   with pytest.raises(DataError, match=f"trained on the test set's file "
                      f"{test_file}") as e:
     learning_curve.run(c, str(tmp_path / "refused"))

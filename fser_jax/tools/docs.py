@@ -593,7 +593,7 @@ def _cp_cells(root):
   d = _cp(root)
   pol = d["policies"]
   rows = []
-  for i, c in enumerate(pol["fixed"]["cells"]):
+  for i, c in enumerate(pol[d["verdict"]["policy"]]["cells"]):
     rows.append([c["set"], str(c["shots"]),
                  f"{pct(c['ua'])} ± {pct(c['ua_sd'])}",
                  pct(pol["legacy"]["cells"][i]["ua"]),

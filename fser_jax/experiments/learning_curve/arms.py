@@ -307,6 +307,10 @@ def nested_cv_ua(blocks: dict, labels, idx, num_classes: int, speakers=None,
   the held-out clips. Honest where an arm's own `cv_ua` is not: that one
   is the best of the settings and arms tried on the same folds. None
   without folds."""
+  # Held-out predictions come back in clip order: idx must be sorted (as
+  # curve.draws makes it) for them to line up with idx[va].
+  if np.any(np.diff(idx) <= 0):
+    raise ValueError("nested_cv_ua: idx must be sorted and unique")
   y = labels[idx]
   groups = None if speakers is None else np.asarray(speakers, object)[idx]
   folds, _ = linear.cv_folds(y, groups)

@@ -13,8 +13,9 @@
    repeat is one seeded permutation per class, cut at k).
 3. Arms (`learning_curve.arms`), every one on the same cells. The linear
    arms are logistic regressions whose feature set, C and fusion weight are
-   chosen by cross-validation on the cell's labelled clips that holds out
-   whole speakers (fser_jax/evaluation/linear.py):
+   fixed below `learning_curve.search_from`, else chosen by cross-validation
+   on the cell's labelled clips that holds out whole speakers
+   (fser_jax/evaluation/linear.py):
    - `baseline`: per-clip statistics (fser_jax/evaluation/linear.py), standardised
      with the training clips' statistics;
    - `egemaps` (with `learning_curve.egemaps`): the 88 eGeMAPS functionals
@@ -39,10 +40,14 @@
      mapping (fser_jax/data/labels.py, `--label_map`), over the mapped classes.
    An arm that cannot run is skipped with the reason; a CNN cell whose loss
    stops being finite is counted in its row's `diverged`, not lost.
-4. The choice (`choice`): in every draw, the linear arm with the best
-   cross-validated UA on the draw's labelled clips, or the simplest arm
-   (LINEAR's order) within one standard error of it
-   (`learning_curve.choice_rule='one_se'`; 'best': the best alone). The test
+4. The choice (`choice`): below `learning_curve.choose_from` clips per class
+   the default arm (`baseline_speaker` with speakers, else `baseline`);
+   from it on, in every draw, the linear arm with the best cross-validated
+   UA on the draw's labelled clips, or the first candidate (the per-speaker
+   family first) within one standard error of it
+   (`learning_curve.choice_rule='one_se'`; 'best': the best alone). Below
+   `learning_curve.search_from` every arm's settings are fixed. The choice's
+   `cv_ua` is nested (the choice made again inside every fold). The test
    speaker is not used. The test set then scores the chosen arm; every arm's
    test UA is reported too, marked as not used for the choice, with the best
    in hindsight beside the chosen one.
@@ -54,7 +59,8 @@
 Each CNN cell is an ordinary run (protocol `file`) in OUT/<arm>/k<k>_r<r>, so
 an interrupted curve resumes: finished cells are read back, the unfinished
 one resumes from its checkpoint. Per-clip features are cached in
-OUT/features.npz, keyed by the clips' audio, the rate and RUN's checkpoint.
+OUT/features.npz, keyed by the clips' audio, the rate, RUN's checkpoint and
+the speakers.
 OUT gets learning_curve.json (shape below), learning_curve.md (its first
 lines: what was chosen at each k and how, and a warning when RUN calls most
 clips one class) and learning_curve.png.
@@ -284,21 +290,24 @@ def recommend(out: dict) -> list[dict]:
   return recs
 
 
-def source_overlap(run, test: np.ndarray, meta: dict) -> list[str]:
+def source_overlap(run, test: np.ndarray, meta: dict) -> list[str] | None:
   """The curve's test clips the source run (train.init_from) trained or
-  validated on, by file name or by corpus and speaker (its splits.csv)."""
+  validated on, by corpus and file (its path within the corpus: bare names
+  repeat across speakers) or by corpus and speaker, from its splits.csv;
+  None when the run has no splits.csv (not checked)."""
   path = rundir.path(run.workdir, rundir.SPLITS)
   if not os.path.exists(path):
-    return []
+    return None
   with open(path, newline="") as f:
-    seen = [r for r in csv.DictReader(f) if r["split"] != splits_lib.TEST]
-  files = {os.path.basename(r["filename"]) for r in seen}
+    seen = [r for r in csv.DictReader(f)
+            if r["split"] in (splits_lib.TRAIN, splits_lib.VAL)]
+  files = {(r["corpus"], r["filename"]) for r in seen}
   voices = {(r["corpus"], r["speaker"]) for r in seen if r["speaker"]}
   hits = set()
   for i in np.flatnonzero(test):
-    name = os.path.basename(str(meta["filename"][i]))
-    voice = (str(meta["corpus"][i]), str(meta["speaker"][i]))
-    if name in files:
+    corpus, name = str(meta["corpus"][i]), str(meta["filename"][i])
+    voice = (corpus, str(meta["speaker"][i]))
+    if (corpus, name) in files:
       hits.add(f"file {name}")
     elif voice in voices:
       hits.add(f"speaker {voice[1]} of {voice[0]}")
@@ -362,11 +371,15 @@ def run(config, workdir: str, *, overwrite: bool = False) -> dict:
   arms = wanted
   skipped = {}
   run = None
-  overlap = []
+  overlap = []  # None: the source run has no splits.csv to check
   if config.train.init_from:
     from fser_jax.runs.trained import TrainedRun
     run = TrainedRun(os.path.expanduser(config.train.init_from))
     overlap = source_overlap(run, test, meta)
+    if overlap is None:
+      logging.warning("learning curve: %s has no splits.csv; whether it "
+                      "trained on the test speaker is not checked",
+                      config.train.init_from)
     if overlap and not lc.allow_source_overlap:
       raise DataError(
           f"learning curve: the source run {config.train.init_from} trained "

@@ -38,6 +38,9 @@ def to_markdown(out: dict, rows, cnn_arms, not_learned: float) -> str:
               "cross-validation holds one of them out, so the choice below "
               "rests on two voices; label clips of more speakers before "
               "trusting it.", ""]
+  if out.get("init_from") and out.get("source_overlap") is None:
+    lines += [f"The source run `{out['init_from']}` has no splits.csv: whether "
+              "it trained on the test speaker is not checked.", ""]
   if out.get("source_overlap"):
     lines += [f"**The source run `{out['init_from']}` trained on the test "
               f"set's {', '.join(out['source_overlap'][:5])}** "
