@@ -20,6 +20,7 @@ is tuned to home. These sets differ from it the way users' recordings do:
 | spanish_mobile | Spanish | 6 | furious down cheerful scared relaxed plain (unbalanced) | AMR-NB mobile codec, a room, babble 5-20 dB SNR, a loudness offset of -20..+20 dB per speaker; 16 kHz |
 | french_room | French | 3 | anger happiness neutral sadness | a reverberant room, babble 0-10 dB SNR, 44.1 kHz |
 | english_gsm | English, by another synthesiser | 5 | irritated low cheerful afraid relaxed plain | GSM full-rate codec at 8 kHz, white noise 15-25 dB SNR, a loudness offset of -15..+15 dB per speaker; manifest columns file,emotion,talker |
+| polish_voip | Polish; emotion acted after synthesis | 5 (one a Klatt voice source) | gniew smutek radosc strach spokoj (spokoj the most) | MP3 at 16 or 24 kbit/s (one per call), 3-8% of 20 ms packets lost, in bursts, fan noise 25-35 dB SNR; 16 kHz |
 
 `english_gsm` differs in kind from the espeak-ng sets: it is spoken by
 Flite (Debian package `flite`), whose voices are built from recordings of
@@ -27,6 +28,20 @@ real speakers (CMU ARCTIC's awb, rms and slt by statistical parametric
 synthesis, kal's diphones), acted by Flite's own duration and pitch-range
 controls and a sox pitch shift; its manifest uses another layout
 (`--columns path=file,label=emotion,speaker=talker`).
+
+`polish_voip` differs in kind in how emotion is acted: espeak-ng reads
+every sentence neutrally, and the emotion is made afterwards by sox
+(POST_ACTING): a pitch shift of the whole voice and a tempo change that
+keep espeak-ng's own intonation contour, gain, and voice quality made by
+effects (overdrive and a treble lift for anger, a tremolo for fear, a
+low-pass for sadness), each at a random intensity per clip. The other
+espeak-ng sets change the synthesiser's targets instead (SSML pitch range
+and rate), which reshapes the contour. Its channel is a lossy transform
+codec with packet loss, as on a voice call: an MP3 round trip at a low
+bitrate (the encoder's low-pass leaves nothing above about 6 kHz of the 8
+kHz band) and 20 ms frames muted where packets were lost. Polish, its voices
+(espeak-ng variants none of the others use, one on the Klatt voice source)
+and its label names are its own.
 
 Each set is OUT_DIR/<set>/ with its audio and a manifest.csv
 (path,label,speaker,gender) for configs/own_data.py. Deterministic for a
@@ -57,6 +72,16 @@ SENTENCES = {
            "Η θάλασσα είναι πολύ κρύα σήμερα.",
            "Μου είπε να τον περιμένω στη γωνία.",
            "Το κατάστημα κλείνει νωρίς το Σάββατο."],
+    "pl": ["Pociąg odjeżdża o siódmej rano.",
+           "Zostawiłem klucze na stole w kuchni.",
+           "Jutro jedziemy na wieś z babcią.",
+           "Drzwi były otwarte przez całą noc.",
+           "Nie wiem, o której wróci Tomek.",
+           "List przyszedł wczoraj po południu.",
+           "We wtorek kupiliśmy nowy samochód.",
+           "Woda w jeziorze jest dziś bardzo zimna.",
+           "Powiedział, żebym czekał na niego na rogu.",
+           "Sklep w sobotę zamykają wcześnie."],
     "es": ["El tren sale a las siete de la mañana.",
            "Dejé las llaves encima de la mesa.",
            "Mañana vamos al pueblo con la abuela.",
@@ -112,6 +137,45 @@ SPEAKERS = [("m1", "male", 40, 165), ("f2", "female", 62, 175),
             ("m7", "male", 46, 180), ("f5", "female", 58, 170)]
 
 
+# polish_voip's voices: variants the other espeak-ng sets leave out, and
+# klatt3, espeak-ng's Klatt voice source in place of its default one.
+PL_SPEAKERS = [("m2", "male", 42, 155), ("f3", "female", 60, 170),
+               ("klatt3", "male", 36, 145), ("f1", "female", 66, 180),
+               ("m6", "male", 50, 165)]
+
+# Acting after synthesis (sets with acted='post'): sox effects on a
+# neutrally read sentence, each scaled by the clip's intensity i. `cents`
+# shifts the pitch without touching the timing, `tempo` the timing without
+# the pitch; `loud` is dB as in ACTING; `sox(i)` is the voice quality.
+POST_ACTING = {
+    "anger": dict(cents=300, tempo=1.18, loud=6.0,
+                  sox=lambda i: ["overdrive", f"{4 + 12 * i:.1f}", "20",
+                                 "treble", f"{6 * i:+.1f}", "2500"]),
+    "sadness": dict(cents=-250, tempo=0.75, loud=-6.0,
+                    sox=lambda i: ["lowpass", f"{3800 - 1800 * i:.0f}"]),
+    "happiness": dict(cents=450, tempo=1.08, loud=3.0,
+                      sox=lambda i: ["equalizer", "3000", "1q",
+                                     f"{4 * i:+.1f}"]),
+    "fear": dict(cents=200, tempo=1.25, loud=-3.0,
+                 sox=lambda i: ["highpass", "250", "tremolo",
+                                f"{6 + 2 * i:.1f}", f"{30 + 40 * i:.0f}"]),
+    "calm": dict(cents=-100, tempo=0.9, loud=-2.0,
+                 sox=lambda i: ["lowpass", f"{6000 - 1500 * i:.0f}"]),
+}
+
+
+def post_act(emotion: str, intensity: float, rng) -> tuple[list[str], float]:
+  """sox effects that act `emotion` on neutral speech at `intensity`, and
+  the loudness change in dB; the pitch and tempo jitter a little per clip
+  so that neighbouring classes (calm and sadness, anger and happiness)
+  overlap at low intensities."""
+  a = POST_ACTING[emotion]
+  cents = a["cents"] * intensity + rng.uniform(-60, 60)
+  tempo = (1 + (a["tempo"] - 1) * intensity) * rng.uniform(0.96, 1.04)
+  effects = ["pitch", f"{cents:.0f}", "tempo", "-s", f"{tempo:.3f}"]
+  return effects + a["sox"](intensity), a["loud"] * intensity
+
+
 # Flite's voices (name, gender); each answers the duration control, the
 # pitch shift is sox's (not every Flite voice follows its f0 targets).
 FLITE_SPEAKERS = [("awb", "male"), ("slt", "female"), ("rms", "male"),
@@ -124,11 +188,13 @@ class ShiftSet:
   voice: str  # espeak-ng language (or 'en' for Flite)
   speakers: int
   counts: dict  # label name -> clips per speaker
-  emotion: dict  # label name -> ACTING key
-  channel: str  # 'phone' | 'mobile' | 'room' | 'gsm'
+  emotion: dict  # label name -> ACTING key (POST_ACTING key if 'post')
+  channel: str  # 'phone' | 'mobile' | 'room' | 'gsm' | 'voip'
   rate: int  # stored sample rate
   engine: str = "espeak-ng"  # or 'flite'
   columns: tuple = ("path", "label", "speaker", "gender")  # manifest header
+  acted: str = "synth"  # 'synth': by the synthesiser; 'post': POST_ACTING
+  cast: tuple = ()  # speakers; empty: SPEAKERS (FLITE_SPEAKERS for Flite)
 
 
 SETS = {
@@ -157,10 +223,19 @@ SETS = {
          "afraid": "fear", "relaxed": "calm", "plain": "neutral"},
         "gsm", 8000, engine="flite",
         columns=("file", "emotion", "talker", "sex")),
+    "polish_voip": ShiftSet(
+        "polish_voip", "pl", 5,
+        {"spokoj": 16, "gniew": 14, "radosc": 14, "smutek": 14,
+         "strach": 12},
+        {"spokoj": "calm", "gniew": "anger", "radosc": "happiness",
+         "smutek": "sadness", "strach": "fear"},
+        "voip", 16000, acted="post", cast=tuple(PL_SPEAKERS)),
 }
 # Label map from a set's names to FSER's classes (the zero-shot arm).
 LABEL_MAPS = {"spanish_mobile": "furious=anger,down=sadness,cheerful=happiness,"
-                                 "relaxed=calm,plain=neutral,scared=anxiety"}
+                                 "relaxed=calm,plain=neutral,scared=anxiety",
+              "polish_voip": "gniew=anger,smutek=sadness,radosc=happiness,"
+                             "strach=anxiety,spokoj=calm"}
 
 
 def check_tools(sets=tuple(SETS)) -> None:
@@ -251,8 +326,31 @@ def babble_bank(s: ShiftSet, tmp: str, rng, seconds: float = 30.0,
   return np.sum(streams, 0)
 
 
+def drop_packets(y: np.ndarray, sr: int, loss: float, rng,
+                 frame_s: float = 0.02, fade_s: float = 0.002) -> np.ndarray:
+  """Mutes the 20 ms frames whose packets were lost: each frame is lost
+  with probability `loss`, and the one after a lost frame with 0.3, as
+  losses come in bursts on a congested link (`loss` 0.02-0.06 loses
+  3-8% of the frames). A 2 ms fade on either side stands in for the
+  click suppression of a receiver without concealment."""
+  y = y.copy()
+  n, f = int(frame_s * sr), int(fade_s * sr)
+  lost = False
+  for start in range(0, y.size - n + 1, n):
+    lost = rng.random() < (0.3 if lost else loss)
+    if not lost:
+      continue
+    y[start:start + n] = 0.0
+    before = y[max(0, start - f):start]
+    before *= np.linspace(1, 0, before.size, endpoint=False)
+    after = y[start + n:start + n + f]
+    after *= np.linspace(0, 1, after.size, endpoint=False)
+  return y
+
+
 def channel(s: ShiftSet, x: np.ndarray, sr: int, extra_sox: list[str],
-            babble: np.ndarray, gain_db: float, rng, tmp: str) -> np.ndarray:
+            babble: np.ndarray, gain_db: float, rng, tmp: str,
+            call: tuple | None = None) -> np.ndarray:
   """The acting's voice quality, then the set's channel; returns audio at
   s.rate."""
   import soundfile as sf
@@ -275,6 +373,23 @@ def channel(s: ShiftSet, x: np.ndarray, sr: int, extra_sox: list[str],
     y, _ = _read(dst)
     return _mix(y, rng.standard_normal(y.size).astype(np.float32),
                 rng.uniform(15, 25))
+  if s.channel == "voip":
+    # A call: fan noise at the talker's end, the codec, then the network.
+    # `call` is (bitrate in kbit/s, packet loss), fixed per speaker.
+    bitrate, loss = call
+    _run(["sox", src, dst] + effects)
+    y, sr = _read(dst)
+    # The acting's loudness is gain_db alone: overdrive and the treble
+    # lift raise the level by several dB more, and anger would be told
+    # apart by its level alone.
+    y *= np.sqrt(np.mean(x ** 2) / (np.mean(y ** 2) + 1e-12))
+    y = _mix(y, _pink(y.size, rng), rng.uniform(25, 35))
+    sf.write(src, y / max(1.0, float(np.abs(y).max()) / 0.99), sr)
+    mp3 = os.path.join(tmp, "out.mp3")
+    _run(["sox", src, "-r", str(s.rate), "-C", str(bitrate), mp3])
+    _run(["sox", mp3, dst])
+    y, sr = _read(dst)
+    return drop_packets(y, sr, loss, rng)
   if s.channel == "mobile":
     amr = os.path.join(tmp, "out.amr-nb")
     _run(["sox", src, "-r", "8000", amr] + effects
@@ -299,14 +414,19 @@ def write_set(s: ShiftSet, out_dir: str, seed: int = 0,
   with tempfile.TemporaryDirectory() as tmp:
     babble = (babble_bank(s, tmp, rng, seconds=30.0 * min(1.0, scale * 2))
               if s.channel in ("room", "mobile") else None)
+    cast = s.cast or (FLITE_SPEAKERS if s.engine == "flite" else SPEAKERS)
+    post = s.acted == "post"
     for si in range(s.speakers):
-      spk = (FLITE_SPEAKERS if s.engine == "flite" else SPEAKERS)[si]
+      spk = cast[si]
       spk_id = f"{s.voice}{si + 1:02d}"
       # A recording session per speaker: its level (mobile: +-20 dB).
       gain = {"mobile": rng.uniform(-20, 20), "gsm": rng.uniform(-15, 15)
               }.get(s.channel, 0.0)
+      # A call per speaker: its bitrate and packet loss.
+      call = ((int(rng.choice([16, 24])), rng.uniform(0.02, 0.06))
+              if s.channel == "voip" else None)
       for label, n in s.counts.items():
-        acting = ACTING[s.emotion[label]]
+        acting = ACTING["neutral" if post else s.emotion[label]]
         for u in range(max(1, int(round(n * scale)))):
           text = SENTENCES[s.voice][(u + si) % len(SENTENCES[s.voice])]
           raw = os.path.join(tmp, "clip.wav")
@@ -314,10 +434,15 @@ def write_set(s: ShiftSet, out_dir: str, seed: int = 0,
           if s.engine == "flite":
             speak_flite(text, spk, acting, intensity, rng, raw, tmp)
           else:
-            speak(text, s.voice, spk, acting, intensity, rng, raw)
+            # 'post': read neutrally (intensity 0), acted by sox below.
+            speak(text, s.voice, spk, acting, 0.0 if post else intensity,
+                  rng, raw)
+          effects, loud = acting["sox"], acting["loud"] * intensity
+          if post:
+            effects, loud = post_act(s.emotion[label], intensity, rng)
           x, sr = _read(raw)
-          level = gain + acting["loud"] * intensity + rng.uniform(-3, 3) - 6
-          y = channel(s, x, sr, acting["sox"], babble, level, rng, tmp)
+          level = gain + loud + rng.uniform(-3, 3) - 6
+          y = channel(s, x, sr, effects, babble, level, rng, tmp, call)
           y = np.clip(y, -1, 1)
           ext = "flac" if (s.channel == "phone" and u % 2) else "wav"
           rel = os.path.join(spk_id, f"{spk_id}_{label}_{u:02d}.{ext}")
