@@ -560,6 +560,9 @@ POLICY_NAMES = {
     "fixed": "settings fixed, ties to the per-speaker family",
     "fixed_choose_from_20": "settings fixed; below k = 20 the default arm",
     "fixed_choose_from_50": "settings fixed; below k = 50 the default arm",
+    "default_below_20_then_search": "below k = 20 the default arm; from 20 "
+                                    "settings searched, the arm chosen "
+                                    "(added after two sets' results)",
 }
 
 
@@ -585,7 +588,20 @@ def _cp_summary(root):
           + f"\nPoints of UA over {n} cells ({len(d['sets'])} sets: "
           f"{', '.join(d['sets'])}; k = 5, 10, 20, 50), {d['draws']} draws "
           f"each; {d['cpu']}. By the rule: `{d['verdict']['policy']}` "
-          f"({d['verdict']['why']}).\n")
+          f"({d['verdict']['why']}).\n" + _held_out(d))
+
+
+def _held_out(d) -> str:
+  v = d["policies"][d["verdict"]["policy"]]
+  h = v.get("held_out")
+  if not h:
+    return ""
+  return (f"\nOn the set held out from the rule's making "
+          f"({', '.join(h['sets'])}): {signed(h['mean_vs_reference'])} against "
+          f"the reference on average (worst k {signed(h['min_vs_reference'])}), "
+          f"{signed(h['mean_regret'])} against the best fixed policy. The "
+          f"nested estimate exists for {v['cv_gap_cells']} of "
+          f"{len(v['cells'])} cells.\n")
 
 
 @block("curve_policies/cells", f"{CP}/summary.json")
