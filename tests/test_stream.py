@@ -3,6 +3,7 @@ the in-memory path gives it, a killed run resumes exactly, the report is the
 same, and what the loader holds does not grow with the training set."""
 
 import os
+import time
 import tracemalloc
 
 import jax
@@ -234,6 +235,14 @@ def test_a_killed_streamed_process_resumes_to_the_same_parameters(ar_dir,
   workdir = tmp_path / "run"
   proc = _launch(cfg_file, workdir)
   _wait_for_step(str(workdir), 14, proc)
+  # The checkpoint of epoch 2 is written in the background: kill only once
+  # one is finalized (orbax renames its temporary folder to the bare step),
+  # so the test does not race the save on a slow machine.
+  ckdir = workdir / "checkpoints"
+  t0 = time.time()
+  while not (ckdir.exists() and any(n.isdigit() for n in os.listdir(ckdir))):
+    assert time.time() - t0 < 240 and proc.poll() is None, "no checkpoint"
+    time.sleep(0.1)
   proc.send_signal(signal.SIGKILL)
   proc.communicate(timeout=120)
   assert proc.returncode == -signal.SIGKILL
