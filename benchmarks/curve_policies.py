@@ -80,20 +80,6 @@ def _config(manifest: str, source: str, columns: str):
   return c
 
 
-def _legacy_choose(cell, y, rule="one_se"):
-  """The choice before the per-speaker ordering: LINEAR's order."""
-  from fser_jax.experiments.learning_curve import arms as A
-  arms = [a for a in A.LINEAR if a in cell]
-  best = max(arms, key=lambda a: (cell[a]["cv_ua"], -arms.index(a)))
-  cov = cell[arms[0]]["cv_covered"]
-  for a in arms:
-    se = A._se_of_difference(cell[best]["cv_correct"][cov],
-                             cell[a]["cv_correct"][cov], np.asarray(y)[cov])
-    if cell[a]["cv_ua"] >= cell[best]["cv_ua"] - se:
-      return a
-  return best
-
-
 def run_set(name: str, suite: str, source: str, workdir: str, draws: int,
             nested: bool) -> dict:
   from fser_jax.data import dataset_io
@@ -139,8 +125,8 @@ def run_set(name: str, suite: str, source: str, workdir: str, draws: int,
       picks, uas = [], []
       for r in range(draws):
         cl, idx = cell_of[search][r], cells[(k, r)]
-        a = (A.choose(cl, labels[idx], default_only=default_only)[0]
-             if speaker_first else _legacy_choose(cl, labels[idx]))
+        a = A.choose(cl, labels[idx], default_only=default_only,
+                     speaker_first=speaker_first)[0]
         picks.append(a)
         uas.append(cl[a]["report"]["unweighted_accuracy"])
       est = None

@@ -291,6 +291,9 @@ def test_ties_go_to_the_per_speaker_family_then_baseline_speaker():
                                               "probe_speaker"]
   assert linear_arms.choose(cell, y, "one_se")[0] == "baseline_speaker"
   assert linear_arms.choose(cell, y, "best")[0] == "baseline_speaker"
+  # The order before the per-speaker family led (the policy experiment's
+  # `legacy`): the inductive baseline first.
+  assert linear_arms.choose(cell, y, speaker_first=False)[0] == "baseline"
 
 
 def test_the_nested_estimate_is_not_the_best_of_what_was_tried():

@@ -8,6 +8,8 @@ oneDNN is missing or has no bfloat16 kernels for the CPU. Skipped where
 oneDNN does not build (no libdnnl-dev or fser_jax[onednn]); the bfloat16
 cases where oneDNN cannot run them on this CPU."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,6 +27,19 @@ needs_onednn = pytest.mark.skipif(not OK, reason=WHY)
 needs_bfloat16 = pytest.mark.skipif(
     not (OK and onednn.bfloat16_ok()),
     reason=onednn.bfloat16_message("bfloat16 in oneDNN") if OK else WHY)
+
+
+def _capped_to_avx2(code: str) -> dict:
+  """Runs `code` in a fresh process with oneDNN capped to AVX2 (what an
+  AVX2-only CPU gives it) and returns its 'name value' lines as a dict."""
+  import subprocess
+  import sys
+  env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2",
+         "DNNL_MAX_CPU_ISA": "AVX2", xla_cpu.NO_TUNE_ENV: "1"}
+  p = subprocess.run([sys.executable, "-c", code], env=env,
+                     capture_output=True, text=True, timeout=300)
+  assert p.returncode == 0, p.stderr[-2000:]
+  return dict(l.split(" ", 1) for l in p.stdout.splitlines())
 
 
 def _lax(x, k, b):
@@ -55,6 +70,7 @@ def _case(shape, ksize, f=6):
 
 @needs_onednn
 @_SHAPES
+
 def test_values_and_gradients_match_lax(shape, ksize):
   (x, k, b, g), want = _case(shape, ksize)
   got = jax.jit(lambda *a: _both(onednn.conv, *a))(x, k, b, g)
@@ -206,9 +222,6 @@ def test_without_avx512_winograd_is_off_and_falls_back_to_direct():
   AVX-512): the probe says no Winograd, 'auto' does not choose it, and a
   call that asks for it still gives lax.conv's values through the direct
   convolution, which impls() names."""
-  import os
-  import subprocess
-  import sys
   code = (
       "import jax, jax.numpy as jnp, numpy as np\n"
       "from fser_jax.cpu import onednn, xla as xla_cpu\n"
@@ -223,12 +236,7 @@ def test_without_avx512_winograd_is_off_and_falls_back_to_direct():
       "got = onednn.conv(x, k, b, winograd=True)\n"
       "print('err', float(jnp.abs(got - want).max() / jnp.abs(want).max()))\n"
       "print('impl', onednn.impls().strip().splitlines()[0])\n")
-  env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2",
-         "DNNL_MAX_CPU_ISA": "AVX2", xla_cpu.NO_TUNE_ENV: "1"}
-  p = subprocess.run([sys.executable, "-c", code], env=env,
-                     capture_output=True, text=True, timeout=300)
-  assert p.returncode == 0, p.stderr[-2000:]
-  out = dict(l.split(" ", 1) for l in p.stdout.splitlines())
+  out = _capped_to_avx2(code)
   assert out["ok"] == "False"
   assert out["auto"] != "onednn_winograd"
   assert float(out["err"]) < 1e-5
@@ -244,9 +252,6 @@ def test_without_native_bfloat16_asking_for_it_is_one_clear_line():
   it by name, in the model or in onednn.conv, is one UserError line that
   names the settings and what to use, raised before oneDNN is asked for a
   primitive; float32 still runs in oneDNN."""
-  import os
-  import subprocess
-  import sys
   code = (
       "import jax, jax.numpy as jnp\n"
       "from flax import nnx\n"
@@ -271,12 +276,7 @@ def test_without_native_bfloat16_asking_for_it_is_one_clear_line():
       "print('built', repr(onednn.impls()))\n"
       "y = onednn.conv(x.astype(jnp.float32), k, jnp.zeros(4))\n"
       "print('f32', float(y[0, 0, 0, 0]), float(y[0, 1, 1, 0]))\n")
-  env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2",
-         "DNNL_MAX_CPU_ISA": "AVX2", xla_cpu.NO_TUNE_ENV: "1"}
-  p = subprocess.run([sys.executable, "-c", code], env=env,
-                     capture_output=True, text=True, timeout=300)
-  assert p.returncode == 0, p.stderr[-2000:]
-  out = dict(l.split(" ", 1) for l in p.stdout.splitlines())
+  out = _capped_to_avx2(code)
   assert out["ok"] == "True False"
   assert out["auto"] != "onednn" and out["auto_bf16_cpu"] == "xla"
   cap = "ONEDNN_MAX_CPU_ISA=AVX2 DNNL_MAX_CPU_ISA=AVX2"

@@ -454,7 +454,7 @@ def _enc_speed_summary(root):
 
 @block("readme/encoder_speed", ENC.format("*", "*"))
 def _readme_encoder_speed(root):
-  return (f"On a 2-core Xeon, fser_jax runs them at "
+  return (f"On a 2-core Xeon with AVX-512 and AMX, fser_jax runs them at "
           f"{_rng(_f32_ratios(root), suffix='x')} transformers' float32 speed "
           f"([results](docs/results/encoders.md)).\n")
 

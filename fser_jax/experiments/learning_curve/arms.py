@@ -207,7 +207,7 @@ def linear_cell(blocks: dict, labels, idx, test, num_classes: int,
         hs["tried"] * h2["tried"] * (len(linear.FUSION_WEIGHTS) if search
                                      else 1))
 
-  if "stats_speaker" in blocks:  # the fixed bar, whatever `search` says
+  if search and "stats_speaker" in blocks:  # the fixed bar
     x = blocks["stats_speaker"]
     h = linear.fixed(x[idx], y, folds, classes, linear.FIXED_FEATURES)
     arm("reference_speaker", h["oof"],
@@ -246,6 +246,9 @@ def linear_cell(blocks: dict, labels, idx, test, num_classes: int,
     arm("probe_embedding" + suffix, he["oof"], lp_e, {"C": he["C"]},
         he["tried"])
     fused("probe" + suffix, hs, lp_s, he, lp_e, {"C_embedding": he["C"]})
+  if not search and "baseline_speaker" in out:
+    # Nothing searched: baseline_speaker is the fixed reference itself.
+    out["reference_speaker"] = dict(out["baseline_speaker"])
   return out, how
 
 
@@ -259,24 +262,27 @@ def _se_of_difference(a, b, y) -> float:
   return float(np.sqrt(var)) / cls.size
 
 
-def candidates(cell: dict) -> list[str]:
+def candidates(cell: dict, speaker_first: bool = True) -> list[str]:
   """The arms a choice is made among, in the order a tie is broken: when
   the cell has the per-speaker family (every speaker's unlabelled clips
   are there to standardise with), that family first, `baseline_speaker`
-  leading, then the inductive arms; else LINEAR's order. Reference rows
-  are never chosen."""
+  leading, then the inductive arms; else (or without `speaker_first`, the
+  order before it) LINEAR's order. Reference rows are never chosen."""
   arms = [a for a in LINEAR if a in cell]
+  if not speaker_first:
+    return arms
   return sorted(arms, key=lambda a: (not is_speaker_arm(a), LINEAR.index(a)))
 
 
-def choose(cell: dict, y, rule: str = "one_se", default_only: bool = False
-           ) -> tuple[str, str]:
+def choose(cell: dict, y, rule: str = "one_se", default_only: bool = False,
+           speaker_first: bool = True) -> tuple[str, str]:
   """(arm, why) for one draw, from the cross-validation alone: the best
   cross-validated UA, or under 'one_se' the first arm of `candidates`
   within one standard error of it. Without folds, or with `default_only`
   (fewer clips than learning_curve.choose_from), the first candidate: the
-  default arm (`baseline_speaker` where speakers are known)."""
-  arms = candidates(cell)
+  default arm (`baseline_speaker` where speakers are known).
+  `speaker_first`: see `candidates`."""
+  arms = candidates(cell, speaker_first)
   if default_only:
     return arms[0], ("the default arm: too few clips per class to choose "
                      "an arm on (learning_curve.choose_from)")

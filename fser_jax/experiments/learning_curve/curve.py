@@ -469,9 +469,12 @@ def run(config, workdir: str, *, overwrite: bool = False) -> dict:
       per_cell.append(cell)
       per_draw.append(linear_arms.choose(cell, labels[idx], lc.choice_rule,
                                          default_only))
-      nested.append(linear_arms.nested_cv_ua(
-          blocks, labels, idx, len(classes), spk, names, search,
-          lc.choice_rule, default_only))
+      # No choice made: the default arm's own CV is already nested (nothing
+      # was selected on its folds; test_learning_curve checks they agree).
+      nested.append(cell[per_draw[-1][0]]["cv_ua"] if default_only else
+                    linear_arms.nested_cv_ua(
+                        blocks, labels, idx, len(classes), spk, names, search,
+                        lc.choice_rule))
     logging.info("learning curve k=%s: chosen %s", "all" if k < 0 else k,
                  ", ".join(a for a, _ in per_draw))
     for a in scored_rows:
